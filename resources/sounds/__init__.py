@@ -1,0 +1,1 @@
+"""The ping sound (D4) and the script that makes it."""
