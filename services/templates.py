@@ -1,0 +1,380 @@
+"""Email bodies from Jinja2 templates, rendered in a sandbox (E4, E5, M4).
+
+The notification templates (`resources/templates/new_message.txt.j2` and
+`new_message.html.j2`, or overrides passed to `TemplateRenderer`) see exactly these
+variables, all read-only:
+
+- `item`: `number` (int or none: a direct conversation has no item), `title`, `ref`
+  (`"[#12]"` or `""`).
+- `recipient`: `name`.
+- `conversation`: `kind` (`"internal"`, `"external"` or `"direct"`), `subject` (the email's).
+- `messages`: the new messages, oldest first; each has `author`, `time` (a formatted string),
+  `created_at` (a datetime) and `text` (plain text).
+- `context`: up to three earlier messages, the same shape, oldest first.
+
+R2: these come only from the `NotificationEmail` plan, which holds only what the recipient
+may see. Message text is plain text: the HTML template autoescapes everything, so text is
+never interpreted as HTML.
+
+Templates run in an immutable sandbox with `StrictUndefined` (an unknown name fails instead
+of rendering empty). Admin-edited templates are bounded: names and attributes starting with
+`_` are refused, loops and calls share a step budget, string repetition and powers are
+capped, and output stops at `MAX_OUTPUT_CHARS`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from types import CodeType
+from typing import Any, Final, Literal, overload
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from services.domain.email_plan import MessageView, NotificationEmail
+from services.errors import InputError
+
+__all__ = [
+    "HTML_TEMPLATE",
+    "MAX_OUTPUT_CHARS",
+    "MAX_STEPS",
+    "NOTIFICATION_VARIABLES",
+    "TEXT_TEMPLATE",
+    "ConversationVars",
+    "ItemVars",
+    "MessageVars",
+    "RecipientVars",
+    "TemplateError",
+    "TemplateRenderer",
+    "notification_variables",
+    "validate_template",
+]
+
+TEXT_TEMPLATE: Final = "new_message.txt.j2"
+HTML_TEMPLATE: Final = "new_message.html.j2"
+NOTIFICATION_VARIABLES: Final = frozenset(
+    {"item", "recipient", "messages", "context", "conversation"}
+)
+MAX_OUTPUT_CHARS: Final = 1_000_000
+MAX_STEPS: Final = 100_000  # loop iterations plus calls, per render
+_MAX_EXPONENT: Final = 1_000
+_LOOP_GUARD: Final = "__deskbell_loop_guard"
+_TEMPLATE_FILE_RE: Final = re.compile(r"^<template>$|\.j2$")
+
+
+class TemplateError(InputError):
+    """A template that cannot be saved or rendered; `lineno` points at the line if known."""
+
+    def __init__(self, message: str, *, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+# --- template variables ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVars:
+    number: int | None
+    title: str
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientVars:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationVars:
+    kind: str
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageVars:
+    author: str
+    time: str
+    created_at: datetime
+    text: str
+
+
+def _format_time(moment: datetime, tz: tzinfo | None) -> str:
+    # Digits only: strftime's day and month names follow the process locale, which Qt changes.
+    local = moment.astimezone(tz) if tz is not None and moment.tzinfo is not None else moment
+    zone = local.tzname() or ""
+    return f"{local:%Y-%m-%d %H:%M} {zone}".rstrip()
+
+
+def _message_vars(m: MessageView, tz: tzinfo | None) -> MessageVars:
+    return MessageVars(
+        author=m.author_name,
+        time=_format_time(m.created_at, tz),
+        created_at=m.created_at,
+        text=m.text,
+    )
+
+
+def notification_variables(
+    email: NotificationEmail, *, tz: tzinfo | None = None
+) -> dict[str, object]:
+    """The variables a notification template sees (see the module docstring)."""
+    number = email.item_number
+    return {
+        "item": ItemVars(
+            number=number, title=email.item_title, ref=f"[#{number}]" if number is not None else ""
+        ),
+        "recipient": RecipientVars(name=email.recipient_name),
+        "conversation": ConversationVars(kind=str(email.conversation_kind), subject=email.subject),
+        "messages": tuple(_message_vars(m, tz) for m in email.new_messages),
+        "context": tuple(_message_vars(m, tz) for m in email.context_messages),
+    }
+
+
+# --- the sandbox -------------------------------------------------------------------------
+
+
+class _Budget:
+    def __init__(self, steps: int) -> None:
+        self._left = steps
+
+    def spend(self) -> None:
+        self._left -= 1
+        if self._left < 0:
+            raise SecurityError("the template ran too long (too many loop steps or calls)")
+
+
+# Per render, not per environment: one renderer may serve several threads or tasks.
+_BUDGET: ContextVar[_Budget | None] = ContextVar("deskbell_template_budget", default=None)
+
+
+def _spend() -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend()
+
+
+def _loop_guard(iterable: Iterable[Any]) -> Iterator[Any]:
+    for value in iterable:
+        _spend()
+        yield value
+
+
+def _refuse_unsafe(tree: nodes.Template) -> None:
+    """Refuse at compile time what the sandbox would only catch at render time, and what it
+    allows but we do not: names and attributes starting with `_` (internals), and switching
+    autoescaping off (message text must never become HTML)."""
+    for modifier in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+        error = SecurityError("turning autoescaping off is not allowed")
+        error.lineno = modifier.lineno  # type: ignore[attr-defined]
+        raise error
+    for node in tree.find_all((nodes.Name, nodes.Getattr)):
+        if isinstance(node, nodes.Name):
+            name = node.name
+        elif isinstance(node, nodes.Getattr):
+            name = node.attr
+        else:
+            continue
+        if name.startswith("_"):
+            error = SecurityError(f"names starting with '_' are not allowed ({name!r})")
+            error.lineno = node.lineno  # type: ignore[attr-defined]
+            raise error
+
+
+def _guard_loops(tree: nodes.Template, environment: jinja2.Environment) -> None:
+    """Route every `for` loop's iterable through the step budget."""
+    for loop in list(tree.find_all(nodes.For)):
+        guard = nodes.Name(_LOOP_GUARD, "load", lineno=loop.lineno)
+        call = nodes.Call(guard, [loop.iter], [], None, None, lineno=loop.lineno)
+        call.set_environment(environment)
+        loop.iter = call
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    @overload
+    def compile(
+        self,
+        source: str | nodes.Template,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: Literal[False] = False,
+        defer_init: bool = False,
+    ) -> CodeType: ...
+
+    @overload
+    def compile(
+        self,
+        source: str | nodes.Template,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: Literal[True] = ...,
+        defer_init: bool = False,
+    ) -> str: ...
+
+    def compile(
+        self,
+        source: str | nodes.Template,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: bool = False,
+        defer_init: bool = False,
+    ) -> str | CodeType:
+        if isinstance(source, str):
+            source = self.parse(source, name, filename)
+        _refuse_unsafe(source)
+        _guard_loops(source, self)
+        return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload, no-any-return]
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # Positional-only: a template's own keyword arguments may be named anything.
+        _spend()
+        return super().call(context, obj, *args, **kwargs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(seq) * count > MAX_OUTPUT_CHARS
+                ):
+                    raise SecurityError("repetition would make a value too large")
+        elif operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
+            raise SecurityError("the exponent is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_html(name: str | None) -> bool:
+    return name is not None and (name.endswith(".html.j2") or name.endswith(".html"))
+
+
+def _environment(sources: Mapping[str, str]) -> _Sandbox:
+    env = _Sandbox(
+        loader=jinja2.DictLoader(dict(sources)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=_is_html,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.globals[_LOOP_GUARD] = _loop_guard
+    # `safe` would let message text through as HTML; there is no legitimate use for it here.
+    del env.filters["safe"]
+    return env
+
+
+def _lineno(exc: BaseException) -> int | None:
+    """The template line an error came from (Jinja rewrites tracebacks to template lines)."""
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno
+    found: int | None = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if _TEMPLATE_FILE_RE.search(frame.filename) and frame.lineno is not None:
+            found = frame.lineno
+    return found
+
+
+def _template_error(exc: BaseException, *, where: str) -> TemplateError:
+    lineno = _lineno(exc)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    at = f" line {lineno}" if lineno is not None else ""
+    return TemplateError(f"{where}{at}: {message}", lineno=lineno)
+
+
+# --- public API --------------------------------------------------------------------------
+
+
+def validate_template(source: str, *, allowed: set[str] | frozenset[str]) -> None:
+    """M4: refuse a template with a syntax error, an unknown filter, a private name, or a
+    variable outside `allowed`; the error names the line."""
+    env = _environment({})
+    try:
+        tree = env.parse(source)
+        env.compile(source)
+    except (jinja2.TemplateError, RecursionError) as exc:
+        raise _template_error(exc, where="template") from exc
+    unknown = meta.find_undeclared_variables(tree) - set(allowed)
+    if unknown:
+        first = min(
+            (n for n in tree.find_all(nodes.Name) if n.name in unknown), key=lambda n: n.lineno
+        )
+        names = ", ".join(sorted(unknown))
+        raise TemplateError(
+            f"template line {first.lineno}: unknown variable {first.name!r}"
+            f" (unknown: {names}; allowed: {', '.join(sorted(allowed))})",
+            lineno=first.lineno,
+        )
+
+
+def _default_source(name: str) -> str:
+    return importlib.resources.files("resources").joinpath("templates", name).read_text("utf-8")
+
+
+class TemplateRenderer:
+    """Renders notification emails from the default templates or from overrides.
+
+    `overrides` maps a template name (`TEXT_TEMPLATE`, `HTML_TEMPLATE`) to its source; each
+    is validated at construction, so a bad template fails early with its line.
+    """
+
+    def __init__(
+        self,
+        *,
+        overrides: Mapping[str, str] | None = None,
+        max_output_chars: int = MAX_OUTPUT_CHARS,
+        max_steps: int = MAX_STEPS,
+    ) -> None:
+        overrides = dict(overrides or {})
+        unknown = set(overrides) - {TEXT_TEMPLATE, HTML_TEMPLATE}
+        if unknown:
+            raise TemplateError(f"no such template: {', '.join(sorted(unknown))}")
+        for name, source in overrides.items():
+            try:
+                validate_template(source, allowed=NOTIFICATION_VARIABLES)
+            except TemplateError as exc:
+                raise TemplateError(f"{name}: {exc}", lineno=exc.lineno) from exc
+        sources = {
+            name: overrides.get(name) or _default_source(name)
+            for name in (TEXT_TEMPLATE, HTML_TEMPLATE)
+        }
+        self._env = _environment(sources)
+        self._max_output = max_output_chars
+        self._max_steps = max_steps
+
+    def render_notification(
+        self, email: NotificationEmail, *, tz: tzinfo | None = None
+    ) -> tuple[str, str]:
+        """(plain text, HTML) for one notification email; times shown in `tz` (else as stored)."""
+        variables = notification_variables(email, tz=tz)
+        return self.render(TEXT_TEMPLATE, variables), self.render(HTML_TEMPLATE, variables)
+
+    def render(self, name: str, variables: Mapping[str, object]) -> str:
+        """Render one template with a fresh step budget and the output cap."""
+        token = _BUDGET.set(_Budget(self._max_steps))
+        try:
+            template = self._env.get_template(name)
+            parts: list[str] = []
+            size = 0
+            for chunk in template.generate(**variables):
+                size += len(chunk)
+                if size > self._max_output:
+                    raise TemplateError(
+                        f"{name}: output is larger than {self._max_output} characters"
+                    )
+                parts.append(chunk)
+            return "".join(parts)
+        except (jinja2.TemplateError, RecursionError) as exc:
+            raise _template_error(exc, where=name) from exc
+        finally:
+            _BUDGET.reset(token)
