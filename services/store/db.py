@@ -1,0 +1,152 @@
+"""Opening the database: the engine, pragmas, migrations after a backup, corruption handling (D8)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.errors import StoreCorruptError
+
+__all__ = ["DB_FILENAME", "Store", "open_store", "sqlite_url"]
+
+log = logging.getLogger(__name__)
+
+DB_FILENAME = "deskbell.db"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / DB_FILENAME}"
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    # A message for a person when start-up had to repair something (a corrupt file moved aside).
+    notice: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _alembic_config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("services.store") / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _needs_upgrade(connection: Connection, cfg: Config) -> bool:
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    current = MigrationContext.configure(connection).get_current_revision()
+    return current != head
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = _alembic_config(connection)
+    if _needs_upgrade(connection, cfg):
+        command.upgrade(cfg, "head")
+
+
+def _check_sqlite_file(path: Path, now: datetime) -> str | None:
+    """Move a corrupt database aside (D8) rather than crash on every start."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        with sqlite3.connect(path) as conn:
+            ok = conn.execute("PRAGMA quick_check").fetchone()
+        if ok and ok[0] == "ok":
+            return None
+        problem = str(ok[0]) if ok else "no answer"
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = path.with_name(path.name + suffix)
+        if src.exists():
+            shutil.move(src, aside.with_name(aside.name + suffix))
+    log.error("database %s is damaged (%s); moved to %s", path, problem, aside)
+    return (
+        f"The database was damaged ({problem}) and has been moved to {aside}. "
+        "Deskbell started with an empty one; nothing was deleted."
+    )
+
+
+def _backup_sqlite(path: Path, now: datetime) -> Path | None:
+    """A consistent copy before a migration (sqlite3's online backup, WAL included)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with sqlite3.connect(path) as conn:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            return None
+        has_version = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name='alembic_version'"
+        ).fetchone()[0]
+        if has_version:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            current = row[0] if row else None
+            cfg = Config()
+            cfg.set_main_option(
+                "script_location", str(resources.files("services.store") / "migrations")
+            )
+            if current == ScriptDirectory.from_config(cfg).get_current_head():
+                return None
+        target = path.with_name(f"{path.name}.backup-{now.strftime('%Y%m%d-%H%M%S')}")
+        with sqlite3.connect(target) as dest:
+            conn.backup(dest)
+    log.info("backed up %s to %s before migrating", path, target)
+    return target
+
+
+async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
+    """Open (and create, repair or migrate) the database behind `url`."""
+    notice = None
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        notice = _check_sqlite_file(path, now)
+        _backup_sqlite(path, now)
+    else:
+        kwargs.update(pool_size=5, max_overflow=5, pool_pre_ping=True)
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+    except Exception as exc:
+        await engine.dispose()
+        if url.startswith("sqlite") and "file is not a database" in str(exc):
+            raise StoreCorruptError(f"cannot open the database: {exc}") from exc
+        raise
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    return Store(engine=engine, sessions=sessions, notice=notice)

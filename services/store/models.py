@@ -1,0 +1,258 @@
+"""The tables. Portable SQL only: the same models run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Change",
+    "Conversation",
+    "ConversationMember",
+    "Delivery",
+    "Email",
+    "EmailThread",
+    "Follower",
+    "Item",
+    "Message",
+    "Person",
+    "Setting",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite stores no zone; PostgreSQL would convert to the session's zone. Storing naive UTC
+    everywhere keeps comparisons and indexes identical on both.
+    """
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # PersonKind
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime]
+    # R5, N6 and the delay of E1 ("never" is notify_email off).
+    notify_in_app: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_sound: Mapped[bool] = mapped_column(Boolean, default=True)
+    delay_s: Mapped[int | None] = mapped_column(Integer, default=None)  # NULL: the workspace's
+    dnd_until: Mapped[datetime | None] = mapped_column(default=None)
+    dnd_weekly: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(40), default="open")
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), default=None)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Follower(Base):
+    __tablename__ = "followers"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True, index=True)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("item_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # ConversationKind
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), default=None)
+    # "lowid:highid" for a direct conversation between two users, so there is only one.
+    direct_key: Mapped[str | None] = mapped_column(String(40), unique=True, default=None)
+    created_at: Mapped[datetime]
+    last_message_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    last_message_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class ConversationMember(Base):
+    """The two people of a direct conversation (item conversations use followers)."""
+
+    __tablename__ = "conversation_members"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True, index=True)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    # person | automation | system | email: M3 needs to know what wrote a message.
+    source: Mapped[str] = mapped_column(String(16), default="person")
+    automation_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    email_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Delivery(Base):
+    """One message for one recipient: notified, seen, emailed, or suppressed and why."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id", "recipient_id"),
+        # The scheduler's one question: the earliest pending due time.
+        Index("ix_deliveries_state_due_at", "state", "due_at"),
+        # Unseen counts per person and conversation, over unseen rows only.
+        Index(
+            "ix_deliveries_unseen",
+            "recipient_id",
+            "conversation_id",
+            sqlite_where=text("seen_at IS NULL"),
+            postgresql_where=text("seen_at IS NULL"),
+        ),
+        Index("ix_deliveries_recipient_conversation", "recipient_id", "conversation_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None] = mapped_column(default=None)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # DeliveryState
+    seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    notified_at: Mapped[datetime | None] = mapped_column(default=None)
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id"), default=None, index=True)
+    reason: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class EmailThread(Base):
+    """Per recipient and conversation: when the last email left and the ids to thread on (E2, E4)."""
+
+    __tablename__ = "email_threads"
+
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    last_emailed_at: Mapped[datetime | None] = mapped_column(default=None)
+    message_ids: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Email(Base):
+    """The durable outbox and the log of incoming and outgoing mail (E6, M6)."""
+
+    __tablename__ = "emails"
+    __table_args__ = (
+        Index("ix_emails_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_emails_created_at", "created_at"),
+        # The outgoing caps of I6 count recent emails per conversation and per recipient.
+        Index("ix_emails_conversation_id_created_at", "conversation_id", "created_at"),
+        Index("ix_emails_recipient_id_created_at", "recipient_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))  # out | in
+    kind: Mapped[str] = mapped_column(
+        String(20)
+    )  # notification | template | system | test | incoming
+    status: Mapped[str] = mapped_column(String(16))  # EmailStatus
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True, default=None)
+    from_addr: Mapped[str] = mapped_column(String(320))
+    to_addrs: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    # Outgoing: the exact bytes fixed at queue time, so a resend carries the same Message-ID.
+    # Incoming: the original mail as received (I4: the original stays in the log).
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    conversation_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    recipient_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    item_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    template_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    reply: Mapped[str | None] = mapped_column(Text, default=None)  # the server's last words
+    reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    action: Mapped[str | None] = mapped_column(String(200), default=None)  # incoming: what it did
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Change(Base):
+    """An append-only feed of what changed, read by every running process (events.py)."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(30))
+    conversation_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    person_id: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -1,0 +1,188 @@
+"""What the service hands out: small frozen dataclasses, never ORM rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.domain.model import ConversationKind, NotificationSettings, PersonKind
+
+__all__ = [
+    "ChangeEvent",
+    "Changes",
+    "ConversationInfo",
+    "ConversationRow",
+    "EmailLogEntry",
+    "EmailedEntry",
+    "Inbox",
+    "ItemInfo",
+    "MessageRow",
+    "MessageStatus",
+    "PersonInfo",
+    "PostResult",
+    "SeenEntry",
+    "UnseenCounts",
+]
+
+
+class Inbox:
+    """The two inboxes of the window: direct conversations are internal (users only)."""
+
+    INTERNAL: tuple[ConversationKind, ...] = (ConversationKind.INTERNAL, ConversationKind.DIRECT)
+    EXTERNAL: tuple[ConversationKind, ...] = (ConversationKind.EXTERNAL,)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonInfo:
+    id: int
+    email: str
+    name: str
+    kind: PersonKind
+    is_admin: bool = False
+    settings: NotificationSettings = field(default_factory=NotificationSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemInfo:
+    id: int
+    number: int
+    title: str
+    status: str
+    internal_conversation_id: int
+    external_conversation_id: int
+    followers: tuple[PersonInfo, ...]
+    requester: PersonInfo | None
+    assignee: PersonInfo | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    id: int
+    kind: ConversationKind
+    item_number: int | None
+    title: str
+    members: tuple[PersonInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    """One row of the Open Conversations list (N2)."""
+
+    id: int
+    kind: ConversationKind
+    item_number: int | None
+    title: str
+    last_text: str
+    last_author: str
+    last_at: datetime | None
+    unseen: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeenEntry:
+    name: str
+    email: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EmailedEntry:
+    name: str
+    email: str
+    status: str  # EmailStatus, or "suppressed" for a delivery left out (E3)
+    at: datetime | None
+    detail: str | None  # the server's reply, the next attempt, or why it was left out
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """The icons under a message (E10): sent; seen by whom and when; emailed to whom."""
+
+    sent_at: datetime
+    seen: tuple[SeenEntry, ...] = ()
+    emailed: tuple[EmailedEntry, ...] = ()
+    waiting: tuple[str, ...] = ()  # names of recipients who have not seen it yet
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    conversation_id: int
+    author: PersonInfo | None
+    text: str
+    created_at: datetime
+    source: str
+    status: MessageStatus
+    unseen_by_viewer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnseenCounts:
+    """N3: the bubble shows `total`; each inbox tab its own; each row its own."""
+
+    total: int = 0
+    internal: int = 0
+    external: int = 0
+    by_conversation: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a write changed, so views refresh only that (Anki's OpChanges)."""
+
+    conversations: frozenset[int] = frozenset()
+    counts: bool = False
+    emails: bool = False
+    people: bool = False
+    items: bool = False
+
+    def __or__(self, other: Changes) -> Changes:
+        return Changes(
+            conversations=self.conversations | other.conversations,
+            counts=self.counts or other.counts,
+            emails=self.emails or other.emails,
+            people=self.people or other.people,
+            items=self.items or other.items,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One entry of the change feed, from this process or another."""
+
+    id: int
+    kind: str  # message | seen | email | person | item | follow | settings | automation
+    conversation_id: int | None
+    person_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    message_id: int
+    conversation_id: int
+    recipients: tuple[int, ...]
+    changes: Changes
+
+
+@dataclass(frozen=True, slots=True)
+class EmailLogEntry:
+    """One line of Incoming & Outgoing (M6)."""
+
+    id: int
+    direction: str
+    kind: str
+    status: str
+    from_addr: str
+    to_addrs: tuple[str, ...]
+    subject: str
+    message_id: str | None
+    reason: str | None
+    reply: str | None
+    action: str | None
+    item_number: int | None
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
