@@ -105,4 +105,3 @@ def _main() -> None:
 
 if __name__ == "__main__":
     _main()
-

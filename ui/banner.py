@@ -1,0 +1,162 @@
+"""The in-app banner (D3): a slim bar over the top of a window, one per conversation."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+__all__ = ["AUTO_HIDE_MS", "BannerArea", "BannerBar", "first_words"]
+
+AUTO_HIDE_MS = 8000
+_SPACES = re.compile(r"\s+")
+
+
+def first_words(text: str, *, limit: int = 80) -> str:
+    """One line of at most `limit` characters, cut at a word boundary, with an ellipsis."""
+    line = _SPACES.sub(" ", text).strip()
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def _plain_label(parent: QWidget, name: str) -> QLabel:
+    label = QLabel(parent)
+    label.setObjectName(name)
+    # People's text is never markup (SPEC "Plain text; never interpreted as HTML").
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+    return label
+
+
+class BannerBar(QFrame):
+    """One conversation's bar: author, first words, Open and ×."""
+
+    clicked = Signal(str)
+    dismissed = Signal(str)
+
+    def __init__(self, key: str, parent: QWidget, *, auto_hide_ms: int = AUTO_HIDE_MS) -> None:
+        super().__init__(parent)
+        self.key = key
+        self.setObjectName("deskbellBanner")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        # palette(...) roles keep it readable in light and dark themes; the accent is our blue.
+        self.setStyleSheet(
+            "#deskbellBanner { background: palette(base); border: 1px solid palette(mid);"
+            " border-left: 4px solid #2f6fde; border-radius: 6px; }"
+            "#deskbellBannerTitle { font-weight: bold; }"
+        )
+        self.title = _plain_label(self, "deskbellBannerTitle")
+        self.body = _plain_label(self, "deskbellBannerBody")
+        self.open_button = QPushButton(self.tr("Open"), self)
+        self.open_button.setAccessibleName(self.tr("Open conversation"))
+        self.close_button = QPushButton("×", self)
+        self.close_button.setFlat(True)
+        self.close_button.setFixedWidth(28)
+        self.close_button.setAccessibleName(self.tr("Dismiss notification"))
+        texts = QVBoxLayout()
+        texts.setSpacing(0)
+        texts.addWidget(self.title)
+        texts.addWidget(self.body)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 4, 4, 4)
+        row.addLayout(texts, 1)
+        row.addWidget(self.open_button)
+        row.addWidget(self.close_button)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(auto_hide_ms)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self.open_button.clicked.connect(self._on_open_clicked)
+        self.close_button.clicked.connect(self._on_close_clicked)
+
+    def update_text(self, *, title: str, body: str) -> None:
+        self.title.setText(first_words(title, limit=60))
+        self.body.setText(first_words(body))
+        self.setAccessibleName(f"{self.title.text()}: {self.body.text()}")
+        self._timer.start()
+
+    def mouseReleaseEvent(self, event: object) -> None:
+        self.clicked.emit(self.key)
+
+    def _on_open_clicked(self) -> None:
+        self.clicked.emit(self.key)
+
+    def _on_close_clicked(self) -> None:
+        self.dismissed.emit(self.key)
+
+    def _on_timer_timeout(self) -> None:
+        self.dismissed.emit(self.key)
+
+
+class BannerArea(QWidget):
+    """Stacks the bars over the top edge of `parent`, following its width; needs no layout."""
+
+    clicked = Signal(str)
+
+    def __init__(self, parent: QWidget, *, auto_hide_ms: int = AUTO_HIDE_MS) -> None:
+        super().__init__(parent)
+        self.setObjectName("deskbellBannerArea")
+        self._auto_hide_ms = auto_hide_ms
+        self._bars: dict[str, BannerBar] = {}
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(8, 6, 8, 0)
+        self._layout.setSpacing(4)
+        parent.installEventFilter(self)
+        self.hide()
+
+    def bar(self, key: str) -> BannerBar | None:
+        return self._bars.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._bars)
+
+    def show_banner(self, *, key: str, title: str, body: str) -> BannerBar:
+        """Show or update in place the bar of `key` (N5: one per conversation)."""
+        bar = self._bars.get(key)
+        if bar is None:
+            bar = BannerBar(key, self, auto_hide_ms=self._auto_hide_ms)
+            bar.clicked.connect(self._on_bar_clicked)
+            bar.dismissed.connect(self.close_banner)
+            self._bars[key] = bar
+            self._layout.insertWidget(0, bar)
+        bar.update_text(title=title, body=body)
+        self._relayout()
+        return bar
+
+    def close_banner(self, key: str) -> None:
+        bar = self._bars.pop(key, None)
+        if bar is None:
+            return
+        self._layout.removeWidget(bar)
+        bar.hide()
+        bar.deleteLater()
+        self._relayout()
+
+    def _on_bar_clicked(self, key: str) -> None:
+        self.clicked.emit(key)
+        self.close_banner(key)
+
+    def _relayout(self) -> None:
+        if not self._bars:
+            self.hide()
+            return
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        self._layout.activate()
+        self.setGeometry(0, 0, parent.width(), self.sizeHint().height())
+        self.show()
+        self.raise_()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize and self._bars:
+            self._relayout()
+        return False
