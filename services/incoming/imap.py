@@ -1,0 +1,312 @@
+"""Reading a mailbox over IMAP (I1, I7): new messages in UID order, exactly once each.
+
+IMAPClient is synchronous, so every call to it runs in a worker thread (`asyncio.to_thread`),
+one at a time under a lock. The cursor (UIDVALIDITY, last UID) is saved after every handled
+message: a crash re-takes at most the one message in flight and never loses one. A handler
+that raises is logged and skipped: one bad mail never stops the reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import imaplib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from services.errors import MailboxError, MailboxUnreachableError
+
+__all__ = ["ImapCursor", "ImapReader", "ImapSecurity", "ImapSettings", "MemoryCursor"]
+
+log = logging.getLogger(__name__)
+
+ImapSecurity = Literal["tls", "starttls", "none"]
+_T = TypeVar("_T")
+_IDLE_SLICE_S = 0.25  # how quickly an IDLE wait notices stop or a manual poll
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    security: ImapSecurity
+    username: str
+    password: str = field(repr=False)
+    folder: str = "INBOX"
+    cafile: str | None = None
+    timeout_s: float = 30
+    # Bigger messages are fetched only up to this many bytes (the parser copes with the cut).
+    max_message_bytes: int = 25_000_000
+
+
+class ImapCursor(Protocol):
+    """Where the reader stands in a folder; the caller persists it (e.g. in the database)."""
+
+    async def load(self, folder: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, last handled UID), or None before the first message."""
+        ...
+
+    async def save(self, folder: str, uidvalidity: int, uid: int) -> None: ...
+
+
+@dataclass
+class MemoryCursor:
+    """An ImapCursor kept in memory (tests, a first run)."""
+
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    async def load(self, folder: str) -> tuple[int, int] | None:
+        return self.positions.get(folder)
+
+    async def save(self, folder: str, uidvalidity: int, uid: int) -> None:
+        self.positions[folder] = (uidvalidity, uid)
+
+
+def _describe(settings: ImapSettings) -> str:
+    return f"{settings.host}:{settings.port}"
+
+
+def _translate(settings: ImapSettings, exc: BaseException) -> MailboxError:
+    """Our error for whatever IMAPClient, imaplib, ssl or the socket raised."""
+    where = _describe(settings)
+    if isinstance(exc, MailboxError):
+        return exc
+    if isinstance(exc, LoginError):
+        return MailboxError(f"The IMAP server {where} refused the login for {settings.username}.")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return MailboxError(f"The TLS certificate of {where} is not trusted: {exc.verify_message}.")
+    if isinstance(exc, imaplib.IMAP4.abort | OSError | EOFError):
+        return MailboxUnreachableError(f"The IMAP server {where} did not answer or hung up: {exc}")
+    return MailboxError(f"The IMAP server {where} refused a command: {exc}")
+
+
+def _connect(settings: ImapSettings) -> IMAPClient:
+    context = ssl.create_default_context(cafile=settings.cafile)
+    client = IMAPClient(
+        settings.host,
+        port=settings.port,
+        ssl=settings.security == "tls",
+        ssl_context=context if settings.security == "tls" else None,
+        timeout=settings.timeout_s,
+    )
+    try:
+        if settings.security == "starttls":
+            client.starttls(context)
+        client.login(settings.username, settings.password)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.shutdown()
+        raise
+    return client
+
+
+def _select(client: IMAPClient, folder: str) -> tuple[int, int]:
+    """(UIDVALIDITY, number of messages) of the folder, now selected read-only."""
+    info: dict[bytes, Any] = client.select_folder(folder, readonly=True)
+    return int(info[b"UIDVALIDITY"]), int(info.get(b"EXISTS", 0))
+
+
+def _new_uids(client: IMAPClient, last: int) -> list[tuple[int, int]]:
+    """(uid, size) of every message with a UID above `last`, in UID order."""
+    # "n:*" always matches the highest UID, even when it is below n: filter again.
+    uids = [u for u in client.search(["UID", f"{last + 1}:*"]) if u > last]
+    if not uids:
+        return []
+    sizes: dict[int, dict[bytes, Any]] = client.fetch(uids, ["RFC822.SIZE"])
+    return sorted((uid, int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))) for uid in uids)
+
+
+def _fetch(client: IMAPClient, uid: int, size: int, max_bytes: int) -> bytes | None:
+    if size > max_bytes:
+        item, key = f"BODY.PEEK[]<0.{max_bytes}>", b"BODY[]<0>"
+    else:
+        item, key = "BODY.PEEK[]", b"BODY[]"
+    data: dict[int, dict[bytes, Any]] = client.fetch([uid], [item])
+    raw = data.get(uid, {}).get(key)
+    return bytes(raw) if raw is not None else None  # None: expunged meanwhile
+
+
+def _idle_wait(client: IMAPClient, max_s: float, interrupted: Callable[[], bool]) -> None:
+    """IDLE until the server reports a change, `max_s` passes, or `interrupted()`."""
+    client.idle()
+    deadline = time.monotonic() + max_s
+    while not interrupted() and time.monotonic() < deadline:
+        responses = client.idle_check(timeout=_IDLE_SLICE_S)
+        if any(r and r[0] == b"BYE" for r in responses):
+            raise imaplib.IMAP4.abort("the server said BYE")
+        if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+            break
+    client.idle_done()
+
+
+class ImapReader:
+    """Reads new mail from one IMAP folder and hands each raw message to `handle`."""
+
+    def __init__(
+        self,
+        settings: ImapSettings,
+        *,
+        cursor: ImapCursor,
+        handle: Callable[[bytes], Awaitable[None]],
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+        idle_refresh_s: float = 600.0,
+    ) -> None:
+        self._settings = settings
+        self._cursor = cursor
+        self._handle = handle
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        # RFC 2177: re-issue IDLE well before the server's 30-minute logout.
+        self._idle_refresh_s = idle_refresh_s
+        self._client: IMAPClient | None = None
+        self._lock = asyncio.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    @property
+    def settings(self) -> ImapSettings:
+        return self._settings
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Exception as exc:
+            raise _translate(self._settings, exc) from exc
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(client.shutdown)
+
+    async def _ensure_client(self) -> IMAPClient:
+        if self._client is None:
+            self._client = await self._call(_connect, self._settings)
+            log.info("IMAP connected to %s", _describe(self._settings))
+        return self._client
+
+    async def poll_once(self) -> int:
+        """Handle every message newer than the cursor; how many were handed over."""
+        self._wake.set()  # cut short an IDLE wait holding the connection
+        async with self._lock:
+            self._wake.clear()
+            reused = self._client is not None
+            try:
+                return await self._poll()
+            except MailboxError:
+                await self._drop()
+                if not reused:
+                    raise
+            # A cached session can go stale (server restart, folder deleted): one retry.
+            try:
+                return await self._poll()
+            except MailboxError:
+                await self._drop()
+                raise
+
+    async def _poll(self) -> int:
+        client = await self._ensure_client()
+        folder = self._settings.folder
+        uidvalidity, _count = await self._call(_select, client, folder)
+        position = await self._cursor.load(folder)
+        last = position[1] if position is not None and position[0] == uidvalidity else 0
+        if position is not None and position[0] != uidvalidity:
+            log.warning("UIDVALIDITY of %s changed: reading it again from the start", folder)
+        handled = 0
+        for uid, size in await self._call(_new_uids, client, last):
+            if size > self._settings.max_message_bytes:
+                log.warning("message UID %d is %d bytes: reading only its start", uid, size)
+            raw = await self._call(_fetch, client, uid, size, self._settings.max_message_bytes)
+            if raw is not None:
+                try:
+                    await self._handle(raw)
+                except Exception:  # I7: one bad mail never stops the reader
+                    log.exception("handling IMAP message UID %d of %s failed; skipped", uid, folder)
+                handled += 1
+            await self._cursor.save(folder, uidvalidity, uid)
+        return handled
+
+    async def _idle_or_sleep(self, stop: asyncio.Event, poll_interval_s: float) -> None:
+        async with self._lock:
+            client = self._client
+            if client is not None and self._wake.is_set() is False:
+                capabilities = await self._call(client.capabilities)
+                if b"IDLE" in capabilities:
+
+                    def interrupted() -> bool:
+                        return self._stopping.is_set() or self._wake.is_set()
+
+                    await self._call(_idle_wait, client, self._idle_refresh_s, interrupted)
+                    return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_interval_s)
+
+    async def run(self, stop: asyncio.Event, *, poll_interval_s: float = 60.0) -> None:
+        """Read until `stop` is set: IDLE when offered, else poll; reconnect with backoff."""
+        self._stopping.clear()
+
+        async def mirror_stop() -> None:
+            await stop.wait()
+            self._stopping.set()  # seen by the IDLE loop in its thread
+
+        mirror = asyncio.create_task(mirror_stop())
+        delay = self._backoff_initial_s
+        try:
+            while not stop.is_set():
+                try:
+                    await self.poll_once()
+                    delay = self._backoff_initial_s
+                    await self._idle_or_sleep(stop, poll_interval_s)
+                    continue
+                except MailboxUnreachableError as exc:
+                    log.warning("IMAP: %s; retrying in %.1f s", exc, delay)
+                except MailboxError as exc:
+                    log.error("IMAP: %s; retrying in %.1f s", exc, delay)
+                except Exception:  # e.g. the cursor could not be saved: retry, never die
+                    log.exception("IMAP reader failed; retrying in %.1f s", delay)
+                await self._drop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, self._backoff_max_s)
+        finally:
+            mirror.cancel()
+            await self.close()
+
+    async def close(self) -> None:
+        """Log out (best effort) and drop the connection."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(client.logout)
+
+    async def check(self) -> str:
+        """For a "Test connection" button: a summary, or MailboxError with what is wrong."""
+
+        def probe() -> str:
+            client = _connect(self._settings)
+            try:
+                _uidvalidity, count = _select(client, self._settings.folder)
+                idle = b"IDLE" in client.capabilities()
+            finally:
+                with contextlib.suppress(Exception):
+                    client.logout()
+            mode = "IDLE" if idle else "polling"
+            return (
+                f"Connected to {_describe(self._settings)} as {self._settings.username}: "
+                f"{count} messages in {self._settings.folder}, new mail by {mode}."
+            )
+
+        return await self._call(probe)

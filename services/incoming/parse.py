@@ -1,0 +1,295 @@
+"""Incoming mail parsed into plain data (I4, I7): never raises, whatever arrives.
+
+The stdlib `compat32` parser is used because it tolerates anything and leaves decoding to us:
+header values are decoded here (encoded words, stray 8-bit bytes, line breaks), the body
+text comes from the first text/plain part (else text/html converted), and nothing else is
+decoded, so a huge attachment costs only its parse.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.header import decode_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+from services.incoming.html_text import html_to_text
+from services.incoming.reply import extract_reply
+
+__all__ = ["MAX_HEADER_CHARS", "ParsedMail", "normalize_address", "parse_mail"]
+
+MAX_HEADER_CHARS = 4_000  # per header value; beyond this it is garbage or an attack
+_MAX_HEADERS = 500
+_MAX_PARTS = 500
+_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+\.[^@\s<>()\[\],;:\"\\]+$")
+_MSG_ID = re.compile(r"<([^<>\s]+)>")
+_WS = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CP1252_ALIASES = frozenset({"iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii"})
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    """One incoming email. Message ids are given without their angle brackets."""
+
+    message_id: str | None
+    from_addr: str | None
+    from_name: str
+    to_addrs: tuple[str, ...]
+    cc_addrs: tuple[str, ...]
+    subject: str
+    date: datetime | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    # Every header in order, decoded and on one line; names as sent.
+    headers: tuple[tuple[str, str], ...]
+    text: str
+    # The new text only (I4); "" when the whole body is quoted history.
+    reply_text: str
+    raw_size: int
+    defects: tuple[str, ...]
+    # Content types of every MIME part, lowercased (delivery reports are found by these).
+    content_types: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (name matched case-insensitively), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+    def header_values(self, name: str) -> tuple[str, ...]:
+        wanted = name.lower()
+        return tuple(value for key, value in self.headers if key.lower() == wanted)
+
+
+def normalize_address(value: str) -> str | None:
+    """A bare address, lowercased, if it looks like one (loosely: x@y.z, no spaces)."""
+    addr = value.strip().strip("<>").strip().lower()
+    return addr if _ADDRESS.match(addr) else None
+
+
+def _unescape_8bit(value: str) -> str:
+    # compat32 keeps raw 8-bit header bytes as surrogates: read them as UTF-8.
+    try:
+        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        return value.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    """Text from bytes in a declared charset; unknown or missing charsets never fail."""
+    if charset:
+        # Like browsers: mail labelled Latin-1 or ASCII is in practice Windows-1252.
+        if charset.lower() in _CP1252_ALIASES:
+            charset = "cp1252"
+        try:
+            codecs.lookup(charset)
+            return data.decode(charset, "replace")
+        except (LookupError, TypeError, ValueError):
+            pass  # unknown or not a text encoding: guess below
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def _decode_header_value(raw: object) -> str:
+    value = _unescape_8bit(str(raw))[: MAX_HEADER_CHARS * 2]
+    try:
+        chunks = decode_header(value)
+    except Exception:  # malformed encoded words: keep the text as sent
+        chunks = [(value, None)]
+    decoded = "".join(
+        chunk
+        if isinstance(chunk, str)
+        # decode_header hands back the plain runs between encoded words this way
+        else chunk.decode("raw-unicode-escape", "replace")
+        if charset is None
+        else _decode_bytes(chunk, charset)
+        for chunk, charset in chunks
+    )
+    # Line breaks never survive into a header value (CVE-2024-6923 style smuggling).
+    return _WS.sub(" ", decoded.replace("\x00", "")).strip()[:MAX_HEADER_CHARS]
+
+
+def _addresses(values: list[str]) -> tuple[str, ...]:
+    try:
+        pairs = getaddresses(values)
+    except Exception:
+        return ()
+    found: list[str] = []
+    for _name, addr in pairs:
+        normal = normalize_address(addr)
+        if normal and normal not in found:
+            found.append(normal)
+    return tuple(found)
+
+
+def _message_ids(value: str | None) -> tuple[str, ...]:
+    return tuple(_MSG_ID.findall(value or ""))
+
+
+def _single_message_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    ids = _message_ids(value)
+    if ids:
+        return ids[0]
+    bare = value.strip()
+    return bare if bare and " " not in bare else None
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _payload_bytes(part: Message, max_chars: int) -> bytes:
+    # Never decode more than the text we keep can need (4 encoded chars per kept char).
+    limit = max_chars * 4 + 1024
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding not in {"base64", "quoted-printable"}:
+        # 7bit/8bit/binary: compat32 gives back the bytes exactly as they arrived.
+        data = part.get_payload(decode=True)
+        return data[:limit] if isinstance(data, bytes) else b""
+    try:
+        payload = part.get_payload()
+    except Exception:  # e.g. an RFC 2231 charset parameter compat32 cannot handle
+        return b""
+    if not isinstance(payload, str):
+        return b""
+    raw = payload[:limit].encode("ascii", "replace")
+    if encoding == "base64":
+        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", raw)
+        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        try:
+            return base64.b64decode(cleaned)
+        except (binascii.Error, ValueError):
+            return b""
+    return quopri.decodestring(raw)
+
+
+def _part_text(part: Message, max_chars: int) -> str:
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    return _decode_bytes(_payload_bytes(part, max_chars), charset)
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
+    return disposition == "attachment"
+
+
+def _body(msg: Message, max_chars: int) -> tuple[str, tuple[str, ...], list[str]]:
+    """(text, content types of all parts, defects of all parts)."""
+    plain: str | None = None
+    html: str | None = None
+    types: list[str] = []
+    defects: list[str] = []
+    for count, part in enumerate(msg.walk()):
+        if count >= _MAX_PARTS:
+            defects.append("TooManyParts")
+            break
+        ctype = part.get_content_type()
+        types.append(ctype)
+        defects.extend(type(d).__name__ for d in part.defects)
+        if part.is_multipart() or _is_attachment(part):
+            continue
+        if ctype == "text/plain" and plain is None:
+            plain = _part_text(part, max_chars)
+        elif ctype == "text/html" and html is None:
+            html = _part_text(part, max_chars)
+    if plain is None and html is not None:
+        plain = html_to_text(html[: max_chars * 4])
+    if plain is None:
+        # A multipart whose boundary never matches has no parts: show its body as text.
+        data = msg.get_payload(decode=True)
+        if isinstance(data, bytes) and msg.get_content_maintype() in {"multipart", "text"}:
+            plain = _decode_bytes(data[: max_chars * 4], None)
+    return plain or "", tuple(types), defects
+
+
+def _clean_text(text: str, max_chars: int) -> str:
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return text.strip("\n")[:max_chars]
+
+
+def _parse(raw: bytes, max_text_chars: int) -> ParsedMail:
+    msg = message_from_bytes(raw.replace(b"\x00", b""), policy=compat32)
+    headers = tuple(
+        (str(name).strip()[:200], _decode_header_value(value))
+        # raw_items: the values as received (items() would turn 8-bit bytes into U+FFFD).
+        for name, value in list(msg.raw_items())[:_MAX_HEADERS]
+    )
+
+    def values(name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in headers if key.lower() == wanted]
+
+    def first(name: str) -> str | None:
+        found = values(name)
+        return found[0] if found else None
+
+    from_value = first("From") or ""
+    from_name, from_raw = parseaddr(from_value)
+    text, types, part_defects = _body(msg, max_text_chars)
+    text = _clean_text(text, max_text_chars)
+    defects = [type(d).__name__ for d in msg.defects] + part_defects
+    if not raw.strip():
+        defects.append("EmptyMessage")
+    if not from_value:
+        defects.append("MissingFrom")
+    return ParsedMail(
+        message_id=_single_message_id(first("Message-ID")),
+        from_addr=normalize_address(from_raw),
+        from_name=from_name.strip(),
+        to_addrs=_addresses(values("To")),
+        cc_addrs=_addresses(values("Cc")),
+        subject=first("Subject") or "",
+        date=_date(first("Date")),
+        in_reply_to=_message_ids(first("In-Reply-To")),
+        references=_message_ids(" ".join(values("References"))),
+        headers=headers,
+        text=text,
+        reply_text=extract_reply(text)[:max_text_chars],
+        raw_size=len(raw),
+        defects=tuple(dict.fromkeys(defects)),
+        content_types=types,
+    )
+
+
+def parse_mail(raw: bytes, *, max_text_chars: int = 100_000) -> ParsedMail:
+    """Parse one raw email (I7: malformed mail never stops the reader). Never raises."""
+    try:
+        return _parse(raw, max_text_chars)
+    except Exception as exc:  # the last line of defence: an unparseable mail is still logged
+        return ParsedMail(
+            message_id=None,
+            from_addr=None,
+            from_name="",
+            to_addrs=(),
+            cc_addrs=(),
+            subject="",
+            date=None,
+            in_reply_to=(),
+            references=(),
+            headers=(),
+            text="",
+            reply_text="",
+            raw_size=len(raw),
+            defects=(f"Unparseable: {type(exc).__name__}",),
+        )
