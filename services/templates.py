@@ -295,7 +295,9 @@ def _template_error(exc: BaseException, *, where: str) -> TemplateError:
 # --- public API --------------------------------------------------------------------------
 
 
-def validate_template(source: str, *, allowed: set[str] | frozenset[str]) -> None:
+def validate_template(
+    source: str, *, allowed: set[str] | frozenset[str], name: str = "template"
+) -> None:
     """M4: refuse a template with a syntax error, an unknown filter, a private name, or a
     variable outside `allowed`; the error names the line."""
     env = _environment({})
@@ -303,7 +305,7 @@ def validate_template(source: str, *, allowed: set[str] | frozenset[str]) -> Non
         tree = env.parse(source)
         env.compile(source)
     except (jinja2.TemplateError, RecursionError) as exc:
-        raise _template_error(exc, where="template") from exc
+        raise _template_error(exc, where=name) from exc
     unknown = meta.find_undeclared_variables(tree) - set(allowed)
     if unknown:
         first = min(
@@ -311,7 +313,7 @@ def validate_template(source: str, *, allowed: set[str] | frozenset[str]) -> Non
         )
         names = ", ".join(sorted(unknown))
         raise TemplateError(
-            f"template line {first.lineno}: unknown variable {first.name!r}"
+            f"{name} line {first.lineno}: unknown variable {first.name!r}"
             f" (unknown: {names}; allowed: {', '.join(sorted(allowed))})",
             lineno=first.lineno,
         )
@@ -340,10 +342,7 @@ class TemplateRenderer:
         if unknown:
             raise TemplateError(f"no such template: {', '.join(sorted(unknown))}")
         for name, source in overrides.items():
-            try:
-                validate_template(source, allowed=NOTIFICATION_VARIABLES)
-            except TemplateError as exc:
-                raise TemplateError(f"{name}: {exc}", lineno=exc.lineno) from exc
+            validate_template(source, allowed=NOTIFICATION_VARIABLES, name=name)
         sources = {
             name: overrides.get(name) or _default_source(name)
             for name in (TEXT_TEMPLATE, HTML_TEMPLATE)

@@ -25,7 +25,9 @@ from services.domain.tokens import find_token, make_token
 KEY = b"key"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TOKEN = make_token(key=KEY, conversation_id=12, recipient_id=7)
-CUSTOMER = Person(id=7, email="Cat@Customer.example.com", name="Cat Customer", kind=PersonKind.CUSTOMER)
+CUSTOMER = Person(
+    id=7, email="Cat@Customer.example.com", name="Cat Customer", kind=PersonKind.CUSTOMER
+)
 AGENT = Person(id=8, email="bob@desk.example.com", name="Bob Agent", kind=PersonKind.USER)
 BASE_HEADERS = {
     "From", "To", "Reply-To", "Subject", "Date", "Message-ID",
@@ -186,7 +188,9 @@ INJECTIONS = [
 def test_e11_injection_in_names_and_title_never_adds_a_header(evil: str) -> None:
     email = plan(
         item_title=evil,
-        recipient=Person(id=7, email="cat@customer.example.com", name=evil, kind=PersonKind.CUSTOMER),
+        recipient=Person(
+            id=7, email="cat@customer.example.com", name=evil, kind=PersonKind.CUSTOMER
+        ),
         from_name=evil,
     )
     parsed = parse(build_mime(email, text_body="x", html_body="<p>x</p>", date=T0))

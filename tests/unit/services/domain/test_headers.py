@@ -125,4 +125,6 @@ def test_e11_format_address_cleans_the_name() -> None:
     assert "\n" not in got
     assert got.endswith("<eve@example.com>")
     assert format_address(name="", address="a@example.com") == "a@example.com"
-    assert format_address(name="Ann, Smith", address="a@example.com") == '"Ann, Smith" <a@example.com>'
+    assert (
+        format_address(name="Ann, Smith", address="a@example.com") == '"Ann, Smith" <a@example.com>'
+    )

@@ -41,10 +41,20 @@ times = st.datetimes(
 delays = st.sampled_from([d for d in DELAY_CHOICES_S if d is not None])
 
 
-def facts(i: int, *, due: datetime | None, seen: datetime | None = None, deleted: bool = False,
-          created: datetime | None = None) -> DeliveryFacts:
+def facts(
+    i: int,
+    *,
+    due: datetime | None,
+    seen: datetime | None = None,
+    deleted: bool = False,
+    created: datetime | None = None,
+) -> DeliveryFacts:
     return DeliveryFacts(
-        delivery_id=i, message_id=100 + i, due_at=due, seen_at=seen, message_deleted=deleted,
+        delivery_id=i,
+        message_id=100 + i,
+        due_at=due,
+        seen_at=seen,
+        message_deleted=deleted,
         created_at=created,
     )
 
@@ -112,7 +122,9 @@ def test_e3_recheck_sorts_send_suppressed_waiting() -> None:
         settings=NotificationSettings(),
         now=T0,
     )
-    assert got == Recheck(send=(1,), suppressed=((2, REASON_SEEN), (3, REASON_DELETED)), waiting=(4,))
+    assert got == Recheck(
+        send=(1,), suppressed=((2, REASON_SEEN), (3, REASON_DELETED)), waiting=(4,)
+    )
 
 
 def test_e3_emails_turned_off_suppresses_everything() -> None:
@@ -142,10 +154,13 @@ def test_e1_lengthened_delay_is_honoured_at_the_last_check() -> None:
 
 def test_e2_not_before_holds_what_would_be_sent() -> None:
     d = facts(1, due=T0)
-    got = recheck([d, facts(2, due=T0, seen=T0)], settings=NotificationSettings(), now=T0,
-                  not_before=T0 + MIN)
+    got = recheck(
+        [d, facts(2, due=T0, seen=T0)], settings=NotificationSettings(), now=T0, not_before=T0 + MIN
+    )
     assert got == Recheck(send=(), suppressed=((2, REASON_SEEN),), waiting=(1,))
-    assert recheck([d], settings=NotificationSettings(), now=T0 + MIN, not_before=T0 + MIN).send == (1,)
+    assert recheck(
+        [d], settings=NotificationSettings(), now=T0 + MIN, not_before=T0 + MIN
+    ).send == (1,)
 
 
 @given(
@@ -159,14 +174,20 @@ def test_e1_e3_property_recheck_never_sends_early_or_seen(
     created: datetime, delay: int, now_offset: int, seen: bool, deleted: bool
 ) -> None:
     settings = NotificationSettings(delay_s=delay)
-    d = facts(1, due=due_at(created_at=created, settings=settings), created=created,
-              seen=created if seen else None, deleted=deleted)
+    d = facts(
+        1,
+        due=due_at(created_at=created, settings=settings),
+        created=created,
+        seen=created if seen else None,
+        deleted=deleted,
+    )
     now = created + timedelta(seconds=now_offset)
     got = recheck([d], settings=settings, now=now)
     assert len(got.send) + len(got.suppressed) + len(got.waiting) == 1
     if got.send:
         assert now >= created + timedelta(seconds=delay)  # E1
-        assert not seen and not deleted  # E3, S3
+        assert not seen  # E3, S3
+        assert not deleted
 
 
 # --- E6 ----------------------------------------------------------------------------------
@@ -181,7 +202,7 @@ def test_e6_retry_delays_double_up_to_thirty_minutes() -> None:
 
 
 def test_e6_give_up_after_five_days() -> None:
-    assert RETRY_FOR == timedelta(days=5)
+    assert timedelta(days=5) == RETRY_FOR
     assert not should_give_up(first_queued_at=T0, now=T0 + timedelta(days=5) - MIN)
     assert should_give_up(first_queued_at=T0, now=T0 + timedelta(days=5))
 
@@ -285,9 +306,9 @@ def test_n6_malformed_stored_window_is_ignored_not_fatal() -> None:
 
 
 @given(
-    window=st.tuples(
-        st.integers(0, 6), st.integers(0, 1439), st.integers(0, 1440)
-    ).filter(lambda w: w[1] != w[2]),
+    window=st.tuples(st.integers(0, 6), st.integers(0, 1439), st.integers(0, 1440)).filter(
+        lambda w: w[1] != w[2]
+    ),
     moment=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1)),
 )
 def test_n6_property_window_membership_matches_minute_of_week(
