@@ -114,14 +114,18 @@ def _select(client: IMAPClient, folder: str) -> tuple[int, int]:
     return int(info[b"UIDVALIDITY"]), int(info.get(b"EXISTS", 0))
 
 
+def _uids_above(client: IMAPClient, last: int) -> list[int]:
+    # "n:*" always matches the highest UID, even when it is below n: filter again.
+    return sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
+
+
 def _new_uids(client: IMAPClient, last: int) -> list[tuple[int, int]]:
     """(uid, size) of every message with a UID above `last`, in UID order."""
-    # "n:*" always matches the highest UID, even when it is below n: filter again.
-    uids = [u for u in client.search(["UID", f"{last + 1}:*"]) if u > last]
+    uids = _uids_above(client, last)
     if not uids:
         return []
     sizes: dict[int, dict[bytes, Any]] = client.fetch(uids, ["RFC822.SIZE"])
-    return sorted((uid, int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))) for uid in uids)
+    return [(uid, int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))) for uid in uids]
 
 
 def _fetch(client: IMAPClient, uid: int, size: int, max_bytes: int) -> bytes | None:
@@ -134,16 +138,30 @@ def _fetch(client: IMAPClient, uid: int, size: int, max_bytes: int) -> bytes | N
     return bytes(raw) if raw is not None else None  # None: expunged meanwhile
 
 
-def _idle_wait(client: IMAPClient, max_s: float, interrupted: Callable[[], bool]) -> None:
+def _idle_wait(
+    client: IMAPClient, last: int, max_s: float, interrupted: Callable[[], bool]
+) -> None:
     """IDLE until the server reports a change, `max_s` passes, or `interrupted()`."""
+    # Mail that arrived while we fetched was announced in those commands' responses, which
+    # IMAPClient drops: a last SEARCH right before IDLE closes that gap.
+    if _uids_above(client, last):
+        return
     client.idle()
     deadline = time.monotonic() + max_s
+    quick_empty = 0
     while not interrupted() and time.monotonic() < deadline:
+        started = time.monotonic()
         responses = client.idle_check(timeout=_IDLE_SLICE_S)
         if any(r and r[0] == b"BYE" for r in responses):
             raise imaplib.IMAP4.abort("the server said BYE")
         if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
             break
+        # idle_check swallows EOF and returns []: a socket that is readable at once yet
+        # yields nothing, again and again, has been closed by the server.
+        quick = not responses and time.monotonic() - started < _IDLE_SLICE_S / 2
+        quick_empty = quick_empty + 1 if quick else 0
+        if quick_empty >= 3:
+            raise imaplib.IMAP4.abort("the server closed the connection")
     client.idle_done()
 
 
@@ -168,6 +186,7 @@ class ImapReader:
         # RFC 2177: re-issue IDLE well before the server's 30-minute logout.
         self._idle_refresh_s = idle_refresh_s
         self._client: IMAPClient | None = None
+        self._last_uid = 0  # in the selected folder, for the check before IDLE
         self._lock = asyncio.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -237,6 +256,8 @@ class ImapReader:
                     log.exception("handling IMAP message UID %d of %s failed; skipped", uid, folder)
                 handled += 1
             await self._cursor.save(folder, uidvalidity, uid)
+            last = uid
+        self._last_uid = last
         return handled
 
     async def _idle_or_sleep(self, stop: asyncio.Event, poll_interval_s: float) -> None:
@@ -249,7 +270,9 @@ class ImapReader:
                     def interrupted() -> bool:
                         return self._stopping.is_set() or self._wake.is_set()
 
-                    await self._call(_idle_wait, client, self._idle_refresh_s, interrupted)
+                    await self._call(
+                        _idle_wait, client, self._last_uid, self._idle_refresh_s, interrupted
+                    )
                     return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), poll_interval_s)

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 __all__ = ["DOVECOT_BINARY", "DovecotServer", "dovecot_missing_reason", "free_port"]
 
 DOVECOT_BINARY = Path("/usr/sbin/dovecot")
@@ -74,6 +76,7 @@ mail_gid = {mail_gid}
 mail_location = maildir:{root}/mail/%u
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 {ssl_lines}\
 passdb {{
   driver = passwd-file
@@ -175,6 +178,9 @@ class DovecotServer:
         process, self._process = self._process, None
         if process is None:
             return
+        # Mail processes can outlive the master (and keep clients connected): end them too,
+        # so a stop really drops every connection.
+        children = psutil.Process(process.pid).children(recursive=True)
         if process.poll() is None:
             process.terminate()
             try:
@@ -182,6 +188,10 @@ class DovecotServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(children, timeout=5)
         if process.stdout is not None:
             process.stdout.close()
 

@@ -42,7 +42,9 @@ def test_i7_every_corpus_mail_parses(path: Path) -> None:
     assert mail.raw_size == len(raw)
     assert "\x00" not in mail.text + mail.subject + mail.reply_text
     for name, value in mail.headers:
-        assert "\n" not in value and "\r" not in value and "\n" not in name
+        assert "\n" not in value
+        assert "\r" not in value
+        assert "\n" not in name
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(EXPECTED_REPLY.items()))
@@ -110,11 +112,14 @@ def test_i7_broken_boundary_keeps_the_body_and_reports_a_defect() -> None:
 
 def test_i7_missing_from_and_empty_file() -> None:
     no_from = parse_mail((CORPUS / "malformed_no_from.eml").read_bytes())
-    assert no_from.from_addr is None and no_from.from_name == ""
+    assert no_from.from_addr is None
+    assert no_from.from_name == ""
     assert no_from.reply_text == "No sender at all."
     assert "MissingFrom" in no_from.defects
     empty = parse_mail(b"")
-    assert empty.text == "" and empty.subject == "" and empty.message_id is None
+    assert empty.text == ""
+    assert empty.subject == ""
+    assert empty.message_id is None
     assert "EmptyMessage" in empty.defects
 
 
