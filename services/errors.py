@@ -9,8 +9,13 @@ from __future__ import annotations
 __all__ = [
     "DeskbellError",
     "InputError",
+    "MailServerError",
+    "MailServerUnreachableError",
+    "MailboxError",
+    "MailboxUnreachableError",
     "NotFoundError",
     "PermissionDeniedError",
+    "SecretStoreUnavailable",
     "StoreCorruptError",
 ]
 
@@ -33,3 +38,23 @@ class PermissionDeniedError(DeskbellError, PermissionError):
 
 class StoreCorruptError(DeskbellError):
     """The database file could not be opened; it was moved aside."""
+
+
+class MailServerError(DeskbellError):
+    """The SMTP server refused us: TLS certificate, login, no AUTH. Fix the mail settings."""
+
+
+class MailServerUnreachableError(MailServerError, ConnectionError):
+    """The SMTP server did not answer: refused, timed out, hung up. Try again later."""
+
+
+class SecretStoreUnavailable(DeskbellError):
+    """No OS keyring to keep a password in (E9); the message says how to get one."""
+
+
+class MailboxError(DeskbellError):
+    """The IMAP server refused us (I1): login, TLS certificate, folder. Fix the mailbox settings."""
+
+
+class MailboxUnreachableError(MailboxError, ConnectionError):
+    """The IMAP server did not answer or hung up (I1). The reader retries with backoff."""
