@@ -1,0 +1,308 @@
+"""The email fallback end to end inside one process: real SQLite, real aiosmtpd, a hand clock."""
+
+from __future__ import annotations
+
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from services.api import ConversationKind, Service
+from services.clock import ManualClock
+from services.domain.model import EmailStatus
+from services.errors import InputError, PermissionDeniedError
+from tests.support.smtpd import SmtpServer
+from tests.support.world import World, open_service, seed
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def svc(tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer) -> Service:
+    service = await open_service(tmp_path, clock=clock)
+    await service.set_config("smtp.host", "127.0.0.1")
+    await service.set_config("smtp.port", str(smtp_server.port))
+    await service.set_config("smtp.security", "none")
+    await service.set_config("smtp.from", "support@deskbell.test")
+    yield service
+    await service.close()
+
+
+@pytest.fixture
+async def world(svc: Service) -> World:
+    return await seed(svc, delay_s=60)
+
+
+async def _post(svc: Service, author: str, text: str, kind: ConversationKind) -> int:
+    return (await svc.post(author=author, text=text, item_number=1, kind=kind)).message_id
+
+
+async def _tick(svc: Service) -> int:
+    await svc.run_scheduler_once()
+    return await svc.outbox.flush()
+
+
+def _to(msg: Message) -> str:
+    return str(msg["To"])
+
+
+async def test_e1_unseen_message_is_emailed_after_its_full_delay_and_not_before(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "ann@example.com", "Bob, can you look?", ConversationKind.INTERNAL)
+    clock.advance(59.9)
+    assert await _tick(svc) == 0
+    assert smtp_server.handler.messages == []
+    clock.advance(0.1)
+    assert await _tick(svc) == 1
+    [msg] = smtp_server.handler.messages
+    assert "bob@example.com" in _to(msg)
+
+
+async def test_r2_r4_internal_message_reaches_neither_customer_nor_author(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "ann@example.com", "internal note", ConversationKind.INTERNAL)
+    clock.advance(3600)
+    await _tick(svc)
+    recipients = {_to(m) for m in smtp_server.handler.messages}
+    assert all("carl@" not in r and "ann@" not in r for r in recipients)
+    assert len(recipients) == 1
+
+
+async def test_r3_external_message_reaches_users_and_customer(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "carl@customer.org", "my printer", ConversationKind.EXTERNAL)
+    clock.advance(61)
+    assert await _tick(svc) == 2
+    assert sorted(_to(m).split("<")[-1] for m in smtp_server.handler.messages) == [
+        "ann@example.com>",
+        "bob@example.com>",
+    ]
+
+
+async def test_s3_message_seen_before_its_delay_is_never_emailed(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    mid = await _post(svc, "ann@example.com", "quick one", ConversationKind.INTERNAL)
+    clock.advance(30)
+    await svc.mark_seen(person_id=world.bob, message_ids=[mid])
+    clock.advance(3600)
+    assert await _tick(svc) == 0
+    assert smtp_server.handler.messages == []
+
+
+async def test_e2_one_email_per_recipient_and_conversation_then_wait_a_delay(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "ann@example.com", "first", ConversationKind.INTERNAL)
+    clock.advance(10)
+    await _post(svc, "ann@example.com", "second", ConversationKind.INTERNAL)
+    clock.advance(50)
+    # 60 s after "first": only "first" is due, so it leaves alone ("second" gets its full delay).
+    assert await _tick(svc) == 1
+    first_mail = smtp_server.handler.messages[0]
+    body = first_mail.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+    assert "first" in body.get_content() and "second" not in body.get_content().split("Earlier")[0]
+    await _post(svc, "ann@example.com", "third", ConversationKind.INTERNAL)
+    clock.advance(61)
+    # "second" and "third" are due, and a full delay has passed since the first email.
+    assert await _tick(svc) == 1
+    second_mail = smtp_server.handler.messages[1]
+    text = second_mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[attr-defined]
+    assert "second" in text and "third" in text
+    # E4: the same subject and threading on the first email.
+    assert second_mail["Subject"] == first_mail["Subject"] == "[#1] Printer on fire"
+    assert second_mail["In-Reply-To"] == first_mail["Message-ID"]
+    assert first_mail["Message-ID"] in second_mail["References"]
+
+
+async def test_e2_next_email_waits_a_full_delay_after_the_previous(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "ann@example.com", "one", ConversationKind.INTERNAL)
+    clock.advance(60)
+    assert await _tick(svc) == 1
+    clock.advance(1)
+    await _post(svc, "ann@example.com", "two", ConversationKind.INTERNAL)
+    clock.advance(59.5)  # "two" is not yet due
+    assert await _tick(svc) == 0
+    clock.advance(1)  # due, and more than a delay after the first email
+    assert await _tick(svc) == 1
+
+
+async def test_e4_email_headers_and_alternatives(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "ann@example.com", "<b>not html</b> & more", ConversationKind.INTERNAL)
+    clock.advance(60)
+    await _tick(svc)
+    [msg] = smtp_server.handler.messages
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["Message-ID"].endswith("@deskbell.test>")
+    assert "support+" in msg["Reply-To"]
+    types = {part.get_content_type() for part in msg.walk()}
+    assert {"text/plain", "text/html"} <= types
+    html = msg.get_body(preferencelist=("html",)).get_content()  # type: ignore[attr-defined]
+    assert "<b>not html</b>" not in html and "&lt;b&gt;not html&lt;/b&gt;" in html
+
+
+async def test_e3_seen_after_queueing_but_before_sending_is_left_out(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    mid = await _post(svc, "ann@example.com", "x", ConversationKind.INTERNAL)
+    clock.advance(60)
+    await svc.run_scheduler_once()
+    await svc.mark_seen(person_id=world.bob, message_ids=[mid])
+    await svc.outbox.flush()
+    assert smtp_server.handler.messages == []
+    [entry] = await svc.emails()
+    assert entry.status == EmailStatus.SUPPRESSED and entry.reason == "seen before the email"
+
+
+async def test_e3_recipient_who_turned_emails_off_is_left_out_with_reason(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    from dataclasses import replace
+
+    mid = await _post(svc, "ann@example.com", "x", ConversationKind.INTERNAL)
+    bob = await svc.person_by_id(world.bob)
+    await svc.set_notification_settings(
+        person_id=world.bob, settings=replace(bob.settings, email=False)
+    )
+    clock.advance(120)
+    assert await _tick(svc) == 0
+    rows = await svc.messages(conversation_id=1, viewer_id=world.ann)
+    [row] = [r for r in rows if r.id == mid]
+    assert [(e.email, e.status, e.detail) for e in row.status.emailed] == [
+        ("bob@example.com", "suppressed", "emails turned off")
+    ]
+
+
+async def test_e6_smtp_down_then_up_each_email_arrives_exactly_once(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    from tests.support.smtpd import free_port
+
+    port = free_port()
+    svc = await open_service(tmp_path, clock=clock)
+    try:
+        await svc.set_config("smtp.host", "127.0.0.1")
+        await svc.set_config("smtp.port", str(port))
+        await svc.set_config("smtp.security", "none")
+        await seed(svc)
+        for n in range(3):
+            await _post(svc, "ann@example.com", f"message {n}", ConversationKind.INTERNAL)
+            await _post(svc, "carl@customer.org", f"customer {n}", ConversationKind.EXTERNAL)
+        clock.advance(60)
+        await _tick(svc)
+        log = await svc.emails()
+        assert log and all(e.status == EmailStatus.RETRYING for e in log)
+        assert all(e.next_attempt_at is not None for e in log)
+        with SmtpServer(port=port) as server:
+            clock.advance(30)
+            assert await svc.outbox.flush() == 0  # the retry is not due yet (1 minute)
+            clock.advance(31)
+            await svc.outbox.flush()
+            clock.advance(3600)
+            await _tick(svc)
+            ids = [m["Message-ID"] for m in server.handler.messages]
+        assert len(ids) == len(set(ids)) == len(log)
+        assert {e.status for e in await svc.emails()} == {EmailStatus.SENT}
+    finally:
+        await svc.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        ("421 4.3.2 shutting down", EmailStatus.RETRYING),
+        ("451 4.3.0 try later", EmailStatus.RETRYING),
+        ("552 5.2.2 mailbox full", EmailStatus.RETRYING),
+        ("550 5.1.1 no such user", EmailStatus.FAILED),
+    ],
+)
+async def test_e6_server_replies_decide_retry_or_failure(
+    svc: Service,
+    world: World,
+    clock: ManualClock,
+    smtp_server: SmtpServer,
+    reply: str,
+    status: EmailStatus,
+) -> None:
+    smtp_server.handler.data_reply = reply
+    await _post(svc, "ann@example.com", "x", ConversationKind.INTERNAL)
+    clock.advance(60)
+    await _tick(svc)
+    [entry] = await svc.emails()
+    assert entry.status == status
+    assert entry.reply is not None and reply.split(" ", 1)[1].split(" ", 1)[1] in entry.reply
+
+
+async def test_e6_each_recipient_has_its_own_outcome(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.rcpt_replies["bob@example.com"] = "550 5.1.1 no such user"
+    await _post(svc, "carl@customer.org", "help", ConversationKind.EXTERNAL)
+    clock.advance(60)
+    await _tick(svc)
+    by_to = {e.to_addrs[0]: e.status for e in await svc.emails()}
+    assert by_to == {"ann@example.com": EmailStatus.SENT, "bob@example.com": EmailStatus.FAILED}
+
+
+async def test_e7_interrupted_send_is_resent_with_the_same_message_id(
+    tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    svc = await open_service(tmp_path, clock=clock)
+    await svc.set_config("smtp.host", "127.0.0.1")
+    await svc.set_config("smtp.port", str(smtp_server.port))
+    await svc.set_config("smtp.security", "none")
+    await svc.set_config("outbox.lease_s", "30")
+    await seed(svc)
+    await _post(svc, "ann@example.com", "x", ConversationKind.INTERNAL)
+    clock.advance(60)
+    await svc.run_scheduler_once()
+    claimed = await svc.outbox.claim()  # claimed, then the process "dies" before sending
+    assert len(claimed) == 1
+    await svc.close()
+    again = await open_service(tmp_path, clock=clock)
+    try:
+        assert await again.outbox.flush() == 0  # the claim still holds
+        clock.advance(31)
+        assert await again.outbox.flush() == 1
+        [msg] = smtp_server.handler.messages
+        assert msg["Message-ID"] == claimed[0].message_id
+        clock.advance(3600)
+        assert await again.outbox.flush() == 0  # accepted once, never again
+    finally:
+        await again.close()
+
+
+async def test_e8_what_fell_due_during_a_clock_jump_goes_out_at_once(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    await _post(svc, "ann@example.com", "x", ConversationKind.INTERNAL)
+    clock.jump(7200)  # the laptop slept for two hours
+    assert await _tick(svc) == 1
+
+
+async def test_e11_line_breaks_and_encoded_words_never_reach_a_header(svc: Service) -> None:
+    with pytest.raises(InputError):
+        await svc.add_person(email="eve@example.com", name="Eve\r\nBcc: victim@example.com")
+    with pytest.raises(InputError):
+        await svc.add_person(email="eve@example.com", name="=?UTF-8?Q?=0A?=Bcc: x")
+    with pytest.raises(InputError):
+        await svc.add_person(email="eve@example.com\r\nRCPT TO:<x@y.z>", name="Eve")
+    with pytest.raises(InputError):
+        await svc.create_item(title="Hi\nBcc: victim@example.com")
+    assert await svc.people() == []
+
+
+async def test_r2_customer_cannot_post_internally(svc: Service, world: World) -> None:
+    with pytest.raises(PermissionDeniedError):
+        await _post(svc, "carl@customer.org", "sneaky", ConversationKind.INTERNAL)
