@@ -1,0 +1,310 @@
+"""The desktop app: start-up in order, logged, and shut-down in reverse (STYLE.md).
+
+QApplication → single instance → the qasync loop → the service (or the demo workspace) →
+who is signed in → background work → the bridge → tray, sound, notifications → the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_API", "pyside6")  # qasync picks its binding at import (NOTES.md)
+
+import qasync
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QWidget,
+)
+
+from app import paths
+from app.single_instance import SingleInstance
+from services.api import PersonInfo, PersonKind, Service, UnseenCounts
+from services.clock import SystemClock
+from services.errors import DeskbellError, NotFoundError
+from ui.bridge import ServiceBridge, Tasks
+from ui.icons import app_icon
+from ui.main_window import MainWindow
+from ui.platform import PlatformUnavailable
+from ui.platform.badge import set_app_badge
+from ui.platform.idle import make_idle_probe
+from ui.platform.notify import system_notifier_chain
+from ui.platform.sound import Pinger, make_sound_player
+from ui.theme import apply_theme
+from ui.tray import Tray
+
+__all__ = ["STATE_FILE_ENV", "run_desktop"]
+
+log = logging.getLogger("deskbell.desktop")
+
+STATE_FILE_ENV = "DESKBELL_TEST_STATE_FILE"  # tests and benchmarks read the counts from here
+SIGNED_IN_FILE = "desktop-user"  # who uses this app on this machine (not in the shared db)
+
+
+def run_desktop(args: argparse.Namespace) -> int:
+    """The app without a command. Returns the process exit code."""
+    log.info("start: Qt application")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Deskbell")
+    app.setDesktopFileName("deskbell")
+    app.setWindowIcon(app_icon())
+    app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
+    folder = paths.data_dir(args.data_dir)
+    if args.demo:
+        folder = folder / "demo"
+        folder.mkdir(parents=True, exist_ok=True)
+
+    log.info("start: single instance for %s", folder)
+    single = SingleInstance(data_dir=folder)
+    if not single.claim():
+        log.info("Deskbell already runs for this folder: asked it to come forward")
+        return 0
+    try:
+        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+            return runner.run(_main(app, args, folder, single))
+    finally:
+        single.release()
+        log.info("stopped")
+
+
+async def _main(
+    app: QApplication, args: argparse.Namespace, folder: Path, single: SingleInstance
+) -> int:
+    theme = apply_theme(app)
+    tasks = Tasks()
+    stop = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(tasks.cancel)
+        default_email: str | None = None
+        workspace = None
+        if args.demo:
+            from app.demo import prepare_demo, run_bots
+
+            log.info("start: demo workspace in %s", folder)
+            workspace = await prepare_demo(data_dir=folder)
+            stack.push_async_callback(workspace.close)
+            service = workspace.service
+            default_email = workspace.me
+        else:
+            log.info("start: service in %s", folder)
+            try:
+                service = await Service.open(
+                    data_dir=folder, url=paths.database_url(args.database_url)
+                )
+            except DeskbellError as exc:
+                QMessageBox.critical(None, "Deskbell", f"Deskbell cannot open its data:\n{exc}")
+                return 1
+        stack.push_async_callback(service.close)
+        if service.notice:
+            QMessageBox.information(None, "Deskbell", service.notice)
+
+        me = await _sign_in(service, folder=folder, email=args.as_email or default_email)
+        if me is None:
+            return 1
+        log.info("start: signed in as %s", me.email)
+
+        log.info("start: background work (change feed, email fallback, outbox)")
+        await service.start()
+        bridge = ServiceBridge(service=service, me=me, tasks=tasks)
+        await bridge.start()
+        stack.callback(bridge.stop)
+
+        tray: Tray | None = None
+        if Tray.available():
+            log.info("start: tray icon")
+            tray = Tray(base=app_icon())
+            tray.set_count(bridge.counts.total)
+            tray.set_dnd(service.do_not_disturb(me))
+            tray.show()
+            stack.callback(tray.hide)
+        else:
+            log.info("no system tray: the count shows in the title and the badge (N7)")
+        clock = SystemClock()
+        try:
+            pinger: Pinger | None = Pinger(player=make_sound_player(), clock=clock)
+        except PlatformUnavailable as exc:
+            log.warning("no sound: %s", exc)
+            pinger = None
+
+        log.info("start: main window")
+        window = MainWindow(
+            service=service,
+            bridge=bridge,
+            theme=theme,
+            tasks=tasks,
+            now=clock.now,
+            clock=clock,
+            pinger=pinger,
+            idle_probe=make_idle_probe(),
+            system_notifiers=system_notifier_chain(tray=tray.icon if tray else None),
+            keep_in_tray=lambda: tray is not None and tray.icon.isVisible(),
+        )
+        stack.callback(window.close)
+        write_state = _state_writer(window, tray)
+
+        def on_counts(counts: UnseenCounts) -> None:
+            if tray is not None:
+                tray.set_count(counts.total)
+            set_app_badge(app, counts.total)
+            write_state(counts)
+
+        def on_me(person: PersonInfo) -> None:
+            if tray is not None:
+                tray.set_dnd(service.do_not_disturb(person))
+
+        bridge.counts_changed.connect(on_counts)
+        bridge.me_changed.connect(on_me)
+        window.quit_requested.connect(stop.set)
+        single.activation_requested.connect(window.bring_forward)
+        if tray is not None:
+            tray.open_requested.connect(window.bring_forward)
+            tray.quit_requested.connect(stop.set)
+            tray.dnd_requested.connect(
+                lambda choice: tasks.start(
+                    service.set_do_not_disturb(person_id=me.id, choice=choice), name="dnd"
+                )
+            )
+        app.aboutToQuit.connect(stop.set)
+
+        window.show()
+        await window.load()
+        on_counts(bridge.counts)
+        log.info("window shown with %d unseen", bridge.counts.total)
+        if args.quit_after_shown:
+            return 0
+        if workspace is not None:
+            tasks.start(run_bots(workspace, stop), name="demo-bots")
+        await stop.wait()
+        log.info("shutting down")
+        window.hide()
+        await asyncio.wait_for(_drain(tasks), timeout=3)
+    return 0
+
+
+async def _drain(tasks: Tasks) -> None:
+    with contextlib.suppress(Exception):
+        await tasks.drain()
+
+
+def _state_writer(window: MainWindow, tray: Tray | None) -> Callable[[UnseenCounts], None]:
+    """Only with DESKBELL_TEST_STATE_FILE: the counts as the person sees them, as JSON."""
+    target = os.environ.get(STATE_FILE_ENV)
+
+    def write(counts: UnseenCounts) -> None:
+        if not target:
+            return
+        doc = {
+            "title": window.windowTitle(),
+            "total": counts.total,
+            "internal": counts.internal,
+            "external": counts.external,
+            "tray": tray.count if tray is not None else None,
+            "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
+        }
+        tmp = Path(target + ".tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(target)
+
+    return write
+
+
+# --- who is signed in -------------------------------------------------------------------------
+
+
+async def _sign_in(service: Service, *, folder: Path, email: str | None) -> PersonInfo | None:
+    """`--as EMAIL`; else the user this machine used last; else the only user; else ask."""
+    remembered = folder / SIGNED_IN_FILE
+    if email is None and remembered.exists():
+        email = remembered.read_text().strip() or None
+    if email is not None:
+        try:
+            person = await service.person(email)
+        except NotFoundError:
+            QMessageBox.warning(None, "Deskbell", f"There is no user {email} here.")
+            return None
+        if person.kind != PersonKind.USER:
+            QMessageBox.warning(None, "Deskbell", f"{email} is a customer, not a user.")
+            return None
+        remembered.write_text(person.email)
+        return person
+    users = await service.people(kind=PersonKind.USER)
+    if len(users) == 1:
+        chosen: PersonInfo | None = users[0]
+    elif users:
+        chosen = await _pick_user(users)
+    else:
+        chosen = await _first_run(service)
+    if chosen is not None:
+        remembered.write_text(chosen.email)
+    return chosen
+
+
+async def _exec(dialog: QDialog) -> int:
+    """Run a dialog without a nested event loop (qasync keeps running our tasks)."""
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def on_finished(code: int) -> None:
+        if not done.done():
+            done.set_result(int(code))
+
+    dialog.finished.connect(on_finished)
+    dialog.open()
+    return await done
+
+
+async def _pick_user(users: list[PersonInfo]) -> PersonInfo | None:
+    dialog = QInputDialog()
+    dialog.setWindowTitle("Deskbell")
+    dialog.setLabelText("Who are you?")
+    dialog.setComboBoxItems([f"{u.name} <{u.email}>" for u in users])
+    if await _exec(dialog) != QDialog.DialogCode.Accepted:
+        return None
+    labels = [f"{u.name} <{u.email}>" for u in users]
+    return users[labels.index(dialog.textValue())]
+
+
+class _FirstRunDialog(QDialog):
+    """The first start on an empty database: who are you? (that person becomes the admin)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Welcome to Deskbell")
+        self.name = QLineEdit(self)
+        self.name.setAccessibleName("Your name")
+        self.email = QLineEdit(self)
+        self.email.setAccessibleName("Your email address")
+        self.email.setPlaceholderText("you@example.com")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
+        buttons.accepted.connect(self.accept)
+        form = QFormLayout(self)
+        form.addRow(QLabel("Deskbell keeps your team's conversations. Who are you?"))
+        form.addRow("Name", self.name)
+        form.addRow("Email", self.email)
+        form.addRow(buttons)
+
+
+async def _first_run(service: Service) -> PersonInfo | None:
+    dialog = _FirstRunDialog()
+    while await _exec(dialog) == QDialog.DialogCode.Accepted:
+        try:
+            return await service.add_person(
+                email=dialog.email.text().strip(), name=dialog.name.text().strip(), is_admin=True
+            )
+        except DeskbellError as exc:
+            QMessageBox.warning(dialog, "Deskbell", str(exc))
+    return None

@@ -1,0 +1,501 @@
+"""The main window: Internal and External inboxes, the conversation, the composer (N2, N3, N7,
+D5, D6), and the alert policy that decides ping and notifications for new messages (N1, N4-N6).
+
+The window reads and writes only through `services.api.Service` and learns about changes only
+from the `ServiceBridge`: its own writes come back through the same feed as anyone else's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.api import (
+    ConversationInfo,
+    ConversationKind,
+    ConversationRow,
+    Inbox,
+    MessageRow,
+    PersonInfo,
+    Service,
+    UnseenCounts,
+)
+from services.clock import Clock
+from ui.banner import first_words
+from ui.bridge import ServiceBridge, Tasks
+from ui.composer import Composer
+from ui.conversation_list import (
+    CONVERSATION_ID_ROLE,
+    ConversationDelegate,
+    ConversationListModel,
+    PageFetcher,
+    row_label,
+)
+from ui.message_view import MessageDelegate, MessageListModel, MessageView
+from ui.new_item_dialog import NewItemDialog
+from ui.platform.badge import window_title
+from ui.platform.idle import IdleProbe
+from ui.platform.notify import BannerNotifier, Notice, NotificationCenter, Notifier
+from ui.platform.sound import Pinger
+from ui.quick_switch import QuickSwitch
+from ui.seen_tracker import SeenTracker
+from ui.theme import Theme
+
+__all__ = ["APP_TITLE", "Alerts", "MainWindow"]
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "Deskbell"
+INTERNAL_TAB, EXTERNAL_TAB = 0, 1
+
+
+class Alerts:
+    """N1, N4, N5, N6, R5: what a new message for me sets off, given what is on screen."""
+
+    def __init__(
+        self,
+        *,
+        service: Service,
+        center: NotificationCenter,
+        pinger: Pinger | None,
+        is_on_screen: Callable[[int], bool],
+    ) -> None:
+        self._service = service
+        self._center = center
+        self._pinger = pinger
+        self._is_on_screen = is_on_screen
+        self.pings = 0
+        self.notices = 0
+        self._shown: set[int] = set()
+
+    def on_message(self, message: MessageRow, *, me: PersonInfo, title: str) -> None:
+        if message.author is not None and message.author.id == me.id:
+            return  # R4, N4: never for my own words
+        if self._is_on_screen(message.conversation_id):
+            return  # N4: it is being looked at; S1 decides when it counts as seen
+        dnd = self._service.do_not_disturb(me)
+        if self._pinger is not None and not dnd and self._pinger.ping(sound_on=me.settings.sound):
+            self.pings += 1
+        author = message.author.name if message.author else APP_TITLE
+        notice = Notice(
+            key=str(message.conversation_id),
+            title=f"{author} · {title}",
+            body=first_words(message.text),
+        )
+        if self._center.notify(notice, dnd=dnd, in_app=me.settings.in_app):
+            self.notices += 1
+            self._shown.add(message.conversation_id)
+
+    def shown(self) -> list[int]:
+        """Conversations with a notice up."""
+        return sorted(self._shown)
+
+    def withdraw(self, conversation_id: int) -> None:
+        self._shown.discard(conversation_id)
+        self._center.close(str(conversation_id))
+
+
+class MainWindow(QMainWindow):
+    """Emits `quit_requested` when closing should end the app (no tray to keep it in)."""
+
+    quit_requested = Signal()
+    shown_with_data = Signal()
+
+    def __init__(
+        self,
+        *,
+        service: Service,
+        bridge: ServiceBridge,
+        theme: Theme,
+        tasks: Tasks,
+        now: Callable[[], datetime],
+        clock: Clock,
+        pinger: Pinger | None = None,
+        idle_probe: IdleProbe | None = None,
+        system_notifiers: list[Callable[[], Notifier]] | None = None,
+        keep_in_tray: Callable[[], bool] = lambda: False,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.bridge = bridge
+        self.theme = theme
+        self.tasks = tasks
+        self._now = now
+        self._keep_in_tray = keep_in_tray
+        self.counts = UnseenCounts()
+        self.current: ConversationInfo | None = None
+        self.setWindowTitle(APP_TITLE)
+        self.setAccessibleName("Deskbell")
+        self.resize(1100, 720)
+
+        self.models = {
+            INTERNAL_TAB: ConversationListModel(fetch_page=self._page(Inbox.INTERNAL), tasks=tasks),
+            EXTERNAL_TAB: ConversationListModel(fetch_page=self._page(Inbox.EXTERNAL), tasks=tasks),
+        }
+        self.lists: dict[int, QListView] = {}
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Inboxes")
+        self.tabs.setDocumentMode(True)
+        for tab, name in ((INTERNAL_TAB, "Internal"), (EXTERNAL_TAB, "External")):
+            view = QListView()
+            view.setModel(self.models[tab])
+            view.setItemDelegate(ConversationDelegate(theme=theme, now=now, parent=view))
+            view.setAccessibleName(f"{name} conversations")
+            view.setUniformItemSizes(True)
+            view.setFrameShape(QFrame.Shape.NoFrame)
+            view.setMouseTracking(True)
+            view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+            view.clicked.connect(self._on_list_clicked)
+            view.activated.connect(self._on_list_clicked)
+            self.lists[tab] = view
+            self.tabs.addTab(view, name)
+
+        self.new_button = QPushButton("＋ New item")
+        self.new_button.setAccessibleName("New item")
+        self.new_button.setToolTip("Create an item (Ctrl+N)")
+        self.new_button.clicked.connect(self._on_new_button_clicked)
+        self.switch_button = QPushButton("Go to…  Ctrl+K")
+        self.switch_button.setAccessibleName("Go to conversation")
+        self.switch_button.clicked.connect(self.open_quick_switch)
+        side_top = QHBoxLayout()
+        side_top.setContentsMargins(10, 10, 10, 6)
+        side_top.addWidget(self.new_button)
+        side_top.addWidget(self.switch_button)
+        side = QWidget()
+        side.setAccessibleName("Open conversations")
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.setSpacing(0)
+        side_layout.addLayout(side_top)
+        side_layout.addWidget(self.tabs)
+
+        # The conversation: header, messages, composer.
+        self.header_title = QLabel("Pick a conversation")
+        self.header_title.setTextFormat(Qt.TextFormat.PlainText)
+        self.header_title.setAccessibleName("Conversation title")
+        font = self.header_title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.header_title.setFont(font)
+        self.header_members = QLabel("")
+        self.header_members.setTextFormat(Qt.TextFormat.PlainText)
+        self.header_members.setAccessibleName("Followers")
+        self.header_members.setStyleSheet(f"color: {theme.muted.name()};")
+        self.follow_button = QPushButton("Follow")
+        self.follow_button.setAccessibleName("Follow or unfollow this item")
+        self.follow_button.setVisible(False)
+        self.follow_button.clicked.connect(self._on_follow_button_clicked)
+        header = QWidget()
+        header.setObjectName("conversationHeader")
+        header_layout = QHBoxLayout(header)
+        header_layout.setContentsMargins(16, 10, 12, 10)
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        titles.addWidget(self.header_title)
+        titles.addWidget(self.header_members)
+        header_layout.addLayout(titles, 1)
+        header_layout.addWidget(self.follow_button)
+
+        self.messages = MessageListModel(tasks=tasks)
+        self.message_delegate = MessageDelegate(theme=theme, me_id=bridge.me.id, now=now)
+        self.message_view = MessageView(
+            model=self.messages, delegate=self.message_delegate, tasks=tasks
+        )
+        self.composer = Composer(theme=theme)
+        self.composer.send_requested.connect(self._on_composer_send_requested)
+
+        pane = QWidget()
+        pane_layout = QVBoxLayout(pane)
+        pane_layout.setContentsMargins(0, 0, 0, 0)
+        pane_layout.setSpacing(0)
+        pane_layout.addWidget(header)
+        pane_layout.addWidget(_line(theme))
+        pane_layout.addWidget(self.message_view, 1)
+        pane_layout.addWidget(_line(theme))
+        pane_layout.addWidget(self.composer)
+
+        splitter = QSplitter()
+        splitter.addWidget(side)
+        splitter.addWidget(pane)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 740])
+        splitter.setHandleWidth(1)
+        self.setCentralWidget(splitter)
+        self.setStyleSheet(
+            f"QSplitter::handle {{ background: {theme.separator.name()}; }}"
+            f" QListView {{ background: {theme.base.name()}; }}"
+            f" #conversationHeader {{ background: {theme.base.name()}; }}"
+        )
+
+        # Notifications: the in-app banner always, the system's where it works (D3).
+        self.notifications = NotificationCenter(
+            banner=BannerNotifier(self.message_view), system=system_notifiers or [], parent=self
+        )
+        self.notifications.opened.connect(self._on_notifications_opened)
+        self.alerts = Alerts(
+            service=service,
+            center=self.notifications,
+            pinger=pinger,
+            is_on_screen=self.is_on_screen,
+        )
+
+        # S1: what is on screen long enough, with input, becomes seen.
+        self.seen_tracker = SeenTracker(
+            window=self,
+            view=self.message_view,
+            clock=clock,
+            idle_probe=idle_probe,
+            unseen_ids=self.messages.unseen_ids,
+        )
+        self.seen_tracker.seen.connect(self._on_seen_tracker_seen)
+
+        bridge.counts_changed.connect(self._on_bridge_counts_changed)
+        bridge.conversations_changed.connect(self._on_bridge_conversations_changed)
+        bridge.message_arrived.connect(self._on_bridge_message_arrived)
+        for keys, slot in (
+            ("Ctrl+1", lambda: self.show_inbox(INTERNAL_TAB)),
+            ("Ctrl+2", lambda: self.show_inbox(EXTERNAL_TAB)),
+            ("Ctrl+K", self.open_quick_switch),
+            ("Ctrl+N", self._on_new_button_clicked),
+        ):
+            QShortcut(QKeySequence(keys), self).activated.connect(slot)
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def _page(self, inbox: tuple[ConversationKind, ...]) -> PageFetcher:
+        async def fetch(offset: int, limit: int) -> list[ConversationRow]:
+            return await self.service.open_conversations(
+                person_id=self.bridge.me.id, inbox=inbox, limit=limit, offset=offset
+            )
+
+        return fetch
+
+    @property
+    def me(self) -> PersonInfo:
+        return self.bridge.me
+
+    async def load(self) -> None:
+        """The first page of both inboxes and the newest conversation, then `shown_with_data`."""
+        for model in self.models.values():
+            await model.reload()
+        self._on_bridge_counts_changed(self.bridge.counts)
+        first = self.models[INTERNAL_TAB].rows or self.models[EXTERNAL_TAB].rows
+        if first:
+            await self.open_conversation(first[0].id)
+        self.shown_with_data.emit()
+
+    # --- what is on screen -----------------------------------------------------------------
+
+    def is_on_screen(self, conversation_id: int) -> bool:
+        """N4: this conversation is open in the active, visible, not minimized window."""
+        return (
+            self.current is not None
+            and self.current.id == conversation_id
+            and self.isVisible()
+            and self.isActiveWindow()
+            and not (self.windowState() & Qt.WindowState.WindowMinimized)
+        )
+
+    def show_inbox(self, tab: int) -> None:
+        self.tabs.setCurrentIndex(tab)
+        self.lists[tab].setFocus()
+
+    def bring_forward(self) -> None:
+        """D1: tray "Open", a second launch, a notification click."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    async def open_conversation(self, conversation_id: int) -> None:
+        info = await self.service.conversation(conversation_id)
+        self.current = info
+        me_id = self.me.id
+
+        async def fetch(before_id: int | None, limit: int) -> list[MessageRow]:
+            return await self.service.messages(
+                conversation_id=conversation_id, viewer_id=me_id, before_id=before_id, limit=limit
+            )
+
+        await self.messages.open(conversation_id=conversation_id, fetch=fetch)
+        self._show_header(info)
+        self.composer.set_kind(info.kind)
+        tab = EXTERNAL_TAB if info.kind == ConversationKind.EXTERNAL else INTERNAL_TAB
+        self.tabs.setCurrentIndex(tab)
+        self._select_row(tab, conversation_id)
+        self.message_view.scroll_to_newest()
+        self.alerts.withdraw(conversation_id)
+        self.seen_tracker.refresh()
+
+    def _show_header(self, info: ConversationInfo) -> None:
+        where = {
+            ConversationKind.EXTERNAL: "External",
+            ConversationKind.DIRECT: "Direct",
+        }.get(info.kind, "Internal")
+        label = f"#{info.item_number} {info.title}" if info.item_number else info.title
+        self.header_title.setText(label)
+        names = ", ".join(m.name for m in info.members)
+        self.header_members.setText(f"{where} · {names}")
+        following = any(m.id == self.me.id for m in info.members)
+        self.follow_button.setVisible(info.item_number is not None)
+        self.follow_button.setText("Unfollow" if following else "Follow")
+
+    def _select_row(self, tab: int, conversation_id: int) -> None:
+        row = self.models[tab].row_of(conversation_id)
+        view = self.lists[tab]
+        if row is None:
+            view.clearSelection()
+            return
+        index = self.models[tab].index(row, 0)
+        view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
+
+    def conversation_rows(self) -> list[ConversationRow]:
+        return [r for model in self.models.values() for r in model.rows]
+
+    # --- slots -----------------------------------------------------------------------------
+
+    def _on_list_clicked(self, index: QModelIndex) -> None:
+        conv_id = index.data(CONVERSATION_ID_ROLE)
+        if isinstance(conv_id, int) and (self.current is None or self.current.id != conv_id):
+            self.tasks.start(self.open_conversation(conv_id), name="open-conversation")
+
+    def open_quick_switch(self) -> QuickSwitch:
+        dialog = QuickSwitch(self.conversation_rows(), parent=self)
+        dialog.chosen.connect(self._on_quick_switch_chosen)
+        dialog.open()
+        return dialog
+
+    def _on_quick_switch_chosen(self, conversation_id: int) -> None:
+        self.tasks.start(self.open_conversation(conversation_id), name="open-conversation")
+
+    def _on_notifications_opened(self, key: str) -> None:
+        self.bring_forward()
+        self.tasks.start(self.open_conversation(int(key)), name="open-conversation")
+
+    def _on_composer_send_requested(self, text: str) -> None:
+        if self.current is not None:
+            self.tasks.start(self._send(self.current.id, text), name="post")
+
+    async def _send(self, conversation_id: int, text: str) -> None:
+        try:
+            await self.service.post(
+                author=self.me.email, text=text, conversation_id=conversation_id
+            )
+        except Exception as exc:  # the service's refusal, said to the person who typed
+            QMessageBox.warning(self, APP_TITLE, f"The message was not sent: {exc}")
+            return
+        self.composer.clear()
+        self.message_view.scroll_to_newest()
+
+    def _on_seen_tracker_seen(self, message_ids: list[int]) -> None:
+        self.messages.mark_seen_locally(message_ids)
+        self.tasks.start(
+            self.service.mark_seen(person_id=self.me.id, message_ids=message_ids), name="seen"
+        )
+
+    def _on_follow_button_clicked(self) -> None:
+        if self.current is not None and self.current.item_number is not None:
+            self.tasks.start(self._toggle_follow(self.current), name="follow")
+
+    async def _toggle_follow(self, info: ConversationInfo) -> None:
+        assert info.item_number is not None
+        if any(m.id == self.me.id for m in info.members):
+            await self.service.unfollow(number=info.item_number, email=self.me.email)
+        else:
+            await self.service.follow(number=info.item_number, email=self.me.email)
+        if self.current is not None and self.current.id == info.id:
+            self.current = await self.service.conversation(info.id)
+            self._show_header(self.current)
+
+    def _on_new_button_clicked(self) -> None:
+        self.tasks.start(self._new_item(), name="new-item")
+
+    async def _new_item(self) -> None:
+        dialog = NewItemDialog(people=await self.service.people(), me=self.me, parent=self)
+        dialog.accepted.connect(
+            lambda: self.tasks.start(
+                self._create_item(dialog.title(), dialog.follower_emails()), name="create-item"
+            )
+        )
+        dialog.open()
+
+    async def _create_item(self, title: str, followers: list[str]) -> None:
+        item = await self.service.create_item(title=title, followers=followers)
+        await self.open_conversation(item.internal_conversation_id)
+
+    def _on_bridge_counts_changed(self, counts: UnseenCounts) -> None:
+        """N3: tabs, rows and title from one count; N7: the title carries it without a tray."""
+        self.counts = counts
+        self.tabs.setTabText(INTERNAL_TAB, _tab_text("Internal", counts.internal))
+        self.tabs.setTabText(EXTERNAL_TAB, _tab_text("External", counts.external))
+        for model in self.models.values():
+            model.set_counts(counts.by_conversation)
+        self.setWindowTitle(window_title(APP_TITLE, counts.total))
+        for conv_id in self.alerts.shown():
+            if counts.by_conversation.get(conv_id, 0) == 0:
+                self.alerts.withdraw(conv_id)  # seen elsewhere (S4): the notice goes too
+
+    def _on_bridge_conversations_changed(self, conversation_ids: frozenset[int]) -> None:
+        self.tasks.start(self._refresh(conversation_ids), name="refresh")
+
+    async def _refresh(self, conversation_ids: frozenset[int]) -> None:
+        ids = sorted(conversation_ids)
+        found: set[int] = set()
+        for tab, inbox in ((INTERNAL_TAB, Inbox.INTERNAL), (EXTERNAL_TAB, Inbox.EXTERNAL)):
+            rows = await self.service.open_conversations(
+                person_id=self.me.id, inbox=inbox, conversation_ids=ids
+            )
+            found |= {r.id for r in rows}
+            self.models[tab].upsert(rows)
+        for model in self.models.values():
+            model.remove(i for i in ids if i not in found)
+        if self.current is not None and self.current.id in conversation_ids:
+            await self.messages.refresh()
+            self.seen_tracker.refresh()
+
+    def _on_bridge_message_arrived(self, message: MessageRow) -> None:
+        row = None
+        for model in self.models.values():
+            row = row or model.conversation(message.conversation_id)
+        title = row_label(row) if row is not None else f"conversation {message.conversation_id}"
+        self.alerts.on_message(message, me=self.me, title=title)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """D1: closing keeps the app in the tray; without a tray it quits."""
+        if self._keep_in_tray():
+            event.ignore()
+            self.hide()
+            return
+        event.accept()
+        self.quit_requested.emit()
+
+
+def _tab_text(name: str, count: int) -> str:
+    return f"{name} ({count})" if count else name
+
+
+def _line(theme: Theme) -> QFrame:
+    line = QFrame()
+    line.setFixedHeight(1)
+    line.setStyleSheet(f"background: {theme.separator.name()};")
+    return line
