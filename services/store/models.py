@@ -24,18 +24,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "Automation",
     "Base",
     "Change",
     "Conversation",
     "ConversationMember",
     "Delivery",
     "Email",
+    "EmailTemplate",
     "EmailThread",
     "Follower",
     "Item",
     "Message",
+    "PasswordReset",
     "Person",
     "Setting",
+    "SystemEmail",
 ]
 
 NAMING_CONVENTION = {
@@ -256,3 +260,73 @@ class Change(Base):
     kind: Mapped[str] = mapped_column(String(30))
     conversation_id: Mapped[int | None] = mapped_column(Integer, default=None)
     person_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+# --- Messaging Center (issue 4: M1-M5) ------------------------------------------------------
+# Appended in its own section; migration 0002_messaging_center creates these tables.
+
+
+class Automation(Base):
+    """A workflow rule (M1, M2): on a trigger, if its conditions hold, run its actions.
+
+    `conditions` maps a condition name to the wanted value; `actions` is a list of
+    `{"kind": "message", "conversation": "internal"|"external"}` and
+    `{"kind": "email", "to": "followers"|"requester"|"assignee", "template": NAME}`.
+    `text` is the message the message actions insert (a sandboxed template), or for the
+    critical new-message automation the intro line of its notification email (E5).
+    """
+
+    __tablename__ = "automations"
+    __table_args__ = (Index("ix_automations_trigger_enabled", "trigger", "enabled"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=100)
+    name: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(40))
+    conditions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actions: Mapped[list[Any]] = mapped_column(default=list)
+    text: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class EmailTemplate(Base):
+    """An email template (M4, M5): subject, plain text and HTML, all sandboxed Jinja2."""
+
+    __tablename__ = "email_templates"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # notification | automation | system
+    description: Mapped[str] = mapped_column(String(300), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class SystemEmail(Base):
+    """A system event's email (M5) and whether it is sent; its template has the same name."""
+
+    __tablename__ = "system_emails"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PasswordReset(Base):
+    """The one live reset code of a person (M5, T4): only its hash is kept."""
+
+    __tablename__ = "password_resets"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+# M6: the log view filters by status and direction within the 72-hour window, newest first.
+Index("ix_emails_status_created_at", Email.status, Email.created_at)
+Index("ix_emails_direction_created_at", Email.direction, Email.created_at)

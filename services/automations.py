@@ -1,0 +1,628 @@
+"""Workflow automations (M1-M3): on a trigger, if the conditions hold, insert messages and send
+email templates, inside the transaction of the write that triggered them.
+
+The critical new-message automation stands first. Its behaviour is the notification itself
+(`conversations.post_message` plus the fallback scheduler); here it holds the editable intro
+line of the notification email (E5), and the service refuses to disable or delete it (M1).
+
+M3: an event caused by an automation (a message it inserted) or by mail that was generated
+automatically carries `automated=True` and fires nothing. Inserted messages are written with
+`source="automation"`, so their own "message posted" is never an event either.
+
+R2: variables never give a customer the text of an internal message: `message.text` is empty
+when an internal message is passed on into an external conversation or to a customer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services import conversations as ops
+from services.clock import Clock
+from services.domain.model import ConversationKind, PersonKind
+from services.errors import InputError, NotFoundError, PermissionDeniedError
+from services.fallback import MailIdentity
+from services.store import queries
+from services.store.models import Automation, EmailTemplate, Follower, Item, Message, Person
+from services.template_store import (
+    DEFAULT_INTRO,
+    obj,
+    queue_template_email,
+    render_text,
+    validate_intro,
+)
+from services.templates import validate_template
+
+__all__ = [
+    "ACTION_KINDS",
+    "CONDITIONS",
+    "EMAIL_TARGETS",
+    "TEXT_VARIABLES",
+    "AutomationEvent",
+    "AutomationInfo",
+    "Automations",
+    "FireResult",
+    "Trigger",
+    "fire",
+    "seed_automations",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Trigger(StrEnum):
+    ITEM_CREATED = "item_created"
+    ITEM_STATUS_CHANGED = "item_status_changed"
+    ITEM_CLOSED = "item_closed"
+    MESSAGE_POSTED = "message_posted"
+    PERSON_CREATED = "person_created"
+
+
+# name -> what it compares; a condition absent from an automation always holds.
+CONDITIONS: Final[Mapping[str, str]] = {
+    "item_status": "the item's status (after the change) is",
+    "conversation_kind": "the message's conversation is internal / external / direct",
+    "author_kind": "the message's author is a user / customer",
+    "person_kind": "the new person is a user / customer",
+}
+ACTION_KINDS: Final = ("message", "email")
+EMAIL_TARGETS: Final = ("followers", "requester", "assignee", "person")
+MESSAGE_TARGETS: Final = ("internal", "external")
+TEXT_VARIABLES: Final = frozenset({"item", "actor", "event", "message", "workspace"})
+MAX_AUTOMATION_TEXT: Final = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationEvent:
+    trigger: Trigger
+    actor_id: int | None = None
+    item_id: int | None = None
+    person_id: int | None = None  # person created: the new person
+    message_id: int | None = None
+    conversation_kind: ConversationKind | None = None
+    old_status: str | None = None
+    new_status: str | None = None
+    automated: bool = False  # M3: written by an automation, or mail generated automatically
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    automations: tuple[int, ...] = ()
+    messages: tuple[int, ...] = ()
+    emails: tuple[int, ...] = ()
+    conversations: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationInfo:
+    id: int
+    position: int
+    name: str
+    trigger: str
+    conditions: Mapping[str, str]
+    actions: tuple[Mapping[str, str], ...]
+    text: str
+    enabled: bool
+    critical: bool
+    updated_at: datetime
+    summary: str = ""
+
+
+# --- checking -------------------------------------------------------------------------------
+
+
+def _check_conditions(trigger: Trigger, conditions: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in conditions.items():
+        if key not in CONDITIONS:
+            raise InputError(f"unknown condition {key!r}; known: {', '.join(CONDITIONS)}")
+        text = str(value).strip().lower()
+        if key == "conversation_kind" and text not in {k.value for k in ConversationKind}:
+            raise InputError(f"conversation_kind is internal, external or direct, not {text!r}")
+        if key in ("author_kind", "person_kind") and text not in {k.value for k in PersonKind}:
+            raise InputError(f"{key} is user or customer, not {text!r}")
+        if key in ("conversation_kind", "author_kind") and trigger is not Trigger.MESSAGE_POSTED:
+            raise InputError(f"{key} only applies to the 'message_posted' trigger")
+        if key == "person_kind" and trigger is not Trigger.PERSON_CREATED:
+            raise InputError("person_kind only applies to the 'person_created' trigger")
+        out[key] = text
+    return out
+
+
+def _check_actions(trigger: Trigger, actions: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    if not actions:
+        raise InputError("an automation needs at least one action")
+    out: list[dict[str, str]] = []
+    for action in actions:
+        kind = str(action.get("kind", ""))
+        if kind == "message":
+            where = str(action.get("conversation", ""))
+            if where not in MESSAGE_TARGETS:
+                raise InputError("a message action goes into the 'internal' or 'external' one")
+            if trigger is Trigger.PERSON_CREATED:
+                raise InputError("a new person has no item to write in")
+            out.append({"kind": kind, "conversation": where})
+        elif kind == "email":
+            to = str(action.get("to", ""))
+            template = str(action.get("template", "")).strip().lower()
+            if to not in EMAIL_TARGETS:
+                raise InputError(f"an email action goes to one of: {', '.join(EMAIL_TARGETS)}")
+            if (to == "person") != (trigger is Trigger.PERSON_CREATED):
+                raise InputError("'person' is the target of 'person_created' automations only")
+            if not template:
+                raise InputError("an email action needs a template")
+            out.append({"kind": kind, "to": to, "template": template})
+        else:
+            raise InputError(f"unknown action {kind!r}; one of: {', '.join(ACTION_KINDS)}")
+    return out
+
+
+def _check_text(text: str) -> str:
+    cleaned = text.strip()
+    if len(cleaned) > MAX_AUTOMATION_TEXT:
+        raise InputError(f"the text is too long (at most {MAX_AUTOMATION_TEXT} characters)")
+    validate_template(cleaned, allowed=TEXT_VARIABLES, name="text")
+    return cleaned
+
+
+def _summary(auto: Automation) -> str:
+    when = auto.trigger.replace("_", " ")
+    conds = ", ".join(f"{k.replace('_', ' ')} is {v}" for k, v in (auto.conditions or {}).items())
+    does = []
+    for a in auto.actions or []:
+        if a.get("kind") == "message":
+            does.append(f"write in the {a.get('conversation')} conversation")
+        elif a.get("kind") == "email":
+            does.append(f"email {a.get('template')} to the {a.get('to')}")
+        elif a.get("kind") == "notify":
+            does.append("notify every follower (R1-R4), emailed when unseen")
+    return f"When {when}" + (f" and {conds}" if conds else "") + ": " + "; ".join(does)
+
+
+def _info(auto: Automation) -> AutomationInfo:
+    return AutomationInfo(
+        id=auto.id,
+        position=auto.position,
+        name=auto.name,
+        trigger=auto.trigger,
+        conditions=dict(auto.conditions or {}),
+        actions=tuple(dict(a) for a in auto.actions or []),
+        text=auto.text,
+        enabled=auto.enabled,
+        critical=auto.critical,
+        updated_at=auto.updated_at,
+        summary=_summary(auto),
+    )
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+CLOSED_TEXT: Final = "{{ item.ref }} {{ item.title }} was closed by {{ actor.name }}."
+
+
+async def seed_automations(session: AsyncSession, *, now: datetime) -> None:
+    """The critical automation and the shipped examples, once, in an empty table."""
+    if await session.scalar(select(func.count()).select_from(Automation)):
+        return
+    session.add_all(
+        [
+            Automation(
+                position=0,
+                name="New message: notify all followers",
+                trigger=Trigger.MESSAGE_POSTED,
+                conditions={},
+                actions=[{"kind": "notify"}],
+                text=DEFAULT_INTRO,
+                enabled=True,
+                critical=True,
+                created_at=now,
+                updated_at=now,
+            ),
+            Automation(
+                position=10,
+                name="When an item is closed, tell its followers",
+                trigger=Trigger.ITEM_CLOSED,
+                conditions={},
+                actions=[{"kind": "message", "conversation": "internal"}],
+                text=CLOSED_TEXT,
+                enabled=True,
+                critical=False,
+                created_at=now,
+                updated_at=now,
+            ),
+            Automation(
+                position=20,
+                name="When an item is closed, email its requester",
+                trigger=Trigger.ITEM_CLOSED,
+                conditions={},
+                actions=[{"kind": "email", "to": "requester", "template": "item_closed"}],
+                text="",
+                enabled=False,
+                critical=False,
+                created_at=now,
+                updated_at=now,
+            ),
+        ]
+    )
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Facts:
+    item: Item | None = None
+    actor: Person | None = None
+    person: Person | None = None
+    message: Message | None = None
+    author: Person | None = None
+    conversation_kind: ConversationKind | None = None
+    followers: list[Person] = field(default_factory=list)
+
+
+async def _facts(session: AsyncSession, event: AutomationEvent) -> _Facts:
+    facts = _Facts(conversation_kind=event.conversation_kind)
+    if event.item_id is not None:
+        facts.item = await session.get(Item, event.item_id)
+        facts.followers = list(
+            (
+                await session.execute(
+                    select(Person)
+                    .join(Follower, Follower.person_id == Person.id)
+                    .where(Follower.item_id == event.item_id)
+                    .order_by(Person.id)
+                )
+            ).scalars()
+        )
+    if event.actor_id is not None:
+        facts.actor = await session.get(Person, event.actor_id)
+    if event.person_id is not None:
+        facts.person = await session.get(Person, event.person_id)
+    if event.message_id is not None:
+        facts.message = await session.get(Message, event.message_id)
+        if facts.message is not None and facts.message.author_id is not None:
+            facts.author = await session.get(Person, facts.message.author_id)
+    return facts
+
+
+def _holds(auto: Automation, event: AutomationEvent, facts: _Facts) -> bool:
+    for key, wanted in (auto.conditions or {}).items():
+        if key == "item_status":
+            have = event.new_status or (facts.item.status if facts.item else None)
+        elif key == "conversation_kind":
+            have = facts.conversation_kind.value if facts.conversation_kind else None
+        elif key == "author_kind":
+            have = facts.author.kind if facts.author else None
+        elif key == "person_kind":
+            have = facts.person.kind if facts.person else None
+        else:
+            return False
+        if (have or "").lower() != wanted:
+            return False
+    return True
+
+
+def _variables(
+    event: AutomationEvent, facts: _Facts, identity: MailIdentity, *, show_text: bool
+) -> dict[str, object]:
+    item = facts.item
+    message = facts.message
+    return {
+        "item": obj(
+            number=item.number if item else None,
+            title=item.title if item else "",
+            ref=f"[#{item.number}]" if item else "",
+            status=item.status if item else "",
+        ),
+        "actor": obj(name=facts.actor.name if facts.actor else identity.from_name),
+        "event": obj(
+            trigger=event.trigger.value,
+            old_status=event.old_status or "",
+            new_status=event.new_status or "",
+        ),
+        "message": obj(
+            author=facts.author.name if facts.author else "",
+            conversation=facts.conversation_kind.value if facts.conversation_kind else "",
+            text=message.text if message is not None and show_text else "",
+        ),
+        "workspace": obj(name=identity.from_name, address=identity.from_addr),
+    }
+
+
+def _may_pass_on(facts: _Facts, *, to_customer: bool) -> bool:
+    """R2: internal message text never reaches a customer or an external conversation."""
+    kind = facts.conversation_kind
+    return kind is None or not kind.users_only or not to_customer
+
+
+async def fire(
+    session: AsyncSession,
+    event: AutomationEvent,
+    *,
+    now: datetime,
+    identity: MailIdentity,
+    default_delay_s: int,
+) -> FireResult:
+    """Run every enabled automation for `event` in the caller's transaction.
+
+    A failing action (a template that no longer renders, a missing conversation) is logged
+    and skipped: an automation never makes a person's own write fail.
+    """
+    if event.automated:
+        return FireResult()  # M3
+    autos = (
+        (
+            await session.execute(
+                select(Automation)
+                .where(
+                    Automation.trigger == event.trigger.value,
+                    Automation.enabled.is_(True),
+                    Automation.critical.is_(False),
+                )
+                .order_by(Automation.position, Automation.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not autos:
+        return FireResult()
+    facts = await _facts(session, event)
+    fired: list[int] = []
+    messages: list[int] = []
+    emails: list[int] = []
+    convs: set[int] = set()
+    for auto in autos:
+        if not _holds(auto, event, facts):
+            continue
+        fired.append(auto.id)
+        for action in auto.actions or []:
+            try:
+                if action.get("kind") == "message":
+                    new = await _insert_message(
+                        session, auto, action, event, facts, now, identity, default_delay_s
+                    )
+                    if new is not None:
+                        messages.append(new[0])
+                        convs.add(new[1])
+                elif action.get("kind") == "email":
+                    emails.extend(
+                        await _send_template(session, auto, action, event, facts, now, identity)
+                    )
+            except (InputError, PermissionDeniedError) as exc:
+                log.warning(
+                    "automation %s (%s): action %s skipped: %s", auto.id, auto.name, action, exc
+                )
+    return FireResult(
+        automations=tuple(fired),
+        messages=tuple(messages),
+        emails=tuple(emails),
+        conversations=frozenset(convs),
+    )
+
+
+async def _insert_message(
+    session: AsyncSession,
+    auto: Automation,
+    action: Mapping[str, Any],
+    event: AutomationEvent,
+    facts: _Facts,
+    now: datetime,
+    identity: MailIdentity,
+    default_delay_s: int,
+) -> tuple[int, int] | None:
+    if facts.item is None:
+        return None
+    kind = ConversationKind(str(action.get("conversation")))
+    conv = await queries.conversation_for_item(session, facts.item.id, kind)
+    show = _may_pass_on(facts, to_customer=not kind.users_only)
+    text = render_text(auto.text, _variables(event, facts, identity, show_text=show))
+    new = await ops.post_message(
+        session,
+        conversation=conv,
+        author=None,
+        text=text,
+        now=now,
+        default_delay_s=default_delay_s,
+        source="automation",
+        automation_id=auto.id,
+    )
+    return new.message.id, conv.id
+
+
+async def _send_template(
+    session: AsyncSession,
+    auto: Automation,
+    action: Mapping[str, Any],
+    event: AutomationEvent,
+    facts: _Facts,
+    now: datetime,
+    identity: MailIdentity,
+) -> list[int]:
+    template = await session.get(EmailTemplate, str(action.get("template")))
+    if template is None:
+        raise NotFoundError(f"no template {action.get('template')!r}")
+    to = action.get("to")
+    item = facts.item
+    targets: list[Person] = []
+    if to == "followers":
+        targets = [p for p in facts.followers if facts.actor is None or p.id != facts.actor.id]
+    elif to in ("requester", "assignee") and item is not None:
+        pid = item.requester_id if to == "requester" else item.assignee_id
+        person = await session.get(Person, pid) if pid is not None else None
+        targets = [person] if person is not None else []
+    elif to == "person" and facts.person is not None:
+        targets = [facts.person]
+    ids: list[int] = []
+    for person in targets:
+        to_customer = person.kind == PersonKind.CUSTOMER
+        variables = _variables(
+            event, facts, identity, show_text=_may_pass_on(facts, to_customer=to_customer)
+        )
+        variables["recipient"] = obj(name=person.name, email=person.email)
+        email = await queue_template_email(
+            session,
+            template=template,
+            variables=variables,
+            to_addr=person.email,
+            to_name=person.name,
+            identity=identity,
+            now=now,
+            kind="template",
+            recipient_id=person.id,
+            item_number=item.number if item else None,
+        )
+        ids.append(email.id)
+    return ids
+
+
+# --- the sub-API the service exposes ----------------------------------------------------------
+
+
+class Automations:
+    """`service.automations`: list, show, create, enable, disable, delete, set-text (M1, M8)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        on_change: Callable[[], None],
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._on_change = on_change
+
+    async def list(self) -> list[AutomationInfo]:
+        async with self._sessions() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(Automation).order_by(Automation.position, Automation.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return [_info(a) for a in rows]
+
+    async def get(self, automation_id: int) -> AutomationInfo:
+        async with self._sessions() as session:
+            return _info(await self._row(session, automation_id))
+
+    async def create(
+        self,
+        *,
+        name: str,
+        trigger: str,
+        actions: Sequence[Mapping[str, Any]],
+        conditions: Mapping[str, Any] | None = None,
+        text: str = "",
+        enabled: bool = True,
+    ) -> AutomationInfo:
+        try:
+            when = Trigger(trigger)
+        except ValueError:
+            raise InputError(
+                f"unknown trigger {trigger!r}; one of: {', '.join(t.value for t in Trigger)}"
+            ) from None
+        checked_actions = _check_actions(when, actions)
+        checked_conditions = _check_conditions(when, conditions or {})
+        body = _check_text(text)
+        if any(a["kind"] == "message" for a in checked_actions) and not body:
+            raise InputError("a message action needs a text")
+        clean_name = name.strip()
+        if not clean_name or len(clean_name) > 200:
+            raise InputError("the name is empty or longer than 200 characters")
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            for a in checked_actions:
+                if a["kind"] == "email" and await session.get(EmailTemplate, a["template"]) is None:
+                    raise NotFoundError(f"no template {a['template']!r}")
+            last = await session.scalar(select(func.max(Automation.position))) or 0
+            auto = Automation(
+                position=last + 10,
+                name=clean_name,
+                trigger=when.value,
+                conditions=checked_conditions,
+                actions=checked_actions,
+                text=body,
+                enabled=enabled,
+                critical=False,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(auto)
+            await session.flush()
+            queries.add_change(session, kind="automation", at=now)
+            info = _info(auto)
+        self._on_change()
+        return info
+
+    async def set_enabled(self, automation_id: int, *, enabled: bool) -> AutomationInfo:
+        async with self._sessions.begin() as session:
+            auto = await self._row(session, automation_id)
+            if auto.critical and not enabled:
+                raise PermissionDeniedError(
+                    f"automation {auto.id} ({auto.name}) is critical: it cannot be disabled"
+                )
+            auto.enabled = enabled
+            auto.updated_at = self._clock.now()
+            queries.add_change(session, kind="automation", at=auto.updated_at)
+            info = _info(auto)
+        self._on_change()
+        return info
+
+    async def enable(self, automation_id: int) -> AutomationInfo:
+        return await self.set_enabled(automation_id, enabled=True)
+
+    async def disable(self, automation_id: int) -> AutomationInfo:
+        return await self.set_enabled(automation_id, enabled=False)
+
+    async def delete(self, automation_id: int) -> None:
+        async with self._sessions.begin() as session:
+            auto = await self._row(session, automation_id)
+            if auto.critical:
+                raise PermissionDeniedError(
+                    f"automation {auto.id} ({auto.name}) is critical: it cannot be deleted"
+                )
+            await session.delete(auto)
+            queries.add_change(session, kind="automation", at=self._clock.now())
+        self._on_change()
+
+    async def set_text(self, automation_id: int, text: str) -> AutomationInfo:
+        """The inserted message, or the critical automation's email intro (M1, E5)."""
+        async with self._sessions.begin() as session:
+            auto = await self._row(session, automation_id)
+            body = validate_intro(text) if auto.critical else _check_text(text)
+            if not body:
+                raise InputError("the text is empty")
+            auto.text = body
+            auto.updated_at = self._clock.now()
+            queries.add_change(session, kind="automation", at=auto.updated_at)
+            info = _info(auto)
+        self._on_change()
+        return info
+
+    async def critical_text(self) -> str:
+        async with self._sessions() as session:
+            text = await session.scalar(
+                select(Automation.text).where(Automation.critical.is_(True))
+            )
+        return text or DEFAULT_INTRO
+
+    @staticmethod
+    async def _row(session: AsyncSession, automation_id: int) -> Automation:
+        auto = await session.get(Automation, automation_id)
+        if auto is None:
+            raise NotFoundError(f"no automation {automation_id}")
+        return auto

@@ -1,0 +1,229 @@
+"""System emails (M5): welcome to a new user, a password reset code, a note to a new customer.
+
+Each has a template of the same name (`services.template_store`). Welcome and the new
+customer note start switched off, so people added in bulk, by the demo, or before mail is set
+up get nothing unexpected; an administrator switches them on. The password reset is always on: the
+service refuses to switch it off, and its template cannot be saved without `{{ code }}`.
+
+A reset code is eight random digits, sent once; only a salted hash is kept, with its expiry,
+and it works once (T4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.clock import Clock
+from services.domain.headers import normalize_address
+from services.domain.model import PersonKind
+from services.errors import InputError, NotFoundError, PermissionDeniedError
+from services.fallback import MailIdentity
+from services.store import queries
+from services.store.models import Email, EmailTemplate, PasswordReset, Person, SystemEmail
+from services.template_store import BUILTIN_TEMPLATES, PASSWORD_RESET, obj, queue_template_email
+
+__all__ = [
+    "ALWAYS_ON",
+    "DEFAULTS",
+    "RESET_CODE_TTL",
+    "ResetRequest",
+    "SystemEmailInfo",
+    "SystemEmails",
+    "on_person_created",
+    "seed_system_emails",
+    "send_system_email",
+]
+
+WELCOME: Final = "welcome"
+NEW_CUSTOMER: Final = "new_customer"
+DEFAULTS: Final[Mapping[str, bool]] = {WELCOME: False, PASSWORD_RESET: True, NEW_CUSTOMER: False}
+ALWAYS_ON: Final = frozenset({PASSWORD_RESET})
+RESET_CODE_TTL: Final = timedelta(minutes=30)
+_HASH_ROUNDS: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEmailInfo:
+    name: str
+    description: str
+    enabled: bool
+    always_on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResetRequest:
+    email_id: int
+    expires_at: datetime
+
+
+async def seed_system_emails(session: AsyncSession) -> None:
+    have = set((await session.execute(select(SystemEmail.name))).scalars())
+    for name, enabled in DEFAULTS.items():
+        if name not in have:
+            session.add(SystemEmail(name=name, enabled=enabled))
+
+
+def _hash_code(code: str, salt: bytes) -> str:
+    digest = hashlib.pbkdf2_hmac("sha256", code.encode(), salt, _HASH_ROUNDS)
+    return f"{salt.hex()}${digest.hex()}"
+
+
+async def send_system_email(
+    session: AsyncSession,
+    *,
+    name: str,
+    person: Person,
+    now: datetime,
+    identity: MailIdentity,
+    extra: Mapping[str, object] | None = None,
+) -> Email | None:
+    """Queue system email `name` to `person` in the caller's transaction, if it is enabled."""
+    row = await session.get(SystemEmail, name)
+    enabled = DEFAULTS.get(name, False) if row is None else row.enabled
+    if not enabled and name not in ALWAYS_ON:
+        return None
+    template = await session.get(EmailTemplate, name)
+    if template is None:
+        raise NotFoundError(f"no template {name!r}")
+    variables: dict[str, object] = {
+        "person": obj(name=person.name, email=person.email),
+        "workspace": obj(name=identity.from_name, address=identity.from_addr),
+        **(extra or {}),
+    }
+    return await queue_template_email(
+        session,
+        template=template,
+        variables=variables,
+        to_addr=person.email,
+        to_name=person.name,
+        identity=identity,
+        now=now,
+        kind="system",
+        recipient_id=person.id,
+    )
+
+
+async def on_person_created(
+    session: AsyncSession, *, person: Person, now: datetime, identity: MailIdentity
+) -> Email | None:
+    """Welcome a new user, or greet a new customer (each if enabled)."""
+    name = WELCOME if person.kind == PersonKind.USER else NEW_CUSTOMER
+    return await send_system_email(session, name=name, person=person, now=now, identity=identity)
+
+
+class SystemEmails:
+    """`service.system_emails`: list, enable, disable, and the password reset (M5, M8)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock,
+        identity: Callable[[], MailIdentity],
+        on_change: Callable[[], None],
+        on_queued: Callable[[], None],
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._identity = identity
+        self._on_change = on_change
+        self._on_queued = on_queued
+
+    async def list(self) -> list[SystemEmailInfo]:
+        async with self._sessions() as session:
+            rows = {
+                r.name: r.enabled for r in (await session.execute(select(SystemEmail))).scalars()
+            }
+        return [
+            SystemEmailInfo(
+                name=name,
+                description=BUILTIN_TEMPLATES[name][1],
+                enabled=rows.get(name, default) or name in ALWAYS_ON,
+                always_on=name in ALWAYS_ON,
+            )
+            for name, default in DEFAULTS.items()
+        ]
+
+    async def set_enabled(self, name: str, *, enabled: bool) -> SystemEmailInfo:
+        key = name.strip().lower().replace("-", "_")
+        if key not in DEFAULTS:
+            raise NotFoundError(f"no system email {name!r}; one of: {', '.join(DEFAULTS)}")
+        if key in ALWAYS_ON and not enabled:
+            raise PermissionDeniedError(f"the {key} email is always on: it cannot be disabled")
+        async with self._sessions.begin() as session:
+            row = await session.get(SystemEmail, key)
+            if row is None:
+                session.add(SystemEmail(name=key, enabled=enabled))
+            else:
+                row.enabled = enabled
+            queries.add_change(session, kind="settings", at=self._clock.now())
+        self._on_change()
+        return SystemEmailInfo(
+            name=key,
+            description=BUILTIN_TEMPLATES[key][1],
+            enabled=enabled,
+            always_on=key in ALWAYS_ON,
+        )
+
+    async def enable(self, name: str) -> SystemEmailInfo:
+        return await self.set_enabled(name, enabled=True)
+
+    async def disable(self, name: str) -> SystemEmailInfo:
+        return await self.set_enabled(name, enabled=False)
+
+    async def reset_password(self, email: str) -> ResetRequest:
+        """Send a one-time code to `email` (a user); any earlier code stops working."""
+        now = self._clock.now()
+        code = f"{secrets.randbelow(10**8):08d}"
+        expires = now + RESET_CODE_TTL
+        async with self._sessions.begin() as session:
+            person = await queries.person_by_email(session, normalize_address(email))
+            if person.kind != PersonKind.USER:
+                raise InputError(f"{person.email} is a customer: only users have a password")
+            row = await session.get(PasswordReset, person.id)
+            hashed = _hash_code(code, secrets.token_bytes(16))
+            if row is None:
+                session.add(
+                    PasswordReset(
+                        person_id=person.id, code_hash=hashed, created_at=now, expires_at=expires
+                    )
+                )
+            else:
+                row.code_hash, row.created_at, row.expires_at = hashed, now, expires
+            sent = await send_system_email(
+                session,
+                name=PASSWORD_RESET,
+                person=person,
+                now=now,
+                identity=self._identity(),
+                extra={"code": code, "expires_minutes": int(RESET_CODE_TTL.total_seconds() // 60)},
+            )
+            assert sent is not None  # always on
+            email_id = sent.id
+        self._on_queued()
+        return ResetRequest(email_id=email_id, expires_at=expires)
+
+    async def check_reset_code(self, *, email: str, code: str) -> bool:
+        """True once for the right code within its time; the code is used up either way."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            person = await queries.person_by_email(session, normalize_address(email))
+            row = await session.get(PasswordReset, person.id)
+            if row is None:
+                return False
+            salt_hex, _, _ = row.code_hash.partition("$")
+            good = hmac.compare_digest(
+                _hash_code(code.strip(), bytes.fromhex(salt_hex)), row.code_hash
+            )
+            if good or now >= row.expires_at:
+                await session.delete(row)
+            return good and now < row.expires_at
