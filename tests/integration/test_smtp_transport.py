@@ -14,8 +14,6 @@ from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings
 from tests.support.smtpd import SmtpServer, free_port, settings_for
 from tests.support.tls import CertBundle
 
-pytest_plugins = ["tests.support.fixtures"]
-
 SENDER = "deskbell@desk.example"
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
