@@ -16,7 +16,7 @@ when an internal message is passed on into an external conversation or to a cust
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -496,7 +496,7 @@ class Automations:
         sessions: async_sessionmaker[AsyncSession],
         *,
         clock: Clock,
-        on_change: Callable[[], None],
+        on_change: Callable[[], Awaitable[None]],
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -565,7 +565,7 @@ class Automations:
             await session.flush()
             queries.add_change(session, kind="automation", at=now)
             info = _info(auto)
-        self._on_change()
+        await self._on_change()
         return info
 
     async def set_enabled(self, automation_id: int, *, enabled: bool) -> AutomationInfo:
@@ -579,7 +579,7 @@ class Automations:
             auto.updated_at = self._clock.now()
             queries.add_change(session, kind="automation", at=auto.updated_at)
             info = _info(auto)
-        self._on_change()
+        await self._on_change()
         return info
 
     async def enable(self, automation_id: int) -> AutomationInfo:
@@ -597,7 +597,7 @@ class Automations:
                 )
             await session.delete(auto)
             queries.add_change(session, kind="automation", at=self._clock.now())
-        self._on_change()
+        await self._on_change()
 
     async def set_text(self, automation_id: int, text: str) -> AutomationInfo:
         """The inserted message, or the critical automation's email intro (M1, E5)."""
@@ -610,7 +610,7 @@ class Automations:
             auto.updated_at = self._clock.now()
             queries.add_change(session, kind="automation", at=auto.updated_at)
             info = _info(auto)
-        self._on_change()
+        await self._on_change()
         return info
 
     async def critical_text(self) -> str:

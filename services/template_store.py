@@ -17,7 +17,7 @@ import builtins
 import importlib.resources
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from email import policy
@@ -529,7 +529,7 @@ class TemplateStore:
         *,
         clock: Clock,
         identity: Callable[[], MailIdentity],
-        on_change: Callable[[], None],
+        on_change: Callable[[], Awaitable[None]],
         on_queued: Callable[[], None],
     ) -> None:
         self._sessions = sessions
@@ -610,7 +610,7 @@ class TemplateStore:
                 session.add(row)
             queries.add_change(session, kind="template", at=now)
             info = _info(row)
-        self._on_change()
+        await self._on_change()
         return info
 
     async def delete(self, name: str) -> None:
@@ -623,7 +623,7 @@ class TemplateStore:
                 raise InputError(f"{row.name} is sent by: {', '.join(senders)}; change those first")
             await session.delete(row)
             queries.add_change(session, kind="template", at=self._clock.now())
-        self._on_change()
+        await self._on_change()
 
     async def preview(
         self,
