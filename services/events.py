@@ -102,7 +102,8 @@ class ChangeFeed:
         polls = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.read_now()

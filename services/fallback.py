@@ -110,7 +110,8 @@ class FallbackScheduler:
             if next_at is not None:
                 delay = min(delay, max(0.0, (next_at - self._clock.now()).total_seconds()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def run_once(self) -> datetime | None:
@@ -125,7 +126,7 @@ class FallbackScheduler:
                         .where(Delivery.state == DeliveryState.PENDING, Delivery.due_at <= now)
                         .group_by(Delivery.recipient_id, Delivery.conversation_id)
                     )
-                ).tuples()
+                )
             ]
             later = await session.scalar(
                 select(func.min(Delivery.due_at)).where(
@@ -174,7 +175,6 @@ class FallbackScheduler:
                     .order_by(Delivery.message_id)
                 )
             )
-            .tuples()
             .all()
         )
         if not rows:

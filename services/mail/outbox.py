@@ -117,7 +117,8 @@ class OutboxWorker:
                     delay = min(delay, max(0.0, (next_at - self._clock.now()).total_seconds()))
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), delay)
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
                 self._wake.clear()
         finally:
             if sender is not None:
@@ -179,7 +180,7 @@ class OutboxWorker:
                         due, Email.status == EmailStatus.SENDING, Email.claimed_until >= now
                     )
                 )
-            ).tuples()
+            )
             dead = [i for i, owner in stale if _owner_dead(owner)]
             ids = (
                 (
@@ -252,7 +253,7 @@ class OutboxWorker:
                     .where(Delivery.email_id.in_(ids))
                     .group_by(Delivery.email_id)
                 )
-            ).tuples()
+            )
             seen = {eid: n == s + d for eid, n, s, d in rows}
             off = set(
                 (

@@ -122,7 +122,7 @@ async def unseen_by_conversation(session: AsyncSession, person_id: int) -> dict[
         .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
         .group_by(Delivery.conversation_id)
     )
-    return {conv_id: n for conv_id, n in rows.tuples()}
+    return {conv_id: n for conv_id, n in rows}
 
 
 async def mark_seen_rows(

@@ -1,0 +1,301 @@
+"""`deskbell`: the command line, the public interface for scripts (M8), and the app's entry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from app import cli_admin, paths
+from services.api import ConversationKind, PersonKind, Service
+from services.errors import DeskbellError
+
+__all__ = ["main"]
+
+log = logging.getLogger("deskbell")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deskbell",
+        description="A desktop messenger for help-desk agents. Without a command: the app.",
+    )
+    parser.add_argument("--data-dir", help="the data folder (default: DESKBELL_DATA_DIR or the OS's)")
+    parser.add_argument("--database-url", help="a shared PostgreSQL database (team mode)")
+    parser.add_argument("--demo", action="store_true", help="open the demo workspace")
+    parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="sign in as this local user")
+    parser.add_argument(
+        "--quit-after-shown", action="store_true", help="show the window with its data, then exit 0"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("serve", help="run the service headless until stopped")
+
+    person = sub.add_parser("person", help="people").add_subparsers(dest="action", required=True)
+    p_add = person.add_parser("add", help="add a user (or a customer)")
+    p_add.add_argument("email")
+    p_add.add_argument("--name", required=True)
+    p_add.add_argument("--customer", action="store_true")
+    p_add.add_argument("--admin", action="store_true", default=None)
+    person.add_parser("list", help="everyone, with their kind").add_argument("--json", action="store_true")
+
+    item = sub.add_parser("item", help="items").add_subparsers(dest="action", required=True)
+    i_add = item.add_parser("add", help="create an item; prints its number")
+    i_add.add_argument("title")
+    i_add.add_argument("--follower", action="append", default=[], metavar="EMAIL")
+    i_add.add_argument("--requester", metavar="EMAIL")
+    for name in ("follow", "unfollow"):
+        f = item.add_parser(name, help=f"{name} an item")
+        f.add_argument("number", type=int)
+        f.add_argument("email")
+    i_show = item.add_parser("show", help="the item, its followers and messages")
+    i_show.add_argument("number", type=int)
+    i_show.add_argument("--json", action="store_true")
+    cli_admin.add_item_parsers(item)
+
+    post = sub.add_parser("post", help="post a message; prints its id")
+    post.add_argument("number", type=int)
+    post.add_argument("--as", dest="author", required=True, metavar="EMAIL")
+    which = post.add_mutually_exclusive_group(required=True)
+    which.add_argument("--internal", action="store_true")
+    which.add_argument("--external", action="store_true")
+    post.add_argument("text", help="the text, or - to read it from standard input")
+
+    seen = sub.add_parser("seen", help="mark what EMAIL may see in item N as seen")
+    seen.add_argument("number", type=int)
+    seen.add_argument("--as", dest="email", required=True, metavar="EMAIL")
+
+    config = sub.add_parser("config", help="settings").add_subparsers(dest="action", required=True)
+    c_set = config.add_parser("set")
+    c_set.add_argument("key")
+    c_set.add_argument("value")
+    config.add_parser("get").add_argument("key")
+    config.add_parser("list")
+
+    smtp = sub.add_parser("smtp", help="the SMTP server").add_subparsers(dest="action", required=True)
+    smtp.add_parser("password", help="read the password from stdin into the OS keyring")
+    smtp.add_parser("test", help="connect and log in; print the server's answer")
+
+    emails = sub.add_parser("emails", help="the 72-hour log of emails, newest first")
+    emails.add_argument("--json", action="store_true")
+    emails.add_argument("--status")
+    emails.add_argument("--direction", choices=("in", "out"))
+    emails.add_argument("--search")
+    cli_admin.add_parsers(sub)
+    return parser
+
+
+Handler = Callable[[Service, argparse.Namespace], Awaitable[None]]
+
+
+async def _person(service: Service, args: argparse.Namespace) -> None:
+    if args.action == "add":
+        info = await service.add_person(
+            email=args.email,
+            name=args.name,
+            kind=PersonKind.CUSTOMER if args.customer else PersonKind.USER,
+            is_admin=args.admin,
+        )
+        print(info.id)
+    else:
+        people = await service.people()
+        if args.json:
+            print(json.dumps([{"email": p.email, "name": p.name, "kind": p.kind, "admin": p.is_admin} for p in people], indent=2))
+        for p in [] if args.json else people:
+            print(f"{p.email}\t{p.name}\t{p.kind}{'  (admin)' if p.is_admin else ''}")
+
+
+async def _item(service: Service, args: argparse.Namespace) -> None:
+    if args.action == "add":
+        info = await service.create_item(
+            title=args.title, followers=args.follower, requester=args.requester
+        )
+        print(info.number)
+    elif args.action == "follow":
+        await service.follow(number=args.number, email=args.email)
+    elif args.action == "unfollow":
+        await service.unfollow(number=args.number, email=args.email)
+    elif args.action in cli_admin.ITEM_ACTIONS:
+        await cli_admin.item_action(service, args)
+    else:
+        await _item_show(service, args)
+
+
+async def _item_show(service: Service, args: argparse.Namespace) -> None:
+    info = await service.item(args.number)
+    messages = await service.item_messages(args.number)
+    if args.json:
+        doc: dict[str, Any] = {
+            "number": info.number,
+            "title": info.title,
+            "status": info.status,
+            "followers": [f.email for f in info.followers],
+            "requester": info.requester.email if info.requester else None,
+            "assignee": info.assignee.email if info.assignee else None,
+            "messages": [
+                {
+                    "id": m.id,
+                    "conversation": kind.value,
+                    "author": m.author.email if m.author else None,
+                    "text": m.text,
+                    "created_at": _iso(m.created_at),
+                    "seen_by": [s.email for s in m.status.seen],
+                    "emailed_to": [e.email for e in m.status.emailed if e.status == "sent"],
+                    "emails": [
+                        {"to": e.email, "status": e.status, "at": _iso(e.at), "detail": e.detail}
+                        for e in m.status.emailed
+                    ],
+                }
+                for kind, m in messages
+            ],
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    print(f"#{info.number} {info.title} [{info.status}]")
+    print("followers: " + ", ".join(f"{f.name} <{f.email}>" for f in info.followers))
+    for kind, m in messages:
+        who = m.author.name if m.author else "Deskbell"
+        print(f"\n[{kind.value}] {m.created_at:%Y-%m-%d %H:%M} {who} (message {m.id})")
+        print("  " + m.text.replace("\n", "\n  "))
+        if m.status.seen:
+            print("  seen by: " + ", ".join(f"{s.name} {s.at:%H:%M:%S}" for s in m.status.seen))
+        for e in m.status.emailed:
+            print(f"  email to {e.email}: {e.status}" + (f" ({e.detail})" if e.detail else ""))
+
+
+async def _post(service: Service, args: argparse.Namespace) -> None:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    result = await service.post(
+        author=args.author,
+        text=text,
+        item_number=args.number,
+        kind=ConversationKind.INTERNAL if args.internal else ConversationKind.EXTERNAL,
+    )
+    print(result.message_id)
+
+
+async def _seen(service: Service, args: argparse.Namespace) -> None:
+    await service.mark_item_seen(number=args.number, email=args.email)
+
+
+async def _config(service: Service, args: argparse.Namespace) -> None:
+    if args.action == "set":
+        await service.set_config(args.key, args.value)
+    elif args.action == "get":
+        print(service.config(args.key))
+    else:
+        for key, value in service.known_settings().items():
+            print(f"{key} = {value}")
+
+
+async def _smtp(service: Service, args: argparse.Namespace) -> None:
+    if args.action == "password":
+        service.set_smtp_password(sys.stdin.readline().rstrip("\r\n"))
+        print("the SMTP password is in the OS keyring")
+    else:
+        print(await service.test_smtp())
+
+
+async def _emails(service: Service, args: argparse.Namespace) -> None:
+    entries = await service.emails(status=args.status, direction=args.direction, search=args.search)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": e.id,
+                        "direction": e.direction,
+                        "kind": e.kind,
+                        "status": e.status,
+                        "from": e.from_addr,
+                        "to": list(e.to_addrs),
+                        "subject": e.subject,
+                        "message_id": e.message_id,
+                        "reason": e.reason,
+                        "reply": e.reply,
+                        "action": e.action,
+                        "item": e.item_number,
+                        "attempts": e.attempts,
+                        "next_attempt_at": _iso(e.next_attempt_at),
+                        "created_at": _iso(e.created_at),
+                        "sent_at": _iso(e.sent_at),
+                    }
+                    for e in entries
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for e in entries:
+        arrow = "->" if e.direction == "out" else "<-"
+        extra = e.reason or e.action or e.reply or ""
+        print(
+            f"{e.created_at:%Y-%m-%d %H:%M:%S} {arrow} {e.status:<10} {', '.join(e.to_addrs):<30} "
+            f"{e.subject}" + (f"  [{extra}]" if extra else "")
+        )
+
+
+async def _serve(service: Service, args: argparse.Namespace) -> None:
+    from app.serve import serve_forever
+
+    await serve_forever(service)
+
+
+COMMANDS: dict[str, Handler] = {
+    **cli_admin.COMMANDS,
+    "person": _person,
+    "item": _item,
+    "post": _post,
+    "seen": _seen,
+    "config": _config,
+    "smtp": _smtp,
+    "emails": _emails,
+    "serve": _serve,
+}
+
+
+async def _run_command(args: argparse.Namespace) -> None:
+    service = await Service.open(
+        data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
+    )
+    try:
+        if service.notice:
+            print(f"deskbell: {service.notice}", file=sys.stderr)
+        await COMMANDS[args.command](service, args)
+    finally:
+        await service.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        from app.desktop import run_desktop
+
+        return run_desktop(args)
+    try:
+        asyncio.run(_run_command(args))
+    except DeskbellError as exc:
+        print(f"deskbell: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
