@@ -43,13 +43,16 @@ async def test_m1_critical_automation_stands_first_and_cannot_be_disabled_or_del
     svc: Service,
 ) -> None:
     first, *_ = await svc.automations.list()
-    assert first.critical and first.enabled and first.position == 0
+    assert first.critical
+    assert first.enabled
+    assert first.position == 0
     with pytest.raises(PermissionDeniedError, match="cannot be disabled"):
         await svc.automations.disable(first.id)
     with pytest.raises(PermissionDeniedError, match="cannot be deleted"):
         await svc.automations.delete(first.id)
     again = await svc.automations.get(first.id)
-    assert again.enabled and again.critical
+    assert again.enabled
+    assert again.critical
 
 
 async def test_m1_e5_critical_text_is_the_notification_emails_intro(
@@ -84,7 +87,8 @@ async def test_m2_shipped_example_item_closed_tells_the_followers(
 ) -> None:
     await svc.close_item(number=1, acting="ann@example.com")
     [(kind, source, text)] = await _messages(svc)
-    assert kind is ConversationKind.INTERNAL and source == "automation"
+    assert kind is ConversationKind.INTERNAL
+    assert source == "automation"
     assert text == "[#1] Printer on fire was closed by Ann Agent."
     # R1 with no author: every user follower gets it (the customer never: internal, R2).
     rows = await svc.item_messages(1)
@@ -267,7 +271,8 @@ async def test_m3_automated_events_fire_nothing(svc: Service, world: World) -> N
             identity=svc.mail_identity(),
             default_delay_s=60,
         )
-    assert result.automations == () and await _messages(svc) == []
+    assert result.automations == ()
+    assert await _messages(svc) == []
 
 
 # --- R2 -----------------------------------------------------------------------------------------
@@ -327,7 +332,8 @@ async def test_m4_huge_loop_does_not_hang_and_sends_nothing_but_logs_why(
     )
     await svc.close_item(number=1)
     emails = await svc.emails()
-    assert emails and all(e.status == EmailStatus.FAILED for e in emails)
+    assert emails
+    assert all(e.status == EmailStatus.FAILED for e in emails)
     assert all("template did not render" in (e.reason or "") for e in emails)
     assert [await svc.email_raw(e.id) for e in emails] == [None] * len(emails)
 
@@ -337,12 +343,15 @@ async def test_m4_preview_test_send_and_delete(svc: Service) -> None:
         name="mine", subject="About {{ item.ref }}", body_text="{{ item.title }}"
     )
     preview = await svc.templates.preview("mine")
-    assert preview.subject == "About [#12]" and preview.text == "Printer on fire"
+    assert preview.subject == "About [#12]"
+    assert preview.text == "Printer on fire"
     unsaved = await svc.templates.preview("mine", body_text="Changed {{ actor.name }}")
     assert unsaved.text == "Changed Ann Agent"
     email_id = await svc.templates.test_send("mine", to="t@example.com")
     [entry] = await svc.emails()
-    assert entry.id == email_id and entry.kind == "test" and entry.subject == "[test] About [#12]"
+    assert entry.id == email_id
+    assert entry.kind == "test"
+    assert entry.subject == "[test] About [#12]"
     await svc.templates.delete("mine")
     with pytest.raises(PermissionDeniedError, match="built-in"):
         await svc.templates.delete("welcome")
