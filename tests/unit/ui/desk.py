@@ -1,0 +1,114 @@
+"""A real window over a real Service on a temporary SQLite file, for the window tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from services.api import PersonInfo, Service
+from services.clock import ManualClock
+from tests.support.world import World, open_service, seed
+from ui.bridge import ServiceBridge, Tasks
+from ui.main_window import MainWindow
+from ui.platform.sound import Pinger
+from ui.theme import LIGHT
+
+__all__ = ["Desk", "RecordingPlayer", "open_desk", "until", "with_desk"]
+
+
+class RecordingPlayer:
+    """A sound player that records instead of playing (no sound server here)."""
+
+    def __init__(self) -> None:
+        self.played: list[Path] = []
+
+    def play(self, path: Path) -> None:
+        self.played.append(path)
+
+
+@dataclass
+class Desk:
+    service: Service
+    world: World
+    clock: ManualClock
+    me: PersonInfo
+    bridge: ServiceBridge
+    window: MainWindow
+    player: RecordingPlayer
+    tasks: Tasks
+
+    async def conversation(self, number: int, *, external: bool = False) -> int:
+        item = await self.service.item(number)
+        return item.external_conversation_id if external else item.internal_conversation_id
+
+    async def close(self) -> None:
+        self.bridge.stop()
+        self.window.hide()
+        await self.tasks.drain()
+        self.window.deleteLater()
+        await self.service.close()
+
+
+async def until(condition: Callable[[], object], *, timeout: float = 3.0) -> None:
+    """Let the Qt loop run until `condition()` is truthy (fails after `timeout` s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def open_desk(tmp_path: Path, *, activate: bool = True) -> AsyncIterator[Desk]:
+    clock = ManualClock()
+    service = await open_service(tmp_path, clock=clock)
+    world = await seed(service)
+    await service.start()
+    me = await service.person("ann@example.com")
+    tasks = Tasks()
+    bridge = ServiceBridge(service=service, me=me, tasks=tasks)
+    await bridge.start()
+    player = RecordingPlayer()
+    window = MainWindow(
+        service=service,
+        bridge=bridge,
+        theme=LIGHT,
+        tasks=tasks,
+        now=clock.now,
+        clock=clock,
+        pinger=Pinger(player=player, clock=clock),
+    )
+    window.show()
+    if activate:
+        window.activateWindow()
+        await until(window.isActiveWindow)
+    await window.load()
+    desk = Desk(service, world, clock, me, bridge, window, player, tasks)
+    try:
+        yield desk
+    finally:
+        await desk.close()
+        QApplication.processEvents()
+
+
+def with_desk(
+    test: Callable[[Desk, QtBot], Awaitable[None]],
+) -> Callable[[Path, QtBot], Awaitable[None]]:
+    """Run `test(desk, qtbot)` with a desk opened and closed inside the test's own loop
+    (an async fixture's teardown would run where the qasync loop is not running)."""
+
+    async def run(tmp_path: Path, qtbot: QtBot) -> None:
+        async with open_desk(tmp_path) as desk:
+            await test(desk, qtbot)
+
+    run.__name__ = test.__name__
+    run.__qualname__ = test.__qualname__
+    run.__doc__ = test.__doc__
+    return run
