@@ -29,7 +29,9 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="deskbell",
         description="A desktop messenger for help-desk agents. Without a command: the app.",
     )
-    parser.add_argument("--data-dir", help="the data folder (default: DESKBELL_DATA_DIR or the OS's)")
+    parser.add_argument(
+        "--data-dir", help="the data folder (default: DESKBELL_DATA_DIR or the OS's)"
+    )
     parser.add_argument("--database-url", help="a shared PostgreSQL database (team mode)")
     parser.add_argument("--demo", action="store_true", help="open the demo workspace")
     parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="sign in as this local user")
@@ -47,7 +49,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p_add.add_argument("--name", required=True)
     p_add.add_argument("--customer", action="store_true")
     p_add.add_argument("--admin", action="store_true", default=None)
-    person.add_parser("list", help="everyone, with their kind").add_argument("--json", action="store_true")
+    person.add_parser("list", help="everyone, with their kind").add_argument(
+        "--json", action="store_true"
+    )
 
     item = sub.add_parser("item", help="items").add_subparsers(dest="action", required=True)
     i_add = item.add_parser("add", help="create an item; prints its number")
@@ -82,7 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_parser("get").add_argument("key")
     config.add_parser("list")
 
-    smtp = sub.add_parser("smtp", help="the SMTP server").add_subparsers(dest="action", required=True)
+    smtp = sub.add_parser("smtp", help="the SMTP server").add_subparsers(
+        dest="action", required=True
+    )
     smtp.add_parser("password", help="read the password from stdin into the OS keyring")
     smtp.add_parser("test", help="connect and log in; print the server's answer")
 
@@ -110,7 +116,15 @@ async def _person(service: Service, args: argparse.Namespace) -> None:
     else:
         people = await service.people()
         if args.json:
-            print(json.dumps([{"email": p.email, "name": p.name, "kind": p.kind, "admin": p.is_admin} for p in people], indent=2))
+            print(
+                json.dumps(
+                    [
+                        {"email": p.email, "name": p.name, "kind": p.kind, "admin": p.is_admin}
+                        for p in people
+                    ],
+                    indent=2,
+                )
+            )
         for p in [] if args.json else people:
             print(f"{p.email}\t{p.name}\t{p.kind}{'  (admin)' if p.is_admin else ''}")
 

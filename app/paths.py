@@ -12,7 +12,9 @@ __all__ = ["data_dir", "database_url"]
 
 def data_dir(explicit: str | None = None) -> Path:
     chosen = explicit or os.environ.get("DESKBELL_DATA_DIR")
-    path = Path(chosen).expanduser() if chosen else Path(platformdirs.user_data_dir("Deskbell", False))
+    path = (
+        Path(chosen).expanduser() if chosen else Path(platformdirs.user_data_dir("Deskbell", False))
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -163,20 +163,17 @@ class FallbackScheduler:
         assert recipient is not None and conversation is not None
         settings = queries.settings_of(recipient, default_delay_s=identity.default_delay_s)
         rows = (
-            (
-                await session.execute(
-                    select(Delivery, Message)
-                    .join(Message, Message.id == Delivery.message_id)
-                    .where(
-                        Delivery.recipient_id == group.recipient_id,
-                        Delivery.conversation_id == group.conversation_id,
-                        Delivery.state == DeliveryState.PENDING,
-                    )
-                    .order_by(Delivery.message_id)
+            await session.execute(
+                select(Delivery, Message)
+                .join(Message, Message.id == Delivery.message_id)
+                .where(
+                    Delivery.recipient_id == group.recipient_id,
+                    Delivery.conversation_id == group.conversation_id,
+                    Delivery.state == DeliveryState.PENDING,
                 )
+                .order_by(Delivery.message_id)
             )
-            .all()
-        )
+        ).all()
         if not rows:
             return 0
         thread = await session.get(EmailThread, (group.recipient_id, group.conversation_id))
@@ -252,7 +249,10 @@ class FallbackScheduler:
             select(func.count()).where(recent, Email.conversation_id == group.conversation_id)
         )
         if (per_conv or 0) >= CAP_PER_CONVERSATION:
-            return f"loop guard: more than {CAP_PER_CONVERSATION} emails for this conversation in 10 minutes"
+            return (
+                f"loop guard: more than {CAP_PER_CONVERSATION} emails "
+                "for this conversation in 10 minutes"
+            )
         per_recipient = await session.scalar(
             select(func.count()).where(recent, Email.recipient_id == group.recipient_id)
         )

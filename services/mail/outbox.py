@@ -174,11 +174,9 @@ class OutboxWorker:
             or_(Email.next_attempt_at.is_(None), Email.next_attempt_at <= now),
         )
         async with self._sessions.begin() as session:
-            stale = (
-                await session.execute(
-                    select(Email.id, Email.claimed_by).where(
-                        due, Email.status == EmailStatus.SENDING, Email.claimed_until >= now
-                    )
+            stale = await session.execute(
+                select(Email.id, Email.claimed_by).where(
+                    due, Email.status == EmailStatus.SENDING, Email.claimed_until >= now
                 )
             )
             dead = [i for i, owner in stale if _owner_dead(owner)]
@@ -241,18 +239,16 @@ class OutboxWorker:
         if not ids:
             return {}
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        Delivery.email_id,
-                        func.count(),
-                        func.count(Delivery.seen_at),
-                        func.count(Message.deleted_at),
-                    )
-                    .join(Message, Message.id == Delivery.message_id)
-                    .where(Delivery.email_id.in_(ids))
-                    .group_by(Delivery.email_id)
+            rows = await session.execute(
+                select(
+                    Delivery.email_id,
+                    func.count(),
+                    func.count(Delivery.seen_at),
+                    func.count(Message.deleted_at),
                 )
+                .join(Message, Message.id == Delivery.message_id)
+                .where(Delivery.email_id.in_(ids))
+                .group_by(Delivery.email_id)
             )
             seen = {eid: n == s + d for eid, n, s, d in rows}
             off = set(

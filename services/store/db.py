@@ -1,4 +1,4 @@
-"""Opening the database: the engine, pragmas, migrations after a backup, corruption handling (D8)."""
+"""Opening the database: engine, pragmas, migrations after a backup, corrupt files (D8)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from services.errors import StoreCorruptError
 

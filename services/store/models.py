@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -77,7 +77,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class Person(Base):
@@ -191,7 +195,7 @@ class Delivery(Base):
 
 
 class EmailThread(Base):
-    """Per recipient and conversation: when the last email left and the ids to thread on (E2, E4)."""
+    """Per recipient and conversation: the last email's time and the ids to thread on (E2, E4)."""
 
     __tablename__ = "email_threads"
 

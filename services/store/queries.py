@@ -76,7 +76,7 @@ def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings
         sound=person.notify_sound,
         delay_s=person.delay_s if person.delay_s is not None else default_delay_s,
         dnd_until=person.dnd_until,
-        dnd_weekly=tuple(tuple(w) for w in person.dnd_weekly or ()),  # type: ignore[misc]
+        dnd_weekly=tuple((int(w[0]), int(w[1]), int(w[2])) for w in person.dnd_weekly or ()),
     )
 
 

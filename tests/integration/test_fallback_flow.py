@@ -46,7 +46,11 @@ async def _tick(svc: Service) -> int:
     await svc.run_scheduler_once()
     await svc.outbox.flush()
     after = await svc.emails(direction="out")
-    return sum(1 for e in after[: len(after) - before] if e.kind == "notification" and e.status != "suppressed")
+    return sum(
+        1
+        for e in after[: len(after) - before]
+        if e.kind == "notification" and e.status != "suppressed"
+    )
 
 
 def _notifications(server: SmtpServer) -> list[Message]:
