@@ -366,3 +366,31 @@ def test_e9_settings_never_show_the_password() -> None:
 def test_e9_settings_refuse_nonsense(bad: dict[str, object]) -> None:
     with pytest.raises(InputError):
         SmtpSettings(security=Security.NONE, **bad)  # type: ignore[arg-type]
+
+
+async def test_e7_cancelled_send_drops_the_connection(smtp_server: SmtpServer) -> None:
+    """Shut down mid-DATA: the connection's state is unknown, so the next send starts afresh."""
+    smtp_server.handler.delay_data_s = 0.5
+    async with sender_for(smtp_server) as sender:
+        task = asyncio.create_task(sender.send(outgoing(1)))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not sender.connected
+        smtp_server.handler.delay_data_s = 0
+        outcome = await sender.send(outgoing(2))
+
+    assert outcome.verdict is SmtpVerdict.SENT
+    assert smtp_server.handler.connections == 2
+    assert len(smtp_server.handler.messages) == 1
+
+
+async def test_e6_international_address_uses_smtputf8(smtp_server: SmtpServer) -> None:
+    async with sender_for(smtp_server) as sender:
+        outcome = await sender.send(outgoing(1, "jörg@exämple.org"))
+
+    assert outcome.verdict is SmtpVerdict.SENT
+    envelope = smtp_server.handler.envelopes[0]
+    assert envelope.rcpt_tos == ["jörg@exämple.org"]
+    assert "SMTPUTF8" in envelope.mail_options
