@@ -167,7 +167,7 @@ class MainWindow(QMainWindow):
             self.lists[tab] = view
             self.tabs.addTab(view, name)
 
-        self.new_button = QPushButton("＋ New item")
+        self.new_button = QPushButton("+ New item")
         self.new_button.setAccessibleName("New item")
         self.new_button.setToolTip("Create an item (Ctrl+N)")
         self.new_button.clicked.connect(self._on_new_button_clicked)
