@@ -1,0 +1,66 @@
+"""Changes written by another process reach subscribers within 0.5 s (issue 2, T1 on SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from services.api import ChangeEvent, ConversationKind, Service
+from tests.support.world import seed
+
+
+async def test_a_second_instance_sees_a_post_within_half_a_second(tmp_path: Path) -> None:
+    writer = await Service.open(data_dir=tmp_path)
+    reader = await Service.open(data_dir=tmp_path)
+    try:
+        await seed(writer)
+        got: asyncio.Queue[float] = asyncio.Queue()
+
+        def listener(events: list[ChangeEvent] | tuple[ChangeEvent, ...]) -> None:
+            if any(e.kind == "message" for e in events):
+                got.put_nowait(time.monotonic())
+
+        reader.subscribe(listener)
+        await reader.feed.start()  # the feed alone: this test is about the feed
+        started = time.monotonic()
+        await writer.post(
+            author="ann@example.com", text="hi", item_number=1, kind=ConversationKind.INTERNAL
+        )
+        arrived = await asyncio.wait_for(got.get(), timeout=2)
+        assert arrived - started < 0.5
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_a_cli_post_in_another_process_reaches_a_running_service(tmp_path: Path) -> None:
+    service = await Service.open(data_dir=tmp_path)
+    try:
+        await seed(service)
+        events: list[ChangeEvent] = []
+        service.subscribe(lambda batch: events.extend(batch))
+        await service.feed.start()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app.cli",
+            "--data-dir",
+            str(tmp_path),
+            "post",
+            "1",
+            "--as",
+            "bob@example.com",
+            "--internal",
+            "from the CLI",
+        )
+        assert await proc.wait() == 0
+        done = time.monotonic()
+        while not any(e.kind == "message" for e in events):
+            assert time.monotonic() - done < 0.5, "the change did not arrive within 0.5 s"
+            await asyncio.sleep(0.01)
+        rows = await service.open_conversations(person_id=1)
+        assert rows[0].last_text == "from the CLI" and rows[0].unseen == 1
+    finally:
+        await service.close()
