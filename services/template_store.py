@@ -679,7 +679,7 @@ class TemplateStore:
                 rendered=test,
                 template_name=name.strip().lower(),
                 to_addr=address,
-                to_name=address,
+                to_name="",
                 identity=identity,
                 now=now,
                 kind="test",
