@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -34,6 +35,7 @@ __all__ = [
     "EmailTemplate",
     "EmailThread",
     "Follower",
+    "ImapCursor",
     "Item",
     "Message",
     "PasswordReset",
@@ -334,3 +336,23 @@ class PasswordReset(Base):
 # M6: the log view filters by status and direction within the 72-hour window, newest first.
 Index("ix_emails_status_created_at", Email.status, Email.created_at)
 Index("ix_emails_direction_created_at", Email.direction, Email.created_at)
+
+
+# --- Incoming mail (issue 5: I1, I6) ---------------------------------------------------------
+# Appended in its own section; migration 0003_incoming creates the table and the index.
+
+
+class ImapCursor(Base):
+    """Where the IMAP reader stands in one account's folder (I1): nothing taken twice or lost."""
+
+    __tablename__ = "imap_cursors"
+
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)  # user@host:port
+    folder: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+# I6: the sender hold is rebuilt from one sender's recent incoming log rows.
+Index("ix_emails_from_addr_created_at", Email.from_addr, Email.created_at)
