@@ -55,10 +55,10 @@ class Desk:
         await self.service.close()
 
 
-async def until(condition: Callable[[], object], *, timeout: float = 3.0) -> None:
-    """Let the Qt loop run until `condition()` is truthy (fails after `timeout` s)."""
+async def until(condition: Callable[[], object], *, within: float = 3.0) -> None:
+    """Let the Qt loop run until `condition()` is truthy (fails after `within` s)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")
