@@ -290,3 +290,19 @@ async def test_d6_settings_widgets_have_accessible_names(
             if isinstance(widget.parent(), (QSpinBox, QComboBox)):
                 continue  # Qt's inner editors
             assert widget.accessibleName() or widget.text(), widget
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="services: set_notification_settings stores delay None, and reading it back "
+    "gives the workspace default, so 'Never' is lost (reported to the lead)",
+)
+async def test_e1_never_email_me_survives_a_save(
+    qtbot: QtBot, world: tuple[Service, World]
+) -> None:
+    service, w = world
+    dialog = await make(qtbot, service, w.bob)
+    dialog.delay_combo.setCurrentIndex(dialog.delay_combo.findData(None))
+    assert dialog.delay_combo.currentText() == "Never"
+    assert await dialog.save()
+    assert (await service.person_by_id(w.bob)).settings.delay_s is None
