@@ -284,11 +284,15 @@ class OutboxWorker:
                 reason="gave up after 5 days of retries",
             )
         else:
+            # E7: a recipient the server already accepted is never sent the email again.
+            remaining = list(outcome.retry_to) if outcome.sent_to else None
             await self._finish(
                 email,
                 status=EmailStatus.RETRYING,
                 reply=outcome.reply,
                 next_attempt_at=now + retry_delay(email.attempts),
+                to_addrs=remaining,
+                reason=f"accepted for {', '.join(outcome.sent_to)}" if remaining else None,
             )
 
     async def _finish(
@@ -300,6 +304,7 @@ class OutboxWorker:
         reason: str | None = None,
         sent_at: datetime | None = None,
         next_attempt_at: datetime | None = None,
+        to_addrs: list[str] | None = None,
     ) -> None:
         now = self._clock.now()
         async with self._sessions.begin() as session:
@@ -314,6 +319,7 @@ class OutboxWorker:
                     next_attempt_at=next_attempt_at,
                     claimed_by=None,
                     claimed_until=None,
+                    to_addrs=to_addrs if to_addrs is not None else Email.to_addrs,
                 )
             )
             if not getattr(result, "rowcount", 1):

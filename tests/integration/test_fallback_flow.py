@@ -318,3 +318,51 @@ async def test_e11_line_breaks_and_encoded_words_never_reach_a_header(svc: Servi
 async def test_r2_customer_cannot_post_internally(svc: Service, world: World) -> None:
     with pytest.raises(PermissionDeniedError):
         await _post(svc, "carl@customer.org", "sneaky", ConversationKind.INTERNAL)
+
+
+async def test_e7_a_retry_goes_only_to_the_recipients_not_yet_accepted(
+    svc: Service, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """An outbox row with several recipients (a template to a list, say): one accepted, one
+    told to retry; the retry never reaches the first again."""
+    smtp_server.handler.rcpt_replies["bob@example.com"] = "451 4.7.1 greylisted"
+    email_id = await _queue_raw(svc, to=["ann@example.com", "bob@example.com"])
+    await svc.outbox.flush()
+    assert smtp_server.handler.envelopes[-1].rcpt_tos == ["ann@example.com"]
+    [entry] = [e for e in await svc.emails() if e.id == email_id]
+    assert entry.status == EmailStatus.RETRYING and entry.to_addrs == ("bob@example.com",)
+    smtp_server.handler.rcpt_replies.clear()
+    clock.advance(61)
+    await svc.outbox.flush()
+    assert smtp_server.handler.envelopes[-1].rcpt_tos == ["bob@example.com"]
+    [entry] = [e for e in await svc.emails() if e.id == email_id]
+    assert entry.status == EmailStatus.SENT
+
+
+async def _queue_raw(svc: Service, *, to: list[str]) -> int:
+    from email.message import EmailMessage
+
+    from services.store.models import Email
+
+    msg = EmailMessage()
+    msg["From"] = "support@deskbell.test"
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = "to several"
+    msg["Message-ID"] = "<several.1@deskbell.test>"
+    msg.set_content("hello")
+    async with svc.store.sessions.begin() as session:
+        row = Email(
+            direction="out",
+            kind="template",
+            status=EmailStatus.QUEUED,
+            uid="several-1",
+            message_id=msg["Message-ID"],
+            from_addr="support@deskbell.test",
+            to_addrs=to,
+            subject="to several",
+            raw=msg.as_bytes(),
+            created_at=svc.clock.now(),
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
