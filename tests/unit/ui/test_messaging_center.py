@@ -231,7 +231,7 @@ async def test_m6_log_model_loads_pages_lazily(
 ) -> None:
     from ui.email_log import PAGE
 
-    service, w, clock = world
+    service, w, _clock = world
     await service.templates.save(name="p", subject="n", body_text="x")
     for i in range(PAGE + 5):
         await service.templates.test_send("p", to=f"u{i}@example.com")
