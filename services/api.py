@@ -39,6 +39,7 @@ from services.automations import (
 from services.automations import fire as fire_automations
 from services.clock import Clock, SystemClock
 from services.config import KEYS, parse_value
+from services.domain.email_plan import LOOP_TAG
 from services.domain.headers import format_address, normalize_address
 from services.domain.model import (
     DELAY_CHOICES_S,
@@ -64,6 +65,7 @@ from services.errors import (
 )
 from services.events import ChangeFeed, Listener
 from services.fallback import FallbackScheduler, MailIdentity
+from services.incoming.router import IncomingMail, IncomingResult, MailPolicy
 from services.mail.outbox import OutboxWorker
 from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings, SmtpVerdict
 from services.secrets import SecretStore
@@ -121,6 +123,7 @@ __all__ = [
     "EmailLogEntry",
     "EmailedEntry",
     "Inbox",
+    "IncomingResult",
     "ItemInfo",
     "MessageRow",
     "MessageStatus",
@@ -203,6 +206,18 @@ class Service:
             on_change=self._templates_changed,
             on_queued=self._on_queued,
         )
+        # Incoming mail (I1-I7): receive_mail, the IMAP reader, test_imap.
+        self.incoming = IncomingMail(
+            store.sessions,
+            clock=clock,
+            secrets=self.secrets,
+            config=self.config,
+            policy=self._mail_policy,
+            on_posted=self._on_mail_posted,
+            on_item_created=self._on_mail_item_created,
+            on_person_created=self._on_person_created,
+            on_written=self._on_queued,
+        )
         self.system_emails = SystemEmails(
             store.sessions,
             clock=clock,
@@ -244,6 +259,7 @@ class Service:
         self.scheduler.start()
         self.outbox.start()
         self._purge_task = asyncio.create_task(self._purge_forever(), name="deskbell-log-purge")
+        await self.incoming.start()  # the IMAP reader, when imap.host is set (I1)
         self._running = True
 
     async def close(self) -> None:
@@ -253,6 +269,7 @@ class Service:
                 await self._purge_task
             self._purge_task = None
         if self._running:
+            await self.incoming.stop()
             await self.outbox.stop()
             await self.scheduler.stop()
             await self.feed.stop()
@@ -390,6 +407,7 @@ class Service:
         msg["Message-ID"] = f"<test-{uid}@{identity.domain}>"
         msg["Auto-Submitted"] = "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
+        msg["X-Loop"] = LOOP_TAG  # I6: our own mail coming back is recognised
         msg.set_content(body)
         raw = msg.as_bytes()
         async with SmtpSender(settings=settings) as sender:
@@ -425,6 +443,46 @@ class Service:
         if outcome.code is None:
             raise MailServerUnreachableError(answer)
         raise MailServerError(f"the server refused the test email: {answer}")
+
+    # --- incoming mail (I1-I7) -------------------------------------------------------------
+
+    def _mail_policy(self) -> MailPolicy:
+        return MailPolicy(
+            own_address=self.config("smtp.from"),
+            token_key=self._token_key,
+            create_items=self.config("mail.create_items") == "true",
+            default_delay_s=self._default_delay(),
+        )
+
+    async def _on_mail_posted(
+        self, session: AsyncSession, message: Message, conv: Conversation, author: Person
+    ) -> None:
+        # Loop-checked mail was written by a person, so it fires like a post (M3 keeps
+        # automatic mail out before it gets here).
+        await self._fire(
+            session,
+            AutomationEvent(
+                trigger=Trigger.MESSAGE_POSTED,
+                actor_id=author.id,
+                item_id=conv.item_id,
+                message_id=message.id,
+                conversation_kind=ConversationKind(conv.kind),
+            ),
+        )
+
+    async def _on_mail_item_created(self, session: AsyncSession, item: Item) -> None:
+        await self._fire(session, AutomationEvent(trigger=Trigger.ITEM_CREATED, item_id=item.id))
+
+    async def receive_mail(self, raw: bytes) -> IncomingResult:
+        """One raw incoming email, processed as if fetched: threaded, new item, or ignored."""
+        return await self.incoming.receive(raw)
+
+    def set_imap_password(self, password: str) -> None:
+        self.incoming.set_password(password)
+
+    async def test_imap(self) -> str:
+        """Settings' "Test connection" for the mailbox: a summary, or MailboxError."""
+        return await self.incoming.test()
 
     # --- people ----------------------------------------------------------------------------
 
