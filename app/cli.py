@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from app import cli_admin, paths
+from app import cli_admin, cli_mail, paths
 from services.api import ConversationKind, PersonKind, Service
 from services.errors import DeskbellError
 
@@ -41,7 +41,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("serve", help="run the service headless until stopped")
+    cli_mail.add_serve_arguments(
+        sub.add_parser("serve", help="run the service headless until stopped")
+    )
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="action", required=True)
     p_add = person.add_parser("add", help="add a user (or a customer)")
@@ -98,6 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     emails.add_argument("--direction", choices=("in", "out"))
     emails.add_argument("--search")
     cli_admin.add_parsers(sub)
+    cli_mail.add_parsers(sub)
     return parser
 
 
@@ -261,13 +264,12 @@ async def _emails(service: Service, args: argparse.Namespace) -> None:
 
 
 async def _serve(service: Service, args: argparse.Namespace) -> None:
-    from app.serve import serve_forever
-
-    await serve_forever(service)
+    await cli_mail.serve(service, args)
 
 
 COMMANDS: dict[str, Handler] = {
     **cli_admin.COMMANDS,
+    **cli_mail.COMMANDS,
     "person": _person,
     "item": _item,
     "post": _post,

@@ -1,0 +1,75 @@
+"""`deskbell mail receive`, `deskbell imap password|test`, and `deskbell serve --smtp-listen`.
+
+Incoming mail from the command line (I1, I7): one raw email on stdin is processed exactly as
+if the IMAP reader had fetched it, and the outcome is printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.api import Service
+from services.incoming.listener import SmtpListener, parse_listen_address
+
+__all__ = ["COMMANDS", "add_parsers", "add_serve_arguments", "serve"]
+
+Handler = Callable[[Service, argparse.Namespace], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+
+def add_parsers(sub: Any) -> None:
+    """Add `mail` and `imap` to `deskbell`'s subcommands."""
+    mail = sub.add_parser("mail", help="incoming mail").add_subparsers(dest="action", required=True)
+    mail.add_parser(
+        "receive", help="process one raw email from stdin as if fetched; print what it did"
+    )
+    imap = sub.add_parser("imap", help="the IMAP mailbox").add_subparsers(
+        dest="action", required=True
+    )
+    imap.add_parser("password", help="read the password from stdin into the OS keyring")
+    imap.add_parser("test", help="connect, log in and open the folder; print a summary")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--smtp-listen",
+        metavar="HOST:PORT",
+        help="also accept incoming mail over SMTP here (for example 127.0.0.1:2525)",
+    )
+
+
+async def _mail(service: Service, args: argparse.Namespace) -> None:
+    raw = sys.stdin.buffer.read()
+    print(await service.receive_mail(raw))
+
+
+async def _imap(service: Service, args: argparse.Namespace) -> None:
+    if args.action == "password":
+        service.set_imap_password(sys.stdin.readline().rstrip("\r\n"))
+        print("the IMAP password is in the OS keyring")
+    else:
+        print(await service.test_imap())
+
+
+async def serve(service: Service, args: argparse.Namespace) -> None:
+    """`deskbell serve`, with the SMTP listener when `--smtp-listen` is given."""
+    from app.serve import serve_forever
+
+    listener: SmtpListener | None = None
+    if getattr(args, "smtp_listen", None):
+        host, port = parse_listen_address(args.smtp_listen)
+        listener = SmtpListener(host=host, port=port, receive=service.receive_mail)
+        await listener.start()
+        print(f"deskbell: accepting mail on {listener.host}:{listener.port}", flush=True)
+    try:
+        await serve_forever(service)
+    finally:
+        if listener is not None:
+            await listener.stop()
+
+
+COMMANDS: dict[str, Handler] = {"mail": _mail, "imap": _imap}
