@@ -128,7 +128,7 @@ async def test_i1_i2_replies_through_dovecot_with_a_reader_restart_between_mails
     await read_until(svc, 5)
     entries = list(reversed(await svc.emails(direction="in")))
     assert len(entries) == 5  # nothing taken twice across the restart
-    assert [e.action for e in entries][0] == "threaded into #1"
+    assert entries[0].action == "threaded into #1"
     assert entries[1].status == "ignored"
     assert entries[3].status == "ignored"
     assert "Auto-Submitted" in (entries[3].reason or "")
