@@ -1,4 +1,4 @@
-"""Helpers for end-to-end tests: the `deskbell` command as a real process on a temporary data folder."""
+"""End-to-end helpers: the `deskbell` command as a real process on a temporary data folder."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 @dataclass
 class Deskbell:
-    """Runs `python -m app.cli ...` against one data folder; keeps the `serve` processes it started."""
+    """Runs `python -m app.cli ...` on one data folder; keeps the `serve` processes it started."""
 
     data_dir: Path
     served: list[subprocess.Popen[str]] = field(default_factory=list)
