@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import keyring
 import pytest
+import shiboken6
 from keyring.backends import fail
 from PySide6.QtCore import Qt, QTime
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox
@@ -29,10 +31,30 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Service, World]]:
         await service.close()
 
 
+_open_dialogs: list[SettingsDialog] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_dialogs() -> Iterator[None]:
+    """Destroy each test's Qt objects here, in the GUI thread.
+
+    Left to the garbage collector, Qt objects in reference cycles (a dialog through its signal
+    connections, the qasync loop's timers) are destroyed in whatever thread runs the next
+    collection, such as the one running the next test's migrations, and Qt warns that
+    "Timers cannot be stopped from another thread".
+    """
+    yield
+    while _open_dialogs:
+        dialog = _open_dialogs.pop()
+        dialog.close()
+        shiboken6.delete(dialog)
+    gc.collect()
+
+
 async def make(qtbot: QtBot, service: Service, person_id: int, **kwargs: object) -> SettingsDialog:
     me = await service.person_by_id(person_id)
     dialog = SettingsDialog(service=service, me=me, **kwargs)  # type: ignore[arg-type]
-    qtbot.addWidget(dialog)
+    _open_dialogs.append(dialog)
     await dialog.load()
     dialog.show()
     return dialog
