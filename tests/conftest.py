@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,20 +31,3 @@ async def service(tmp_path: Path) -> AsyncIterator[object]:
     finally:
         await svc.close()
 
-
-_exit_status = 0
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    global _exit_status
-    _exit_status = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    # PySide6 6.12 can abort while the interpreter tears its objects down ("bool_dealloc"),
-    # after every test has passed. Leave before that teardown, keeping pytest's verdict.
-    if "PySide6.QtCore" in sys.modules:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import sqlite3
@@ -15,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -130,27 +131,49 @@ def _backup_sqlite(path: Path, now: datetime) -> Path | None:
     return target
 
 
+def _prepare_sqlite(path: Path, now: datetime) -> str | None:
+    """Check, back up and migrate a SQLite file, synchronously (run in a worker thread).
+
+    In a worker thread with the sync driver, a long migration or a backup copy never blocks the
+    event loop (and with it the window).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notice = _check_sqlite_file(path, now)
+    _backup_sqlite(path, now)
+    engine = create_engine(f"sqlite:///{path}")
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    try:
+        with engine.begin() as conn:
+            _upgrade(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"cannot open the database {path}: {exc}") from exc
+    except Exception as exc:
+        if "file is not a database" in str(exc):
+            raise StoreCorruptError(f"cannot open the database {path}: {exc}") from exc
+        raise
+    finally:
+        engine.dispose()
+    return notice
+
+
 async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
     """Open (and create, repair or migrate) the database behind `url`."""
     notice = None
     kwargs: dict[str, Any] = {"echo": echo}
-    if url.startswith("sqlite"):
-        path = Path(url.split("///", 1)[1])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        notice = _check_sqlite_file(path, now)
-        _backup_sqlite(path, now)
+    sqlite = url.startswith("sqlite")
+    if sqlite:
+        notice = await asyncio.to_thread(_prepare_sqlite, Path(url.split("///", 1)[1]), now)
     else:
         kwargs.update(pool_size=5, max_overflow=5, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
+    if sqlite:
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
-    except Exception as exc:
-        await engine.dispose()
-        if url.startswith("sqlite") and "file is not a database" in str(exc):
-            raise StoreCorruptError(f"cannot open the database: {exc}") from exc
-        raise
+    else:
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except Exception:
+            await engine.dispose()
+            raise
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     return Store(engine=engine, sessions=sessions, notice=notice)

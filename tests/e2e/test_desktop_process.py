@@ -112,11 +112,6 @@ def test_n1_e1_post_from_another_process_raises_count_and_emails(
     assert "Printer on fire" in str(mail["Subject"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Alembic upgrade run through run_sync under the qasync loop crashes the "
-    "interpreter at exit (bool_dealloc, rc 134); run it on a sync engine in a thread",
-)
 def test_quit_after_shown_exits_zero(workspace: Path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     done = subprocess.run(
