@@ -42,7 +42,6 @@ from services.config import KEYS, parse_value
 from services.domain.email_plan import LOOP_TAG
 from services.domain.headers import format_address, normalize_address
 from services.domain.model import (
-    DELAY_CHOICES_S,
     ConversationKind,
     DeliveryState,
     EmailStatus,
@@ -371,7 +370,7 @@ class Service:
         self.secrets.set(name="smtp", value=password)
 
     async def test_smtp(self) -> str:
-        """Connect, greet and log in with the current settings; the server's answer (D: Settings)."""
+        """Connect, greet and log in with the current settings; returns the server's answer."""
         settings = await self.smtp_settings()
         if settings is None:
             raise InputError("set the SMTP host first")
@@ -531,9 +530,8 @@ class Service:
         self, *, person_id: int, settings: NotificationSettings, acting_id: int | None = None
     ) -> PersonInfo:
         """R5, N6, M7: for oneself, or for another by an administrator."""
-        if settings.delay_s is not None and settings.delay_s not in DELAY_CHOICES_S:
-            if settings.delay_s < 1:
-                raise InputError("the delay must be at least one second")
+        if settings.delay_s is not None and settings.delay_s < 1:
+            raise InputError("the delay must be at least one second")
         windows = [list(check_dnd_window(w)) for w in settings.dnd_weekly]
         async with self._sessions.begin() as session:
             person = await session.get(Person, person_id)
@@ -548,7 +546,7 @@ class Service:
             person.notify_in_app = settings.in_app
             person.notify_email = settings.email
             person.notify_sound = settings.sound
-            person.delay_s = settings.delay_s
+            person.delay_s = queries.stored_delay(settings.delay_s)
             person.dnd_until = settings.dnd_until
             person.dnd_weekly = windows
             queries.add_change(session, kind="person", at=self.clock.now(), person_id=person_id)
@@ -641,10 +639,7 @@ class Service:
                 raise NotFoundError(f"no conversation {conversation_id}")
             item = await session.get(Item, conv.item_id) if conv.item_id else None
             members = tuple(self._info(p) for p in await queries.audience(session, conv))
-            if item is not None:
-                title = item.title
-            else:
-                title = " & ".join(m.name for m in members)
+            title = item.title if item is not None else " & ".join(m.name for m in members)
             return ConversationInfo(
                 id=conv.id,
                 kind=ConversationKind(conv.kind),

@@ -69,12 +69,26 @@ async def conversation_for_item(
     return conv
 
 
+# A person's stored delay: NULL follows the workspace's default, 0 means "never email me".
+NEVER_DELAY = 0
+
+
+def stored_delay(delay_s: int | None) -> int:
+    return NEVER_DELAY if delay_s is None else delay_s
+
+
 def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings:
     return NotificationSettings(
         in_app=person.notify_in_app,
         email=person.notify_email,
         sound=person.notify_sound,
-        delay_s=person.delay_s if person.delay_s is not None else default_delay_s,
+        delay_s=(
+            default_delay_s
+            if person.delay_s is None
+            else None
+            if person.delay_s == NEVER_DELAY
+            else person.delay_s
+        ),
         dnd_until=person.dnd_until,
         dnd_weekly=tuple((int(w[0]), int(w[1]), int(w[2])) for w in person.dnd_weekly or ()),
     )

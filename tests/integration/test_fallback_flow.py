@@ -366,3 +366,19 @@ async def _queue_raw(svc: Service, *, to: list[str]) -> int:
         session.add(row)
         await session.flush()
         return row.id
+
+
+async def test_r5_never_email_me_is_kept_and_honoured(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    from dataclasses import replace
+
+    bob = await svc.person_by_id(world.bob)
+    await svc.set_notification_settings(
+        person_id=world.bob, settings=replace(bob.settings, delay_s=None)
+    )
+    assert (await svc.person_by_id(world.bob)).settings.delay_s is None
+    await _post(svc, "ann@example.com", "x", ConversationKind.INTERNAL)
+    clock.advance(86_400)
+    assert await _tick(svc) == 0
+    assert _notifications(smtp_server) == []

@@ -314,11 +314,6 @@ async def test_d6_settings_widgets_have_accessible_names(
             assert widget.accessibleName() or widget.text(), widget
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services: set_notification_settings stores delay None, and reading it back "
-    "gives the workspace default, so 'Never' is lost (reported to the lead)",
-)
 async def test_e1_never_email_me_survives_a_save(
     qtbot: QtBot, world: tuple[Service, World]
 ) -> None:
