@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self._keep_in_tray = keep_in_tray
         self.counts = UnseenCounts()
         self.current: ConversationInfo | None = None
+        self._opening = 0  # bumped by every open_conversation; the latest one wins
         self.setWindowTitle(APP_TITLE)
         self.setAccessibleName("Deskbell")
         self.resize(1100, 720)
@@ -326,8 +327,12 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     async def open_conversation(self, conversation_id: int) -> None:
+        # `current`, the header and the messages change together, after the last await: set
+        # earlier, `current` named a conversation whose header and rows were not there yet, and
+        # of two quick opens the slower one could win.
+        self._opening += 1
+        ticket = self._opening
         info = await self.service.conversation(conversation_id)
-        self.current = info
         me_id = self.me.id
 
         async def fetch(before_id: int | None, limit: int) -> list[MessageRow]:
@@ -335,7 +340,12 @@ class MainWindow(QMainWindow):
                 conversation_id=conversation_id, viewer_id=me_id, before_id=before_id, limit=limit
             )
 
+        if ticket != self._opening:
+            return
         await self.messages.open(conversation_id=conversation_id, fetch=fetch)
+        if ticket != self._opening:
+            return
+        self.current = info
         self._show_header(info)
         self.composer.set_kind(info.kind)
         tab = EXTERNAL_TAB if info.kind == ConversationKind.EXTERNAL else INTERNAL_TAB
