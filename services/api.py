@@ -768,13 +768,11 @@ class Service:
     async def unseen_counts(self, *, person_id: int) -> UnseenCounts:
         """N3: one query; the bubble, the tabs and the rows all read from it."""
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Delivery.conversation_id, Conversation.kind, func.count())
-                    .join(Conversation, Conversation.id == Delivery.conversation_id)
-                    .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
-                    .group_by(Delivery.conversation_id, Conversation.kind)
-                )
+            rows = await session.execute(
+                select(Delivery.conversation_id, Conversation.kind, func.count())
+                .join(Conversation, Conversation.id == Delivery.conversation_id)
+                .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
+                .group_by(Delivery.conversation_id, Conversation.kind)
             )
             by_conv: dict[int, int] = {}
             internal = external = 0
@@ -855,14 +853,12 @@ class Service:
     ) -> dict[int, str]:
         if not conv_ids:
             return {}
-        rows = (
-            await session.execute(
-                select(ConversationMember.conversation_id, Person.name)
-                .join(Person, Person.id == ConversationMember.person_id)
-                .where(
-                    ConversationMember.conversation_id.in_(conv_ids),
-                    ConversationMember.person_id != person_id,
-                )
+        rows = await session.execute(
+            select(ConversationMember.conversation_id, Person.name)
+            .join(Person, Person.id == ConversationMember.person_id)
+            .where(
+                ConversationMember.conversation_id.in_(conv_ids),
+                ConversationMember.person_id != person_id,
             )
         )
         return dict(rows.all())  # a TupleResult has .keys(): dict() took it for a mapping
@@ -912,27 +908,25 @@ class Service:
         waiting: dict[int, list[str]] = {}
         unseen_by_viewer: set[int] = set()
         for start in range(0, len(ids), 500):
-            rows = (
-                await session.execute(
-                    select(
-                        Delivery.message_id,
-                        Delivery.recipient_id,
-                        Delivery.seen_at,
-                        Delivery.state,
-                        Delivery.reason,
-                        Person.name,
-                        Person.email,
-                        Email.status,
-                        Email.sent_at,
-                        Email.reply,
-                        Email.next_attempt_at,
-                        Email.reason,
-                    )
-                    .join(Person, Person.id == Delivery.recipient_id)
-                    .outerjoin(Email, Email.id == Delivery.email_id)
-                    .where(Delivery.message_id.in_(ids[start : start + 500]))
-                    .order_by(Delivery.id)
+            rows = await session.execute(
+                select(
+                    Delivery.message_id,
+                    Delivery.recipient_id,
+                    Delivery.seen_at,
+                    Delivery.state,
+                    Delivery.reason,
+                    Person.name,
+                    Person.email,
+                    Email.status,
+                    Email.sent_at,
+                    Email.reply,
+                    Email.next_attempt_at,
+                    Email.reason,
                 )
+                .join(Person, Person.id == Delivery.recipient_id)
+                .outerjoin(Email, Email.id == Delivery.email_id)
+                .where(Delivery.message_id.in_(ids[start : start + 500]))
+                .order_by(Delivery.id)
             )
             for (
                 mid,
@@ -993,16 +987,13 @@ class Service:
         async with self._sessions() as session:
             item = await queries.item_by_number(session, number)
             rows = (
-                (
-                    await session.execute(
-                        select(Message, Conversation.kind)
-                        .join(Conversation, Conversation.id == Message.conversation_id)
-                        .where(Conversation.item_id == item.id, Message.deleted_at.is_(None))
-                        .order_by(Message.id)
-                    )
+                await session.execute(
+                    select(Message, Conversation.kind)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(Conversation.item_id == item.id, Message.deleted_at.is_(None))
+                    .order_by(Message.id)
                 )
-                .all()
-            )
+            ).all()
             kinds = {m.id: ConversationKind(k) for m, k in rows}
             views = await self._message_rows(session, [m for m, _ in rows], viewer_id=0)
         return [(kinds[v.id], v) for v in views]

@@ -30,4 +30,3 @@ async def service(tmp_path: Path) -> AsyncIterator[object]:
         yield svc
     finally:
         await svc.close()
-

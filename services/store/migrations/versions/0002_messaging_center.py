@@ -68,9 +68,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("person_id", name=op.f("pk_password_resets")),
     )
     with op.batch_alter_table("emails", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_emails_status_created_at", ["status", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_emails_status_created_at", ["status", "created_at"], unique=False)
         batch_op.create_index(
             "ix_emails_direction_created_at", ["direction", "created_at"], unique=False
         )
