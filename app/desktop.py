@@ -19,24 +19,15 @@ from pathlib import Path
 os.environ.setdefault("QT_API", "pyside6")  # qasync picks its binding at import (NOTES.md)
 
 import qasync
-from PySide6.QtWidgets import (
-    QApplication,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
-    QInputDialog,
-    QLabel,
-    QLineEdit,
-    QMessageBox,
-    QWidget,
-)
+from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QMessageBox
 
-from app import paths
+from app import autostart, paths
 from app.single_instance import SingleInstance
 from services.api import PersonInfo, PersonKind, Service, UnseenCounts
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
 from ui.bridge import ServiceBridge, Tasks
+from ui.first_run import FirstRunDialog
 from ui.icons import app_icon
 from ui.main_window import MainWindow
 from ui.platform import PlatformUnavailable
@@ -153,6 +144,7 @@ async def _main(
             idle_probe=make_idle_probe(),
             system_notifiers=system_notifier_chain(tray=tray.icon if tray else None),
             keep_in_tray=lambda: tray is not None and tray.icon.isVisible(),
+            login_starter=autostart,
         )
         stack.callback(window.close)
         write_state = _state_writer(window, tray)
@@ -278,33 +270,13 @@ async def _pick_user(users: list[PersonInfo]) -> PersonInfo | None:
     return users[labels.index(dialog.textValue())]
 
 
-class _FirstRunDialog(QDialog):
-    """The first start on an empty database: who are you? (that person becomes the admin)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Welcome to Deskbell")
-        self.name = QLineEdit(self)
-        self.name.setAccessibleName("Your name")
-        self.email = QLineEdit(self)
-        self.email.setAccessibleName("Your email address")
-        self.email.setPlaceholderText("you@example.com")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
-        buttons.accepted.connect(self.accept)
-        form = QFormLayout(self)
-        form.addRow(QLabel("Deskbell keeps your team's conversations. Who are you?"))
-        form.addRow("Name", self.name)
-        form.addRow("Email", self.email)
-        form.addRow(buttons)
-
-
 async def _first_run(service: Service) -> PersonInfo | None:
-    dialog = _FirstRunDialog()
+    """The first start on an empty database: that person becomes the administrator."""
+    dialog = FirstRunDialog()
     while await _exec(dialog) == QDialog.DialogCode.Accepted:
+        name, email = dialog.result_person()
         try:
-            return await service.add_person(
-                email=dialog.email.text().strip(), name=dialog.name.text().strip(), is_admin=True
-            )
+            return await service.add_person(email=email, name=name, is_admin=True)
         except DeskbellError as exc:
             QMessageBox.warning(dialog, "Deskbell", str(exc))
     return None

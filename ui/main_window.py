@@ -12,17 +12,19 @@ from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -49,6 +51,7 @@ from ui.conversation_list import (
     row_label,
 )
 from ui.message_view import MessageDelegate, MessageListModel, MessageView
+from ui.messaging_center import MessagingCenter
 from ui.new_item_dialog import NewItemDialog
 from ui.platform.badge import window_title
 from ui.platform.idle import IdleProbe
@@ -56,6 +59,7 @@ from ui.platform.notify import BannerNotifier, Notice, NotificationCenter, Notif
 from ui.platform.sound import Pinger
 from ui.quick_switch import QuickSwitch
 from ui.seen_tracker import SeenTracker
+from ui.settings_dialog import LoginStarter, SettingsDialog
 from ui.theme import Theme
 
 __all__ = ["APP_TITLE", "Alerts", "MainWindow"]
@@ -131,6 +135,7 @@ class MainWindow(QMainWindow):
         idle_probe: IdleProbe | None = None,
         system_notifiers: list[Callable[[], Notifier]] | None = None,
         keep_in_tray: Callable[[], bool] = lambda: False,
+        login_starter: LoginStarter | None = None,
     ) -> None:
         super().__init__()
         self.service = service
@@ -139,6 +144,9 @@ class MainWindow(QMainWindow):
         self.tasks = tasks
         self._now = now
         self._keep_in_tray = keep_in_tray
+        self._login_starter = login_starter
+        self.settings_dialog: SettingsDialog | None = None
+        self.messaging_center: MessagingCenter | None = None
         self.counts = UnseenCounts()
         self.current: ConversationInfo | None = None
         self._opening = 0  # bumped by every open_conversation; the latest one wins
@@ -169,16 +177,47 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(view, name)
 
         self.new_button = QPushButton("+ New item")
+        self.new_button.setObjectName("newItemButton")
         self.new_button.setAccessibleName("New item")
         self.new_button.setToolTip("Create an item (Ctrl+N)")
         self.new_button.clicked.connect(self._on_new_button_clicked)
-        self.switch_button = QPushButton("Go to…  Ctrl+K")
+        self.switch_button = QPushButton("Go to conversation…   Ctrl+K")
+        self.switch_button.setObjectName("goToButton")
         self.switch_button.setAccessibleName("Go to conversation")
+        self.switch_button.setToolTip("Find any conversation by number or title (Ctrl+K)")
         self.switch_button.clicked.connect(self.open_quick_switch)
+
+        # The app menu: Settings for everyone, the Messaging Center for administrators only.
+        self.settings_action = QAction("Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.triggered.connect(self._on_settings_action_triggered)
+        self.messaging_center_action = QAction("Messaging Center…", self)
+        self.messaging_center_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
+        self.messaging_center_action.triggered.connect(self._on_messaging_center_action_triggered)
+        self.quit_action = QAction("Quit Deskbell", self)
+        self.quit_action.triggered.connect(self.quit_requested)
+        self.app_menu = QMenu(self)
+        self.app_menu.setAccessibleName("Deskbell menu")
+        self.app_menu.addAction(self.messaging_center_action)
+        self.app_menu.addAction(self.settings_action)
+        self.app_menu.addSeparator()
+        self.app_menu.addAction(self.quit_action)
+        self.addActions([self.settings_action, self.messaging_center_action])
+        self.menu_button = QToolButton()
+        self.menu_button.setObjectName("menuButton")
+        self.menu_button.setText("☰")
+        self.menu_button.setAccessibleName("Deskbell menu")
+        self.menu_button.setToolTip("Settings, Messaging Center, Quit")
+        self.menu_button.setMenu(self.app_menu)
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self._show_admin_tools(bridge.me)
+
         side_top = QHBoxLayout()
-        side_top.setContentsMargins(10, 10, 10, 6)
+        side_top.setContentsMargins(10, 10, 10, 8)
+        side_top.setSpacing(6)
         side_top.addWidget(self.new_button)
-        side_top.addWidget(self.switch_button)
+        side_top.addWidget(self.switch_button, 1)
+        side_top.addWidget(self.menu_button)
         side = QWidget()
         side.setAccessibleName("Open conversations")
         side_layout = QVBoxLayout(side)
@@ -243,6 +282,13 @@ class MainWindow(QMainWindow):
             f"QSplitter::handle {{ background: {theme.separator.name()}; }}"
             f" QListView {{ background: {theme.base.name()}; }}"
             f" #conversationHeader {{ background: {theme.base.name()}; }}"
+            f" #newItemButton {{ background: {theme.accent.name()}; color: white;"
+            " border: none; border-radius: 6px; padding: 6px 12px; font-weight: bold; }"
+            f" #goToButton {{ text-align: left; color: {theme.muted.name()};"
+            f" border: 1px solid {theme.separator.name()}; border-radius: 6px;"
+            f" padding: 6px 10px; background: {theme.base.name()}; }}"
+            " #menuButton { border: none; padding: 4px 8px; font-size: 16px; }"
+            " #menuButton::menu-indicator { image: none; }"
         )
 
         # Notifications: the in-app banner always, the system's where it works (D3).
@@ -270,6 +316,7 @@ class MainWindow(QMainWindow):
         bridge.counts_changed.connect(self._on_bridge_counts_changed)
         bridge.conversations_changed.connect(self._on_bridge_conversations_changed)
         bridge.message_arrived.connect(self._on_bridge_message_arrived)
+        bridge.me_changed.connect(self._show_admin_tools)
         for keys, slot in (
             ("Ctrl+1", lambda: self.show_inbox(INTERNAL_TAB)),
             ("Ctrl+2", lambda: self.show_inbox(EXTERNAL_TAB)),
@@ -436,6 +483,53 @@ class MainWindow(QMainWindow):
         if self.current is not None and self.current.id == info.id:
             self.current = await self.service.conversation(info.id)
             self._show_header(self.current)
+
+    def _show_admin_tools(self, me: PersonInfo) -> None:
+        self.messaging_center_action.setVisible(me.is_admin)
+        self.messaging_center_action.setEnabled(me.is_admin)
+
+    def _on_settings_action_triggered(self) -> None:
+        self.tasks.start(self.open_settings(), name="settings")
+
+    async def open_settings(self) -> SettingsDialog:
+        """Settings (SMTP and my notifications); one dialog at a time, brought forward."""
+        if self.settings_dialog is not None and self.settings_dialog.isVisible():
+            self.settings_dialog.raise_()
+            self.settings_dialog.activateWindow()
+            return self.settings_dialog
+        dialog = SettingsDialog(
+            service=self.service, me=self.me, login_starter=self._login_starter, parent=self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(self._on_settings_dialog_destroyed)
+        self.settings_dialog = dialog
+        await dialog.load()
+        dialog.open()
+        return dialog
+
+    def _on_settings_dialog_destroyed(self) -> None:
+        self.settings_dialog = None
+
+    def _on_messaging_center_action_triggered(self) -> None:
+        self.open_messaging_center()
+
+    def open_messaging_center(self) -> MessagingCenter | None:
+        """The administrator's Messaging Center (M1-M6); nothing for anyone else."""
+        if not self.me.is_admin:
+            return None
+        if self.messaging_center is not None and self.messaging_center.isVisible():
+            self.messaging_center.raise_()
+            self.messaging_center.activateWindow()
+            return self.messaging_center
+        center = MessagingCenter(self.service, self.me, self)
+        center.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        center.destroyed.connect(self._on_messaging_center_destroyed)
+        self.messaging_center = center
+        center.show()
+        return center
+
+    def _on_messaging_center_destroyed(self) -> None:
+        self.messaging_center = None
 
     def _on_new_button_clicked(self) -> None:
         self.tasks.start(self._new_item(), name="new-item")

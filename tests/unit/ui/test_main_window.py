@@ -12,8 +12,9 @@ from pytestqt.qtbot import QtBot
 
 from services.api import MessageRow
 from tests.unit.ui.desk import Desk, until, with_desk
+from ui.bridge import ServiceBridge, Tasks
 from ui.conversation_list import ROW_ROLE
-from ui.main_window import EXTERNAL_TAB, INTERNAL_TAB
+from ui.main_window import EXTERNAL_TAB, INTERNAL_TAB, MainWindow
 from ui.message_view import status_parts
 from ui.quick_switch import QuickSwitch
 from ui.theme import LIGHT
@@ -309,3 +310,50 @@ async def test_follow_button_unfollows_and_follows(desk: Desk, qtbot: QtBot) -> 
     assert ANN not in [f.email for f in (await desk.service.item(1)).followers]
     desk.window.follow_button.click()
     await until(lambda: desk.window.follow_button.text() == "Unfollow")
+
+
+@with_desk
+async def test_m7_settings_opens_from_the_menu_for_me(desk: Desk, qtbot: QtBot) -> None:
+    w = desk.window
+    assert w.menu_button.accessibleName() and w.settings_action in w.app_menu.actions()
+    w.settings_action.trigger()
+    await until(lambda: w.settings_dialog is not None and w.settings_dialog.isVisible())
+    dialog = w.settings_dialog
+    assert dialog is not None and dialog.me.id == desk.me.id
+    w.settings_action.trigger()  # a second time brings the same dialog forward
+    await desk.tasks.drain()
+    assert w.settings_dialog is dialog
+    dialog.reject()
+    await until(lambda: w.settings_dialog is None)
+
+
+@with_desk
+async def test_m1_messaging_center_only_for_administrators(desk: Desk, qtbot: QtBot) -> None:
+    w = desk.window
+    assert desk.me.is_admin and w.messaging_center_action.isVisible()
+    assert w.messaging_center_action.isEnabled()
+    center = w.open_messaging_center()
+    assert center is not None and center.isVisible() and w.messaging_center is center
+    center.reject()
+    await until(lambda: w.messaging_center is None)
+    # Bob is not an administrator: no menu entry, and the window refuses to open it.
+    bob = await desk.service.person(BOB)
+    assert not bob.is_admin
+    tasks = Tasks()
+    bridge = ServiceBridge(service=desk.service, me=bob, tasks=tasks)
+    window = MainWindow(
+        service=desk.service,
+        bridge=bridge,
+        theme=LIGHT,
+        tasks=tasks,
+        now=desk.clock.now,
+        clock=desk.clock,
+    )
+    try:
+        assert not window.messaging_center_action.isEnabled()
+        assert not window.messaging_center_action.isVisible()
+        window.messaging_center_action.trigger()
+        assert window.open_messaging_center() is None and window.messaging_center is None
+    finally:
+        await tasks.drain()
+        window.deleteLater()
