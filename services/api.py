@@ -403,7 +403,7 @@ class Service:
         msg["To"] = address
         msg["Subject"] = subject
         msg["Date"] = format_datetime(now)
-        msg["Message-ID"] = f"<test-{uid}@{identity.domain}>"
+        msg["Message-ID"] = f"<test-{uid}@{identity.message_id_domain}>"
         msg["Auto-Submitted"] = "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
         msg["X-Loop"] = LOOP_TAG  # I6: our own mail coming back is recognised
@@ -847,6 +847,68 @@ class Service:
             )
             for cid, kind, number, title, last_at, text, author_name, n in rows
         ]
+
+    async def find_conversations(
+        self, *, person_id: int, text: str, limit: int = 20
+    ) -> list[ConversationRow]:
+        """D5 (Ctrl+K): the person's conversations in both inboxes whose item number is `text`
+        ('12' or '#12'), or whose title (a direct one's: the other person's name) holds every
+        word of it, case-blind; the exact number first, then the most recent."""
+        query = text.strip().lstrip("#").strip()
+        words = query.lower().split()
+        if not words:
+            return []
+        async with self._sessions() as session:
+            person = await session.get(Person, person_id)
+            if person is None:
+                raise NotFoundError(f"no person {person_id}")
+            # R2: a customer never learns that an internal conversation exists.
+            kinds = (
+                list(ConversationKind)
+                if person.kind == PersonKind.USER
+                else [ConversationKind.EXTERNAL]
+            )
+            other = aliased(Person)
+            direct_names = (
+                select(ConversationMember.conversation_id)
+                .join(other, other.id == ConversationMember.person_id)
+                .where(
+                    ConversationMember.person_id != person_id,
+                    *(func.lower(other.name).contains(w, autoescape=True) for w in words),
+                )
+            )
+            found = or_(
+                and_(*(func.lower(Item.title).contains(w, autoescape=True) for w in words)),
+                and_(
+                    Conversation.kind == ConversationKind.DIRECT.value,
+                    Conversation.id.in_(direct_names),
+                ),
+            )
+            number = int(query) if query.isdigit() and len(query) < 10 else None
+            if number is not None:
+                found = or_(Item.number == number, found)
+            stmt = (
+                select(Conversation.id)
+                .outerjoin(Item, Item.id == Conversation.item_id)
+                .where(
+                    Conversation.kind.in_([k.value for k in kinds]),
+                    Conversation.last_message_id.is_not(None),
+                    queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
+                    found,
+                )
+                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+                .limit(limit)
+            )
+            if number is not None:
+                stmt = stmt.order_by(None).order_by(
+                    func.coalesce(Item.number == number, False).desc(),
+                    Conversation.last_message_at.desc(),
+                    Conversation.id.desc(),
+                )
+            ids = list((await session.execute(stmt)).scalars())
+        rows = await self.open_conversations(person_id=person_id, inbox=kinds, conversation_ids=ids)
+        order = {cid: i for i, cid in enumerate(ids)}
+        return sorted(rows, key=lambda r: order[r.id])
 
     async def _direct_titles(
         self, session: AsyncSession, conv_ids: Sequence[int], person_id: int

@@ -34,6 +34,7 @@ __all__ = [
     "CAP_WINDOW",
     "FallbackScheduler",
     "MailIdentity",
+    "message_id_domain",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,14 @@ class MailIdentity:
     default_delay_s: int
 
     @property
-    def domain(self) -> str:
-        return self.from_addr.rpartition("@")[2] or "localhost"
+    def message_id_domain(self) -> str:
+        """The right-hand side of our Message-IDs: a subdomain of the From address's own, so
+        mail an agent writes from that domain is never mistaken for ours (I6)."""
+        return message_id_domain(self.from_addr)
+
+
+def message_id_domain(from_addr: str) -> str:
+    return f"deskbell.{from_addr.rpartition('@')[2] or 'localhost'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +344,8 @@ class FallbackScheduler:
                 text=m.text,
             )
 
-        uid = uuid.uuid4().hex
+        # 64 random bits are plenty beside the token, and keep the Message-ID on one line.
+        uid = uuid.uuid4().hex[:16]
         token = make_token(
             key=identity.token_key, conversation_id=conversation.id, recipient_id=recipient.id
         )
@@ -350,7 +358,7 @@ class FallbackScheduler:
             earlier_messages=[view(m) for m in earlier],
             token=token,
             email_uid=uid,
-            domain=identity.domain,
+            domain=identity.message_id_domain,
             from_name=identity.from_name,
             from_addr=identity.from_addr,
             previous_message_ids=list(thread.message_ids) if thread else [],

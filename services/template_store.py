@@ -371,7 +371,7 @@ def _mime(
     now: datetime,
 ) -> tuple[EmailMessage, str]:
     msg = EmailMessage(policy=policy.SMTP)
-    message_id = f"<{uid}@{identity.domain}>"
+    message_id = f"<{uid}@{identity.message_id_domain}>"
     msg["From"] = format_address(name=identity.from_name, address=identity.from_addr)
     msg["To"] = format_address(name=to_name, address=to_addr)
     msg["Subject"] = rendered.subject

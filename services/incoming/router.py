@@ -28,6 +28,7 @@ from services.domain.headers import clean_header_text
 from services.domain.model import ConversationKind, EmailStatus, PersonKind
 from services.domain.tokens import find_token
 from services.errors import DeskbellError, InputError
+from services.fallback import message_id_domain
 from services.incoming.cursor import DbImapCursor, account_key
 from services.incoming.imap import ImapReader, ImapSecurity, ImapSettings
 from services.incoming.loops import SenderHold, loop_reason
@@ -267,11 +268,10 @@ async def route_incoming(
     if sender_addr is None:
         bad = ", ".join(mail.defects) or "no From address"
         return ignore(f"malformed mail: no usable sender ({bad})")
-    own_domain = policy.own_address.rpartition("@")[2]
     loop = loop_reason(
         mail,
         own_addresses=(policy.own_address,),
-        own_domains=(own_domain,) if own_domain else (),
+        own_domains=(message_id_domain(policy.own_address),),
         loop_tag=LOOP_TAG,
     )
     if loop is None and own_address(sender_addr, policy.own_address):

@@ -156,7 +156,7 @@ async def test_e4_email_headers_and_alternatives(
     [msg] = _notifications(smtp_server)
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["X-Auto-Response-Suppress"] == "All"
-    assert msg["Message-ID"].endswith("@deskbell.test>")
+    assert msg["Message-ID"].endswith("@deskbell.deskbell.test>")
     assert "support+" in msg["Reply-To"]
     types = {part.get_content_type() for part in msg.walk()}
     assert {"text/plain", "text/html"} <= types

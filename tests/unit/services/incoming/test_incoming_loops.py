@@ -31,7 +31,10 @@ def reason_for(name: str) -> str | None:
         ("loop_postmaster.eml", "mail from the mail system (postmaster)"),
         ("loop_delivery_report.eml", "delivery report (message/delivery-status)"),
         ("loop_x_loop.eml", "our own mail came back (X-Loop: deskbell)"),
-        ("loop_own_message_id.eml", "our own mail came back (Message-ID domain deskbell.test)"),
+        (
+            "loop_own_message_id.eml",
+            "our own mail came back (Message-ID domain deskbell.deskbell.test)",
+        ),
         ("loop_own_address.eml", "sent from our own address (support@deskbell.test)"),
     ],
 )
