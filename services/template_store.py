@@ -48,15 +48,10 @@ from services.store.models import Automation, Email, EmailTemplate
 # there (it only renders the two notification files), so this module reuses them as they are
 # rather than building a second sandbox.
 from services.templates import (
-    _BUDGET,
-    MAX_OUTPUT_CHARS,
-    MAX_STEPS,
     NOTIFICATION_VARIABLES,
     TemplateError,
     TemplateRenderer,
-    _Budget,
-    _environment,
-    _template_error,
+    render_source,
     validate_template,
 )
 
@@ -249,23 +244,7 @@ def validate_sources(*, name: str, kind: str, subject: str, body_text: str, body
 
 
 def _render_one(source: str, name: str, variables: Mapping[str, object]) -> str:
-    env = _environment({name: source})
-    token = _BUDGET.set(_Budget(MAX_STEPS))
-    try:
-        parts: list[str] = []
-        size = 0
-        for chunk in env.get_template(name).generate(**variables):
-            size += len(chunk)
-            if size > MAX_OUTPUT_CHARS:
-                raise TemplateError(f"{name}: output is larger than {MAX_OUTPUT_CHARS} characters")
-            parts.append(chunk)
-        return "".join(parts)
-    except TemplateError:
-        raise
-    except Exception as exc:  # any failure inside an admin's template is that template's error
-        raise _template_error(exc, where=name) from exc
-    finally:
-        _BUDGET.reset(token)
+    return render_source(source, variables, name=name)
 
 
 def render_text(source: str, variables: Mapping[str, object], *, name: str = "text.j2") -> str:

@@ -56,6 +56,7 @@ __all__ = [
     "TemplateError",
     "TemplateRenderer",
     "notification_variables",
+    "render_source",
     "validate_template",
 ]
 
@@ -360,20 +361,54 @@ class TemplateRenderer:
 
     def render(self, name: str, variables: Mapping[str, object]) -> str:
         """Render one template with a fresh step budget and the output cap."""
-        token = _BUDGET.set(_Budget(self._max_steps))
-        try:
-            template = self._env.get_template(name)
-            parts: list[str] = []
-            size = 0
-            for chunk in template.generate(**variables):
-                size += len(chunk)
-                if size > self._max_output:
-                    raise TemplateError(
-                        f"{name}: output is larger than {self._max_output} characters"
-                    )
-                parts.append(chunk)
-            return "".join(parts)
-        except (jinja2.TemplateError, RecursionError) as exc:
-            raise _template_error(exc, where=name) from exc
-        finally:
-            _BUDGET.reset(token)
+        return _render_bounded(
+            self._env,
+            name,
+            variables,
+            max_steps=self._max_steps,
+            max_output=self._max_output,
+        )
+
+
+def render_source(
+    source: str,
+    variables: Mapping[str, object],
+    *,
+    name: str,
+    max_steps: int = MAX_STEPS,
+    max_output: int = MAX_OUTPUT_CHARS,
+) -> str:
+    """Render one template source (an administrator's) in the same sandbox and limits."""
+    return _render_bounded(
+        _environment({name: source}),
+        name,
+        variables,
+        max_steps=max_steps,
+        max_output=max_output,
+    )
+
+
+def _render_bounded(
+    env: _Sandbox,
+    name: str,
+    variables: Mapping[str, object],
+    *,
+    max_steps: int,
+    max_output: int,
+) -> str:
+    token = _BUDGET.set(_Budget(max_steps))
+    try:
+        parts: list[str] = []
+        size = 0
+        for chunk in env.get_template(name).generate(**variables):
+            size += len(chunk)
+            if size > max_output:
+                raise TemplateError(f"{name}: output is larger than {max_output} characters")
+            parts.append(chunk)
+        return "".join(parts)
+    except TemplateError:
+        raise
+    except Exception as exc:  # whatever a template does wrong is that template's error
+        raise _template_error(exc, where=name) from exc
+    finally:
+        _BUDGET.reset(token)
