@@ -437,10 +437,16 @@ class MainWindow(QMainWindow):
             self.tasks.start(self.open_conversation(conv_id), name="open-conversation")
 
     def open_quick_switch(self) -> QuickSwitch:
-        dialog = QuickSwitch(self.conversation_rows(), parent=self)
+        dialog = QuickSwitch(
+            self.conversation_rows(), parent=self, search=self._find_conversations, tasks=Tasks()
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.chosen.connect(self._on_quick_switch_chosen)
         dialog.open()
         return dialog
+
+    async def _find_conversations(self, text: str) -> list[ConversationRow]:
+        return await self.service.find_conversations(person_id=self.me.id, text=text)
 
     def _on_quick_switch_chosen(self, conversation_id: int) -> None:
         self.tasks.start(self.open_conversation(conversation_id), name="open-conversation")

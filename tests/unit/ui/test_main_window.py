@@ -357,3 +357,25 @@ async def test_m1_messaging_center_only_for_administrators(desk: Desk, qtbot: Qt
     finally:
         await tasks.drain()
         window.deleteLater()
+
+
+@with_desk
+async def test_d5_ctrl_k_finds_conversations_that_are_not_loaded(desk: Desk, qtbot: QtBot) -> None:
+    _one, two = await _two_items(desk)
+    # No rows loaded at all: only the service can find it.
+    dialog = QuickSwitch([], search=desk.window._find_conversations, tasks=desk.tasks)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    seen: list[str] = []
+    dialog.searched.connect(seen.append)
+    qtbot.keyClicks(dialog.query, "VPN dr")
+    assert dialog.results.count() == 0
+    await until(lambda: seen == ["VPN dr"])  # one query after the pause, not one per key
+    assert dialog.results.count() == 1
+    chosen: list[int] = []
+    dialog.chosen.connect(chosen.append)
+    qtbot.keyClick(dialog.query, Qt.Key.Key_Return)
+    assert chosen == [two]
+    dialog.query.setText("#1")
+    await until(lambda: seen[-1:] == ["#1"])
+    assert "#1 Printer on fire" in dialog.results.item(0).text()
