@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QMessageBox
 
 from app import autostart, paths
 from app.single_instance import SingleInstance
+from app.wake import WakeWatch
 from services.api import PersonInfo, PersonKind, Service, UnseenCounts
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
@@ -126,6 +127,9 @@ async def _main(
         else:
             log.info("no system tray: the count shows in the title and the badge (N7)")
         clock = SystemClock()
+        wake_watch = WakeWatch(clock=clock, wake=service.wake)
+        wake_watch.start()  # E8: deadlines are re-read after a resume from sleep
+        stack.callback(wake_watch.stop)
         try:
             pinger: Pinger | None = Pinger(player=make_sound_player(), clock=clock)
         except PlatformUnavailable as exc:
