@@ -1,6 +1,7 @@
 """Processing N incoming emails from a real Dovecot mailbox, against a bare baseline (issue 5).
 
-Deskbell: the service's IMAP reader (one FETCH per message, DB cursor saved after each) and
+Deskbell: the reader the service runs (`service.incoming.reader_for`: batched FETCH, each
+batch's mails and the DB cursor committed in one transaction) and the same routing as
 `receive_mail` (parse, loop rules, sender hold, tracking, a new item or a log row) on SQLite.
 Baseline, same run, same mailbox: imaplib fetching every message and Python's email parser.
 
@@ -23,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.api import Service  # noqa: E402
-from services.incoming.cursor import DbImapCursor, account_key  # noqa: E402
-from services.incoming.imap import ImapReader, ImapSettings  # noqa: E402
+from services.incoming.imap import ImapSettings  # noqa: E402
 from tests.support.dovecot import DovecotServer  # noqa: E402
 
 
@@ -76,16 +76,7 @@ async def deskbell(server: DovecotServer, data_dir: Path) -> int:
             username=server.user,
             password=server.password,
         )
-        cursor = DbImapCursor(
-            svc.store.sessions,
-            account=account_key(username=server.user, host="127.0.0.1", port=server.port),
-            clock=svc.clock,
-        )
-
-        async def handle(raw: bytes) -> None:
-            await svc.receive_mail(raw)
-
-        reader = ImapReader(settings, cursor=cursor, handle=handle)
+        reader = svc.incoming.reader_for(settings)
         handled = await reader.poll_once()
         await reader.close()
         return handled

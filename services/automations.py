@@ -51,6 +51,7 @@ __all__ = [
     "Automations",
     "FireResult",
     "Trigger",
+    "cache_automations",
     "fire",
     "seed_automations",
 ]
@@ -338,6 +339,42 @@ def _variables(
     }
 
 
+_CACHE_KEY: Final = "deskbell.automations_by_trigger"
+
+
+def cache_automations(session: AsyncSession) -> None:
+    """Let `fire` read each trigger's automations once for the life of `session`.
+
+    For sessions that edit no automation (a batch of incoming mail): one query per trigger
+    per batch instead of one per event.
+    """
+    session.info.setdefault(_CACHE_KEY, {})
+
+
+async def _enabled_automations(session: AsyncSession, trigger: Trigger) -> Sequence[Automation]:
+    cache: dict[Trigger, Sequence[Automation]] | None = session.info.get(_CACHE_KEY)
+    if cache is not None and trigger in cache:
+        return cache[trigger]
+    autos = (
+        (
+            await session.execute(
+                select(Automation)
+                .where(
+                    Automation.trigger == trigger.value,
+                    Automation.enabled.is_(True),
+                    Automation.critical.is_(False),
+                )
+                .order_by(Automation.position, Automation.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if cache is not None:
+        cache[trigger] = autos
+    return autos
+
+
 def _may_pass_on(facts: _Facts, *, to_customer: bool) -> bool:
     """R2: internal message text never reaches a customer or an external conversation."""
     kind = facts.conversation_kind
@@ -359,21 +396,7 @@ async def fire(
     """
     if event.automated:
         return FireResult()  # M3
-    autos = (
-        (
-            await session.execute(
-                select(Automation)
-                .where(
-                    Automation.trigger == event.trigger.value,
-                    Automation.enabled.is_(True),
-                    Automation.critical.is_(False),
-                )
-                .order_by(Automation.position, Automation.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    autos = await _enabled_automations(session, event.trigger)
     if not autos:
         return FireResult()
     facts = await _facts(session, event)

@@ -32,19 +32,25 @@ class DbImapCursor:
 
     async def save(self, folder: str, uidvalidity: int, uid: int) -> None:
         async with self._sessions.begin() as session:
-            row = await session.get(CursorRow, (self._account, folder))
-            now = self._clock.now()
-            if row is None:
-                session.add(
-                    CursorRow(
-                        account=self._account,
-                        folder=folder,
-                        uidvalidity=uidvalidity,
-                        last_uid=uid,
-                        updated_at=now,
-                    )
+            await self.save_in(session, folder=folder, uidvalidity=uidvalidity, uid=uid)
+
+    async def save_in(
+        self, session: AsyncSession, *, folder: str, uidvalidity: int, uid: int
+    ) -> None:
+        """Store the position in the caller's transaction: it commits with what was read."""
+        row = await session.get(CursorRow, (self._account, folder))
+        now = self._clock.now()
+        if row is None:
+            session.add(
+                CursorRow(
+                    account=self._account,
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    last_uid=uid,
+                    updated_at=now,
                 )
-            else:
-                row.uidvalidity = uidvalidity
-                row.last_uid = uid
-                row.updated_at = now
+            )
+        else:
+            row.uidvalidity = uidvalidity
+            row.last_uid = uid
+            row.updated_at = now

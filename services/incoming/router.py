@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import conversations as ops
+from services.automations import cache_automations
 from services.clock import Clock
 from services.domain.email_plan import LOOP_TAG
 from services.domain.headers import clean_header_text
@@ -30,7 +31,13 @@ from services.domain.tokens import find_token
 from services.errors import DeskbellError, InputError
 from services.fallback import message_id_domain
 from services.incoming.cursor import DbImapCursor, account_key
-from services.incoming.imap import ImapReader, ImapSecurity, ImapSettings
+from services.incoming.imap import (
+    ImapMessage,
+    ImapPosition,
+    ImapReader,
+    ImapSecurity,
+    ImapSettings,
+)
 from services.incoming.loops import SenderHold, loop_reason
 from services.incoming.parse import ParsedMail, parse_mail
 from services.secrets import SecretStore
@@ -98,6 +105,8 @@ class Route:
 PostedHook = Callable[[AsyncSession, Message, Conversation, Person], Awaitable[None]]
 CreatedHook = Callable[[AsyncSession, Item], Awaitable[None]]
 PersonHook = Callable[[AsyncSession, Person], Awaitable[None]]
+# Stores the IMAP position in the transaction of the mail(s) it follows.
+SaveHook = Callable[[AsyncSession], Awaitable[None]]
 
 
 def own_address(addr: str | None, own: str) -> bool:
@@ -443,32 +452,42 @@ class IncomingMail:
 
     async def receive(self, raw: bytes) -> IncomingResult:
         """Process one raw email exactly as if fetched (I2-I7). Never raises for a bad mail."""
-        mail = parse_mail(raw)
-        now = self._clock.now()
+        return await self._receive_one(raw)
+
+    async def _route(self, session: AsyncSession, raw: bytes, policy: MailPolicy) -> IncomingResult:
+        return await route_incoming(
+            session,
+            raw=raw,
+            mail=parse_mail(raw),
+            now=self._clock.now(),
+            policy=policy,
+            on_posted=self._on_posted,
+            on_item_created=self._on_item_created,
+            on_person_created=self._on_person_created,
+        )
+
+    async def _receive_one(self, raw: bytes, *, save: SaveHook | None = None) -> IncomingResult:
+        """One mail in its own transaction, with `save` (the IMAP position) in the same one."""
         policy = self._policy()
         try:
             async with self._sessions.begin() as session:
-                result = await route_incoming(
-                    session,
-                    raw=raw,
-                    mail=mail,
-                    now=now,
-                    policy=policy,
-                    on_posted=self._on_posted,
-                    on_item_created=self._on_item_created,
-                    on_person_created=self._on_person_created,
-                )
+                result = await self._route(session, raw, policy)
+                if save is not None:
+                    await save(session)
         except Exception as exc:  # I7: rolled back; the mail is still logged, as ignored
             log.exception("processing an incoming mail failed; logged as ignored")
             reason = f"could not be processed: {type(exc).__name__}: {exc}"
+            now = self._clock.now()
             async with self._sessions.begin() as session:
-                row = _log_row(raw, mail, now)
+                row = _log_row(raw, parse_mail(raw), now)
                 row.status = EmailStatus.IGNORED
                 row.action = "ignored"
                 row.reason = reason[:500]
                 session.add(row)
                 await session.flush()
                 queries.add_change(session, kind="email", at=now)
+                if save is not None:
+                    await save(session)
                 result = IncomingResult(
                     email_id=row.id,
                     status=EmailStatus.IGNORED,
@@ -477,6 +496,51 @@ class IncomingMail:
                 )
         self._on_written()
         return result
+
+    async def _receive_batch(
+        self, raws: Sequence[bytes], *, save: SaveHook
+    ) -> list[IncomingResult]:
+        """Many mails and `save` in one transaction: one commit, automations read once.
+
+        Raises if any mail fails, with nothing written: the caller then goes one by one.
+        """
+        policy = self._policy()
+        async with self._sessions.begin() as session:
+            # Nothing in a batch edits automations: each trigger's list is read once.
+            cache_automations(session)
+            results = [await self._route(session, raw, policy) for raw in raws]
+            await save(session)
+        if results:
+            self._on_written()
+        return results
+
+    async def _imap_batch(
+        self, cursor: DbImapCursor, messages: Sequence[ImapMessage], end: ImapPosition
+    ) -> None:
+        """The reader's batch: its mails and the cursor commit together (I1)."""
+
+        def save_at(uid: int) -> SaveHook:
+            async def save(session: AsyncSession) -> None:
+                await cursor.save_in(
+                    session, folder=end.folder, uidvalidity=end.uidvalidity, uid=uid
+                )
+
+            return save
+
+        try:
+            results = await self._receive_batch([m.raw for m in messages], save=save_at(end.uid))
+        except Exception:
+            # One mail broke the batch (all of it rolled back): redo it mail by mail, so that
+            # only that one is logged as ignored (I7); each commits with its own position.
+            log.exception("a batch of %d incoming mails failed; one by one now", len(messages))
+            results = []
+            for n, message in enumerate(messages):
+                uid = end.uid if n == len(messages) - 1 else message.uid
+                results.append(await self._receive_one(message.raw, save=save_at(uid)))
+            if not messages:
+                await cursor.save(end.folder, end.uidvalidity, end.uid)
+        for result in results:
+            log.info("IMAP mail: %s", result)
 
     # --- IMAP (I1) -----------------------------------------------------------------------
 
@@ -510,25 +574,25 @@ class IncomingMail:
             cafile=self._config("smtp.cafile") or None,
         )
 
-    def _reader(self, settings: ImapSettings) -> ImapReader:
+    def reader_for(self, settings: ImapSettings) -> ImapReader:
+        """The reader the service runs for `settings` (batches committed with the cursor)."""
         cursor = DbImapCursor(
             self._sessions,
             account=account_key(username=settings.username, host=settings.host, port=settings.port),
             clock=self._clock,
         )
 
-        async def handle(raw: bytes) -> None:
-            result = await self.receive(raw)
-            log.info("IMAP mail: %s", result)
+        async def handle_batch(messages: Sequence[ImapMessage], end: ImapPosition) -> None:
+            await self._imap_batch(cursor, messages, end)
 
-        return ImapReader(settings, cursor=cursor, handle=handle)
+        return ImapReader(settings, cursor=cursor, handle_batch=handle_batch)
 
     async def test(self) -> str:
         """Settings' "Test connection": a summary, or MailboxError with what is wrong."""
         settings = self.settings()
         if settings is None:
             raise InputError("set the IMAP host first")
-        return await self._reader(settings).check()
+        return await self.reader_for(settings).check()
 
     async def start(self, *, poll_interval_s: float = 60.0) -> bool:
         """Run the IMAP reader in the background when imap.host is set; whether it runs."""
@@ -536,7 +600,7 @@ class IncomingMail:
         if settings is None or self._task is not None:
             return self._task is not None
         self._stop.clear()
-        self.reader = self._reader(settings)
+        self.reader = self.reader_for(settings)
         self._task = asyncio.create_task(
             self.reader.run(self._stop, poll_interval_s=poll_interval_s), name="deskbell-imap"
         )

@@ -1,0 +1,133 @@
+"""Batched reading (I1, I7) against a real Dovecot: one FETCH per batch, and the service's
+batches commit their mails with the cursor, so nothing is taken twice or lost."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api import Service
+from services.clock import ManualClock
+from services.incoming.imap import ImapMessage, ImapPosition, ImapReader, MemoryCursor
+from services.incoming.router import IncomingMail, MailPolicy
+from services.store.models import Conversation, Email, ImapCursor, Item, Message, Person
+from tests.integration.test_imap_reader import Collector, mail, settings_for
+from tests.support.dovecot import DovecotServer
+from tests.support.world import open_service
+
+_folders = itertools.count(1)
+
+
+@pytest.fixture
+def folder(dovecot: DovecotServer) -> str:
+    name = f"Batch{next(_folders)}"
+    dovecot.create_folder(name)
+    return name
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> AsyncIterator[Service]:
+    service = await open_service(tmp_path, clock=ManualClock())
+    yield service
+    await service.close()
+
+
+async def test_i1_batches_of_two_keep_uid_order_and_skip_a_failing_mail(
+    dovecot: DovecotServer, folder: str
+) -> None:
+    for n in range(1, 6):
+        dovecot.deliver(mail(n), folder=folder)
+    cursor, seen = MemoryCursor(), Collector(fail_on="mail 3")
+    reader = ImapReader(settings_for(dovecot, folder), cursor=cursor, handle=seen, batch_size=2)
+    try:
+        assert await reader.poll_once() == 5
+        assert seen.seen == [f"mail {n}" for n in range(1, 6)]
+        assert cursor.positions[folder][1] == 5
+        assert await reader.poll_once() == 0
+    finally:
+        await reader.close()
+
+
+async def test_i1_a_failed_batch_leaves_the_cursor_and_is_read_again(
+    dovecot: DovecotServer, folder: str
+) -> None:
+    for n in range(1, 4):
+        dovecot.deliver(mail(n), folder=folder)
+    cursor = MemoryCursor()
+    calls: list[list[int]] = []
+
+    async def handle_batch(messages: Sequence[ImapMessage], end: ImapPosition) -> None:
+        calls.append([m.uid for m in messages])
+        if len(calls) == 1:
+            raise RuntimeError("the database is locked")  # nothing of the batch committed
+        await cursor.save(end.folder, end.uidvalidity, end.uid)
+
+    reader = ImapReader(settings_for(dovecot, folder), cursor=cursor, handle_batch=handle_batch)
+    try:
+        with pytest.raises(RuntimeError):
+            await reader.poll_once()
+        assert folder not in cursor.positions
+        assert await reader.poll_once() == 3
+        assert calls == [[1, 2, 3], [1, 2, 3]]
+        assert cursor.positions[folder][1] == 3
+    finally:
+        await reader.close()
+
+
+async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
+    svc: Service, dovecot: DovecotServer, folder: str
+) -> None:
+    """A mail whose processing raises rolls its batch back; the batch is redone one by one."""
+
+    async def on_item_created(session: AsyncSession, item: Item) -> None:
+        if item.title == "mail 2":
+            raise RuntimeError("an automation bug")
+
+    async def nothing(*_args: object) -> None:
+        return None
+
+    incoming = IncomingMail(
+        svc.store.sessions,
+        clock=svc.clock,
+        secrets=svc.secrets,
+        config=svc.config,
+        policy=lambda: MailPolicy(
+            own_address="support@deskbell.test",
+            token_key=b"k" * 32,
+            create_items=True,
+            default_delay_s=60,
+        ),
+        on_posted=nothing,
+        on_item_created=on_item_created,
+        on_person_created=nothing,
+        on_written=lambda: None,
+    )
+    for n in range(1, 4):
+        dovecot.deliver(mail(n), folder=folder)
+    reader = incoming.reader_for(settings_for(dovecot, folder))
+    try:
+        assert await reader.poll_once() == 3
+        assert await reader.poll_once() == 0  # nothing taken twice
+    finally:
+        await reader.close()
+
+    async with svc.store.sessions() as session:
+        rows = (await session.execute(select(Email).order_by(Email.id))).scalars().all()
+        [position] = (await session.execute(select(ImapCursor))).scalars().all()
+        items = (await session.execute(select(Item.title).order_by(Item.id))).scalars().all()
+        messages = (await session.execute(select(Message.text))).scalars().all()
+        people = (await session.execute(select(Person.email))).scalars().all()
+        conversations = (await session.execute(select(Conversation.id))).scalars().all()
+    assert [r.subject for r in rows] == ["mail 1", "mail 2", "mail 3"]
+    assert [r.action for r in rows] == ["created #1", "ignored", "created #2"]
+    assert "an automation bug" in (rows[1].reason or "")
+    assert items == ["mail 1", "mail 3"]
+    assert sorted(messages) == ["body 1", "body 3"]
+    assert people == ["carl@example.org"]  # the rolled-back batch left nothing behind
+    assert len(conversations) == 4
+    assert position.last_uid == 3
