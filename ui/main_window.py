@@ -506,14 +506,17 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(
             service=self.service, me=self.me, login_starter=self._login_starter, parent=self
         )
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.destroyed.connect(self._on_settings_dialog_destroyed)
+        # Forgotten and deleted on `finished`, while both objects are whole: a `destroyed`
+        # slot could run inside this window's own destructor.
+        dialog.finished.connect(self._on_settings_dialog_finished)
         self.settings_dialog = dialog
         await dialog.load()
         dialog.open()
         return dialog
 
-    def _on_settings_dialog_destroyed(self) -> None:
+    def _on_settings_dialog_finished(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.deleteLater()
         self.settings_dialog = None
 
     def _on_messaging_center_action_triggered(self) -> None:
@@ -528,13 +531,14 @@ class MainWindow(QMainWindow):
             self.messaging_center.activateWindow()
             return self.messaging_center
         center = MessagingCenter(self.service, self.me, self)
-        center.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        center.destroyed.connect(self._on_messaging_center_destroyed)
+        center.finished.connect(self._on_messaging_center_finished)
         self.messaging_center = center
         center.show()
         return center
 
-    def _on_messaging_center_destroyed(self) -> None:
+    def _on_messaging_center_finished(self) -> None:
+        if self.messaging_center is not None:
+            self.messaging_center.deleteLater()
         self.messaging_center = None
 
     def _on_new_button_clicked(self) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -51,8 +53,12 @@ class Desk:
         self.bridge.stop()
         self.window.hide()
         await self.tasks.drain()
-        self.window.deleteLater()
         await self.service.close()
+        # Destroyed here, in the GUI thread: left to the garbage collector, a window in
+        # reference cycles (its signal connections) can be destroyed in a database worker
+        # thread ("Timers cannot be stopped from another thread", then a crash).
+        shiboken6.delete(self.window)
+        gc.collect()
 
 
 async def until(condition: Callable[[], object], *, within: float = 3.0) -> None:

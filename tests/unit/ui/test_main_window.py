@@ -6,6 +6,7 @@ E10 live status icons, plain text only, and the D5 keys.
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 from pytestqt.qtbot import QtBot
@@ -325,6 +326,7 @@ async def test_m7_settings_opens_from_the_menu_for_me(desk: Desk, qtbot: QtBot) 
     assert w.settings_dialog is dialog
     dialog.reject()
     await until(lambda: w.settings_dialog is None)
+    await dialog.wait_idle()
 
 
 @with_desk
@@ -356,7 +358,7 @@ async def test_m1_messaging_center_only_for_administrators(desk: Desk, qtbot: Qt
         assert window.open_messaging_center() is None and window.messaging_center is None
     finally:
         await tasks.drain()
-        window.deleteLater()
+        shiboken6.delete(window)  # in the GUI thread, not whenever the collector runs
 
 
 @with_desk
@@ -364,7 +366,6 @@ async def test_d5_ctrl_k_finds_conversations_that_are_not_loaded(desk: Desk, qtb
     _one, two = await _two_items(desk)
     # No rows loaded at all: only the service can find it.
     dialog = QuickSwitch([], search=desk.window._find_conversations, tasks=desk.tasks)
-    qtbot.addWidget(dialog)
     dialog.show()
     seen: list[str] = []
     dialog.searched.connect(seen.append)
@@ -379,3 +380,4 @@ async def test_d5_ctrl_k_finds_conversations_that_are_not_loaded(desk: Desk, qtb
     dialog.query.setText("#1")
     await until(lambda: seen[-1:] == ["#1"])
     assert "#1 Printer on fire" in dialog.results.item(0).text()
+    shiboken6.delete(dialog)
