@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 
 from services.errors import StoreCorruptError
 
-__all__ = ["DB_FILENAME", "Store", "open_store", "sqlite_url"]
+__all__ = ["DB_FILENAME", "Store", "StoreSessions", "open_store", "sqlite_url"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def sqlite_url(data_dir: Path) -> str:
 @dataclass(frozen=True, slots=True)
 class Store:
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: StoreSessions
     # A message for a person when start-up had to repair something (a corrupt file moved aside).
     notice: str | None = None
 
@@ -59,6 +59,34 @@ def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _driver_autocommit(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy, not the sqlite3 module, decides when a transaction begins and how (below).
+    dbapi_conn.isolation_level = None
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    """Write transactions take SQLite's write lock at BEGIN.
+
+    A deferred transaction that reads, then writes, fails at once with "database is locked"
+    when another process committed in between (WAL cannot upgrade a stale snapshot); waiting
+    for the lock at BEGIN IMMEDIATE lets busy_timeout do its job instead.
+    """
+    writing = conn.get_execution_options().get(_WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+_WRITE_OPTION = "deskbell_write"
+
+
+class StoreSessions(async_sessionmaker[AsyncSession]):
+    """`sessions()` for reads; `sessions.begin()` for a unit of work that writes."""
+
+    def begin(self) -> Any:
+        bind = self.kw["bind"]
+        session = self(bind=bind.execution_options(**{_WRITE_OPTION: True}))
+        return session._maker_context_manager()
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -168,6 +196,8 @@ async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
     engine = create_async_engine(url, **kwargs)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _driver_autocommit)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
     else:
         try:
             async with engine.begin() as conn:
@@ -175,5 +205,5 @@ async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
         except Exception:
             await engine.dispose()
             raise
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    sessions = StoreSessions(engine, expire_on_commit=False)
     return Store(engine=engine, sessions=sessions, notice=notice)

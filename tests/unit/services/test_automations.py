@@ -429,12 +429,12 @@ async def test_m6_purge_removes_old_entries_but_never_pending_ones(
 ) -> None:
     await svc.templates.save(name="p", subject="s", body_text="x")
     old_pending = await svc.templates.test_send("p", to="a@example.com")
+    sent_id = await svc.templates.test_send("p", to="b@example.com")
     async with svc.store.sessions.begin() as session:
         from services.store.models import Email
 
         row = await session.get(Email, old_pending)
         assert row is not None
-        sent_id = await svc.templates.test_send("p", to="b@example.com")
         row2 = await session.get(Email, sent_id)
         assert row2 is not None
         row2.status = EmailStatus.SENT
