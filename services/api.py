@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email import policy
-from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime
 from pathlib import Path
 
 from sqlalchemy import Text, and_, cast, delete, func, or_, select, update
@@ -39,8 +37,9 @@ from services.automations import (
 from services.automations import fire as fire_automations
 from services.clock import Clock, SystemClock
 from services.config import KEYS, parse_value
-from services.domain.email_plan import LOOP_TAG
+from services.domain.email_plan import AUTO_HEADERS
 from services.domain.headers import format_address, normalize_address
+from services.domain.mime import compose
 from services.domain.model import (
     ConversationKind,
     DeliveryState,
@@ -398,17 +397,18 @@ class Service:
             f"({settings.security.value}). If you can read it, notification emails "
             "will reach people too.\n"
         )
-        msg = EmailMessage(policy=policy.SMTP)
-        msg["From"] = format_address(name=identity.from_name, address=identity.from_addr)
-        msg["To"] = address
-        msg["Subject"] = subject
-        msg["Date"] = format_datetime(now)
-        msg["Message-ID"] = f"<test-{uid}@{identity.message_id_domain}>"
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["X-Loop"] = LOOP_TAG  # I6: our own mail coming back is recognised
-        msg.set_content(body)
-        raw = msg.as_bytes()
+        message_id = f"<test-{uid}@{identity.message_id_domain}>"
+        raw = compose(
+            headers=[
+                ("From", format_address(name=identity.from_name, address=identity.from_addr)),
+                ("To", address),
+                ("Subject", subject),
+                ("Message-ID", message_id),
+                *AUTO_HEADERS,  # I6: our own mail coming back is recognised
+            ],
+            date=now,
+            text=body,
+        )
         async with SmtpSender(settings=settings) as sender:
             outcome = await sender.send(
                 Outgoing(key=0, sender=identity.from_addr, recipients=(address,), data=raw)
@@ -422,7 +422,7 @@ class Service:
                     kind="test",
                     status=EmailStatus.SENT if sent else EmailStatus.FAILED,
                     uid=uid,
-                    message_id=msg["Message-ID"],
+                    message_id=message_id,
                     from_addr=identity.from_addr,
                     to_addrs=[address],
                     subject=subject,

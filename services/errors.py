@@ -16,6 +16,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "SecretStoreUnavailable",
+    "StoreBusyError",
     "StoreCorruptError",
 ]
 
@@ -34,6 +35,10 @@ class NotFoundError(InputError, LookupError):
 
 class PermissionDeniedError(DeskbellError, PermissionError):
     """The acting person may not do this (a customer posting internally, a non-admin)."""
+
+
+class StoreBusyError(DeskbellError, TimeoutError):
+    """Another writer held the database too long; the change was not made."""
 
 
 class StoreCorruptError(DeskbellError):

@@ -20,9 +20,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Final
 
 import jinja2
@@ -38,6 +35,7 @@ from services.domain.headers import (
     format_address,
     normalize_address,
 )
+from services.domain.mime import compose
 from services.domain.model import EmailStatus
 from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.fallback import MailIdentity
@@ -348,20 +346,21 @@ def _mime(
     to_addr: str,
     uid: str,
     now: datetime,
-) -> tuple[EmailMessage, str]:
-    msg = EmailMessage(policy=policy.SMTP)
+) -> tuple[bytes, str]:
     message_id = f"<{uid}@{identity.message_id_domain}>"
-    msg["From"] = format_address(name=identity.from_name, address=identity.from_addr)
-    msg["To"] = format_address(name=to_name, address=to_addr)
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    for header, value in AUTO_HEADERS:
-        msg[header] = value
-    msg.set_content(rendered.text)
-    if rendered.html:
-        msg.add_alternative(rendered.html, subtype="html")
-    return msg, message_id
+    raw = compose(
+        headers=[
+            ("From", format_address(name=identity.from_name, address=identity.from_addr)),
+            ("To", format_address(name=to_name, address=to_addr)),
+            ("Subject", rendered.subject),
+            ("Message-ID", message_id),
+            *AUTO_HEADERS,
+        ],
+        date=now,
+        text=rendered.text,
+        html=rendered.html or None,
+    )
+    return raw, message_id
 
 
 async def queue_template_email(
@@ -454,12 +453,12 @@ async def queue_rendered_email(
         email.reason = (suppress_reason or failure or "nothing to send")[:500]
         email.next_attempt_at = None
     else:
-        mime, message_id = _mime(
+        raw, message_id = _mime(
             rendered=rendered, identity=identity, to_name=to_name, to_addr=address, uid=uid, now=now
         )
         email.body_text = rendered.text
         email.message_id = message_id
-        email.raw = mime.as_bytes()
+        email.raw = raw
     session.add(email)
     await session.flush()
     queries.add_change(session, kind="email", at=now, conversation_id=conversation_id)

@@ -1,7 +1,7 @@
 """E4, E11: what one notification email holds, and its MIME form.
 
 `plan_notification_email` decides every header and which messages the email carries;
-`build_mime` turns the plan plus rendered bodies into an `EmailMessage`. Every header value
+`build_mime` turns the plan plus rendered bodies into bytes (`mime.compose`). Every header value
 built from people's text passes through `clean_header_text` (E11), whatever the input.
 """
 
@@ -11,18 +11,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime
 
 from services.domain.headers import (
     HeaderInjectionError,
-    check_header_text,
     clean_header_text,
     format_address,
     normalize_address,
     normalize_domain,
 )
+from services.domain.mime import compose
 from services.domain.model import ConversationKind, Person
 from services.domain.recipients import may_see
 
@@ -54,7 +51,6 @@ _UID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 # A plain <left@right> id: printable ASCII, no brackets inside, no encoded-word marker.
 _MSG_ID_RE = re.compile(r"<(?!.*=\?)[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.-]{1,253}>")
-_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9-]{1,76}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,29 +174,22 @@ def plan_notification_email(
 
 def build_mime(
     email: NotificationEmail, *, text_body: str, html_body: str, date: datetime
-) -> EmailMessage:
-    """The email as MIME: plain text with an HTML alternative, every header of the plan."""
-    if date.tzinfo is None:
-        raise ValueError("the Date header needs a timezone-aware time")
-    msg = EmailMessage(policy=policy.SMTP)
-    # The plan built these with format_address; re-check in case a plan was made by hand.
-    msg["From"] = check_header_text(email.from_addr, field="From")
-    msg["To"] = check_header_text(email.to_addr, field="To")
-    msg["Reply-To"] = check_header_text(email.reply_to, field="Reply-To")
-    msg["Subject"] = clean_header_text(email.subject, max_len=SUBJECT_MAX_CHARS)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = _checked_id(email.message_id)
+) -> bytes:
+    """The email's bytes: plain text with an HTML alternative, every header of the plan."""
+    headers: list[tuple[str, str]] = [
+        # The plan built these with format_address; compose re-checks them all the same.
+        ("From", email.from_addr),
+        ("To", email.to_addr),
+        ("Reply-To", email.reply_to),
+        ("Subject", clean_header_text(email.subject, max_len=SUBJECT_MAX_CHARS)),
+        ("Message-ID", _checked_id(email.message_id)),
+    ]
     if email.in_reply_to is not None:
-        msg["In-Reply-To"] = _checked_id(email.in_reply_to)
+        headers.append(("In-Reply-To", _checked_id(email.in_reply_to)))
     if email.references:
-        msg["References"] = " ".join(_checked_id(i) for i in email.references)
-    for name, value in email.headers:
-        if not _HEADER_NAME_RE.fullmatch(name):
-            raise HeaderInjectionError(f"{name!r} is not a valid header name")
-        msg[name] = clean_header_text(value)
-    msg.set_content(text_body)
-    msg.add_alternative(html_body, subtype="html")
-    return msg
+        headers.append(("References", " ".join(_checked_id(i) for i in email.references)))
+    headers.extend((name, clean_header_text(value)) for name, value in email.headers)
+    return compose(headers=headers, date=date, text=text_body, html=html_body)
 
 
 def _checked_id(message_id: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from services.errors import StoreCorruptError
+from services.errors import StoreBusyError, StoreCorruptError
 
 __all__ = ["DB_FILENAME", "Store", "StoreSessions", "open_store", "sqlite_url"]
 
@@ -81,12 +83,44 @@ _WRITE_OPTION = "deskbell_write"
 
 
 class StoreSessions(async_sessionmaker[AsyncSession]):
-    """`sessions()` for reads; `sessions.begin()` for a unit of work that writes."""
+    """`sessions()` for reads; `sessions.begin()` for a unit of work that writes.
 
-    def begin(self) -> Any:
+    SQLite has one writer at a time, and its busy handler is not fair: a task that commits
+    and begins again at once can starve another connection of this process for longer than
+    busy_timeout. So on SQLite this process's writers queue on one FIFO lock first, and only
+    other processes meet the busy handler.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, serialize_writes: bool, **kw: Any) -> None:
+        super().__init__(engine, **kw)
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if serialize_writes else None
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:  # type: ignore[override]
         bind = self.kw["bind"]
         session = self(bind=bind.execution_options(**{_WRITE_OPTION: True}))
-        return session._maker_context_manager()
+        if self._write_lock is None:
+            async with session.begin():
+                yield session
+            await session.close()
+            return
+        try:
+            async with asyncio.timeout(WRITE_WAIT_S):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            await session.close()
+            raise StoreBusyError(
+                f"the database stayed busy for {WRITE_WAIT_S:.0f} s; try again"
+            ) from None
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            self._write_lock.release()
+            await session.close()
+
+
+WRITE_WAIT_S = 30.0
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -205,5 +239,5 @@ async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
         except Exception:
             await engine.dispose()
             raise
-    sessions = StoreSessions(engine, expire_on_commit=False)
+    sessions = StoreSessions(engine, serialize_writes=sqlite, expire_on_commit=False)
     return Store(engine=engine, sessions=sessions, notice=notice)

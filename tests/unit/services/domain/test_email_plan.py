@@ -64,8 +64,8 @@ def plan(**overrides: object) -> NotificationEmail:
     return plan_notification_email(**args)  # type: ignore[arg-type]
 
 
-def parse(message: EmailMessage) -> EmailMessage:
-    parsed = BytesParser(policy=policy.default).parsebytes(message.as_bytes())
+def parse(raw: bytes) -> EmailMessage:
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
