@@ -13,12 +13,13 @@ import contextlib
 import logging
 import secrets as pysecrets
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,7 @@ from sqlalchemy.orm import aliased, defer
 from services import conversations as ops
 from services import system_emails as sysmail
 from services.automations import (
+    AutomationCache,
     AutomationEvent,
     AutomationInfo,
     Automations,
@@ -194,6 +196,8 @@ class Service:
         # The Messaging Center (M1-M5): sub-APIs that share the store, clock and mail identity.
         self._renderer = TemplateRenderer()
         self._purge_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._automation_cache = AutomationCache()
         self.automations = Automations(
             store.sessions, clock=clock, on_change=self._templates_changed
         )
@@ -294,9 +298,17 @@ class Service:
         if kinds & {"email", "settings"}:
             self.outbox.wake()
         if "settings" in kinds:
-            asyncio.get_running_loop().create_task(self._load_config())
+            self._background(self._load_config())
+        if "automation" in kinds:
+            self._automation_cache.clear()
         if kinds & {"template", "automation"}:
-            asyncio.get_running_loop().create_task(self._load_renderer())
+            self._background(self._load_renderer())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        # Keep a reference until done: the loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _wrote(self) -> None:
         self.feed.poke()
@@ -1203,6 +1215,7 @@ class Service:
             )
 
     async def _templates_changed(self) -> None:
+        self._automation_cache.clear()
         await self._load_renderer()
         self._wrote()
 
@@ -1213,6 +1226,7 @@ class Service:
             now=self.clock.now(),
             identity=self.mail_identity(),
             default_delay_s=self._default_delay(),
+            cache=self._automation_cache,
         )
 
     async def _on_person_created(self, session: AsyncSession, person: Person) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "CONDITIONS",
     "EMAIL_TARGETS",
     "TEXT_VARIABLES",
+    "AutomationCache",
     "AutomationEvent",
     "AutomationInfo",
     "Automations",
@@ -351,6 +352,28 @@ def cache_automations(session: AsyncSession) -> None:
     session.info.setdefault(_CACHE_KEY, {})
 
 
+class AutomationCache:
+    """Each trigger's enabled automations, kept across transactions by the service.
+
+    Posting a message asks for them every time and they change rarely; the service clears
+    this on every "automation" change event, from this process or another.
+    """
+
+    def __init__(self) -> None:
+        self._by_trigger: dict[Trigger, Sequence[Automation]] = {}
+
+    def clear(self) -> None:
+        self._by_trigger.clear()
+
+    async def enabled(self, session: AsyncSession, trigger: Trigger) -> Sequence[Automation]:
+        if trigger not in self._by_trigger:
+            autos = await _enabled_automations(session, trigger)
+            for auto in autos:
+                session.expunge(auto)  # read-only snapshots, safe to share between sessions
+            self._by_trigger[trigger] = autos
+        return self._by_trigger[trigger]
+
+
 async def _enabled_automations(session: AsyncSession, trigger: Trigger) -> Sequence[Automation]:
     cache: dict[Trigger, Sequence[Automation]] | None = session.info.get(_CACHE_KEY)
     if cache is not None and trigger in cache:
@@ -388,6 +411,7 @@ async def fire(
     now: datetime,
     identity: MailIdentity,
     default_delay_s: int,
+    cache: AutomationCache | None = None,
 ) -> FireResult:
     """Run every enabled automation for `event` in the caller's transaction.
 
@@ -396,7 +420,11 @@ async def fire(
     """
     if event.automated:
         return FireResult()  # M3
-    autos = await _enabled_automations(session, event.trigger)
+    autos = await (
+        cache.enabled(session, event.trigger)
+        if cache is not None
+        else _enabled_automations(session, event.trigger)
+    )
     if not autos:
         return FireResult()
     facts = await _facts(session, event)
