@@ -1,13 +1,15 @@
-"""Settings: the workspace's outgoing mail (E9) and a person's notifications (R5, N6, M7).
+"""Settings: the workspace's outgoing (E9) and incoming (I1) mail, a person's notifications (M7).
 
-Two tabs. **Email (SMTP)**: server, TLS mode, login (the password goes to the OS keyring
+Three tabs. **Email (SMTP)**: server, TLS mode, login (the password goes to the OS keyring
 through the service, never to a file), From, the default delay, and *Send test email*, which
-sends a real email and shows the server's answer. **My notifications**: in-app notifications,
-notification emails, sound, the delay, do not disturb now or on a weekly schedule; an
+sends a real email and shows the server's answer. **Incoming mail (IMAP)** (I1, I5): the
+mailbox to read, in the same style, with *Test connection*. **My notifications**: in-app
+notifications, notification emails, sound, the delay, do not disturb now or on a weekly schedule; an
 administrator may pick another user and edit theirs (M7). Below the tabs: start at login (D1).
 
 All service calls are coroutines run as tasks the dialog keeps (qasync's asyncSlot keeps no
-reference, NOTES.md); `save()` and `send_test_email()` can also be awaited directly (tests).
+reference, NOTES.md); `save()`, `send_test_email()` and `test_imap()` can also be awaited
+directly (tests).
 """
 
 from __future__ import annotations
@@ -41,12 +43,20 @@ from services.api import NotificationSettings, PersonInfo, PersonKind, Service, 
 from services.errors import (
     DeskbellError,
     InputError,
+    MailboxError,
     MailServerError,
     SecretStoreUnavailable,
 )
 from ui.icons import app_icon
 
-__all__ = ["DELAY_CHOICES", "DND_CHOICES", "LoginStarter", "SettingsDialog"]
+__all__ = [
+    "DELAY_CHOICES",
+    "DND_CHOICES",
+    "IMAP_SECURITY_CHOICES",
+    "SECURITY_CHOICES",
+    "LoginStarter",
+    "SettingsDialog",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +84,15 @@ SECURITY_CHOICES = (
     ("TLS (port 465)", "tls", 465),
     ("None: plain text, local relay only", "none", 25),
 )
-_SMTP_KEYS = ("smtp.host", "smtp.port", "smtp.security", "smtp.username", "smtp.from")
+IMAP_SECURITY_CHOICES = (
+    ("TLS (port 993)", "tls", 993),
+    ("STARTTLS (port 143)", "starttls", 143),
+    ("None: plain text, local server only", "none", 143),
+)
+_PLAIN_WARNING = (
+    "⚠ Without TLS, your password and every email cross the network in plain text. "
+    "Choose this only for a mail {what} on this computer or a trusted local network."
+)
 
 
 class LoginStarter(Protocol):
@@ -123,6 +141,7 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Settings sections")
         self.tabs.addTab(self._build_email_tab(), "Email (SMTP)")
+        self.tabs.addTab(self._build_imap_tab(), "Incoming mail (IMAP)")
         self.tabs.addTab(self._build_notifications_tab(), "My notifications")
 
         self.autostart_check = QCheckBox("Start Deskbell when I &log in", self)
@@ -153,6 +172,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.status_label)
         layout.addWidget(self.buttons)
         self._fill_email_tab()
+        self._fill_imap_tab()
         self._fill_notifications(me)
 
     # --- building ------------------------------------------------------------------------------
@@ -170,10 +190,7 @@ class SettingsDialog(QDialog):
         for text, value, _ in SECURITY_CHOICES:
             self.security_combo.addItem(text, value)
         self.plain_warning = _label(
-            "⚠ Without TLS, your password and every email cross the network in plain text. "
-            "Choose this only for a mail relay on this computer or a trusted local network.",
-            tab,
-            name="Plain text warning",
+            _PLAIN_WARNING.format(what="relay"), tab, name="Plain text warning"
         )
         self.plain_warning.setStyleSheet("color: palette(link); font-weight: bold;")
         self.username_edit = QLineEdit(tab)
@@ -249,6 +266,91 @@ class SettingsDialog(QDialog):
             self.from_edit,
             self.from_name_edit,
             self.default_delay_spin,
+        ):
+            widget.setEnabled(self.me.is_admin)
+        return tab
+
+    def _build_imap_tab(self) -> QWidget:
+        tab = QWidget(self)
+        self.imap_host_edit = QLineEdit(tab)
+        self.imap_host_edit.setPlaceholderText("imap.example.com (empty: read no mailbox)")
+        self.imap_host_edit.setAccessibleName("IMAP server")
+        self.imap_port_spin = QSpinBox(tab)
+        self.imap_port_spin.setRange(1, 65535)
+        self.imap_port_spin.setAccessibleName("IMAP port")
+        self.imap_security_combo = QComboBox(tab)
+        self.imap_security_combo.setAccessibleName("IMAP connection security")
+        for text, value, _ in IMAP_SECURITY_CHOICES:
+            self.imap_security_combo.addItem(text, value)
+        self.imap_plain_warning = _label(
+            _PLAIN_WARNING.format(what="server"), tab, name="IMAP plain text warning"
+        )
+        self.imap_plain_warning.setStyleSheet("color: palette(link); font-weight: bold;")
+        self.imap_username_edit = QLineEdit(tab)
+        self.imap_username_edit.setAccessibleName("IMAP user name")
+        self.imap_password_edit = QLineEdit(tab)
+        self.imap_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.imap_password_edit.setPlaceholderText("leave empty to keep the saved password")
+        self.imap_password_edit.setAccessibleName("IMAP password")
+        imap_password_note = _label(
+            "Kept in your system's keyring, never in a file.", tab, name="IMAP password storage"
+        )
+        self.imap_folder_edit = QLineEdit(tab)
+        self.imap_folder_edit.setPlaceholderText("INBOX")
+        self.imap_folder_edit.setAccessibleName("IMAP folder")
+        self.create_items_check = QCheckBox("C&reate items from new mail", tab)
+        self.create_items_check.setAccessibleName("Create items from new mail")
+        self.create_items_check.setToolTip(
+            "Mail that answers no conversation, from someone who is not a user, opens a new "
+            "item with the sender as customer (I5)."
+        )
+
+        self.imap_test_button = QPushButton("Test &connection", tab)
+        self.imap_test_button.setAccessibleName("Test IMAP connection")
+        self.imap_test_button.clicked.connect(self._on_imap_test_button_clicked)
+        self.imap_test_result = _label("", tab, name="IMAP test result")
+        self.imap_test_result.hide()
+
+        imap_admin_note = _label(
+            "Only an administrator can change the workspace's mailbox settings.",
+            tab,
+            name="IMAP administrator note",
+        )
+        imap_admin_note.setVisible(not self.me.is_admin)
+
+        form = QFormLayout()
+        form.addRow("&Server:", self.imap_host_edit)
+        form.addRow("&Port:", self.imap_port_spin)
+        form.addRow("Se&curity:", self.imap_security_combo)
+        form.addRow("", self.imap_plain_warning)
+        form.addRow("&User name:", self.imap_username_edit)
+        form.addRow("Pass&word:", self.imap_password_edit)
+        form.addRow("", imap_password_note)
+        form.addRow("&Folder:", self.imap_folder_edit)
+        form.addRow("", self.create_items_check)
+        test_box = QGroupBox("Check the settings", tab)
+        test_layout = QVBoxLayout(test_box)
+        test_row = QHBoxLayout()
+        test_row.addWidget(QLabel("Log in and open the folder:", test_box), 1)
+        test_row.addWidget(self.imap_test_button)
+        test_layout.addLayout(test_row)
+        test_layout.addWidget(self.imap_test_result)
+
+        layout = QVBoxLayout(tab)
+        layout.addWidget(imap_admin_note)
+        layout.addLayout(form)
+        layout.addWidget(test_box)
+        layout.addStretch(1)
+        self.imap_security_combo.currentIndexChanged.connect(self._on_imap_security_changed)
+        for widget in (
+            self.imap_host_edit,
+            self.imap_port_spin,
+            self.imap_security_combo,
+            self.imap_username_edit,
+            self.imap_password_edit,
+            self.imap_folder_edit,
+            self.create_items_check,
+            self.imap_test_button,
         ):
             widget.setEnabled(self.me.is_admin)
         return tab
@@ -352,6 +454,7 @@ class SettingsDialog(QDialog):
         self.person_combo.blockSignals(False)
         self._fill_notifications(me)
         self._fill_email_tab()
+        self._fill_imap_tab()
 
     def _fill_email_tab(self) -> None:
         config = self.service.config
@@ -369,6 +472,20 @@ class SettingsDialog(QDialog):
         self.default_delay_spin.setValue(int(config("unseen_delay_s")))
         if not self.test_to_edit.text():
             self.test_to_edit.setText(self.me.email)
+
+    def _fill_imap_tab(self) -> None:
+        config = self.service.config
+        self.imap_host_edit.setText(config("imap.host"))
+        self.imap_port_spin.setValue(int(config("imap.port")))
+        self.imap_security_combo.blockSignals(True)
+        self.imap_security_combo.setCurrentIndex(
+            max(0, self.imap_security_combo.findData(config("imap.security")))
+        )
+        self.imap_security_combo.blockSignals(False)
+        self.imap_plain_warning.setVisible(config("imap.security") == "none")
+        self.imap_username_edit.setText(config("imap.username"))
+        self.imap_folder_edit.setText(config("imap.folder"))
+        self.create_items_check.setChecked(config("mail.create_items") == "true")
 
     def _fill_notifications(self, person: PersonInfo) -> None:
         self._editing = person
@@ -448,7 +565,9 @@ class SettingsDialog(QDialog):
         try:
             if self.me.is_admin:
                 await self._save_email_settings()
+                await self._save_imap_settings()
             self._save_password()
+            self._save_imap_password()
             person = await self.service.set_notification_settings(
                 person_id=self._editing.id,
                 settings=self.notification_settings(),
@@ -483,6 +602,29 @@ class SettingsDialog(QDialog):
         for key, value in wanted.items():
             if value != self.service.config(key):
                 await self.service.set_config(key, value)
+
+    async def _save_imap_settings(self) -> None:
+        wanted = {
+            "imap.host": self.imap_host_edit.text().strip(),
+            "imap.port": str(self.imap_port_spin.value()),
+            "imap.security": str(self.imap_security_combo.currentData()),
+            "imap.username": self.imap_username_edit.text().strip(),
+            "imap.folder": self.imap_folder_edit.text().strip() or "INBOX",
+            "mail.create_items": "true" if self.create_items_check.isChecked() else "false",
+        }
+        for key, value in wanted.items():
+            if value != self.service.config(key):
+                await self.service.set_config(key, value)
+
+    def _save_imap_password(self) -> None:
+        password = self.imap_password_edit.text()
+        if not password:
+            return
+        if not self.me.is_admin:
+            raise InputError("only an administrator can change the mailbox password")
+        self.service.set_imap_password(password)
+        self.imap_password_edit.clear()
+        self.imap_password_edit.setPlaceholderText("saved in the keyring; type to replace it")
 
     def _save_password(self) -> None:
         password = self.password_edit.text()
@@ -536,6 +678,30 @@ class SettingsDialog(QDialog):
         self._show_test(f"Sent to {to}. The server answered: {answer}", ok=True)
         return answer
 
+    async def test_imap(self) -> str | None:
+        """Save the mailbox settings, log in and open the folder; the server's answer, shown too."""
+        self.imap_test_button.setEnabled(False)
+        self._show_imap_test(None, ok=True)
+        try:
+            if self.me.is_admin:
+                await self._save_imap_settings()
+            self._save_imap_password()
+            self._show_imap_test("Connecting…", ok=True)
+            answer = await self.service.test_imap()
+        except SecretStoreUnavailable as exc:
+            self._show_imap_test(f"No system keyring for the password: {exc}", ok=False)
+            return None
+        except MailboxError as exc:
+            self._show_imap_test(f"Could not read the mailbox: {exc}", ok=False)
+            return None
+        except (DeskbellError, OSError) as exc:
+            self._show_imap_test(f"Not tested: {exc}", ok=False)
+            return None
+        finally:
+            self.imap_test_button.setEnabled(self.me.is_admin)
+        self._show_imap_test(answer, ok=True)
+        return answer
+
     # --- feedback ------------------------------------------------------------------------------
 
     def _show_status(self, text: str | None) -> None:
@@ -549,6 +715,14 @@ class SettingsDialog(QDialog):
         self.test_result.setAccessibleDescription(text or "")
         self.test_result.setVisible(bool(text))
         self.test_result.setStyleSheet("" if ok else "color: palette(link); font-weight: bold;")
+
+    def _show_imap_test(self, text: str | None, *, ok: bool) -> None:
+        self.imap_test_result.setText(text or "")
+        self.imap_test_result.setAccessibleDescription(text or "")
+        self.imap_test_result.setVisible(bool(text))
+        self.imap_test_result.setStyleSheet(
+            "" if ok else "color: palette(link); font-weight: bold;"
+        )
 
     # --- slots ---------------------------------------------------------------------------------
 
@@ -582,6 +756,16 @@ class SettingsDialog(QDialog):
         usual = {p for _, _, p in SECURITY_CHOICES}
         if self.port_spin.value() in usual:
             self.port_spin.setValue(next(p for _, v, p in SECURITY_CHOICES if v == value))
+
+    def _on_imap_security_changed(self, index: int) -> None:
+        value = self.imap_security_combo.itemData(index)
+        self.imap_plain_warning.setVisible(value == "none")
+        usual = {p for _, _, p in IMAP_SECURITY_CHOICES}
+        if self.imap_port_spin.value() in usual:
+            self.imap_port_spin.setValue(next(p for _, v, p in IMAP_SECURITY_CHOICES if v == value))
+
+    def _on_imap_test_button_clicked(self) -> None:
+        self._spawn(self.test_imap())
 
     def _on_test_button_clicked(self) -> None:
         self._spawn(self.send_test_email())

@@ -17,6 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from services.api import Service
 from services.clock import ManualClock
+from tests.support.dovecot import DovecotServer
 from tests.support.smtpd import SmtpServer
 from tests.support.world import World, open_service, seed
 from ui.settings_dialog import SettingsDialog
@@ -197,6 +198,122 @@ async def test_e9_test_email_with_nobody_listening(
     assert "refused" in dialog.test_result.text()
 
 
+async def test_i1_dialog_saves_imap_settings(qtbot: QtBot, world: tuple[Service, World]) -> None:
+    service, w = world
+    dialog = await make(qtbot, service, w.ann)
+    assert dialog.imap_port_spin.value() == 993
+    assert dialog.imap_folder_edit.text() == "INBOX"
+    assert dialog.create_items_check.isChecked()
+    dialog.imap_host_edit.setText("imap.example.com")
+    dialog.imap_security_combo.setCurrentIndex(dialog.imap_security_combo.findData("starttls"))
+    assert dialog.imap_port_spin.value() == 143  # followed the STARTTLS mode's usual port
+    assert not dialog.imap_plain_warning.isVisible()
+    dialog.imap_username_edit.setText("helpdesk@example.com")
+    dialog.imap_password_edit.setText("imap-s3cret")
+    dialog.imap_folder_edit.setText("Support")
+    dialog.create_items_check.setChecked(False)
+    qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
+    await dialog.wait_idle()
+    assert not dialog.status_label.isVisible(), dialog.status_label.text()
+    assert service.config("imap.host") == "imap.example.com"
+    assert service.config("imap.port") == "143"
+    assert service.config("imap.security") == "starttls"
+    assert service.config("imap.username") == "helpdesk@example.com"
+    assert service.config("imap.folder") == "Support"
+    assert service.config("mail.create_items") == "false"
+    assert dialog.imap_password_edit.text() == ""
+    assert service.secrets.get(name="imap") == "imap-s3cret"
+    assert all("imap-s3cret" not in v for v in service.known_settings().values())
+    # Reopened, the dialog shows what was saved.
+    again = await make(qtbot, service, w.ann)
+    assert again.imap_security_combo.currentData() == "starttls"
+    assert again.imap_port_spin.value() == 143
+    assert not again.create_items_check.isChecked()
+
+
+async def test_i1_imap_plain_text_choice_shows_a_warning(
+    qtbot: QtBot, world: tuple[Service, World]
+) -> None:
+    service, w = world
+    dialog = await make(qtbot, service, w.ann)
+    dialog.tabs.setCurrentIndex(1)
+    assert not dialog.imap_plain_warning.isVisible()
+    dialog.imap_security_combo.setCurrentIndex(dialog.imap_security_combo.findData("none"))
+    assert dialog.imap_plain_warning.isVisible()
+    assert "plain text" in dialog.imap_plain_warning.text()
+    assert dialog.imap_port_spin.value() == 143
+
+
+async def test_i1_imap_no_keyring_shows_a_clear_error(
+    qtbot: QtBot, world: tuple[Service, World]
+) -> None:
+    service, w = world
+    dialog = await make(qtbot, service, w.ann)
+    dialog.imap_password_edit.setText("imap-s3cret")
+    before = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        assert not await dialog.save()
+    finally:
+        keyring.set_keyring(before)
+    assert "keyring" in dialog.status_label.text()
+    assert "never writes passwords to a file" in dialog.status_label.text()
+
+
+def _point_at(dialog: SettingsDialog, dovecot: DovecotServer, *, password: str) -> None:
+    dialog.imap_host_edit.setText("127.0.0.1")
+    dialog.imap_security_combo.setCurrentIndex(dialog.imap_security_combo.findData("tls"))
+    dialog.imap_port_spin.setValue(dovecot.tls_port)
+    dialog.imap_username_edit.setText(dovecot.user)
+    dialog.imap_password_edit.setText(password)
+
+
+async def test_i1_test_connection_shows_the_mailbox_answer(
+    qtbot: QtBot, world: tuple[Service, World], dovecot: DovecotServer
+) -> None:
+    service, w = world
+    assert dovecot.cafile is not None
+    # The IMAP reader trusts the same extra CA file as SMTP (one local CA).
+    await service.set_config("smtp.cafile", dovecot.cafile)
+    dialog = await make(qtbot, service, w.ann)
+    dialog.tabs.setCurrentIndex(1)
+    _point_at(dialog, dovecot, password=dovecot.password)
+    qtbot.mouseClick(dialog.imap_test_button, Qt.MouseButton.LeftButton)
+    await dialog.wait_idle()
+    text = dialog.imap_test_result.text()
+    assert dialog.imap_test_result.isVisible()
+    assert f"Connected to 127.0.0.1:{dovecot.tls_port}" in text, text
+    assert dovecot.user in text
+    assert "INBOX" in text
+    assert dialog.imap_test_button.isEnabled()
+    assert service.config("imap.port") == str(dovecot.tls_port)  # tested what was saved
+
+
+async def test_i1_test_connection_wrong_password_is_a_clear_error(
+    qtbot: QtBot, world: tuple[Service, World], dovecot: DovecotServer
+) -> None:
+    service, w = world
+    assert dovecot.cafile is not None
+    await service.set_config("smtp.cafile", dovecot.cafile)
+    dialog = await make(qtbot, service, w.ann)
+    _point_at(dialog, dovecot, password="not-the-password")
+    assert await dialog.test_imap() is None
+    text = dialog.imap_test_result.text()
+    assert "refused the login" in text, text
+    assert dovecot.user in text
+    assert dialog.imap_test_button.isEnabled()
+
+
+async def test_i1_non_admin_cannot_change_the_mailbox(
+    qtbot: QtBot, world: tuple[Service, World]
+) -> None:
+    service, w = world
+    dialog = await make(qtbot, service, w.bob)
+    assert not dialog.imap_host_edit.isEnabled()
+    assert not dialog.imap_password_edit.isEnabled()
+    assert not dialog.imap_test_button.isEnabled()
+
+
 async def test_r5_n6_dialog_saves_my_notification_settings(
     qtbot: QtBot, world: tuple[Service, World]
 ) -> None:
@@ -205,7 +322,7 @@ async def test_r5_n6_dialog_saves_my_notification_settings(
     assert isinstance(clock, ManualClock)
     dialog = await make(qtbot, service, w.bob)
     assert dialog.person_row.isHidden()  # not an administrator
-    dialog.tabs.setCurrentIndex(1)
+    dialog.tabs.setCurrentIndex(2)
     dialog.in_app_check.setChecked(False)
     dialog.sound_check.setChecked(False)
     dialog.delay_combo.setCurrentIndex(dialog.delay_combo.findData(900))
