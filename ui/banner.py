@@ -1,11 +1,23 @@
-"""The in-app banner (D3): a slim bar over the top of a window, one per conversation."""
+"""The in-app banner (D3): slim bars at the top of a pane, one per conversation.
+
+The bars take their own room in the pane's layout and push its content down: drawn over the
+conversation, they hid its top message (the first screenshots showed it).
+"""
 
 from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 __all__ = ["AUTO_HIDE_MS", "BannerArea", "BannerBar", "first_words"]
 
@@ -97,7 +109,11 @@ class BannerBar(QFrame):
 
 
 class BannerArea(QWidget):
-    """Stacks the bars over the top edge of `parent`, following its width; needs no layout."""
+    """Stacks the bars at the top of `parent`'s box layout, pushing what follows down.
+
+    A parent without a layout gets a vertical one (the area, then a stretch); its other
+    children keep their own geometry.
+    """
 
     clicked = Signal(str)
 
@@ -107,9 +123,16 @@ class BannerArea(QWidget):
         self._auto_hide_ms = auto_hide_ms
         self._bars: dict[str, BannerBar] = {}
         self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(8, 6, 8, 0)
+        self._layout.setContentsMargins(8, 6, 8, 2)
         self._layout.setSpacing(4)
-        parent.installEventFilter(self)
+        host = parent.layout()
+        if host is None:
+            host = QVBoxLayout(parent)
+            host.setContentsMargins(0, 0, 0, 0)
+            host.addStretch(1)
+        if not isinstance(host, QBoxLayout):
+            raise TypeError("BannerArea needs a parent with a box layout (or none)")
+        host.insertWidget(0, self)
         self.hide()
 
     def bar(self, key: str) -> BannerBar | None:
@@ -145,18 +168,9 @@ class BannerArea(QWidget):
         self.close_banner(key)
 
     def _relayout(self) -> None:
-        if not self._bars:
-            self.hide()
-            return
+        self.setVisible(bool(self._bars))
         parent = self.parentWidget()
-        if parent is None:
-            return
-        self._layout.activate()
-        self.setGeometry(0, 0, parent.width(), self.sizeHint().height())
-        self.show()
-        self.raise_()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize and self._bars:
-            self._relayout()
-        return False
+        host = parent.layout() if parent is not None else None
+        if host is not None:
+            # Place it now rather than on the next event loop turn: callers read geometry.
+            host.activate()

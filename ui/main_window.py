@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
@@ -51,16 +52,18 @@ from ui.conversation_list import (
     row_label,
 )
 from ui.message_view import MessageDelegate, MessageListModel, MessageView
-from ui.messaging_center import MessagingCenter
-from ui.new_item_dialog import NewItemDialog
 from ui.platform.badge import window_title
 from ui.platform.idle import IdleProbe
 from ui.platform.notify import BannerNotifier, Notice, NotificationCenter, Notifier
 from ui.platform.sound import Pinger
-from ui.quick_switch import QuickSwitch
 from ui.seen_tracker import SeenTracker
-from ui.settings_dialog import LoginStarter, SettingsDialog
 from ui.theme import Theme
+
+if TYPE_CHECKING:
+    # The dialogs are imported when first opened: start-up shows the window without them.
+    from ui.messaging_center import MessagingCenter
+    from ui.quick_switch import QuickSwitch
+    from ui.settings_dialog import LoginStarter, SettingsDialog
 
 __all__ = ["APP_TITLE", "Alerts", "MainWindow"]
 
@@ -267,7 +270,13 @@ class MainWindow(QMainWindow):
         pane_layout.setSpacing(0)
         pane_layout.addWidget(header)
         pane_layout.addWidget(_line(theme))
-        pane_layout.addWidget(self.message_view, 1)
+        # The banner takes the top of this box (ui/banner.py) and pushes the messages down.
+        self.conversation_box = QWidget()
+        conversation_layout = QVBoxLayout(self.conversation_box)
+        conversation_layout.setContentsMargins(0, 0, 0, 0)
+        conversation_layout.setSpacing(0)
+        conversation_layout.addWidget(self.message_view, 1)
+        pane_layout.addWidget(self.conversation_box, 1)
         pane_layout.addWidget(_line(theme))
         pane_layout.addWidget(self.composer)
 
@@ -292,8 +301,9 @@ class MainWindow(QMainWindow):
         )
 
         # Notifications: the in-app banner always, the system's where it works (D3).
+        self.banner = BannerNotifier(self.conversation_box)
         self.notifications = NotificationCenter(
-            banner=BannerNotifier(self.message_view), system=system_notifiers or [], parent=self
+            banner=self.banner, system=system_notifiers or [], parent=self
         )
         self.notifications.opened.connect(self._on_notifications_opened)
         self.alerts = Alerts(
@@ -437,6 +447,8 @@ class MainWindow(QMainWindow):
             self.tasks.start(self.open_conversation(conv_id), name="open-conversation")
 
     def open_quick_switch(self) -> QuickSwitch:
+        from ui.quick_switch import QuickSwitch
+
         dialog = QuickSwitch(
             self.conversation_rows(), parent=self, search=self._find_conversations, tasks=Tasks()
         )
@@ -503,6 +515,8 @@ class MainWindow(QMainWindow):
             self.settings_dialog.raise_()
             self.settings_dialog.activateWindow()
             return self.settings_dialog
+        from ui.settings_dialog import SettingsDialog
+
         dialog = SettingsDialog(
             service=self.service, me=self.me, login_starter=self._login_starter, parent=self
         )
@@ -530,6 +544,8 @@ class MainWindow(QMainWindow):
             self.messaging_center.raise_()
             self.messaging_center.activateWindow()
             return self.messaging_center
+        from ui.messaging_center import MessagingCenter
+
         center = MessagingCenter(self.service, self.me, self)
         center.finished.connect(self._on_messaging_center_finished)
         self.messaging_center = center
@@ -545,6 +561,8 @@ class MainWindow(QMainWindow):
         self.tasks.start(self._new_item(), name="new-item")
 
     async def _new_item(self) -> None:
+        from ui.new_item_dialog import NewItemDialog
+
         dialog = NewItemDialog(people=await self.service.people(), me=self.me, parent=self)
         dialog.accepted.connect(
             lambda: self.tasks.start(

@@ -1,18 +1,37 @@
 """The conversation view: a lazily loaded message model and a bubble delegate with the E10
 status row (sent; seen by whom, when; emailed to whom, when, status).
 
-Text is painted with `drawText` as plain text: a message is never interpreted as HTML.
+Text is laid out with `QTextLayout` as plain text (a message is never interpreted as HTML),
+wrapped at word boundaries and inside a word only when that word is wider than the bubble. The
+same layout gives the row height and paints it, so rows fit their text exactly.
 The newest page (200) loads first; older pages load as the view is scrolled to the top, so a
 conversation of 10,000 messages opens as fast as one of 200.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QIcon, QPainter, QResizeEvent
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPointF,
+    QRect,
+    QSize,
+    Qt,
+)
+from PySide6.QtGui import (
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QPainter,
+    QResizeEvent,
+    QTextLayout,
+    QTextOption,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
@@ -34,6 +53,7 @@ __all__ = [
     "MessageDelegate",
     "MessageListModel",
     "MessageView",
+    "TextBlock",
     "status_parts",
     "status_tooltip",
 ]
@@ -215,6 +235,45 @@ class MessageListModel(QAbstractListModel):
             self._index[self._rows[i].id] = i
 
 
+class TextBlock:
+    """A message's text laid out at a width: wrapped at word boundaries, and inside a word
+    only when that one word is wider than the line (a URL, a hash)."""
+
+    def __init__(self, font: QFont, text: str, width: int) -> None:
+        # QTextLayout breaks lines only at U+2028; drawText did this for us before.
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\u2028")
+        self.layout = QTextLayout(text, font)
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.layout.setTextOption(option)
+        y = 0.0
+        used = 0.0
+        self.layout.beginLayout()
+        while True:
+            line = self.layout.createLine()
+            if not line.isValid():
+                break
+            line.setLineWidth(max(1, width))
+            line.setPosition(QPointF(0, y))
+            y += line.height()
+            used = max(used, line.naturalTextWidth())
+        self.layout.endLayout()
+        self.height = math.ceil(y)
+        self.width = min(width, math.ceil(used))
+
+    def lines(self) -> list[str]:
+        """Each line's text (tests)."""
+        text = self.layout.text()
+        out = []
+        for i in range(self.layout.lineCount()):
+            line = self.layout.lineAt(i)
+            out.append(text[line.textStart() : line.textStart() + line.textLength()])
+        return out
+
+    def draw(self, painter: QPainter, x: int, y: int) -> None:
+        self.layout.draw(painter, QPointF(x, y))
+
+
 class MessageDelegate(QStyledItemDelegate):
     """A chat bubble per message: mine on the right, others' on the left; the status row under."""
 
@@ -249,23 +308,31 @@ class MessageDelegate(QStyledItemDelegate):
         small.setPointSizeF(max(7.0, base.pointSizeF() * 0.82))
         return base, author, small
 
-    def _text_height(self, font: QFont, text: str, width: int) -> int:
-        flags = int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere)
-        return QFontMetrics(font).boundingRect(QRect(0, 0, width, 100_000), flags, text).height()
+    def _row_width(self, option: QStyleOptionViewItem) -> int:
+        # The view paints each row as wide as its viewport; size the row for that width, so
+        # the height asked for is the height painted.
+        view = option.widget
+        if isinstance(view, QAbstractItemView):
+            return view.viewport().width()
+        return option.rect.width() or 600
+
+    def _inner_width(self, row_width: int) -> int:
+        return self._bubble_width(row_width - 24) - 2 * self.PAD
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         row = index.data(MESSAGE_ROLE)
-        width = option.rect.width() or 600
+        width = self._row_width(option)
         if not isinstance(row, MessageRow):
             return QSize(width, 20)
         key = (row.id, width)
         if key not in self._heights:
             body, author, small = self._fonts(QFont(option.font))
-            inner = self._bubble_width(width) - 2 * self.PAD
-            h = QFontMetrics(author).height() + 4 + self._text_height(body, row.text, inner)
+            text = TextBlock(body, row.text, self._inner_width(width))
+            h = QFontMetrics(author).height() + 4 + text.height
             h += 2 * self.PAD + self.GAP + QFontMetrics(small).height() + 14
             self._heights[key] = h
-        return QSize(width, self._heights[key])
+        # Width 1: never wider than the viewport (no horizontal scroll bar); paint gets it all.
+        return QSize(1, self._heights[key])
 
     def _icon(self, name: str) -> QIcon:
         if name not in self._icons:
@@ -284,20 +351,17 @@ class MessageDelegate(QStyledItemDelegate):
         rect: QRect = option.rect
         body, author_font, small = self._fonts(QFont(option.font))
         mine = row.author is not None and row.author.id == self.me_id
-        bw = self._bubble_width(rect.width() - 24)
-        inner = bw - 2 * self.PAD
-        text_h = self._text_height(body, row.text, inner)
+        inner = self._inner_width(rect.width())
+        block = TextBlock(body, row.text, inner)
         afm = QFontMetrics(author_font)
         head_h = afm.height() + 4
         name = "You" if mine else (row.author.name if row.author else "Deskbell")
         when = format_time(row.created_at, now=self._now())
-        # Shrink short messages to their text, as messengers do.
-        flags = int(Qt.TextFlag.TextWordWrap | Qt.TextFlag.TextWrapAnywhere)
-        used = QFontMetrics(body).boundingRect(QRect(0, 0, inner, 100_000), flags, row.text)
+        # Shrink short messages to their text, as messengers do; the lines stay as laid out.
         head_w = afm.horizontalAdvance(name) + 12 + QFontMetrics(small).horizontalAdvance(when)
-        bw = min(bw, max(used.width(), head_w, 120) + 2 * self.PAD)
+        bw = min(inner, max(block.width, head_w, 120)) + 2 * self.PAD
         inner = bw - 2 * self.PAD
-        bh = head_h + text_h + 2 * self.PAD
+        bh = head_h + block.height + 2 * self.PAD
         x = rect.right() - 12 - bw if mine else rect.left() + 12
         bubble = QRect(x, rect.top() + 6, bw, bh)
 
@@ -320,8 +384,7 @@ class MessageDelegate(QStyledItemDelegate):
 
         painter.setFont(body)
         painter.setPen(t.text)
-        text_rect = QRect(bubble.left() + self.PAD, head.bottom() + 5, inner, text_h)
-        painter.drawText(text_rect, flags | int(Qt.AlignmentFlag.AlignLeft), row.text)
+        block.draw(painter, bubble.left() + self.PAD, head.bottom() + 5)
 
         # The status row (E10), aligned with the bubble.
         painter.setFont(small)
@@ -370,6 +433,10 @@ class MessageView(QListView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         self._delegate.clear_cache()
         super().resizeEvent(event)
+        if self._stick_to_bottom:
+            # A banner above or a taller composer below shrinks the view: keep the newest
+            # message in sight rather than sliding it under the edge.
+            self.scrollToBottom()
 
     def scroll_to_newest(self) -> None:
         self._stick_to_bottom = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from pytestqt.qtbot import QtBot
 
 from services.api import MessageRow
@@ -16,7 +16,8 @@ from tests.unit.ui.desk import Desk, until, with_desk
 from ui.bridge import ServiceBridge, Tasks
 from ui.conversation_list import ROW_ROLE
 from ui.main_window import EXTERNAL_TAB, INTERNAL_TAB, MainWindow
-from ui.message_view import status_parts
+from ui.message_view import TextBlock, status_parts
+from ui.platform.notify import Notice
 from ui.quick_switch import QuickSwitch
 from ui.theme import LIGHT
 from ui.tray import Tray
@@ -381,3 +382,57 @@ async def test_d5_ctrl_k_finds_conversations_that_are_not_loaded(desk: Desk, qtb
     await until(lambda: seen[-1:] == ["#1"])
     assert "#1 Printer on fire" in dialog.results.item(0).text()
     shiboken6.delete(dialog)
+
+
+def test_d3_message_text_wraps_at_word_boundaries(qtbot: QtBot) -> None:
+    """A line breaks between words ("router update." stays whole); only a word wider than
+    the line is cut."""
+    font = QFont()
+    text = "Three people in the Lyon office report VPN drops every ~10 min since the router update."
+    width = QFontMetrics(font).horizontalAdvance(text) * 2 // 3
+    block = TextBlock(font, text, width)
+    lines = [line.strip() for line in block.lines()]
+    assert len(lines) == 2
+    assert " ".join(lines) == text
+    words = set(text.split())
+    for line in lines:
+        assert set(line.split()) <= words, lines  # no word cut in two
+    assert block.width <= width
+    assert block.height >= 2 * QFontMetrics(font).height()
+    long_word = "x" * 400
+    cut = TextBlock(font, f"see {long_word} now", 200)
+    assert len(cut.lines()) > 2  # the one long word is broken, as it must be
+    assert all(QFontMetrics(font).horizontalAdvance(line.strip()) <= 200 for line in cut.lines())
+    assert TextBlock(font, "one\ntwo", 400).lines() == ["one\u2028", "two"]
+
+
+@with_desk
+async def test_d3_banner_pushes_the_conversation_down_and_rows_fit_the_text(
+    desk: Desk, qtbot: QtBot
+) -> None:
+    """The banner takes its own room above the messages instead of covering the top one, and
+    each message row is exactly as tall as its wrapped text needs (no clipped last line)."""
+    one, _two = await _two_items(desk)
+    words = " ".join(["wrapping"] * 60)
+    await desk.service.post(author=BOB, text=words, conversation_id=one)
+    await desk.window.open_conversation(one)
+    view = desk.window.message_view
+    await until(lambda: view.model().rowCount() == 2)
+    top_before = view.mapTo(desk.window, QPoint(0, 0)).y()
+    desk.window.banner.show(Notice(key="9", title="Ann · #9", body="hello"))
+    area = desk.window.banner.area
+    assert area.isVisible()
+    area_rect = area.geometry().translated(area.parentWidget().mapTo(desk.window, QPoint(0, 0)))
+    top_after = view.mapTo(desk.window, QPoint(0, 0)).y()
+    assert top_after >= area_rect.bottom()  # below the banner, not under it
+    assert top_after > top_before
+    # Rows: the long message wraps to several lines and its row holds them all.
+    delegate = desk.window.message_delegate
+    index = view.model().index(1, 0)
+    rect = view.visualRect(index)
+    assert rect.width() == view.viewport().width()  # no horizontal overflow
+    inner = delegate._inner_width(rect.width())
+    block = TextBlock(view.font(), words, inner)
+    assert len(block.lines()) >= 3
+    small = QFontMetrics(view.font()).height()
+    assert rect.height() >= block.height + 2 * delegate.PAD + small
