@@ -24,12 +24,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
-
-from imapclient import IMAPClient
-from imapclient.exceptions import LoginError
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from services.errors import MailboxError, MailboxUnreachableError
+
+if TYPE_CHECKING:
+    # imapclient is imported when a mailbox is first read: most starts never read one.
+    from imapclient import IMAPClient
 
 __all__ = [
     "BatchHandler",
@@ -111,6 +112,8 @@ def _describe(settings: ImapSettings) -> str:
 
 def _translate(settings: ImapSettings, exc: BaseException) -> MailboxError:
     """Our error for whatever IMAPClient, imaplib, ssl or the socket raised."""
+    from imapclient.exceptions import LoginError
+
     where = _describe(settings)
     if isinstance(exc, MailboxError):
         return exc
@@ -124,6 +127,8 @@ def _translate(settings: ImapSettings, exc: BaseException) -> MailboxError:
 
 
 def _connect(settings: ImapSettings) -> IMAPClient:
+    from imapclient import IMAPClient
+
     context = ssl.create_default_context(cafile=settings.cafile)
     client = IMAPClient(
         settings.host,

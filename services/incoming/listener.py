@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from typing import TYPE_CHECKING, Any
 
 from services.errors import InputError
+
+if TYPE_CHECKING:
+    # aiosmtpd is imported when a listener starts: `deskbell` (and the app) parses its command
+    # line through this module but rarely listens.
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 __all__ = ["MAX_MAIL_BYTES", "SmtpListener", "parse_listen_address"]
 
@@ -60,6 +63,8 @@ class SmtpListener:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        from aiosmtpd.smtp import SMTP
+
         loop = asyncio.get_running_loop()
 
         def factory() -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import sqlite3
@@ -12,12 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,7 +26,10 @@ from sqlalchemy.ext.asyncio import (
 
 from services.errors import StoreBusyError, StoreCorruptError
 
-__all__ = ["DB_FILENAME", "Store", "StoreSessions", "open_store", "sqlite_url"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["DB_FILENAME", "Store", "StoreSessions", "head_revision", "open_store", "sqlite_url"]
 
 log = logging.getLogger(__name__)
 
@@ -124,22 +125,52 @@ WRITE_WAIT_S = 30.0
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("services.store") / "migrations"))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-def _needs_upgrade(connection: Connection, cfg: Config) -> bool:
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    current = MigrationContext.configure(connection).get_current_revision()
-    return current != head
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision id, read from the version files' source.
+
+    Alembic's script machinery (and Alembic itself) costs ~0.1 s to import; every start needs
+    only this id to see that nothing is to be done, so Alembic is imported only to migrate.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (resources.files("services.store") / "migrations" / "versions").iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("_"):
+            continue
+        found: dict[str, object] = {}
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    found[target.id] = ast.literal_eval(node.value)
+        revision, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(revision, str):
+            continue
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple):  # a merge revision
+            parents.update(str(parent) for parent in down)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def _upgrade(connection: Connection) -> None:
-    cfg = _alembic_config(connection)
-    if _needs_upgrade(connection, cfg):
-        command.upgrade(cfg, "head")
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    if MigrationContext.configure(connection).get_current_revision() != head_revision():
+        command.upgrade(_alembic_config(connection), "head")
 
 
 def _check_sqlite_file(path: Path, now: datetime) -> str | None:
@@ -167,28 +198,27 @@ def _check_sqlite_file(path: Path, now: datetime) -> str | None:
     )
 
 
-def _backup_sqlite(path: Path, now: datetime) -> Path | None:
-    """A consistent copy before a migration (sqlite3's online backup, WAL included)."""
+def _sqlite_revision(path: Path) -> tuple[bool, str | None]:
+    """Whether the file holds any table, and its schema revision (sqlite3 only, no Alembic)."""
     if not path.exists() or path.stat().st_size == 0:
-        return None
-    with sqlite3.connect(path) as conn:
+        return False, None
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-            return None
+            return False, None
         has_version = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE name='alembic_version'"
         ).fetchone()[0]
-        if has_version:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            current = row[0] if row else None
-            cfg = Config()
-            cfg.set_main_option(
-                "script_location", str(resources.files("services.store") / "migrations")
-            )
-            if current == ScriptDirectory.from_config(cfg).get_current_head():
-                return None
-        target = path.with_name(f"{path.name}.backup-{now.strftime('%Y%m%d-%H%M%S')}")
-        with sqlite3.connect(target) as dest:
-            conn.backup(dest)
+        if not has_version:
+            return True, None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return True, row[0] if row else None
+
+
+def _backup_sqlite(path: Path, now: datetime) -> Path:
+    """A consistent copy before a migration (sqlite3's online backup, WAL included)."""
+    target = path.with_name(f"{path.name}.backup-{now.strftime('%Y%m%d-%H%M%S')}")
+    with contextlib.closing(sqlite3.connect(path)) as conn, sqlite3.connect(target) as dest:
+        conn.backup(dest)
     log.info("backed up %s to %s before migrating", path, target)
     return target
 
@@ -201,7 +231,14 @@ def _prepare_sqlite(path: Path, now: datetime) -> str | None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     notice = _check_sqlite_file(path, now)
-    _backup_sqlite(path, now)
+    try:
+        has_tables, current = _sqlite_revision(path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(f"cannot open the database {path}: {exc}") from exc
+    if current == head_revision():
+        return notice  # the usual start: nothing to migrate, so no backup and no Alembic
+    if has_tables:
+        _backup_sqlite(path, now)
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _set_sqlite_pragmas)
     try:
