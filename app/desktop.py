@@ -1,7 +1,12 @@
 """The desktop app: start-up in order, logged, and shut-down in reverse (STYLE.md).
 
-QApplication → single instance → the qasync loop → the service (or the demo workspace) →
-who is signed in → background work → the bridge → tray, sound, notifications → the window.
+QApplication → single instance → the qasync loop → a quiet "Loading…" frame → the service (or
+the demo workspace) → who is signed in → background work → the bridge → tray, sound,
+notifications → the window, which takes the frame's place.
+
+The frame is shown before the database is opened and before the main window's modules are
+imported, so a start paints something at once; `--quit-after-shown` still waits for the window
+with its first page of data.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("QT_API", "pyside6")  # qasync picks its binding at import (NOTES.md)
 
 import qasync
-from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QMessageBox
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QLabel, QMainWindow, QMessageBox
 
 from app import autostart, paths
 from app.single_instance import SingleInstance
@@ -28,9 +36,7 @@ from services.api import PersonInfo, PersonKind, Service, UnseenCounts
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
 from ui.bridge import ServiceBridge, Tasks
-from ui.first_run import FirstRunDialog
 from ui.icons import app_icon
-from ui.main_window import MainWindow
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
 from ui.platform.idle import make_idle_probe
@@ -38,6 +44,10 @@ from ui.platform.notify import system_notifier_chain
 from ui.platform.sound import Pinger, make_sound_player
 from ui.theme import apply_theme
 from ui.tray import Tray
+
+if TYPE_CHECKING:
+    # Imported after the loading frame is painted (~0.1 s of widget modules).
+    from ui.main_window import MainWindow
 
 __all__ = ["STATE_FILE_ENV", "run_desktop"]
 
@@ -82,6 +92,12 @@ async def _main(
     stop = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(tasks.cancel)
+        log.info("start: loading frame")
+        frame = _loading_frame()
+        stack.callback(frame.close)
+        frame.show()
+        app.processEvents()  # paint it now: the service's start below keeps the loop busy
+        painted_at = time.time()
         default_email: str | None = None
         workspace = None
         if args.demo:
@@ -137,6 +153,8 @@ async def _main(
             pinger = None
 
         log.info("start: main window")
+        from ui.main_window import MainWindow
+
         window = MainWindow(
             service=service,
             bridge=bridge,
@@ -151,7 +169,7 @@ async def _main(
             login_starter=autostart,
         )
         stack.callback(window.close)
-        write_state = _state_writer(window, tray)
+        write_state = _state_writer(window, tray, painted_at=painted_at)
 
         def on_counts(counts: UnseenCounts) -> None:
             if tray is not None:
@@ -177,7 +195,9 @@ async def _main(
             )
         app.aboutToQuit.connect(stop.set)
 
+        window.setGeometry(frame.geometry())  # in the frame's place, then the frame goes
         window.show()
+        frame.close()
         await window.load()
         on_counts(bridge.counts)
         log.info("window shown with %d unseen", bridge.counts.total)
@@ -197,8 +217,26 @@ async def _drain(tasks: Tasks) -> None:
         await tasks.drain()
 
 
-def _state_writer(window: MainWindow, tray: Tray | None) -> Callable[[UnseenCounts], None]:
-    """Only with DESKBELL_TEST_STATE_FILE: the counts as the person sees them, as JSON."""
+def _loading_frame() -> QMainWindow:
+    """The window's frame with a quiet "Loading…", shown while the service opens."""
+    frame = QMainWindow()
+    frame.setWindowTitle("Deskbell")
+    frame.resize(1100, 720)  # the main window's size, so the swap does not jump
+    label = QLabel("Loading…")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setEnabled(False)  # the theme's muted text colour
+    frame.setCentralWidget(label)
+    return frame
+
+
+def _state_writer(
+    window: MainWindow, tray: Tray | None, *, painted_at: float
+) -> Callable[[UnseenCounts], None]:
+    """Only with DESKBELL_TEST_STATE_FILE: the counts as the person sees them, as JSON.
+
+    `painted_at` (epoch seconds) is the loading frame's first paint, for the start-up benchmark;
+    the file's first write is the window shown with its data.
+    """
     target = os.environ.get(STATE_FILE_ENV)
 
     def write(counts: UnseenCounts) -> None:
@@ -211,6 +249,7 @@ def _state_writer(window: MainWindow, tray: Tray | None) -> Callable[[UnseenCoun
             "external": counts.external,
             "tray": tray.count if tray is not None else None,
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
+            "painted_at": painted_at,
         }
         tmp = Path(target + ".tmp")
         tmp.write_text(json.dumps(doc))
@@ -276,6 +315,8 @@ async def _pick_user(users: list[PersonInfo]) -> PersonInfo | None:
 
 async def _first_run(service: Service) -> PersonInfo | None:
     """The first start on an empty database: that person becomes the administrator."""
+    from ui.first_run import FirstRunDialog
+
     dialog = FirstRunDialog()
     while await _exec(dialog) == QDialog.DialogCode.Accepted:
         name, email = dialog.result_person()
