@@ -9,11 +9,16 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import cli_admin, cli_mail, paths
-from services.api import ConversationKind, PersonKind, Service
 from services.errors import DeskbellError
+
+if TYPE_CHECKING:
+    from services.api import Service
+
+# services.api (SQLAlchemy, the mail stack) is imported when a command runs, not at start-up:
+# the desktop app shows its first window before paying for it.
 
 __all__ = ["main"]
 
@@ -104,10 +109,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-Handler = Callable[[Service, argparse.Namespace], Awaitable[None]]
+Handler = Callable[["Service", argparse.Namespace], Awaitable[None]]
 
 
 async def _person(service: Service, args: argparse.Namespace) -> None:
+    from services.api import PersonKind
+
     if args.action == "add":
         info = await service.add_person(
             email=args.email,
@@ -191,6 +198,8 @@ async def _item_show(service: Service, args: argparse.Namespace) -> None:
 
 
 async def _post(service: Service, args: argparse.Namespace) -> None:
+    from services.api import ConversationKind
+
     text = sys.stdin.read() if args.text == "-" else args.text
     result = await service.post(
         author=args.author,
@@ -282,6 +291,8 @@ COMMANDS: dict[str, Handler] = {
 
 
 async def _run_command(args: argparse.Namespace) -> None:
+    from services.api import Service
+
     service = await Service.open(
         data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
     )

@@ -14,14 +14,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.api import AutomationInfo, NotificationSettings, Service, TemplateInfo
+if TYPE_CHECKING:
+    from services.api import AutomationInfo, NotificationSettings, Service, TemplateInfo
 from services.errors import InputError
 
 __all__ = ["COMMANDS", "ITEM_ACTIONS", "add_item_parsers", "add_parsers", "item_action"]
 
-Handler = Callable[[Service, argparse.Namespace], Awaitable[None]]
+Handler = Callable[["Service", argparse.Namespace], Awaitable[None]]
 ITEM_ACTIONS = frozenset({"close", "status", "assign"})
 _DELAYS = {"60": 60, "120": 120, "300": 300, "900": 900, "3600": 3600, "never": None}
 _ON_OFF = ("on", "off")

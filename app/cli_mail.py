@@ -10,14 +10,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.api import Service
 from services.incoming.listener import SmtpListener, parse_listen_address
+
+if TYPE_CHECKING:
+    from services.api import Service
 
 __all__ = ["COMMANDS", "add_parsers", "add_serve_arguments", "serve"]
 
-Handler = Callable[[Service, argparse.Namespace], Awaitable[None]]
+Handler = Callable[["Service", argparse.Namespace], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
