@@ -192,6 +192,7 @@ class Service:
             on_queued=self._on_queued,
         )
         self._running = False
+        self._imap_started_with: tuple[str, ...] = ()
         self.feed.subscribe(self._on_feed)
         # The Messaging Center (M1-M5): sub-APIs that share the store, clock and mail identity.
         self._renderer = TemplateRenderer()
@@ -261,8 +262,22 @@ class Service:
         self.scheduler.start()
         self.outbox.start()
         self._purge_task = asyncio.create_task(self._purge_forever(), name="deskbell-log-purge")
-        await self.incoming.start()  # the IMAP reader, when imap.host is set (I1)
+        await self._start_incoming()
         self._running = True
+
+    async def _start_incoming(self) -> None:
+        """The IMAP reader, when imap.host is set (I1), with the settings it started with."""
+        self._imap_started_with = self._imap_signature()
+        await self.incoming.start()
+
+    def _imap_signature(self) -> tuple[str, ...]:
+        return tuple(self.config(k) for k in sorted(KEYS) if k.startswith("imap."))
+
+    async def _restart_incoming_if_changed(self, *, force: bool = False) -> None:
+        """New mailbox settings take effect at once, not at the next launch."""
+        if self._running and (force or self._imap_signature() != self._imap_started_with):
+            await self.incoming.stop()
+            await self._start_incoming()
 
     async def close(self) -> None:
         if self._purge_task is not None:
@@ -324,6 +339,7 @@ class Service:
                 session.add(Setting(key=TOKEN_KEY_SETTING, value=values[TOKEN_KEY_SETTING]))
         self._token_key = bytes.fromhex(values.pop(TOKEN_KEY_SETTING))
         self._config = values
+        await self._restart_incoming_if_changed()
 
     def config(self, key: str) -> str:
         if key not in KEYS:
@@ -490,6 +506,8 @@ class Service:
 
     def set_imap_password(self, password: str) -> None:
         self.incoming.set_password(password)
+        if self._running:
+            self._background(self._restart_incoming_if_changed(force=True))
 
     async def test_imap(self) -> str:
         """Settings' "Test connection" for the mailbox: a summary, or MailboxError."""
