@@ -14,16 +14,13 @@ import logging
 import secrets as pysecrets
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, defer
 
 from services import conversations as ops
 from services import system_emails as sysmail
@@ -49,13 +46,13 @@ from services.domain.model import (
     NotificationSettings,
     PersonKind,
 )
-from services.domain.recipients import may_see
 from services.domain.schedule import (
     DndChoice,
     check_dnd_window,
     dnd_until_choice,
     in_do_not_disturb,
 )
+from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail, EmailLog
 from services.errors import (
     InputError,
     MailServerError,
@@ -65,6 +62,7 @@ from services.errors import (
 )
 from services.events import ChangeFeed, Listener
 from services.fallback import FallbackScheduler, MailIdentity
+from services.inbox_reads import InboxReads
 from services.incoming.router import IncomingMail, IncomingResult, MailPolicy
 from services.mail.outbox import OutboxWorker
 from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings, SmtpVerdict
@@ -74,7 +72,6 @@ from services.store.db import Store, open_store, sqlite_url
 from services.store.models import (
     Automation,
     Conversation,
-    ConversationMember,
     Delivery,
     Email,
     EmailTemplate,
@@ -144,8 +141,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOG_WINDOW = timedelta(hours=72)  # M6
-PURGE_EVERY = timedelta(hours=1)  # M6: the log is purged in the background this often
 TOKEN_KEY_SETTING = "secret.token_key"
 
 
@@ -157,16 +152,7 @@ def validate_address(addr: str) -> str:
     return normalize_address(addr)
 
 
-@dataclass(frozen=True, slots=True)
-class EmailDetail:
-    """M6: one log entry in full: its headers, its plain-text body, the server's reply."""
-
-    entry: EmailLogEntry
-    headers: tuple[tuple[str, str], ...]
-    body: str
-
-
-class Service:
+class Service(InboxReads, EmailLog):
     """Deskbell's embedded service. Open with `await Service.open(...)`, close with `close()`."""
 
     def __init__(self, store: Store, *, clock: Clock, secrets: SecretStore) -> None:
@@ -794,421 +780,6 @@ class Service:
                 .all()
             )
         return await self.mark_seen(person_id=person.id, message_ids=ids)
-
-    async def unseen_counts(self, *, person_id: int) -> UnseenCounts:
-        """N3: one query; the bubble, the tabs and the rows all read from it."""
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(Delivery.conversation_id, Conversation.kind, func.count())
-                .join(Conversation, Conversation.id == Delivery.conversation_id)
-                .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
-                .group_by(Delivery.conversation_id, Conversation.kind)
-            )
-            by_conv: dict[int, int] = {}
-            internal = external = 0
-            for conv_id, kind, n in rows:
-                by_conv[conv_id] = n
-                if kind == ConversationKind.EXTERNAL:
-                    external += n
-                else:
-                    internal += n
-        return UnseenCounts(
-            total=internal + external, internal=internal, external=external, by_conversation=by_conv
-        )
-
-    async def open_conversations(
-        self,
-        *,
-        person_id: int,
-        inbox: Sequence[ConversationKind] = Inbox.INTERNAL,
-        limit: int = 200,
-        offset: int = 0,
-        conversation_ids: Sequence[int] | None = None,
-    ) -> list[ConversationRow]:
-        """N2: the person's conversations with messages, most recent activity first."""
-        unseen = (
-            select(Delivery.conversation_id, func.count().label("n"))
-            .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
-            .group_by(Delivery.conversation_id)
-            .subquery()
-        )
-        last = aliased(Message)
-        author = aliased(Person)
-        stmt = (
-            select(
-                Conversation.id,
-                Conversation.kind,
-                Item.number,
-                Item.title,
-                Conversation.last_message_at,
-                last.text,
-                author.name,
-                func.coalesce(unseen.c.n, 0),
-            )
-            .outerjoin(Item, Item.id == Conversation.item_id)
-            .join(last, last.id == Conversation.last_message_id)
-            .outerjoin(author, author.id == last.author_id)
-            .outerjoin(unseen, unseen.c.conversation_id == Conversation.id)
-            .where(
-                Conversation.kind.in_([k.value for k in inbox]),
-                queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
-            )
-            .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        )
-        if conversation_ids is not None:
-            stmt = stmt.where(Conversation.id.in_(conversation_ids))
-        else:
-            stmt = stmt.limit(limit).offset(offset)
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
-            direct_titles = await self._direct_titles(
-                session, [r[0] for r in rows if r[1] == ConversationKind.DIRECT], person_id
-            )
-        return [
-            ConversationRow(
-                id=cid,
-                kind=ConversationKind(kind),
-                item_number=number,
-                title=title if title is not None else direct_titles.get(cid, "Direct"),
-                last_text=(text or "")[:300],
-                last_author=author_name or "Deskbell",
-                last_at=last_at,
-                unseen=n,
-            )
-            for cid, kind, number, title, last_at, text, author_name, n in rows
-        ]
-
-    async def find_conversations(
-        self, *, person_id: int, text: str, limit: int = 20
-    ) -> list[ConversationRow]:
-        """D5 (Ctrl+K): the person's conversations in both inboxes whose item number is `text`
-        ('12' or '#12'), or whose title (a direct one's: the other person's name) holds every
-        word of it, case-blind; the exact number first, then the most recent."""
-        query = text.strip().lstrip("#").strip()
-        words = query.lower().split()
-        if not words:
-            return []
-        async with self._sessions() as session:
-            person = await session.get(Person, person_id)
-            if person is None:
-                raise NotFoundError(f"no person {person_id}")
-            # R2: a customer never learns that an internal conversation exists.
-            kinds = (
-                list(ConversationKind)
-                if person.kind == PersonKind.USER
-                else [ConversationKind.EXTERNAL]
-            )
-            other = aliased(Person)
-            direct_names = (
-                select(ConversationMember.conversation_id)
-                .join(other, other.id == ConversationMember.person_id)
-                .where(
-                    ConversationMember.person_id != person_id,
-                    *(func.lower(other.name).contains(w, autoescape=True) for w in words),
-                )
-            )
-            found = or_(
-                and_(*(func.lower(Item.title).contains(w, autoescape=True) for w in words)),
-                and_(
-                    Conversation.kind == ConversationKind.DIRECT.value,
-                    Conversation.id.in_(direct_names),
-                ),
-            )
-            number = int(query) if query.isdigit() and len(query) < 10 else None
-            if number is not None:
-                found = or_(Item.number == number, found)
-            stmt = (
-                select(Conversation.id)
-                .outerjoin(Item, Item.id == Conversation.item_id)
-                .where(
-                    Conversation.kind.in_([k.value for k in kinds]),
-                    Conversation.last_message_id.is_not(None),
-                    queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
-                    found,
-                )
-                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                .limit(limit)
-            )
-            if number is not None:
-                stmt = stmt.order_by(None).order_by(
-                    func.coalesce(Item.number == number, False).desc(),
-                    Conversation.last_message_at.desc(),
-                    Conversation.id.desc(),
-                )
-            ids = list((await session.execute(stmt)).scalars())
-        rows = await self.open_conversations(person_id=person_id, inbox=kinds, conversation_ids=ids)
-        order = {cid: i for i, cid in enumerate(ids)}
-        return sorted(rows, key=lambda r: order[r.id])
-
-    async def _direct_titles(
-        self, session: AsyncSession, conv_ids: Sequence[int], person_id: int
-    ) -> dict[int, str]:
-        if not conv_ids:
-            return {}
-        rows = await session.execute(
-            select(ConversationMember.conversation_id, Person.name)
-            .join(Person, Person.id == ConversationMember.person_id)
-            .where(
-                ConversationMember.conversation_id.in_(conv_ids),
-                ConversationMember.person_id != person_id,
-            )
-        )
-        return dict(rows.all())  # a TupleResult has .keys(): dict() took it for a mapping
-
-    async def messages(
-        self,
-        *,
-        conversation_id: int,
-        viewer_id: int,
-        before_id: int | None = None,
-        limit: int = 200,
-        message_ids: Sequence[int] | None = None,
-    ) -> list[MessageRow]:
-        """A page of a conversation, oldest first, with each message's status (E10)."""
-        async with self._sessions() as session:
-            conv = await session.get(Conversation, conversation_id)
-            viewer = await session.get(Person, viewer_id)
-            if conv is None or viewer is None:
-                raise NotFoundError("no such conversation or person")
-            if not may_see(queries.domain_person(viewer), ConversationKind(conv.kind)):
-                raise PermissionDeniedError("customers cannot read internal conversations")
-            stmt = select(Message).where(
-                Message.conversation_id == conversation_id, Message.deleted_at.is_(None)
-            )
-            if message_ids is not None:
-                stmt = stmt.where(Message.id.in_(message_ids))
-            else:
-                if before_id is not None:
-                    stmt = stmt.where(Message.id < before_id)
-                stmt = stmt.order_by(Message.id.desc()).limit(limit)
-            msgs = sorted((await session.execute(stmt)).scalars().all(), key=lambda m: m.id)
-            return await self._message_rows(session, msgs, viewer_id)
-
-    async def _message_rows(
-        self, session: AsyncSession, msgs: Sequence[Message], viewer_id: int
-    ) -> list[MessageRow]:
-        ids = [m.id for m in msgs]
-        author_ids = {m.author_id for m in msgs if m.author_id}
-        authors = {
-            p.id: self._info(p)
-            for p in (
-                await session.execute(select(Person).where(Person.id.in_(author_ids)))
-            ).scalars()
-        }
-        seen: dict[int, list[SeenEntry]] = {}
-        emailed: dict[int, list[EmailedEntry]] = {}
-        waiting: dict[int, list[str]] = {}
-        unseen_by_viewer: set[int] = set()
-        for start in range(0, len(ids), 500):
-            rows = await session.execute(
-                select(
-                    Delivery.message_id,
-                    Delivery.recipient_id,
-                    Delivery.seen_at,
-                    Delivery.state,
-                    Delivery.reason,
-                    Person.name,
-                    Person.email,
-                    Email.status,
-                    Email.sent_at,
-                    Email.reply,
-                    Email.next_attempt_at,
-                    Email.reason,
-                )
-                .join(Person, Person.id == Delivery.recipient_id)
-                .outerjoin(Email, Email.id == Delivery.email_id)
-                .where(Delivery.message_id.in_(ids[start : start + 500]))
-                .order_by(Delivery.id)
-            )
-            for (
-                mid,
-                rid,
-                seen_at,
-                state,
-                reason,
-                name,
-                email,
-                e_status,
-                e_sent,
-                e_reply,
-                e_next,
-                e_reason,
-            ) in rows:
-                if rid == viewer_id and seen_at is None:
-                    unseen_by_viewer.add(mid)
-                if seen_at is not None:
-                    seen.setdefault(mid, []).append(SeenEntry(name=name, email=email, at=seen_at))
-                if e_status is not None:
-                    detail = e_reason or e_reply
-                    if e_status == EmailStatus.RETRYING and e_next is not None:
-                        detail = f"{e_reply or 'not reached'}; next try {e_next:%H:%M:%S} UTC"
-                    emailed.setdefault(mid, []).append(
-                        EmailedEntry(
-                            name=name, email=email, status=e_status, at=e_sent, detail=detail
-                        )
-                    )
-                elif state == DeliveryState.SUPPRESSED and seen_at is None:
-                    emailed.setdefault(mid, []).append(
-                        EmailedEntry(
-                            name=name, email=email, status="suppressed", at=None, detail=reason
-                        )
-                    )
-                elif seen_at is None:
-                    waiting.setdefault(mid, []).append(name)
-        return [
-            MessageRow(
-                id=m.id,
-                conversation_id=m.conversation_id,
-                author=authors.get(m.author_id) if m.author_id else None,
-                text=m.text,
-                created_at=m.created_at,
-                source=m.source,
-                status=MessageStatus(
-                    sent_at=m.created_at,
-                    seen=tuple(seen.get(m.id, ())),
-                    emailed=tuple(emailed.get(m.id, ())),
-                    waiting=tuple(waiting.get(m.id, ())),
-                ),
-                unseen_by_viewer=m.id in unseen_by_viewer,
-            )
-            for m in msgs
-        ]
-
-    async def item_messages(self, number: int) -> list[tuple[ConversationKind, MessageRow]]:
-        """Every message of item N, both conversations, oldest first (`deskbell item show`)."""
-        async with self._sessions() as session:
-            item = await queries.item_by_number(session, number)
-            rows = (
-                await session.execute(
-                    select(Message, Conversation.kind)
-                    .join(Conversation, Conversation.id == Message.conversation_id)
-                    .where(Conversation.item_id == item.id, Message.deleted_at.is_(None))
-                    .order_by(Message.id)
-                )
-            ).all()
-            kinds = {m.id: ConversationKind(k) for m, k in rows}
-            views = await self._message_rows(session, [m for m, _ in rows], viewer_id=0)
-        return [(kinds[v.id], v) for v in views]
-
-    # --- the email log ---------------------------------------------------------------------
-
-    async def emails(
-        self,
-        *,
-        status: str | None = None,
-        direction: str | None = None,
-        search: str | None = None,
-        limit: int = 500,
-        offset: int = 0,
-    ) -> list[EmailLogEntry]:
-        """M6: the last 72 hours, newest first, optionally filtered; one page per call."""
-        since = self.clock.now() - LOG_WINDOW
-        # The list never shows bodies: leave the large columns in the database.
-        stmt = (
-            select(Email)
-            .options(defer(Email.raw), defer(Email.body_text))
-            .where(
-                or_(
-                    Email.created_at >= since,
-                    Email.status.in_(
-                        [EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.RETRYING]
-                    ),
-                )
-            )
-        )
-        if status:
-            stmt = stmt.where(Email.status == status)
-        if direction:
-            stmt = stmt.where(Email.direction == direction)
-        if search:
-            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            like = f"%{escaped}%"
-            columns = (Email.subject, Email.from_addr, cast(Email.to_addrs, Text))
-            # SQLite's LIKE is already case-blind (ASCII) and lower() on every row costs half
-            # the scan of a rare term over 100,000 entries; PostgreSQL needs ILIKE.
-            if self.store.is_sqlite:
-                stmt = stmt.where(or_(*(c.like(like, escape="\\") for c in columns)))
-            else:
-                stmt = stmt.where(or_(*(c.ilike(like, escape="\\") for c in columns)))
-        stmt = stmt.order_by(Email.created_at.desc(), Email.id.desc()).limit(limit).offset(offset)
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).scalars().all()
-        return [self._log_entry(e) for e in rows]
-
-    @staticmethod
-    def _log_entry(e: Email) -> EmailLogEntry:
-        return EmailLogEntry(
-            id=e.id,
-            direction=e.direction,
-            kind=e.kind,
-            status=e.status,
-            from_addr=e.from_addr,
-            to_addrs=tuple(e.to_addrs),
-            subject=e.subject,
-            message_id=e.message_id,
-            reason=e.reason,
-            reply=e.reply,
-            action=e.action,
-            item_number=e.item_number,
-            attempts=e.attempts,
-            next_attempt_at=e.next_attempt_at,
-            created_at=e.created_at,
-            sent_at=e.sent_at,
-        )
-
-    async def email_raw(self, email_id: int) -> bytes | None:
-        async with self._sessions() as session:
-            email = await session.get(Email, email_id)
-            return email.raw if email else None
-
-    async def purge_log(self) -> int:
-        """Remove log entries older than 72 hours; never a pending one (M6)."""
-        cutoff = self.clock.now() - LOG_WINDOW
-        async with self._sessions.begin() as session:
-            pending = [EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.RETRYING]
-            await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.email_id.in_(
-                        select(Email.id).where(
-                            Email.created_at < cutoff, Email.status.not_in(pending)
-                        )
-                    )
-                )
-                .values(email_id=None)
-            )
-            result = await session.execute(
-                delete(Email).where(and_(Email.created_at < cutoff, Email.status.not_in(pending)))
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-    async def email_detail(self, email_id: int) -> EmailDetail:
-        """M6: one log entry with its headers, its plain-text body and the server's reply."""
-        async with self._sessions() as session:
-            email = await session.get(Email, email_id)
-            if email is None:
-                raise NotFoundError(f"no email {email_id}")
-            entry = self._log_entry(email)
-            raw = email.raw
-            body = email.body_text
-        headers: tuple[tuple[str, str], ...] = ()
-        if raw:
-            parsed = BytesParser(policy=policy.default).parsebytes(raw)
-            headers = tuple((k, str(v)) for k, v in parsed.items())
-            if not body:
-                part = parsed.get_body(preferencelist=("plain", "html"))
-                body = str(part.get_content()) if part is not None else ""
-        return EmailDetail(entry=entry, headers=headers, body=body)
-
-    async def _purge_forever(self) -> None:
-        while True:
-            try:
-                removed = await self.purge_log()
-                if removed:
-                    log.info("purged %d log entries older than 72 hours", removed)
-            except Exception:
-                log.exception("purging the email log failed; trying again later")
-            await asyncio.sleep(PURGE_EVERY.total_seconds())
 
     # --- the Messaging Center: items, automations, templates (M1-M5) -------------------------
 

@@ -1,0 +1,163 @@
+"""Incoming & Outgoing (M6): the 72-hour email log, its detail view and its purge.
+A part of `Service` (services/api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
+
+from sqlalchemy import Text, and_, cast, delete, or_, select, update
+from sqlalchemy.orm import defer
+
+from services.clock import Clock
+from services.domain.model import EmailStatus
+from services.errors import NotFoundError
+from services.store.db import Store, StoreSessions
+from services.store.models import Delivery, Email
+from services.views import EmailLogEntry
+
+__all__ = ["LOG_WINDOW", "PURGE_EVERY", "EmailDetail", "EmailLog"]
+
+log = logging.getLogger(__name__)
+
+LOG_WINDOW = timedelta(hours=72)  # M6
+PURGE_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailDetail:
+    """M6: one log entry in full: its headers, its plain-text body, the server's reply."""
+
+    entry: EmailLogEntry
+    headers: tuple[tuple[str, str], ...]
+    body: str
+
+
+class EmailLog:
+    """The log's reads and purge; `Service` provides the store, sessions and clock."""
+
+    store: Store
+    clock: Clock
+    _sessions: StoreSessions
+
+    async def emails(
+        self,
+        *,
+        status: str | None = None,
+        direction: str | None = None,
+        search: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[EmailLogEntry]:
+        """M6: the last 72 hours, newest first, optionally filtered; one page per call."""
+        since = self.clock.now() - LOG_WINDOW
+        # The list never shows bodies: leave the large columns in the database.
+        stmt = (
+            select(Email)
+            .options(defer(Email.raw), defer(Email.body_text))
+            .where(
+                or_(
+                    Email.created_at >= since,
+                    Email.status.in_(
+                        [EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.RETRYING]
+                    ),
+                )
+            )
+        )
+        if status:
+            stmt = stmt.where(Email.status == status)
+        if direction:
+            stmt = stmt.where(Email.direction == direction)
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = f"%{escaped}%"
+            columns = (Email.subject, Email.from_addr, cast(Email.to_addrs, Text))
+            # SQLite's LIKE is already case-blind (ASCII) and lower() on every row costs half
+            # the scan of a rare term over 100,000 entries; PostgreSQL needs ILIKE.
+            if self.store.is_sqlite:
+                stmt = stmt.where(or_(*(c.like(like, escape="\\") for c in columns)))
+            else:
+                stmt = stmt.where(or_(*(c.ilike(like, escape="\\") for c in columns)))
+        stmt = stmt.order_by(Email.created_at.desc(), Email.id.desc()).limit(limit).offset(offset)
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).scalars().all()
+        return [self._log_entry(e) for e in rows]
+
+    @staticmethod
+    def _log_entry(e: Email) -> EmailLogEntry:
+        return EmailLogEntry(
+            id=e.id,
+            direction=e.direction,
+            kind=e.kind,
+            status=e.status,
+            from_addr=e.from_addr,
+            to_addrs=tuple(e.to_addrs),
+            subject=e.subject,
+            message_id=e.message_id,
+            reason=e.reason,
+            reply=e.reply,
+            action=e.action,
+            item_number=e.item_number,
+            attempts=e.attempts,
+            next_attempt_at=e.next_attempt_at,
+            created_at=e.created_at,
+            sent_at=e.sent_at,
+        )
+
+    async def email_raw(self, email_id: int) -> bytes | None:
+        async with self._sessions() as session:
+            email = await session.get(Email, email_id)
+            return email.raw if email else None
+
+    async def purge_log(self) -> int:
+        """Remove log entries older than 72 hours; never a pending one (M6)."""
+        cutoff = self.clock.now() - LOG_WINDOW
+        async with self._sessions.begin() as session:
+            pending = [EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.RETRYING]
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.email_id.in_(
+                        select(Email.id).where(
+                            Email.created_at < cutoff, Email.status.not_in(pending)
+                        )
+                    )
+                )
+                .values(email_id=None)
+            )
+            result = await session.execute(
+                delete(Email).where(and_(Email.created_at < cutoff, Email.status.not_in(pending)))
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def email_detail(self, email_id: int) -> EmailDetail:
+        """M6: one log entry with its headers, its plain-text body and the server's reply."""
+        async with self._sessions() as session:
+            email = await session.get(Email, email_id)
+            if email is None:
+                raise NotFoundError(f"no email {email_id}")
+            entry = self._log_entry(email)
+            raw = email.raw
+            body = email.body_text
+        headers: tuple[tuple[str, str], ...] = ()
+        if raw:
+            parsed = BytesParser(policy=policy.default).parsebytes(raw)
+            headers = tuple((k, str(v)) for k, v in parsed.items())
+            if not body:
+                part = parsed.get_body(preferencelist=("plain", "html"))
+                body = str(part.get_content()) if part is not None else ""
+        return EmailDetail(entry=entry, headers=headers, body=body)
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                removed = await self.purge_log()
+                if removed:
+                    log.info("purged %d log entries older than 72 hours", removed)
+            except Exception:
+                log.exception("purging the email log failed; trying again later")
+            await asyncio.sleep(PURGE_EVERY.total_seconds())
