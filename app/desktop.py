@@ -32,20 +32,21 @@ from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QLabel, QMain
 from app import autostart, paths
 from app.single_instance import SingleInstance
 from app.wake import WakeWatch
-from services.api import PersonInfo, PersonKind, Service, UnseenCounts
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
-from ui.bridge import ServiceBridge, Tasks
 from ui.icons import app_icon
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
 from ui.platform.idle import make_idle_probe
 from ui.platform.notify import system_notifier_chain
 from ui.platform.sound import Pinger, make_sound_player
+from ui.tasks import Tasks
 from ui.theme import apply_theme
 from ui.tray import Tray
 
 if TYPE_CHECKING:
+    from services.api import PersonInfo, Service, UnseenCounts
+
     # Imported after the loading frame is painted (~0.1 s of widget modules).
     from ui.main_window import MainWindow
 
@@ -98,6 +99,10 @@ async def _main(
         frame.show()
         app.processEvents()  # paint it now: the service's start below keeps the loop busy
         painted_at = time.time()
+        # The service (SQLAlchemy, the mail stack) loads only now, behind a painted frame.
+        from services.api import Service
+        from ui.bridge import ServiceBridge
+
         default_email: str | None = None
         workspace = None
         if args.demo:
@@ -262,6 +267,8 @@ def _state_writer(
 
 
 async def _sign_in(service: Service, *, folder: Path, email: str | None) -> PersonInfo | None:
+    from services.api import PersonKind
+
     """`--as EMAIL`; else the user this machine used last; else the only user; else ask."""
     remembered = folder / SIGNED_IN_FILE
     if email is None and remembered.exists():

@@ -25,7 +25,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from services.api import ConversationKind, ConversationRow
-from ui.bridge import Tasks
+from ui.tasks import Tasks
 from ui.theme import Theme
 
 __all__ = [

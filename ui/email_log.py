@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.api import EmailDetail, EmailLogEntry, Service
-from ui.bridge import Tasks
+from ui.tasks import Tasks
 
 __all__ = ["COLUMNS", "PAGE", "STATUSES", "EmailLogModel", "EmailLogPage"]
 

@@ -42,7 +42,7 @@ from services.api import (
 )
 from services.clock import Clock
 from ui.banner import first_words
-from ui.bridge import ServiceBridge, Tasks
+from ui.bridge import ServiceBridge
 from ui.composer import Composer
 from ui.conversation_list import (
     CONVERSATION_ID_ROLE,
@@ -57,6 +57,7 @@ from ui.platform.idle import IdleProbe
 from ui.platform.notify import BannerNotifier, Notice, NotificationCenter, Notifier
 from ui.platform.sound import Pinger
 from ui.seen_tracker import SeenTracker
+from ui.tasks import Tasks
 from ui.theme import Theme
 
 if TYPE_CHECKING:

@@ -41,10 +41,10 @@ from PySide6.QtWidgets import (
 )
 
 from services.api import MessageRow, MessageStatus
-from ui.bridge import Tasks
 from ui.conversation_list import format_time, local_time
 from ui.icons import status_icon
 from ui.seen_tracker import MESSAGE_ID_ROLE
+from ui.tasks import Tasks
 from ui.theme import Theme
 
 __all__ = [

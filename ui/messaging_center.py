@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (
 
 from services.api import AutomationInfo, PersonInfo, Service, TemplateInfo
 from services.errors import DeskbellError
-from ui.bridge import Tasks
 from ui.email_log import EmailLogPage
+from ui.tasks import Tasks
 from ui.template_editor import TemplateEditor
 
 __all__ = [

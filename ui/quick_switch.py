@@ -14,8 +14,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from services.api import ConversationKind, ConversationRow
-from ui.bridge import Tasks
 from ui.conversation_list import row_label
+from ui.tasks import Tasks
 
 __all__ = ["SEARCH_PAUSE_MS", "QuickSwitch", "Search", "matches"]
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from services.api import Service, TemplateInfo
 from services.errors import DeskbellError
-from ui.bridge import Tasks
+from ui.tasks import Tasks
 
 __all__ = ["TemplateEditor"]
 

@@ -16,9 +16,10 @@ from pytestqt.qtbot import QtBot
 from services.api import PersonInfo, Service
 from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
-from ui.bridge import ServiceBridge, Tasks
+from ui.bridge import ServiceBridge
 from ui.main_window import MainWindow
 from ui.platform.sound import Pinger
+from ui.tasks import Tasks
 from ui.theme import LIGHT
 
 __all__ = ["Desk", "RecordingPlayer", "open_desk", "until", "with_desk"]

@@ -13,12 +13,13 @@ from pytestqt.qtbot import QtBot
 
 from services.api import MessageRow
 from tests.unit.ui.desk import Desk, until, with_desk
-from ui.bridge import ServiceBridge, Tasks
+from ui.bridge import ServiceBridge
 from ui.conversation_list import ROW_ROLE
 from ui.main_window import EXTERNAL_TAB, INTERNAL_TAB, MainWindow
 from ui.message_view import TextBlock, status_parts
 from ui.platform.notify import Notice
 from ui.quick_switch import QuickSwitch
+from ui.tasks import Tasks
 from ui.theme import LIGHT
 from ui.tray import Tray
 

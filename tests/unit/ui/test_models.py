@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from services.api import ConversationKind, ConversationRow, MessageRow, MessageStatus
-from ui.bridge import Tasks
 from ui.conversation_list import PAGE_SIZE, ConversationListModel
 from ui.message_view import MessageListModel
+from ui.tasks import Tasks
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
