@@ -8,8 +8,6 @@ decision and the outbox row are written in one transaction (E6).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections import Counter
@@ -25,6 +23,7 @@ from services.domain.email_plan import MessageView, build_mime, plan_notificatio
 from services.domain.model import ConversationKind, DeliveryState, EmailStatus
 from services.domain.schedule import DeliveryFacts, dnd_ends_at, recheck
 from services.domain.tokens import make_token
+from services.due_loop import DueLoop
 from services.store import queries
 from services.store.models import Conversation, Delivery, Email, EmailThread, Item, Message, Person
 from services.templates import TemplateRenderer
@@ -112,38 +111,19 @@ class FallbackScheduler:
         self._identity = identity
         self._renderer = renderer
         self._on_queued = on_queued
-        self._max_sleep_s = max_sleep_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = DueLoop(
+            name="email fallback", clock=clock, step=self.run_once, max_sleep_s=max_sleep_s
+        )
 
     def wake(self) -> None:
         """Look again now: new deliveries, something seen, a resume from sleep."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deskbell-fallback")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                next_at = await self.run_once()
-            except Exception:
-                log.exception("the fallback scheduler failed; retrying shortly")
-                next_at = None
-            delay = self._max_sleep_s
-            if next_at is not None:
-                delay = min(delay, max(0.0, (next_at - self._clock.now()).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            self._wake.clear()
+        await self._loop.stop()
 
     async def run_once(self) -> datetime | None:
         """Queue every email that is due now; return when to look again."""

@@ -11,7 +11,6 @@ the 250 and the commit that follows it can duplicate an email, as no SMTP client
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -33,6 +32,7 @@ from services.domain.schedule import (
     retry_delay,
     should_give_up,
 )
+from services.due_loop import DueLoop
 from services.mail.smtp import Outcome, Outgoing, SmtpSender, SmtpSettings
 from services.store import queries
 from services.store.models import Delivery, Email, Message, Person
@@ -87,45 +87,33 @@ class OutboxWorker:
         self._lease = lease
         self._on_change = on_change
         self.owner = owner or instance_id()
-        self._max_sleep_s = max_sleep_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._batch_no = 0
+        self._sender: SmtpSender | None = None
+        self._loop = DueLoop(
+            name="outbox",
+            clock=clock,
+            step=self._step,
+            max_sleep_s=max_sleep_s,
+            on_stop=self._close_sender,
+        )
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deskbell-outbox")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        sender: SmtpSender | None = None
-        try:
-            while True:
-                try:
-                    sender, next_at = await self._cycle(sender)
-                except Exception:
-                    log.exception("the outbox failed; retrying shortly")
-                    next_at = None
-                delay = self._max_sleep_s
-                if next_at is not None:
-                    delay = min(delay, max(0.0, (next_at - self._clock.now()).total_seconds()))
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await self._wake.wait()
-                self._wake.clear()
-        finally:
-            if sender is not None:
-                with contextlib.suppress(Exception):
-                    await sender.close()
+    async def _step(self) -> datetime | None:
+        self._sender, next_at = await self._cycle(self._sender)
+        return next_at
+
+    async def _close_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender.close()
 
     async def _cycle(self, sender: SmtpSender | None) -> tuple[SmtpSender | None, datetime | None]:
         settings = await self._smtp_settings()
