@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
@@ -24,14 +23,12 @@ from services.domain.model import ConversationKind, DeliveryState, EmailStatus
 from services.domain.schedule import DeliveryFacts, dnd_ends_at, recheck
 from services.domain.tokens import make_token
 from services.due_loop import DueLoop
+from services.mail.caps import RecentSends, cap_reason, recent_sends
 from services.store import queries
 from services.store.models import Conversation, Delivery, Email, EmailThread, Item, Message, Person
 from services.templates import TemplateRenderer
 
 __all__ = [
-    "CAP_PER_CONVERSATION",
-    "CAP_PER_RECIPIENT",
-    "CAP_WINDOW",
     "FallbackScheduler",
     "MailIdentity",
     "message_id_domain",
@@ -39,10 +36,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# I6: outgoing caps, per conversation and per recipient, in a sliding window.
-CAP_WINDOW = timedelta(minutes=10)
-CAP_PER_CONVERSATION = 10
-CAP_PER_RECIPIENT = 30
 # Write transactions stay short: the outbox records its outcomes between them.
 GROUPS_PER_TRANSACTION = 50
 
@@ -82,8 +75,7 @@ class _Facts:
     items: dict[int, Item]
     pending: dict[_Group, list[tuple[Delivery, Message]]]
     threads: dict[_Group, EmailThread]
-    sent_per_conversation: Counter[int]
-    sent_per_recipient: Counter[int]
+    sends: RecentSends  # I6: what the caps count, kept current as the chunk queues emails
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +252,11 @@ class FallbackScheduler:
             conversation = facts.conversations[group.conversation_id]
             item = facts.items.get(conversation.item_id) if conversation.item_id else None
             messages = [m for _, m in rows]
-            cap = _cap_reason(facts, group)
+            cap = cap_reason(
+                facts.sends,
+                conversation_id=group.conversation_id,
+                recipient_id=group.recipient_id,
+            )
             if cap is not None:
                 email = _suppressed_row(recipient, conversation, item, now, identity, cap)
             else:
@@ -275,8 +271,9 @@ class FallbackScheduler:
                     identity=identity,
                     renderer=renderer,
                 )
-                facts.sent_per_conversation[group.conversation_id] += 1
-                facts.sent_per_recipient[group.recipient_id] += 1
+                facts.sends.add(
+                    conversation_id=group.conversation_id, recipient_id=group.recipient_id
+                )
                 thread = facts.threads.get(group)
                 if thread is None:
                     thread = EmailThread(
@@ -400,35 +397,16 @@ async def _load_facts(session: AsyncSession, groups: Sequence[_Group], now: date
             )
         ).scalars()
     }
-    recent = and_(
-        Email.direction == "out",
-        Email.created_at > now - CAP_WINDOW,
-        Email.status != EmailStatus.SUPPRESSED,
+    sends = await recent_sends(
+        session, conversation_ids=conversation_ids, recipient_ids=recipient_ids, now=now
     )
-    per_conversation: Counter[int] = Counter()
-    for conversation_id, count in await session.execute(
-        select(Email.conversation_id, func.count())
-        .where(recent, Email.conversation_id.in_(conversation_ids))
-        .group_by(Email.conversation_id)
-    ):
-        if conversation_id is not None:
-            per_conversation[conversation_id] = count
-    per_recipient: Counter[int] = Counter()
-    for recipient_id, count in await session.execute(
-        select(Email.recipient_id, func.count())
-        .where(recent, Email.recipient_id.in_(recipient_ids))
-        .group_by(Email.recipient_id)
-    ):
-        if recipient_id is not None:
-            per_recipient[recipient_id] = count
     return _Facts(
         persons=persons,
         conversations=conversations,
         items=items,
         pending=pending,
         threads={g: t for g, t in threads.items() if g in wanted},
-        sent_per_conversation=per_conversation,
-        sent_per_recipient=per_recipient,
+        sends=sends,
     )
 
 
@@ -462,17 +440,6 @@ async def _context_messages(
         for group in members:
             found[(group, first_id)] = earlier
     return found
-
-
-def _cap_reason(facts: _Facts, group: _Group) -> str | None:
-    if facts.sent_per_conversation[group.conversation_id] >= CAP_PER_CONVERSATION:
-        return (
-            f"loop guard: more than {CAP_PER_CONVERSATION} emails "
-            "for this conversation in 10 minutes"
-        )
-    if facts.sent_per_recipient[group.recipient_id] >= CAP_PER_RECIPIENT:
-        return f"loop guard: more than {CAP_PER_RECIPIENT} emails to this recipient in 10 minutes"
-    return None
 
 
 def _suppressed_row(

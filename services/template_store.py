@@ -39,6 +39,7 @@ from services.domain.mime import compose
 from services.domain.model import EmailStatus
 from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.fallback import MailIdentity
+from services.mail.caps import cap_reason, recent_sends
 from services.store import queries
 from services.store.models import Automation, Email, EmailTemplate
 
@@ -385,6 +386,16 @@ async def queue_template_email(
     """
     rendered: RenderedEmail | None = None
     failure: str | None = None
+    if suppress_reason is None and (recipient_id is not None or conversation_id is not None):
+        sends = await recent_sends(
+            session,
+            conversation_ids=[conversation_id] if conversation_id is not None else [],
+            recipient_ids=[recipient_id] if recipient_id is not None else [],
+            now=now,
+        )
+        suppress_reason = cap_reason(
+            sends, conversation_id=conversation_id, recipient_id=recipient_id
+        )  # I6: automations and system emails count against the same caps
     if suppress_reason is None:
         try:
             rendered = render_template(

@@ -382,3 +382,40 @@ async def test_r5_never_email_me_is_kept_and_honoured(
     clock.advance(86_400)
     assert await _tick(svc) == 0
     assert _notifications(smtp_server) == []
+
+
+async def test_i6_outgoing_caps_suppress_past_ten_per_conversation_in_ten_minutes(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """Ann writes to Bob and ten more agents: 11 emails for one conversation; one is held."""
+    for n in range(10):
+        email = f"agent{n}@example.com"
+        await svc.add_person(email=email, name=f"Agent {n}")
+        await svc.follow(number=1, email=email)
+    await _post(svc, "ann@example.com", "to everyone", ConversationKind.INTERNAL)
+    clock.advance(60)
+    await svc.run_scheduler_once()
+    await svc.outbox.flush()
+    log = [e for e in await svc.emails() if e.kind == "notification"]
+    assert len(log) == 11
+    suppressed = [e for e in log if e.status == EmailStatus.SUPPRESSED]
+    assert len(suppressed) == 1
+    assert suppressed[0].reason is not None and "loop guard" in suppressed[0].reason
+    assert len(_notifications(smtp_server)) == 10
+    clock.advance(600)  # the window has passed: a new message reaches everyone again
+    await _post(svc, "ann@example.com", "again", ConversationKind.INTERNAL)
+    clock.advance(60)
+    await svc.run_scheduler_once()
+    await svc.outbox.flush()
+    assert len(_notifications(smtp_server)) == 20
+
+
+async def test_i6_outgoing_caps_hold_for_template_emails_too(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """An automation or system email counts against the 30-per-recipient cap as well."""
+    for _ in range(31):
+        await svc.system_emails.reset_password("bob@example.com")
+    resets = [e for e in await svc.emails() if e.to_addrs == ("bob@example.com",)]
+    assert len(resets) == 31
+    assert [e.status for e in resets].count(EmailStatus.SUPPRESSED) == 1

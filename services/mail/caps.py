@@ -1,0 +1,95 @@
+"""I6's outgoing caps: at most 10 emails per conversation and 30 per recipient in 10 minutes.
+
+Counted from the log itself (rows, not memory), so the caps hold across restarts and processes;
+what goes over is logged as suppressed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.domain.model import EmailStatus
+from services.store.models import Email
+
+__all__ = [
+    "CAP_PER_CONVERSATION",
+    "CAP_PER_RECIPIENT",
+    "CAP_WINDOW",
+    "RecentSends",
+    "cap_reason",
+    "recent_sends",
+]
+
+CAP_WINDOW = timedelta(minutes=10)
+CAP_PER_CONVERSATION = 10
+CAP_PER_RECIPIENT = 30
+
+
+class RecentSends:
+    """Emails sent (or queued) per conversation and per recipient within the window."""
+
+    def __init__(self, per_conversation: Counter[int], per_recipient: Counter[int]) -> None:
+        self.per_conversation = per_conversation
+        self.per_recipient = per_recipient
+
+    def add(self, *, conversation_id: int | None, recipient_id: int | None) -> None:
+        if conversation_id is not None:
+            self.per_conversation[conversation_id] += 1
+        if recipient_id is not None:
+            self.per_recipient[recipient_id] += 1
+
+
+def cap_reason(
+    sends: RecentSends, *, conversation_id: int | None, recipient_id: int | None
+) -> str | None:
+    """Why one more email would break a cap, or None."""
+    if (
+        conversation_id is not None
+        and sends.per_conversation[conversation_id] >= CAP_PER_CONVERSATION
+    ):
+        return (
+            f"loop guard: more than {CAP_PER_CONVERSATION} emails "
+            "for this conversation in 10 minutes"
+        )
+    if recipient_id is not None and sends.per_recipient[recipient_id] >= CAP_PER_RECIPIENT:
+        return f"loop guard: more than {CAP_PER_RECIPIENT} emails to this recipient in 10 minutes"
+    return None
+
+
+async def recent_sends(
+    session: AsyncSession,
+    *,
+    conversation_ids: Collection[int],
+    recipient_ids: Collection[int],
+    now: datetime,
+) -> RecentSends:
+    """Two grouped counts over the log for everything a batch of decisions may need."""
+    recent = and_(
+        Email.direction == "out",
+        Email.created_at > now - CAP_WINDOW,
+        Email.status != EmailStatus.SUPPRESSED,
+    )
+    per_conversation: Counter[int] = Counter()
+    if conversation_ids:
+        for conversation_id, count in await session.execute(
+            select(Email.conversation_id, func.count())
+            .where(recent, Email.conversation_id.in_(conversation_ids))
+            .group_by(Email.conversation_id)
+        ):
+            if conversation_id is not None:
+                per_conversation[conversation_id] = count
+    per_recipient: Counter[int] = Counter()
+    if recipient_ids:
+        for recipient_id, count in await session.execute(
+            select(Email.recipient_id, func.count())
+            .where(recent, Email.recipient_id.in_(recipient_ids))
+            .group_by(Email.recipient_id)
+        ):
+            if recipient_id is not None:
+                per_recipient[recipient_id] = count
+    return RecentSends(per_conversation, per_recipient)
