@@ -104,7 +104,8 @@ class Alerts:
         author = message.author.name if message.author else APP_TITLE
         notice = Notice(
             key=str(message.conversation_id),
-            title=f"{author} · {title}",
+            # A direct conversation's title is the other person: the author's name says it all.
+            title=author if title == author else f"{author} · {title}",
             body=first_words(message.text),
         )
         if self._center.notify(notice, dnd=dnd, in_app=me.settings.in_app):
