@@ -684,8 +684,7 @@ class Service(InboxReads, EmailLog):
                 if conv is None:
                     raise NotFoundError(f"no conversation {conversation_id}")
             elif item_number is not None and kind is not None:
-                item = await queries.item_by_number(session, item_number)
-                conv = await queries.conversation_for_item(session, item.id, kind)
+                conv = await queries.item_conversation(session, item_number, kind)
             else:
                 raise InputError("say which conversation to post in")
             new = await ops.post_message(

@@ -30,6 +30,7 @@ __all__ = [
     "domain_person",
     "get_setting",
     "item_by_number",
+    "item_conversation",
     "person_by_email",
     "person_info",
     "settings_of",
@@ -66,6 +67,22 @@ async def conversation_for_item(
             select(Conversation).where(Conversation.item_id == item_id, Conversation.kind == kind)
         )
     ).scalar_one()
+    return conv
+
+
+async def item_conversation(
+    session: AsyncSession, number: int, kind: ConversationKind
+) -> Conversation:
+    """Item N's internal or external conversation, in one query."""
+    conv = (
+        await session.execute(
+            select(Conversation)
+            .join(Item, Item.id == Conversation.item_id)
+            .where(Item.number == number, Conversation.kind == kind)
+        )
+    ).scalar_one_or_none()
+    if conv is None:
+        raise NotFoundError(f"no item #{number}")
     return conv
 
 
