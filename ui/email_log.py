@@ -21,7 +21,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.api import EmailDetail, EmailLogEntry, Service
+from ui.center_style import StatusPillDelegate, theme_for
 from ui.tasks import Tasks
 
 __all__ = ["COLUMNS", "PAGE", "STATUSES", "EmailLogModel", "EmailLogPage"]
@@ -53,7 +54,6 @@ STATUSES = (
     "received",
     "ignored",
 )
-_STATUS_COLORS = {"failed": "#c9372c", "retrying": "#b65c02", "suppressed": "#6b778c"}
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -177,8 +177,23 @@ class EmailLogModel(QAbstractTableModel):
             return details(e)
         if role == Qt.ItemDataRole.ToolTipRole and column == 0:
             return "outgoing" if e.direction == "out" else "incoming"
-        if role == Qt.ItemDataRole.ForegroundRole and column == 5 and e.status in _STATUS_COLORS:
-            return QColor(_STATUS_COLORS[e.status])
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == 0:
+            return Qt.AlignmentFlag.AlignCenter
+        if role == Qt.ItemDataRole.FontRole and column == 0:
+            font = QFont()
+            font.setBold(True)
+            font.setPointSizeF(font.pointSizeF() * 1.25)
+            return font
+        if role == Qt.ItemDataRole.ForegroundRole and column == 0:
+            # Outgoing in the accent, incoming in the "received" blue-green of the theme.
+            theme = theme_for()
+            return (
+                theme.accent
+                if e.direction == "out"
+                else QColor("#34d399" if theme.dark else "#047857")
+            )
+        if role == Qt.ItemDataRole.ForegroundRole and column in (1, 6):
+            return theme_for().muted
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{e.direction} {e.status} {e.subject}"
         return None
@@ -231,6 +246,7 @@ class EmailLogPage(QWidget):
         self._search_timer.timeout.connect(self.apply_filter)
 
         bar = QHBoxLayout()
+        bar.setSpacing(8)
         bar.addWidget(self.status_combo)
         bar.addWidget(self.direction_combo)
         bar.addWidget(self.search_edit, 1)
@@ -241,18 +257,27 @@ class EmailLogPage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setDefaultSectionSize(34)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setItemDelegateForColumn(5, StatusPillDelegate(self.table))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setHighlightSections(False)
         header.setStretchLastSection(True)
-        for column, width in enumerate((28, 140, 180, 180, 260, 80)):
+        for column, width in enumerate((36, 150, 150, 150, 230, 100, 130)):
             self.table.setColumnWidth(column, width)
 
         self.detail = QPlainTextEdit()
         self.detail.setReadOnly(True)
         self.detail.setAccessibleName("Email details")
+        # Headers line up in a fixed-width font, as in a mail client's "show original".
+        self.detail.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.detail.setPlaceholderText("Select an email to see its headers, body and reply.")
         self.empty_label = QLabel("No emails in the last 72 hours match.")
+        self.empty_label.setObjectName("mcEmpty")
         self.empty_label.setVisible(False)
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -260,6 +285,8 @@ class EmailLogPage(QWidget):
         split.addWidget(self.detail)
         split.setSizes([400, 200])
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(10)
         layout.addLayout(bar)
         layout.addWidget(self.empty_label)
         layout.addWidget(split, 1)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from services.api import AutomationInfo, PersonInfo, Service, TemplateInfo
 from services.errors import DeskbellError
+from ui.center_style import style_sheet, text_color, theme_for
 from ui.email_log import EmailLogPage
 from ui.tasks import Tasks
 from ui.template_editor import TemplateEditor
@@ -45,14 +48,25 @@ __all__ = [
 ]
 
 SECTIONS = ("Automated messages", "Automated emails", "System emails", "Incoming & Outgoing")
-_ERROR_STYLE = "color: #c9372c;"
-_OK_STYLE = "color: #216e4e;"
+# One line under each section's title: what it is for.
+_DESCRIPTIONS = (
+    "Messages Deskbell posts by itself. The critical one can be reworded, never switched off.",
+    "The emails sent when something happens to an item, and the automations that send them.",
+    "Welcome, password reset and new-customer emails: switch them on or off and edit them.",
+    "Every email sent and received in the last 72 hours, with the server's answer.",
+)
 _ID_ROLE = Qt.ItemDataRole.UserRole
 
 
 def _status(label: QLabel, text: str, *, error: bool) -> None:
     label.setText(text)
-    label.setStyleSheet(_ERROR_STYLE if error else _OK_STYLE)
+    label.setStyleSheet(f"color: {text_color(error=error, theme=theme_for(label))};")
+
+
+def _caption(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("mcCaption")
+    return label
 
 
 class AutomatedMessagesPage(QWidget):
@@ -62,6 +76,9 @@ class AutomatedMessagesPage(QWidget):
         self._tasks = tasks
         self.automations: list[AutomationInfo] = []
         self.list = QListWidget()
+        self.list.setObjectName("mcList")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setAccessibleName("Automations")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -70,9 +87,11 @@ class AutomatedMessagesPage(QWidget):
             " or deleted."
         )
         self.critical_note.setWordWrap(True)
+        self.critical_note.setObjectName("mcHint")
         self.text_edit = QPlainTextEdit()
         self.text_edit.setAccessibleName("Automation text")
         self.save_button = QPushButton("Save text")
+        self.save_button.setObjectName("mcPrimary")
         self.toggle_button = QPushButton("Switch off")
         self.delete_button = QPushButton("Delete")
         for button in (self.save_button, self.toggle_button, self.delete_button):
@@ -82,9 +101,11 @@ class AutomatedMessagesPage(QWidget):
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(12, 0, 0, 0)
+        right_layout.setSpacing(8)
         right_layout.addWidget(self.summary)
         right_layout.addWidget(self.critical_note)
-        right_layout.addWidget(QLabel("Text (a template: {{ item.ref }}, {{ actor.name }}, ...)"))
+        right_layout.addWidget(_caption("Text (a template: {{ item.ref }}, {{ actor.name }}, ...)"))
         right_layout.addWidget(self.text_edit, 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
@@ -97,7 +118,9 @@ class AutomatedMessagesPage(QWidget):
         split.addWidget(self.list)
         split.addWidget(right)
         split.setSizes([300, 500])
-        QVBoxLayout(self).addWidget(split)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(split)
 
         self.list.currentRowChanged.connect(self._on_list_row_changed)
         self.save_button.clicked.connect(lambda: self._tasks.start(self.save_text()))
@@ -180,16 +203,22 @@ class _TemplatesPage(QWidget):
         self._tasks = tasks
         self.templates: list[TemplateInfo] = []
         self.list = QListWidget()
+        self.list.setObjectName("mcList")
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.editor = TemplateEditor(service, tasks)
         self.side = QWidget()
         side_layout = QVBoxLayout(self.side)
-        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.setContentsMargins(0, 0, 12, 0)
+        side_layout.setSpacing(8)
         side_layout.addWidget(self.list, 1)
         split = QSplitter()
         split.addWidget(self.side)
         split.addWidget(self.editor)
         split.setSizes([260, 740])
-        QVBoxLayout(self).addWidget(split)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(split)
         self.list.currentRowChanged.connect(self._on_list_row_changed)
         self.editor.saved.connect(lambda _t: self._tasks.start(self.load()))
 
@@ -288,7 +317,10 @@ class SystemEmailsPage(_TemplatesPage):
         self.status_label.setWordWrap(True)
         layout = self.side.layout()
         assert isinstance(layout, QVBoxLayout)
-        layout.addWidget(QLabel("Tick to send; the password reset is always on."))
+        hint = QLabel("Tick to send; the password reset is always on.")
+        hint.setObjectName("mcHint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
         layout.addWidget(self.status_label)
         self.list.itemChanged.connect(self._on_list_item_changed)
 
@@ -332,14 +364,36 @@ class MessagingCenter(QDialog):
             raise PermissionError("the Messaging Center is for administrators")
         self.setWindowTitle("Messaging Center")
         self.setAccessibleName("Messaging Center")
-        self.resize(1100, 700)
+        self.resize(1240, 760)
         self._service = service
         self.me = me
         self.tasks = Tasks()
         self.sidebar = QListWidget()
+        self.sidebar.setObjectName("mcSidebar")
         self.sidebar.setAccessibleName("Messaging Center sections")
         self.sidebar.addItems(list(SECTIONS))
-        self.sidebar.setFixedWidth(190)
+        for row in range(self.sidebar.count()):
+            self.sidebar.item(row).setSizeHint(QSize(0, 40))
+        side_title = QLabel("Messaging Center")
+        side_title.setObjectName("mcSidebarTitle")
+        side_title.setAccessibleName("Messaging Center")
+        side_subtitle = QLabel("Administrator")
+        side_subtitle.setObjectName("mcSidebarSubtitle")
+        side_pane = QFrame()
+        side_pane.setObjectName("mcSidebarPane")
+        side_pane.setFixedWidth(232)
+        side_layout = QVBoxLayout(side_pane)
+        side_layout.setContentsMargins(12, 18, 12, 12)
+        side_layout.setSpacing(2)
+        side_layout.addWidget(side_title)
+        side_layout.addWidget(side_subtitle)
+        side_layout.addSpacing(14)
+        side_layout.addWidget(self.sidebar, 1)
+        self.section_title = QLabel(SECTIONS[0])
+        self.section_title.setObjectName("mcSectionTitle")
+        self.section_description = QLabel(_DESCRIPTIONS[0])
+        self.section_description.setObjectName("mcSectionDescription")
+        self.section_description.setWordWrap(True)
         self.messages_page = AutomatedMessagesPage(service, self.tasks)
         self.emails_page = AutomatedEmailsPage(service, self.tasks)
         self.system_page = SystemEmailsPage(service, self.tasks)
@@ -347,9 +401,20 @@ class MessagingCenter(QDialog):
         self.stack = QStackedWidget()
         for page in (self.messages_page, self.emails_page, self.system_page, self.log_page):
             self.stack.addWidget(page)
+        content = QVBoxLayout()
+        content.setContentsMargins(20, 16, 16, 14)
+        content.setSpacing(2)
+        content.addWidget(self.section_title)
+        content.addWidget(self.section_description)
+        content.addSpacing(12)
+        content.addWidget(self.stack, 1)
         layout = QHBoxLayout(self)
-        layout.addWidget(self.sidebar)
-        layout.addWidget(self.stack, 1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(side_pane)
+        layout.addLayout(content, 1)
+        self._dark: bool | None = None
+        self._restyle()
         self._loaded: set[int] = set()
         self.sidebar.currentRowChanged.connect(self._on_sidebar_row_changed)
         self.sidebar.setCurrentRow(0)
@@ -357,7 +422,24 @@ class MessagingCenter(QDialog):
     def show_section(self, name: str) -> None:
         self.sidebar.setCurrentRow(SECTIONS.index(name))
 
+    def _restyle(self) -> None:
+        theme = theme_for(palette=QGuiApplication.palette())
+        if theme.dark is self._dark:
+            return  # setting the same sheet again would only repolish every child
+        self._dark = theme.dark
+        self.setStyleSheet(style_sheet(theme))
+
+    def changeEvent(self, event: QEvent) -> None:
+        # Light and dark follow the application's palette, also when it changes while open.
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
+            self._restyle()
+        super().changeEvent(event)
+
     def _on_sidebar_row_changed(self, row: int) -> None:
+        if not 0 <= row < len(SECTIONS):
+            return
+        self.section_title.setText(SECTIONS[row])
+        self.section_description.setText(_DESCRIPTIONS[row])
         self.stack.setCurrentIndex(row)
         if row not in self._loaded:
             # Each section loads the first time it is shown, so the window opens at once.

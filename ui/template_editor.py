@@ -27,12 +27,16 @@ from PySide6.QtWidgets import (
 
 from services.api import Service, TemplateInfo
 from services.errors import DeskbellError
+from ui.center_style import text_color, theme_for
 from ui.tasks import Tasks
 
 __all__ = ["TemplateEditor"]
 
-_ERROR_STYLE = "color: #c9372c;"
-_OK_STYLE = "color: #216e4e;"
+
+def _caption(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("mcCaption")
+    return label
 
 
 class TemplateEditor(QWidget):
@@ -49,6 +53,7 @@ class TemplateEditor(QWidget):
 
         self.title_label = QLabel("Choose a template")
         self.title_label.setWordWrap(True)
+        self.title_label.setObjectName("mcEditorTitle")
         self.subject_edit = QLineEdit()
         self.subject_edit.setAccessibleName("Subject template")
         self.text_edit = QPlainTextEdit()
@@ -62,13 +67,15 @@ class TemplateEditor(QWidget):
         self.source_tabs.addTab(self.html_edit, "HTML")
         self.variables_label = QLabel()
         self.variables_label.setWordWrap(True)
+        self.variables_label.setObjectName("mcHint")
         self.variables_label.setAccessibleName("Variables this template may use")
 
         form = QFormLayout()
-        form.addRow("Subject", self.subject_edit)
+        form.addRow(_caption("Subject"), self.subject_edit)
         left = QWidget()
         left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setContentsMargins(0, 0, 8, 0)
+        left_layout.setSpacing(8)
         left_layout.addWidget(self.title_label)
         left_layout.addLayout(form)
         left_layout.addWidget(self.source_tabs, 1)
@@ -77,6 +84,7 @@ class TemplateEditor(QWidget):
         self.preview_subject = QLabel()
         self.preview_subject.setAccessibleName("Preview subject")
         self.preview_subject.setWordWrap(True)
+        self.preview_subject.setObjectName("mcPreviewSubject")
         self.preview_text = QPlainTextEdit()
         self.preview_text.setReadOnly(True)
         self.preview_text.setAccessibleName("Plain text preview")
@@ -85,13 +93,16 @@ class TemplateEditor(QWidget):
         self.preview_html.setOpenLinks(False)
         self.preview_html.setOpenExternalLinks(False)
         self.preview_html.setAccessibleName("HTML preview")
+        # Mail clients show HTML email on white; its own colours assume so, also in dark mode.
+        self.preview_html.setObjectName("mcHtmlPreview")
         self.preview_tabs = QTabWidget()
         self.preview_tabs.addTab(self.preview_html, "HTML preview")
         self.preview_tabs.addTab(self.preview_text, "Plain text preview")
         right = QWidget()
         right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(QLabel("Preview with sample data"))
+        right_layout.setContentsMargins(8, 0, 0, 0)
+        right_layout.setSpacing(8)
+        right_layout.addWidget(_caption("Preview with sample data"))
         right_layout.addWidget(self.preview_subject)
         right_layout.addWidget(self.preview_tabs, 1)
 
@@ -103,6 +114,7 @@ class TemplateEditor(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.setAccessibleName("Template status")
         self.save_button = QPushButton("Save")
+        self.save_button.setObjectName("mcPrimary")
         self.save_button.setAccessibleName("Save template")
         self.test_to_edit = QLineEdit()
         self.test_to_edit.setPlaceholderText("address for a test")
@@ -116,6 +128,8 @@ class TemplateEditor(QWidget):
         buttons.addWidget(self.save_button)
 
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(10)
         layout.addWidget(split, 1)
         layout.addLayout(buttons)
 
@@ -136,7 +150,8 @@ class TemplateEditor(QWidget):
 
     def show_status(self, text: str, *, error: bool) -> None:
         self.error_label.setText(text)
-        self.error_label.setStyleSheet(_ERROR_STYLE if error else _OK_STYLE)
+        color = text_color(error=error, theme=theme_for(self.error_label))
+        self.error_label.setStyleSheet(f"color: {color};")
 
     async def open(self, name: str) -> None:
         template = await self._service.templates.get(name)

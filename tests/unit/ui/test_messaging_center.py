@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from services.api import PersonInfo, Service
 from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
 from ui.messaging_center import SECTIONS, MessagingCenter
+from ui.theme import apply_theme
 
 SHOTS = os.environ.get("DESKBELL_SHOTS")  # a folder to save screenshots into, when set
+
+
+@pytest.fixture(autouse=True)
+def _collect_in_gui_thread() -> Iterator[None]:
+    """Collect each test's windows here, in the GUI thread (as test_settings_dialog does).
+
+    Left to the garbage collector, a window in reference cycles (its signal connections) is
+    destroyed in whatever thread collects next, and Qt warns "Timers cannot be stopped from
+    another thread".
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture
@@ -37,8 +52,20 @@ async def _center(qtbot: QtBot, service: Service, me: PersonInfo) -> MessagingCe
 
 
 def _shot(center: MessagingCenter, name: str) -> None:
-    if SHOTS:
-        center.grab().save(str(Path(SHOTS) / f"messaging-center-{name}.png"))
+    """Save the window as the app shows it, in the light and the dark look."""
+    if not SHOTS:
+        return
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    palette, style = app.palette(), app.style().name()
+    try:
+        for look in ("light", "dark"):
+            apply_theme(app, dark=look == "dark")
+            QApplication.processEvents()
+            center.grab().save(str(Path(SHOTS) / f"messaging-center-{name}-{look}.png"))
+    finally:
+        app.setStyle(style)
+        app.setPalette(palette)
 
 
 async def test_m1_only_administrators_open_it(
