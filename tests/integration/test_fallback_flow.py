@@ -419,3 +419,25 @@ async def test_i6_outgoing_caps_hold_for_template_emails_too(
     resets = [e for e in await svc.emails() if e.to_addrs == ("bob@example.com",)]
     assert len(resets) == 31
     assert [e.status for e in resets].count(EmailStatus.SUPPRESSED) == 1
+
+
+async def test_n6_emails_held_during_do_not_disturb_leave_as_one_when_it_ends(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    bob = await svc.person_by_id(world.bob)
+    await svc.set_notification_settings(
+        person_id=world.bob,
+        settings=replace(bob.settings, dnd_until=clock.now() + timedelta(minutes=30)),
+    )
+    for text in ("first", "second", "third"):
+        await _post(svc, "ann@example.com", text, ConversationKind.INTERNAL)
+        clock.advance(300)
+    assert await _tick(svc) == 0  # all three are due, but Bob is not to be disturbed
+    clock.advance(15 * 60 + 1)  # do not disturb has ended
+    assert await _tick(svc) == 1
+    [mail] = _notifications(smtp_server)
+    body = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[attr-defined]
+    assert all(word in body for word in ("first", "second", "third"))
