@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
@@ -19,7 +19,6 @@ from services.store.models import (
     Follower,
     Item,
     Person,
-    Setting,
 )
 from services.views import PersonInfo
 
@@ -28,19 +27,12 @@ __all__ = [
     "audience",
     "conversation_for_item",
     "domain_person",
-    "get_setting",
     "item_by_number",
     "item_conversation",
     "person_by_email",
     "person_info",
     "settings_of",
-    "unseen_by_conversation",
 ]
-
-
-async def get_setting(session: AsyncSession, key: str) -> str | None:
-    row = await session.get(Setting, key)
-    return row.value if row else None
 
 
 async def person_by_email(session: AsyncSession, email: str) -> Person:
@@ -145,15 +137,6 @@ async def audience(session: AsyncSession, conv: Conversation) -> Sequence[Person
             .order_by(Person.id)
         )
     return (await session.execute(stmt)).scalars().all()
-
-
-async def unseen_by_conversation(session: AsyncSession, person_id: int) -> dict[int, int]:
-    rows = await session.execute(
-        select(Delivery.conversation_id, func.count())
-        .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
-        .group_by(Delivery.conversation_id)
-    )
-    return {conv_id: n for conv_id, n in rows}
 
 
 async def mark_seen_rows(
