@@ -47,6 +47,7 @@ from services.domain.model import (
     PersonKind,
 )
 from services.domain.schedule import (
+    REASON_DELETED,
     DndChoice,
     check_dnd_window,
     dnd_until_choice,
@@ -730,10 +731,17 @@ class Service(InboxReads, EmailLog):
                     "only its author or an administrator may delete a message"
                 )
             message.deleted_at = now
+            # E3: a pending delivery will never be emailed; one already queued is left out by
+            # the outbox's re-check. Either way the message stops counting as unseen (N3).
             await session.execute(
                 update(Delivery)
                 .where(Delivery.message_id == message_id, Delivery.state == DeliveryState.PENDING)
-                .values(state=DeliveryState.SUPPRESSED, reason="message deleted", seen_at=now)
+                .values(state=DeliveryState.SUPPRESSED, reason=REASON_DELETED)
+            )
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.message_id == message_id, Delivery.seen_at.is_(None))
+                .values(seen_at=now)
             )
             queries.add_change(
                 session, kind="message", at=now, conversation_id=message.conversation_id

@@ -441,3 +441,20 @@ async def test_n6_emails_held_during_do_not_disturb_leave_as_one_when_it_ends(
     [mail] = _notifications(smtp_server)
     body = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[attr-defined]
     assert all(word in body for word in ("first", "second", "third"))
+
+
+async def test_e3_a_deleted_message_is_never_emailed_and_stops_counting(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    kept = await _post(svc, "ann@example.com", "kept", ConversationKind.INTERNAL)
+    gone = await _post(svc, "ann@example.com", "gone", ConversationKind.INTERNAL)
+    await svc.delete_message(message_id=gone, acting="ann@example.com")
+    assert (await svc.unseen_counts(person_id=world.bob)).total == 1
+    clock.advance(60)
+    assert await _tick(svc) == 1
+    [mail] = _notifications(smtp_server)
+    body = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[attr-defined]
+    assert "kept" in body and "gone" not in body
+    assert [r.id for r in await svc.messages(conversation_id=1, viewer_id=world.bob)] == [kept]
+    with pytest.raises(PermissionDeniedError):
+        await svc.delete_message(message_id=kept, acting="bob@example.com")
