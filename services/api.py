@@ -629,7 +629,7 @@ class Service(InboxReads, EmailLog):
             person = await queries.person_by_email(session, email)
             await ops.follow(session, item=item, person=person, now=self.clock.now())
         self._wrote()
-        return Changes(items=True, conversations=frozenset())
+        return Changes(items=True)
 
     async def unfollow(self, *, number: int, email: str) -> Changes:
         async with self._sessions.begin() as session:

@@ -90,6 +90,4 @@ def parse_value(key: str, value: str) -> str:
     spec = KEYS.get(key)
     if spec is None:
         raise InputError(f"unknown setting {key!r}; known: {', '.join(sorted(KEYS))}")
-    if key == "smtp.username" and value == "":
-        return ""
     return spec.parse(value)
