@@ -17,7 +17,9 @@ __all__ = [
     "PermissionDeniedError",
     "SecretStoreUnavailable",
     "StoreBusyError",
+    "StoreConflictError",
     "StoreCorruptError",
+    "StoreUnreachableError",
 ]
 
 
@@ -43,6 +45,14 @@ class StoreBusyError(DeskbellError, TimeoutError):
 
 class StoreCorruptError(DeskbellError):
     """The database file could not be opened; it was moved aside."""
+
+
+class StoreUnreachableError(DeskbellError, ConnectionError):
+    """The database server did not answer or hung up; the change was not made. Try again."""
+
+
+class StoreConflictError(InputError):
+    """The change clashes with what is stored (a duplicate, a row that is gone); nothing changed."""
 
 
 class MailServerError(DeskbellError):

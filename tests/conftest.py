@@ -17,7 +17,11 @@ os.environ.setdefault("QT_API", "pyside6")
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
 os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="deskbell-test-keyring-"))
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.imap_fixtures"]
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.imap_fixtures",
+    "tests.support.databases",
+]
 
 
 @pytest.fixture

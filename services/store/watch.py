@@ -1,0 +1,255 @@
+"""Change notification transport: wake this process's readers when the database changed.
+
+`ChangeSignal` holds the callbacks and calls them on the event loop, coalescing bursts. Three
+sources feed it (`start_watcher` picks the one for the engine and the platform):
+
+- this process's writes that called `Tx.notify_after_commit` (from the worker thread);
+- PostgreSQL: LISTEN on a dedicated psycopg AsyncConnection driven by the event loop; a lost
+  connection is re-established with backoff, and the callbacks then run once, since NOTIFY
+  has no replay (the reader catches up by reading). NOTIFYs from this process's own pool
+  connections are skipped: they were signalled directly at commit;
+- SQLite on Linux: an inotify watch on the database's folder (the -wal file changes on every
+  commit), confirmed by `PRAGMA data_version` on the writer's connection, which changes only
+  when another connection commits: this process's writes and unrelated touches wake nothing.
+  Elsewhere (macOS, Windows) `data_version` is polled once a second instead.
+
+No timer runs while nothing happens, except the fallback poll and the PostgreSQL backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from services import linux
+from services.errors import StoreUnreachableError
+
+if TYPE_CHECKING:
+    from services.store.database import Database
+
+__all__ = ["POLL_S", "ChangeSignal", "start_watcher"]
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # the data_version poll where inotify is missing
+_BACKOFF_S = (0.5, 30.0)  # first and longest wait between PostgreSQL reconnects
+
+Stop = Callable[[], Awaitable[None]]
+
+
+class ChangeSignal:
+    """Callbacks to run on the event loop after a change; safe to fire from any thread."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending = False
+        self.fired = 0  # how many times the callbacks ran (tests count idle wake-ups)
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Add `callback` (call on the event loop); returns the function that removes it."""
+        self._loop = asyncio.get_running_loop()
+        self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def fire_threadsafe(self) -> None:
+        """Run the callbacks soon on the loop; calls made before they start are merged."""
+        loop = self._loop
+        if loop is None or self._pending:
+            return
+        self._pending = True
+        try:
+            loop.call_soon_threadsafe(self._fire)
+        except RuntimeError:  # the loop is closed
+            self._pending = False
+
+    def _fire(self) -> None:
+        # Cleared before the callbacks run: a commit racing with them schedules another round.
+        self._pending = False
+        self.fired += 1
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("a change callback failed")
+
+
+async def start_watcher(db: Database) -> Stop:
+    """Start noticing other processes' writes to `db`; returns the coroutine that stops it."""
+    if db.is_postgres:
+        return await _PgListener(db).start()
+    return await _SqliteWatcher(db).start()
+
+
+class _SqliteWatcher:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        path = db.sqlite_path
+        assert path is not None
+        self._folder = path.parent
+        self._names = {path.name, path.name + "-wal"}
+        self._version = 0
+        self._fd: int | None = None
+        self._check_task: asyncio.Task[None] | None = None
+        self._again = False
+        self._poll: asyncio.TimerHandle | None = None
+        self._stopped = False
+
+    async def start(self) -> Stop:
+        self._version = await self._db.data_version()
+        loop = asyncio.get_running_loop()
+        if linux.available():
+            try:
+                self._fd = linux.inotify_watch(
+                    self._folder, linux.IN_MODIFY | linux.IN_CREATE | linux.IN_MOVED_TO
+                )
+                loop.add_reader(self._fd, self._on_readable)
+            except (OSError, NotImplementedError) as exc:
+                log.info("no inotify watch on %s (%s); polling once a second", self._folder, exc)
+                self._close_fd(loop)
+        if self._fd is None:
+            self._poll = loop.call_later(POLL_S, self._on_poll)
+        return self.stop
+
+    def _close_fd(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def _on_readable(self) -> None:
+        assert self._fd is not None
+        if any(name in self._names for _mask, name in linux.inotify_events(self._fd)):
+            self._schedule_check()
+
+    def _on_poll(self) -> None:
+        self._poll = None
+        self._schedule_check()
+
+    def _schedule_check(self) -> None:
+        if self._check_task is not None:
+            self._again = True  # one more look once the running check is done
+            return
+        self._check_task = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        try:
+            while True:
+                self._again = False
+                try:
+                    version = await self._db.data_version()
+                except Exception:
+                    log.exception("could not read the database's data_version")
+                    break
+                if version != self._version:
+                    self._version = version
+                    self._db.changes.fire_threadsafe()
+                if not self._again:
+                    break
+        finally:
+            self._check_task = None
+            if self._fd is None and not self._stopped:
+                self._poll = asyncio.get_running_loop().call_later(POLL_S, self._on_poll)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        loop = asyncio.get_running_loop()
+        self._close_fd(loop)
+        if self._poll is not None:
+            self._poll.cancel()
+        if self._check_task is not None:
+            self._check_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._check_task
+
+
+class _PgListener:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._task: asyncio.Task[None] | None = None
+        self._conn: Any = None
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        from services.store.database import CHANNEL
+
+        args, kwargs = self._db.listen_args()
+        # Keepalives notice a peer that vanished without closing (libpq ignores them on a
+        # unix socket).
+        kwargs.update(keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+        conn = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
+        try:
+            await conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def start(self) -> Stop:
+        import psycopg
+
+        try:
+            conn = await self._connect()
+        except psycopg.OperationalError as exc:
+            raise StoreUnreachableError(
+                "could not listen for changes: the database server did not answer"
+            ) from exc
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(conn), name="deskbell-db-listen"
+        )
+        return self.stop
+
+    async def _run(self, conn: Any) -> None:
+        import psycopg
+
+        self._conn = conn
+        try:
+            while True:
+                try:
+                    async for notify in self._conn.notifies():
+                        if notify.pid not in self._db.own_backend_pids():
+                            self._db.changes.fire_threadsafe()
+                except psycopg.Error as exc:
+                    log.warning("lost the database's change notifications (%s); reconnecting", exc)
+                await self._close_conn()
+                self._conn = await self._reconnect()
+                # NOTIFYs sent while we were away are gone: readers catch up by reading.
+                self._db.changes.fire_threadsafe()
+        finally:
+            await self._close_conn()
+
+    async def _reconnect(self) -> Any:
+        import psycopg
+
+        backoff = _BACKOFF_S[0]
+        while True:
+            await asyncio.sleep(backoff)
+            try:
+                return await self._connect()
+            except psycopg.Error as exc:
+                backoff = min(backoff * 2, _BACKOFF_S[1])
+                log.info("database still unreachable (%s); next try in %.0f s", exc, backoff)
+
+    async def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
