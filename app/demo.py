@@ -375,6 +375,9 @@ class _SeedClock:
     def monotonic(self) -> float:
         return self.base.monotonic()
 
+    async def sleep_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
+        await self.base.sleep_until(None if deadline is None else deadline + self.shift, wake)
+
 
 def _free_port() -> int:
     # aiosmtpd's Controller cannot take port 0 (its self-check connects to it): NOTES.md.

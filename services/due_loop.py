@@ -1,8 +1,10 @@
 """One background task that does its due work, then sleeps until the next due time.
 
 The scheduler of the email fallback and the outbox both run this way (STYLE.md: durable
-schedules). The sleep is capped, so a wall-clock jump or a resume from sleep is noticed within
-`max_sleep_s` (E8); `wake()` cuts it short when something new arrives.
+schedules). The clock owns the waiting (`Clock.sleep_until`): it sleeps until the real
+deadline and no shorter, yet returns at once when the wall clock jumps, so what fell due during
+a suspend or a clock change is done at once (E8); with nothing due it waits for `wake()` only.
+An idle loop therefore schedules no wake-up before its next deadline (issue 9).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.clock import Clock
 
@@ -21,25 +23,27 @@ log = logging.getLogger(__name__)
 
 
 class DueLoop:
+    # After a failing step: first pause and longest pause before trying again.
+    RETRY_S = (5.0, 300.0)
+
     def __init__(
         self,
         *,
         name: str,
         clock: Clock,
         step: Callable[[], Awaitable[datetime | None]],
-        max_sleep_s: float = 5.0,
         on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`step` does what is due and returns when to look again (None: nothing known)."""
+        """`step` does what is due and returns when to look again (None: only when woken)."""
         self._name = name
         self._clock = clock
         self._step = step
-        self._max_sleep_s = max_sleep_s
         self._on_stop = on_stop
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
+        """Run the step again now: something new arrived, or the machine resumed."""
         self._wake.set()
 
     def start(self) -> None:
@@ -53,20 +57,18 @@ class DueLoop:
             self._task = None
 
     async def _run(self) -> None:
+        retry_s = self.RETRY_S[0]
         try:
             while True:
                 try:
                     next_at = await self._step()
+                    retry_s = self.RETRY_S[0]
                 except Exception:
-                    log.exception("%s failed; retrying shortly", self._name)
-                    next_at = None
-                delay = self._max_sleep_s
-                if next_at is not None:
-                    delay = min(delay, max(0.0, (next_at - self._clock.now()).total_seconds()))
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await self._wake.wait()
+                    log.exception("%s failed; retrying in %.0f s", self._name, retry_s)
+                    next_at = self._clock.now() + timedelta(seconds=retry_s)
+                    retry_s = min(retry_s * 2, self.RETRY_S[1])
+                if next_at is None or next_at > self._clock.now():
+                    await self._clock.sleep_until(next_at, self._wake)
                 self._wake.clear()
         finally:
             if self._on_stop is not None:

@@ -1,8 +1,8 @@
 """The email fallback's scheduler: unseen deliveries that fall due become outbox emails (E1-E3, E8).
 
 Due work is rows: a pending delivery with a due time. One loop sleeps until the earliest due
-row, or at most `max_sleep_s`, so a restart, a suspended laptop or a wall-clock jump is noticed
-within seconds and whatever fell due meanwhile goes out at once, after the check of E3. The
+row (services/due_loop.py), waking at once on a wall-clock jump, so after a restart, a suspended
+laptop or a clock change whatever fell due meanwhile goes out at once, after the check of E3. The
 decision and the outbox row are written in one transaction (E6).
 """
 
@@ -96,16 +96,13 @@ class FallbackScheduler:
         identity: Callable[[], MailIdentity],
         renderer: Callable[[], TemplateRenderer],
         on_queued: Callable[[], None],
-        max_sleep_s: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._identity = identity
         self._renderer = renderer
         self._on_queued = on_queued
-        self._loop = DueLoop(
-            name="email fallback", clock=clock, step=self.run_once, max_sleep_s=max_sleep_s
-        )
+        self._loop = DueLoop(name="email fallback", clock=clock, step=self.run_once)
 
     def wake(self) -> None:
         """Look again now: new deliveries, something seen, a resume from sleep."""

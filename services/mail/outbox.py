@@ -79,7 +79,6 @@ class OutboxWorker:
         lease: Callable[[], timedelta],
         on_change: Callable[[], None],
         owner: str | None = None,
-        max_sleep_s: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -93,7 +92,6 @@ class OutboxWorker:
             name="outbox",
             clock=clock,
             step=self._step,
-            max_sleep_s=max_sleep_s,
             on_stop=self._close_sender,
         )
 

@@ -116,7 +116,7 @@ async def test_the_orm_session_is_flushed_before_commit_and_instances_stay_insid
 
 
 async def test_a_read_cannot_write(db: Database) -> None:
-    with pytest.raises(Exception, match="(?i)read.?only"):
+    with pytest.raises(Exception, match=r"(?i)read.?only"):
         await db.read(_put, "r", "x")
     with pytest.raises(RuntimeError, match="cannot notify"):
         await db.read(lambda tx: tx.notify_after_commit())
