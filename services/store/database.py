@@ -338,10 +338,13 @@ class Database:
 
     async def data_version(self) -> int:
         """SQLite's `PRAGMA data_version` on the writer's connection: it changes exactly when
-        another process commits (this process's writes all go through that connection)."""
-        return await self._writer.submit(
-            lambda slot: int(slot.driver().execute("PRAGMA data_version").fetchone()[0])
-        )
+        another process commits (this process's writes all go through that connection).
+
+        Read under the write lock (BEGIN IMMEDIATE, then ROLLBACK): another process's last WAL
+        write comes before its commit is visible, so a check woken by that write waits for
+        the commit instead of missing it. StoreBusyError if the lock stays taken.
+        """
+        return await self._writer.submit(_data_version)
 
     def listen_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """psycopg `connect()` arguments for this PostgreSQL database (for the listener)."""
@@ -439,6 +442,18 @@ class Database:
             if tx.notified:
                 self.changes.fire_threadsafe()
             return result
+
+
+def _data_version(slot: ConnectionSlot) -> int:
+    driver = slot.driver()
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise translate_error(exc) from exc
+    try:
+        return int(driver.execute("PRAGMA data_version").fetchone()[0])
+    finally:
+        driver.execute("ROLLBACK")
 
 
 def _driver(conn: Connection) -> Any:

@@ -45,10 +45,6 @@ class MissingParameterError(KeyError):
     """A statement's parameter was not given and has no default."""
 
 
-def _dialect_key(dialect: Dialect) -> tuple[object, ...]:
-    return (dialect.name, dialect.driver, dialect.paramstyle, dialect.server_version_info)
-
-
 class PreparedPlan:
     """One statement compiled for one dialect: what `Tx.run` hands to the DBAPI cursor."""
 
@@ -196,26 +192,30 @@ class Prepared(Generic[RowT]):
     (`Prepared[tuple[int, str]](...)`); rows are plain tuples.
     """
 
-    __slots__ = ("_plans", "statement")
+    __slots__ = ("_by_keys", "_plans", "statement")
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._plans: dict[tuple[object, ...], PreparedPlan] = {}
+        # INSERT and UPDATE compile per set of parameter keys, as SQLAlchemy does.
+        self._by_keys = isinstance(statement, ValuesBase)
+        self._plans: dict[tuple[Dialect, frozenset[str] | None], PreparedPlan] = {}
 
     def plan(self, dialect: Dialect, keys: Iterable[str] = ()) -> PreparedPlan:
-        """The compiled form for `dialect` (and, for INSERT/UPDATE, these parameter keys)."""
-        column_keys = tuple(sorted(keys)) if isinstance(self.statement, ValuesBase) else None
-        cache_key = (*_dialect_key(dialect), column_keys)
-        plan = self._plans.get(cache_key)
+        """The compiled form for `dialect` (and, for INSERT/UPDATE, these parameter keys).
+
+        Plans are cached per dialect instance, that is per engine (each `Database` has one).
+        """
+        column_keys = frozenset(keys) if self._by_keys else None
+        plan = self._plans.get((dialect, column_keys))
         if plan is None:
             compiled = cast(
                 SQLCompiler,
                 self.statement.compile(
-                    dialect=dialect, column_keys=list(column_keys) if column_keys else None
+                    dialect=dialect, column_keys=sorted(column_keys) if column_keys else None
                 ),
             )
             plan = PreparedPlan(compiled, _column_types(self.statement))
-            self._plans[cache_key] = plan
+            self._plans[(dialect, column_keys)] = plan
         return plan
 
 

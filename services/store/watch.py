@@ -11,6 +11,8 @@ sources feed it (`start_watcher` picks the one for the engine and the platform):
 - SQLite on Linux: an inotify watch on the database's folder (the -wal file changes on every
   commit), confirmed by `PRAGMA data_version` on the writer's connection, which changes only
   when another connection commits: this process's writes and unrelated touches wake nothing.
+  The check takes the write lock for a moment, since the writer's last WAL write precedes the
+  moment its commit becomes visible (the -shm index, which inotify cannot see).
   Elsewhere (macOS, Windows) `data_version` is polled once a second instead.
 
 No timer runs while nothing happens, except the fallback poll and the PostgreSQL backoff.
@@ -26,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from services import linux
-from services.errors import StoreUnreachableError
+from services.errors import StoreBusyError, StoreUnreachableError
 
 if TYPE_CHECKING:
     from services.store.database import Database
@@ -148,6 +150,9 @@ class _SqliteWatcher:
                 self._again = False
                 try:
                     version = await self._db.data_version()
+                except StoreBusyError:
+                    self._again = True  # another process still writes: look again after it
+                    continue
                 except Exception:
                     log.exception("could not read the database's data_version")
                     break
