@@ -130,7 +130,7 @@ class ManualClock:
     current: datetime = field(default_factory=lambda: datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
     mono: float = 1000.0
     _sleepers: list[tuple[datetime | None, asyncio.Future[object]]] = field(
-        default_factory=list, repr=False, compare=False
+        default_factory=list, init=False, repr=False, compare=False
     )
 
     def now(self) -> datetime:

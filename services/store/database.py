@@ -176,9 +176,9 @@ class Tx:
         other processes notice the commit itself."""
         if not self.writing:
             raise RuntimeError("a read cannot notify: use Database.write")
+        if len(payload.encode()) > _MAX_PAYLOAD:  # checked on SQLite too: same code, both engines
+            raise ValueError("a notification payload must stay under 8,000 bytes")
         if self.is_postgres:
-            if len(payload.encode()) > _MAX_PAYLOAD:
-                raise ValueError("a notification payload must stay under 8,000 bytes")
             self._dbapi.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         self.notified = True
 

@@ -32,7 +32,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.type_api import TypeEngine
 from typing_extensions import TypeVar
 
-__all__ = ["Prepared", "PreparedPlan"]
+__all__ = ["MissingParameterError", "Prepared", "PreparedPlan", "RowT"]
 
 RowT = TypeVar("RowT", bound=tuple[Any, ...], default=tuple[Any, ...])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,9 @@ def put(tx, key):
     tx.notify_after_commit(key)
 
 async def main(url, key):
-    db = await Database.open(url)
-    await db.write(put, key)
-    await db.close()
+    database = await Database.open(url)
+    await database.write(put, key)
+    await database.close()
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
@@ -76,24 +75,17 @@ def _live_timers() -> list[asyncio.TimerHandle]:
     return [h for h in scheduled if not h.cancelled()]
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
 def _put(tx: Tx, key: str, notify: bool) -> None:
     tx.conn.execute(insert(SETTINGS).values(key=key, value="x"))
     if notify:
         tx.notify_after_commit(key)
 
 
-async def test_another_process_write_wakes_the_watcher(db: Database, database_url: str) -> None:
+async def test_another_process_write_wakes_the_watcher(
+    database: Database, database_url: str
+) -> None:
     wakes = Wakes()
-    await db.watch(wakes)
+    await database.watch(wakes)
     await asyncio.to_thread(_write_in_another_process, database_url, "from-child")
     await wakes.wait()
     assert wakes.count >= 1
@@ -102,22 +94,22 @@ async def test_another_process_write_wakes_the_watcher(db: Database, database_ur
     await wakes.wait()
 
 
-async def test_an_idle_watcher_wakes_zero_times_and_keeps_no_timer(db: Database) -> None:
+async def test_an_idle_watcher_wakes_zero_times_and_keeps_no_timer(database: Database) -> None:
     """Idle means idle: nothing scheduled, no callback, over seconds of real idleness."""
     wakes = Wakes()
-    await db.watch(wakes)
+    await database.watch(wakes)
     if sys.platform.startswith("linux"):
         assert _live_timers() == []
     await asyncio.sleep(IDLE_S)
     assert wakes.count == 0
-    assert db.changes.fired == 0
+    assert database.changes.fired == 0
 
 
-async def test_own_writes_wake_only_when_they_notify(db: Database) -> None:
+async def test_own_writes_wake_only_when_they_notify(database: Database) -> None:
     wakes = Wakes()
-    await db.watch(wakes)
-    await db.write(_put, "quiet", False)
-    await db.write(_put, "loud", True)
+    await database.watch(wakes)
+    await database.write(_put, "quiet", False)
+    await database.write(_put, "loud", True)
     await wakes.wait()
     await asyncio.sleep(IDLE_S)  # the quiet write (and the inotify echo of both) added nothing
     assert wakes.count == 1
@@ -127,29 +119,29 @@ async def test_own_writes_wake_only_when_they_notify(db: Database) -> None:
 async def test_sqlite_unrelated_files_in_the_folder_wake_nothing(tmp_path: Path) -> None:
     from tests.support.databases import migrate
 
-    url = f"sqlite:///{tmp_path / 'deskbell.db'}"
+    url = f"sqlite:///{tmp_path / 'deskbell.database'}"
     migrate(url)
-    db = await Database.open(url)
+    database = await Database.open(url)
     try:
         wakes = Wakes()
-        await db.watch(wakes)
+        await database.watch(wakes)
         for i in range(20):
             (tmp_path / "deskbell.log").write_text(f"line {i}\n")
         (tmp_path / "deskbell.db-wal").touch()  # a touch that changes no data
         await asyncio.sleep(IDLE_S)
         assert wakes.count == 0
     finally:
-        await db.close()
+        await database.close()
 
 
 @pytest.mark.postgres
 async def test_postgres_listener_reconnects_and_signals_a_catch_up(postgres_url: str) -> None:
     import psycopg
 
-    db = await Database.open(postgres_url)
+    database = await Database.open(postgres_url)
     try:
         wakes = Wakes()
-        await db.watch(wakes)
+        await database.watch(wakes)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -160,4 +152,4 @@ async def test_postgres_listener_reconnects_and_signals_a_catch_up(postgres_url:
         await asyncio.to_thread(_write_in_another_process, postgres_url, "after-reconnect")
         await wakes.wait()
     finally:
-        await db.close()
+        await database.close()

@@ -1,8 +1,8 @@
 """pytest fixtures for a fresh, migrated database per test, on SQLite and on PostgreSQL.
 
 Registered in tests/conftest.py (`pytest_plugins`). A test that should hold on both engines
-takes `database_url`: it runs twice, `[sqlite]` and `[postgresql]`. `postgres_url` is
-PostgreSQL only. Both hand out plain URLs (`sqlite:///...`, `postgresql://...`).
+takes `database_url` (or `database`, a `Database` opened on it): it runs twice, `[sqlite]` and
+`[postgresql]`. `postgres_url` is PostgreSQL only. Both hand out plain URLs (`sqlite:///...`, `postgresql://...`).
 
 Missing PostgreSQL: with `CI=true` the test fails (CI must never pass by skipping the second
 engine); elsewhere it is skipped with the reason.
@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from services.store.database import Database
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
-__all__ = ["database_url", "migrate", "postgres_cluster", "postgres_url", "sqlite_template"]
+__all__ = [
+    "database",
+    "database_url",
+    "migrate",
+    "postgres_cluster",
+    "postgres_url",
+    "sqlite_template",
+]
 
 
 def migrate(url: str) -> None:
@@ -84,3 +92,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A `Database` open on `database_url` (so on each engine in turn), closed after the test."""
+    db = await Database.open(database_url)
+    try:
+        yield db
+    finally:
+        await db.close()

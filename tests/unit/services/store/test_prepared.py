@@ -7,7 +7,6 @@ types by `Tx.run` on the DBAPI cursor as by SQLAlchemy's `Connection.execute`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -79,15 +78,6 @@ def persons(draw: st.DrawFn) -> dict[str, Any]:
     return row
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
 def _typed(rows: list[tuple[Any, ...]]) -> list[tuple[tuple[type, Any], ...]]:
     """Values with their exact types, so True and 1 or naive and aware datetimes differ."""
     return [tuple((type(v), v) for v in row) for row in rows]
@@ -136,12 +126,12 @@ def _check_examples(tx: Tx) -> int:
     return checked
 
 
-async def test_prepared_rows_equal_sqlalchemy_rows_on_both_engines(db: Database) -> None:
+async def test_prepared_rows_equal_sqlalchemy_rows_on_both_engines(database: Database) -> None:
     """Issue 9: UtcDateTime, JSON, booleans and NULLs come out as through SQLAlchemy."""
-    assert await db.write(_check_examples) > 0
+    assert await database.write(_check_examples) > 0
 
 
-async def test_expanding_in_and_statement_literals(db: Database) -> None:
+async def test_expanding_in_and_statement_literals(database: Database) -> None:
     moment = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
     def work(tx: Tx) -> tuple[list[Any], list[Any], list[Any]]:
@@ -164,13 +154,13 @@ async def test_expanding_in_and_statement_literals(db: Database) -> None:
             tx.run(COUNT_KIND),
         )
 
-    two, three, count = await db.write(work)
+    two, three, count = await database.write(work)
     assert [r[1] for r in two] == [moment, None]
     assert [r[1] for r in three] == [None, moment, None]
     assert count == [(2,)]
 
 
-async def test_run_many_inserts_every_row_and_counts_them(db: Database) -> None:
+async def test_run_many_inserts_every_row_and_counts_them(database: Database) -> None:
     moment = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     rows = [
         {
@@ -194,12 +184,12 @@ async def test_run_many_inserts_every_row_and_counts_them(db: Database) -> None:
             {},
         )
 
-    count, stored = await db.write(work)
+    count, stored = await database.write(work)
     assert count == 50
     assert stored == [(r["email"], False, r["dnd_weekly"]) for r in rows]
 
 
-async def test_bytes_and_text_statements(db: Database) -> None:
+async def test_bytes_and_text_statements(database: Database) -> None:
     raw = bytes(range(256))
     insert_email = Prepared(insert(EMAILS).returning(EMAILS.c.raw, EMAILS.c.to_addrs))
 
@@ -217,17 +207,17 @@ async def test_bytes_and_text_statements(db: Database) -> None:
             },
         )
 
-    assert await db.write(work) == [(raw, [])]
+    assert await database.write(work) == [(raw, [])]
     plain = Prepared(text("SELECT 1 + 1"))
-    assert await db.read(lambda tx: tx.run(plain)) == [(2,)]
+    assert await database.read(lambda tx: tx.run(plain)) == [(2,)]
 
 
-async def test_a_missing_parameter_is_one_clear_error(db: Database) -> None:
+async def test_a_missing_parameter_is_one_clear_error(database: Database) -> None:
     with pytest.raises(MissingParameterError, match="pid"):
-        await db.read(lambda tx: tx.run(SELECT_PERSON, {}))
+        await database.read(lambda tx: tx.run(SELECT_PERSON, {}))
 
 
-async def test_a_naive_datetime_is_refused_as_through_sqlalchemy(db: Database) -> None:
+async def test_a_naive_datetime_is_refused_as_through_sqlalchemy(database: Database) -> None:
     params = {"email": "n@x", "name": "N", "kind": "user", "created_at": datetime(2026, 1, 1)}
     with pytest.raises(ValueError, match="naive datetime"):
-        await db.write(lambda tx: tx.run(INSERT_PERSON, params))
+        await database.write(lambda tx: tx.run(INSERT_PERSON, params))
