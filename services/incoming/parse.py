@@ -19,20 +19,32 @@ import quopri
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes
+from email.feedparser import BytesFeedParser
 from email.message import Message
-from email.policy import compat32
+from email.policy import Policy, compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from services.incoming.html_text import html_to_text
 from services.incoming.reply import extract_reply
 
-__all__ = ["MAX_HEADER_CHARS", "ParsedMail", "normalize_address", "parse_mail"]
+__all__ = [
+    "MAX_HEADER_CHARS",
+    "MAX_PARSE_BYTES",
+    "ParsedMail",
+    "normalize_address",
+    "parse_mail",
+    "storable",
+]
 
 MAX_HEADER_CHARS = 4_000  # per header value; beyond this it is garbage or an attack
 _MAX_HEADERS = 500
 _MAX_RAW_HEADER = MAX_HEADER_CHARS * 2  # before unfolding and decoding
 _MAX_PARTS = 500
+# The parser reads at most this much of a mail: the text we keep (the first text part, at
+# most 100,000 characters) comes before any attachment in every client's layout, and this
+# bounds the worst crafted mail (millions of header lines) to about a second of CPU.
+MAX_PARSE_BYTES = 4_000_000
+_FEED_CHUNK = 8_192
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+\.[^@\s<>()\[\],;:\"\\]+$")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _WS = re.compile(r"\s+")
@@ -85,7 +97,7 @@ def normalize_address(value: str) -> str | None:
     return addr if _ADDRESS.match(addr) else None
 
 
-def _storable(text: str) -> str:
+def storable(text: str) -> str:
     """The text with lone surrogates as U+FFFD and NULs removed: any database takes it."""
     if not text.isascii():
         text = _SURROGATE.sub("\ufffd", text)
@@ -95,9 +107,9 @@ def _storable(text: str) -> str:
 def _unescape_8bit(value: str) -> str:
     # compat32 keeps raw 8-bit header bytes as surrogates: read them as UTF-8.
     try:
-        return _storable(value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        return storable(value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
     except UnicodeEncodeError:  # a surrogate that stands for no byte
-        return _storable(value)
+        return storable(value)
 
 
 def _codec(charset: str | None) -> str | None:
@@ -119,13 +131,13 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     codec = _codec(charset)
     if codec is not None:
         try:
-            return _storable(data.decode(codec, "replace"))
+            return storable(data.decode(codec, "replace"))
         except (LookupError, UnicodeError):
             pass  # not a text encoding (hex, rot13...) or one that refuses "replace": guess
     try:
-        return _storable(data.decode("utf-8"))
+        return storable(data.decode("utf-8"))
     except UnicodeDecodeError:
-        return _storable(data.decode("cp1252", "replace"))
+        return storable(data.decode("cp1252", "replace"))
 
 
 def _word_bytes(encoding: str, text: str) -> bytes | None:
@@ -285,8 +297,34 @@ def _clean_text(text: str, max_chars: int) -> str:
     return text.strip("\n")[:max_chars]
 
 
+def _message(raw: bytes) -> tuple[Message, list[str]]:
+    """The parsed mail, fed in chunks and stopped at MAX_PARSE_BYTES or _MAX_PARTS parts
+    (a crafted mail of millions of tiny parts would otherwise cost seconds and gigabytes)."""
+    parts = 0
+
+    def new_part(policy: Policy = compat32) -> Message:
+        nonlocal parts
+        parts += 1
+        return Message(policy)
+
+    parser = BytesFeedParser(_factory=new_part, policy=compat32)
+    parts = 0  # the parser made one to check the factory
+    defects: list[str] = []
+    for start in range(0, len(raw), _FEED_CHUNK):
+        if start >= MAX_PARSE_BYTES:
+            defects.append("TruncatedForParsing")
+            break
+        if parts > _MAX_PARTS:
+            defects.append("TooManyParts")
+            break
+        parser.feed(raw[start : start + _FEED_CHUNK].replace(b"\x00", b""))
+    msg = parser.close()
+    assert isinstance(msg, Message)
+    return msg, defects
+
+
 def _parse(raw: bytes, max_text_chars: int) -> ParsedMail:
-    msg = message_from_bytes(raw.replace(b"\x00", b""), policy=compat32)
+    msg, parse_defects = _message(raw)
     # raw_items: the values as received (items() would turn 8-bit bytes into U+FFFD).
     received = [
         (_unescape_8bit(str(name)).strip()[:200], _unescape_8bit(str(value)[:_MAX_RAW_HEADER]))
@@ -313,7 +351,7 @@ def _parse(raw: bytes, max_text_chars: int) -> ParsedMail:
     from_name, from_raw = parseaddr(from_value)
     text, types, part_defects = _body(msg, max_text_chars)
     text = _clean_text(text, max_text_chars)
-    defects = [type(d).__name__ for d in msg.defects] + part_defects
+    defects = [type(d).__name__ for d in msg.defects] + part_defects + parse_defects
     if not raw.strip():
         defects.append("EmptyMessage")
     if not from_value:

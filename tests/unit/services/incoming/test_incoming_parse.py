@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import quopri
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.incoming.html_text import html_to_text
-from services.incoming.parse import ParsedMail, parse_mail
+from services.incoming.parse import MAX_PARSE_BYTES, ParsedMail, parse_mail
 from services.incoming.reply import extract_reply
 
 CORPUS = Path(__file__).resolve().parents[4] / "tests" / "corpus"
@@ -362,11 +363,12 @@ HOSTILE_SHAPES = {
 def test_i7_hostile_bodies_cost_linear_time(shape: str) -> None:
     """A crafted body costs about what any body of its size costs: no quadratic regex.
 
-    Compared with a plain body of the same size, measured in the same run (best of 3), so a
-    slow or busy machine slows both alike; before the fix these shapes cost 1,000× and more.
+    Compared with a plain body of the same size and lines, measured in the same run (best of
+    3), so a slow or busy machine slows both alike; before the fix the "On … wrote" shapes
+    cost 1,000× and more.
     """
     body = HOSTILE_SHAPES[shape]
-    plain = ("word " * len(body))[: len(body)]
+    plain = re.sub(r"[^\n]", "w", body)  # same size and lines, nothing to match
 
     def raw(text: str, ctype: str = "plain") -> bytes:
         head = f"From: a@b.co\r\nSubject: s\r\nContent-Type: text/{ctype}; charset=utf-8\r\n\r\n"
@@ -387,3 +389,34 @@ def test_i7_hostile_html_costs_linear_time() -> None:
     baseline = _best_of(3, lambda: parse_mail(raw(plain)))
     crafted = _best_of(3, lambda: parse_mail(raw(html)))
     assert crafted < 30 * baseline + 0.05, (crafted, baseline)
+
+
+def test_i7_the_parser_stops_at_its_bounds_and_keeps_the_headers() -> None:
+    """Millions of tiny parts cost seconds and a gigabyte in the stdlib parser; deep nesting
+    blew its recursion limit and lost the whole mail. Both stop at the part limit now."""
+    head = b"From: Dana <dana@example.com>\r\nSubject: crafted\r\n"
+    many = (
+        head
+        + b"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
+        + b"--X\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+        + b"--X\r\nContent-Type: application/x-junk\r\n\r\nx\r\n" * 1_000_000
+    )
+    deep = head + b"".join(
+        b"Content-Type: multipart/mixed; boundary=B%d\r\n\r\n--B%d\r\n" % (n, n)
+        for n in range(20_000)
+    )
+    for raw in (many, deep):
+        mail = parse_mail(raw)
+        assert mail.from_addr == "dana@example.com"
+        assert mail.subject == "crafted"
+        assert "TooManyParts" in mail.defects
+        assert len(mail.content_types) <= 501
+    assert parse_mail(many).text == "first"
+
+
+def test_i7_only_the_start_of_a_huge_mail_is_parsed() -> None:
+    text = b"Hello, the log follows.\r\n" + b"log line\r\n" * 1_000_000
+    mail = parse_mail(b"From: a@b.co\r\nSubject: log\r\n\r\n" + text)
+    assert "TruncatedForParsing" in mail.defects
+    assert mail.text.startswith("Hello, the log follows.\nlog line")
+    assert mail.raw_size > MAX_PARSE_BYTES
