@@ -83,7 +83,7 @@ async def test_e11_i5_literal_encoded_words_survive_into_the_item_and_every_emai
     assert str(caught["Subject"]) == f"[#2] {SUBJECT}"
     assert caught["To"].addresses[0].display_name == NAME
     assert caught["Bcc"] is None
-    assert all(name.lower() != "bcc" for name in caught.keys())
+    assert all(name.lower() != "bcc" for name in caught)
     mail = parse_mail(raw)
     assert mail.subject == f"[#2] {SUBJECT}"
     assert mail.header("Bcc") is None
