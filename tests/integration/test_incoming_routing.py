@@ -366,3 +366,86 @@ async def test_i7_empty_and_binary_garbage_are_logged_as_ignored(
         result = await svc.receive_mail(raw)
         assert result.ignored
     assert len(await svc.emails(direction="in")) == 3
+
+
+def bottom_posted(original: Message, *, sender: str, body: str) -> bytes:
+    """What mutt or Thunderbird send: the attribution, the whole email quoted, then `body`."""
+    part = original.get_body(preferencelist=("plain",))
+    assert isinstance(part, EmailMessage)
+    quoted = "\n".join(f"> {line}".rstrip() for line in part.get_content().splitlines())
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = str(original["Reply-To"])
+    msg["Subject"] = f"Re: {original['Subject']}"
+    msg["In-Reply-To"] = str(original["Message-ID"])
+    msg["References"] = str(original["Message-ID"])
+    msg["User-Agent"] = "Mutt/2.2.12 (2023-09-09)"
+    msg.set_content(f"On Mon, Jan 05, 2026 at 09:00:00AM +0000, Deskbell wrote:\n{quoted}\n{body}")
+    return msg.as_bytes()
+
+
+async def test_i4_a_bottom_posted_reply_posts_only_its_new_text(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """Issue 8, item 1: the new text below the quote is the message, not the whole email."""
+    original = await fallback_email(
+        svc,
+        clock,
+        smtp_server,
+        author="ann@example.com",
+        kind=ConversationKind.EXTERNAL,
+        to="carl@customer.org",
+        text="Which model is it?",
+    )
+    raw = bottom_posted(
+        original, sender="carl@customer.org", body="\nAn HP LaserJet 4250.\n\n-- \nCarl\n"
+    )
+    assert str(await svc.receive_mail(raw)) == "threaded into #1"
+    assert (await texts(svc, ConversationKind.EXTERNAL))[-1] == "An HP LaserJet 4250."
+
+
+async def test_i4_a_reply_without_new_text_is_ignored_and_emails_nobody(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """Issue 8, item 1: a reply that only quotes is logged as ignored, not posted as the
+    whole quoted email (which would then be emailed to every follower again)."""
+    original = await fallback_email(
+        svc,
+        clock,
+        smtp_server,
+        author="ann@example.com",
+        kind=ConversationKind.EXTERNAL,
+        to="carl@customer.org",
+    )
+    before = await texts(svc, ConversationKind.EXTERNAL)
+    raw = bottom_posted(original, sender="carl@customer.org", body="")
+    result = await svc.receive_mail(raw)
+    assert result.ignored
+    assert result.reason == "no new text: the reply only quotes earlier mail"
+    assert await texts(svc, ConversationKind.EXTERNAL) == before
+    [entry] = await svc.emails(direction="in")
+    assert entry.status == EmailStatus.IGNORED
+    assert await svc.email_raw(entry.id) == raw  # I4: the original stays in the log
+    sent = len(smtp_server.handler.messages)
+    clock.advance(3600)
+    await svc.run_scheduler_once()
+    await svc.outbox.flush()
+    assert len(smtp_server.handler.messages) == sent
+
+
+async def test_i5_a_forward_without_a_comment_opens_an_item_with_what_was_forwarded(
+    svc: Service, world: World
+) -> None:
+    """Nothing of it was ever ours: for a new item the whole mail is the request."""
+    msg = EmailMessage()
+    msg["From"] = "dana@example.org"
+    msg["To"] = OUR
+    msg["Subject"] = "Fwd: Printer"
+    msg.set_content(
+        "Begin forwarded message:\n\nFrom: Bob <bob@example.net>\nSubject: Printer\n"
+        "Date: 4 January 2026 at 18:00:00 CET\nTo: Dana <dana@example.org>\n\n"
+        "The printer on floor 2 is jammed.\n"
+    )
+    assert str(await svc.receive_mail(msg.as_bytes())) == "created #2"
+    [(_kind, first)] = await svc.item_messages(2)
+    assert "The printer on floor 2 is jammed." in first.text
