@@ -38,6 +38,7 @@ __all__ = [
 
 MAX_HEADER_CHARS = 4_000  # per header value; beyond this it is garbage or an attack
 _MAX_HEADERS = 500
+_MAX_ADDRESS = 254
 _MAX_RAW_HEADER = MAX_HEADER_CHARS * 2  # before unfolding and decoding
 _MAX_PARTS = 500
 # The parser reads at most this much of a mail: the text we keep (the first text part, at
@@ -92,9 +93,10 @@ class ParsedMail:
 
 
 def normalize_address(value: str) -> str | None:
-    """A bare address, lowercased, if it looks like one (loosely: x@y.z, no spaces)."""
+    """A bare address, lowercased, if it looks like one (loosely: x@y.z, no spaces, at most
+    254 characters as RFC 5321 allows)."""
     addr = value.strip().strip("<>").strip().lower()
-    return addr if _ADDRESS.match(addr) else None
+    return addr if len(addr) <= _MAX_ADDRESS and _ADDRESS.match(addr) else None
 
 
 def storable(text: str) -> str:

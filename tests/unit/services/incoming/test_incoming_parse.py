@@ -420,3 +420,10 @@ def test_i7_only_the_start_of_a_huge_mail_is_parsed() -> None:
     assert "TruncatedForParsing" in mail.defects
     assert mail.text.startswith("Hello, the log follows.\nlog line")
     assert mail.raw_size > MAX_PARSE_BYTES
+
+
+def test_i7_an_overlong_address_is_no_address() -> None:
+    """It would not fit the log's column on PostgreSQL (RFC 5321 allows 254 characters)."""
+    mail = parse_mail(b"From: " + b"a" * 300 + b"@example.com\r\nTo: b@c.co\r\n\r\nx")
+    assert mail.from_addr is None
+    assert mail.to_addrs == ("b@c.co",)
