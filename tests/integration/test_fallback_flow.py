@@ -304,7 +304,7 @@ async def test_e8_what_fell_due_during_a_clock_jump_goes_out_at_once(
 
 
 async def test_e11_line_breaks_never_reach_a_header(svc: Service) -> None:
-    # Encoded-word lookalikes are kept and encoded when sent: test_incoming_subjects.py.
+    # Encoded-word lookalikes are kept and encoded when sent: test_incoming_routing.py.
     with pytest.raises(InputError):
         await svc.add_person(email="eve@example.com", name="Eve\r\nBcc: victim@example.com")
     with pytest.raises(InputError):

@@ -22,16 +22,15 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.incoming.listener import MAX_MAIL_BYTES, SmtpListener
 from services.incoming.parse import parse_mail
-from services.incoming.router import IncomingMail, MailPolicy
-from services.store.models import Email, ImapCursor, Item
+from services.store.models import Email, ImapCursor
 from tests.integration.test_imap_reader import settings_for
+from tests.integration.test_incoming_batches import incoming_failing_on
 from tests.support.dovecot import DovecotServer
 from tests.support.world import open_service
 
@@ -136,26 +135,8 @@ async def test_i7_a_mail_that_cannot_be_processed_is_logged_as_ignored_and_skipp
     """Processing fails with an error that carries the mail's own hostile text: the mail is
     still logged as ignored, with a storable reason, and the next one is processed."""
 
-    async def on_item_created(session: AsyncSession, item: Item) -> None:
-        if item.title == "breaks":
-            raise RuntimeError("automation choked on \ud800\x00 text")
-
-    async def nothing(*_args: object) -> None:
-        return None
-
-    incoming = IncomingMail(
-        svc.store.sessions,
-        clock=svc.clock,
-        secrets=svc.secrets,
-        config=svc.config,
-        policy=lambda: MailPolicy(
-            own_address=OUR, token_key=b"k" * 32, create_items=True, default_delay_s=60
-        ),
-        on_posted=nothing,
-        on_item_created=on_item_created,
-        on_person_created=nothing,
-        on_written=lambda: None,
-    )
+    error = RuntimeError("automation choked on \ud800\x00 text")
+    incoming = incoming_failing_on(svc, "breaks", error)
     folder = f"Hostile{next(_folders)}"
     dovecot.create_folder(folder)
     dovecot.deliver(mail("n@example.org", "breaks", b"x"), folder=folder)
