@@ -12,7 +12,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from services.incoming.listener import SmtpListener, parse_listen_address
+from services.errors import InputError
+from services.incoming.listener import MAX_MAIL_BYTES, SmtpListener, parse_listen_address
 
 if TYPE_CHECKING:
     from services.api import Service
@@ -45,7 +46,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _mail(service: Service, args: argparse.Namespace) -> None:
-    raw = sys.stdin.buffer.read()
+    raw = sys.stdin.buffer.read(MAX_MAIL_BYTES + 1)
+    if len(raw) > MAX_MAIL_BYTES:
+        # The same limit as the SMTP listener's: nothing that large is a help-desk mail.
+        raise InputError(f"the mail is larger than {MAX_MAIL_BYTES:,} bytes; nothing was logged")
     print(await service.receive_mail(raw))
 
 

@@ -1,10 +1,13 @@
 """E11: text from people never becomes a header.
 
-Two lines of defence. On input (CLI, API) `check_header_text` refuses names and titles that
-hold line breaks, control characters or encoded words. Just before a header is built,
-`clean_header_text` neutralises whatever got through (older rows, imported data), because
-the interpreter's own folding has turned encoded words into real headers before
-(CVE-2024-6923 in Python 3.11.7).
+Only a line break (or another control) can end a header, so that is what is kept out, twice:
+on input (CLI, API) `check_header_text` refuses names and titles that hold one, and just
+before a header is built `clean_header_text` turns whatever got through (older rows, mail)
+into spaces. Text that merely looks like an encoded word ("=?…?=") is the person's text and
+is kept as written: the composer (`services/domain/mime.py`) encodes every value holding
+"=?" as encoded words, so a mail client shows exactly that text and never decodes it into
+something else. (CVE-2024-6923: Python 3.11.7's own header folding turned such text into real
+headers; our headers are never folded by the interpreter's generator.)
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ _MAX_LOCAL_LEN = 64
 # the \x1c-\x1e separators, NEL), line and paragraph separators, lone surrogates.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 _ENCODED_WORD_START = "=?"
-_ENCODED_WORD_END = "?="
 
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LOCAL_RE = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*", re.IGNORECASE)
@@ -66,27 +68,18 @@ def check_header_text(text: str, *, field: str) -> str:
             raise HeaderInjectionError(
                 f"{field} must not contain {kind} (U+{ord(ch):04X}); use a single line of text"
             )
-    if _ENCODED_WORD_START in text:
-        raise HeaderInjectionError(
-            f"{field} must not contain '=?' (it could be read as an encoded email header word)"
-        )
     return text
 
 
 def clean_header_text(text: str, *, max_len: int = 200) -> str:
     """Make any text safe for a header: never raises, idempotent.
 
-    Controls and line breaks become spaces, encoded-word markers are broken up, whitespace
-    is collapsed, and the result is cut to `max_len` characters ending in "…".
+    Controls and line breaks become spaces, whitespace is collapsed, and the result is cut
+    to `max_len` characters ending in "…". Everything else is kept as written.
     """
     if max_len < 1:
         raise ValueError("max_len must be at least 1")
-    chars = [" " if _is_forbidden(ch) else ch for ch in text]
-    cleaned = "".join(chars)
-    # Breaking one marker can never form another ("= ?", "? ="), but loop to be sure.
-    while _ENCODED_WORD_START in cleaned or _ENCODED_WORD_END in cleaned:
-        cleaned = cleaned.replace(_ENCODED_WORD_START, "= ?").replace(_ENCODED_WORD_END, "? =")
-    cleaned = " ".join(cleaned.split())
+    cleaned = " ".join("".join(" " if _is_forbidden(ch) else ch for ch in text).split())
     if len(cleaned) > max_len:
         cleaned = cleaned[: max_len - 1].rstrip() + ELLIPSIS
     return cleaned

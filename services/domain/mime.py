@@ -3,8 +3,9 @@
 Our emails have one shape: a few headers, a plain-text body and optionally an HTML
 alternative. Composing that shape directly is about three times faster than building an
 `EmailMessage` and generating it (the scheduler renders one per unseen delivery), and it
-leaves no room for a header we did not mean: every value is checked for line breaks and
-encoded words first (E11), then RFC 2047-encoded here if it is not ASCII.
+leaves no room for a header we did not mean: every value is checked for line breaks first
+(E11), then RFC 2047-encoded here if it is not ASCII or holds "=?", so that text which looks
+like an encoded word reads back as exactly that text, never as what it would decode to.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from email.charset import Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, getaddresses
 
@@ -24,6 +26,8 @@ __all__ = ["ADDRESS_HEADERS", "compose"]
 ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
 _HEADER_NAME_RE = re.compile(r"[A-Za-z0-9-]{1,76}")
 _MAX_LINE = 78
+_ENCODED_WORD_START = "=?"
+_UTF8 = Charset("utf-8")
 
 
 def compose(
@@ -36,7 +40,7 @@ def compose(
     """A complete message: `headers` in order, then Date and MIME, then the body parts.
 
     Header values must already be the text people should see (names, subjects): they are
-    refused if they hold a line break or an encoded word, and encoded here when needed.
+    refused if they hold a line break, and encoded here when needed.
     """
     if date.tzinfo is None:
         raise ValueError("the Date header needs a timezone-aware time")
@@ -85,9 +89,10 @@ def _header(name: str, value: str) -> str:
     value = check_header_text(value, field=name)
     if name.lower() in ADDRESS_HEADERS:
         return f"{name}: {_addresses(value)}"
-    if value.isascii() and len(name) + 2 + len(value) <= _MAX_LINE:
+    literal = value.isascii() and _ENCODED_WORD_START not in value
+    if literal and len(name) + 2 + len(value) <= _MAX_LINE:
         return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
+    charset = "us-ascii" if literal else "utf-8"
     folded = Header(value, charset, header_name=name).encode(maxlinelen=_MAX_LINE)
     return f"{name}: {folded}".replace("\n", "\r\n")
 
@@ -98,7 +103,10 @@ def _addresses(value: str) -> str:
     for name, address in getaddresses([value]):
         if not address or "@" not in address or not address.isascii():
             raise HeaderInjectionError(f"{value!r} does not hold a valid address")
-        parts.append(formataddr((name, address), charset="utf-8"))
+        if _ENCODED_WORD_START in name:  # formataddr encodes only non-ASCII names
+            parts.append(f"{_UTF8.header_encode(name)} <{address}>")
+        else:
+            parts.append(formataddr((name, address), charset="utf-8"))
     if not parts:
         raise HeaderInjectionError(f"{value!r} does not hold an address")
     return ", ".join(parts)

@@ -204,14 +204,29 @@ def _fetch(client: IMAPClient, batch: list[tuple[int, int]], max_bytes: int) -> 
 
 
 def _idle_wait(
-    client: IMAPClient, last: int, max_s: float, interrupted: Callable[[], bool]
+    client: IMAPClient,
+    last: int,
+    max_s: float,
+    interrupted: Callable[[], bool],
+    idling: threading.Event,
 ) -> None:
-    """IDLE until the server reports a change, `max_s` passes, or `interrupted()`."""
+    """IDLE until the server reports a change, `max_s` passes, or `interrupted()`;
+    `idling` is set while the server is in IDLE."""
     # Mail that arrived while we fetched was announced in those commands' responses, which
     # IMAPClient drops: a last SEARCH right before IDLE closes that gap.
     if _uids_above(client, last):
         return
     client.idle()
+    idling.set()
+    try:
+        _idle_until(client, max_s, interrupted)
+    finally:
+        idling.clear()
+    client.idle_done()
+
+
+def _idle_until(client: IMAPClient, max_s: float, interrupted: Callable[[], bool]) -> None:
+    """Read IDLE responses in short slices until new mail, `max_s`, or `interrupted()`."""
     deadline = time.monotonic() + max_s
     quick_empty = 0
     while not interrupted() and time.monotonic() < deadline:
@@ -227,7 +242,6 @@ def _idle_wait(
         quick_empty = quick_empty + 1 if quick else 0
         if quick_empty >= 3:
             raise imaplib.IMAP4.abort("the server closed the connection")
-    client.idle_done()
 
 
 class ImapReader:
@@ -263,6 +277,7 @@ class ImapReader:
         self._lock = asyncio.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._idling = threading.Event()
 
     @property
     def settings(self) -> ImapSettings:
@@ -271,6 +286,11 @@ class ImapReader:
     @property
     def connected(self) -> bool:
         return self._client is not None
+
+    @property
+    def idling(self) -> bool:
+        """Whether the server is in IDLE: new mail now arrives without a poll."""
+        return self._idling.is_set()
 
     async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
         try:
@@ -359,7 +379,12 @@ class ImapReader:
                         return self._stopping.is_set() or self._wake.is_set()
 
                     await self._call(
-                        _idle_wait, client, self._last_uid, self._idle_refresh_s, interrupted
+                        _idle_wait,
+                        client,
+                        self._last_uid,
+                        self._idle_refresh_s,
+                        interrupted,
+                        self._idling,
                     )
                     return
         with contextlib.suppress(TimeoutError):

@@ -2,7 +2,10 @@
 
 aiosmtpd's server runs on the service's own event loop (no Controller thread), so each
 accepted mail goes straight into `Service.receive_mail`. The mail is accepted (250) once it
-is logged; a failure to log it answers 451 so the sending server tries again later.
+is logged, whatever it holds: a mail that cannot be processed is logged as ignored, with the
+reason (I7). Only a database that cannot take even that row answers 451, so the sending
+server tries again later; a mail SMTP itself forbids (too large, a line over 998
+characters) gets aiosmtpd's permanent 5xx.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class _Handler:
         data = raw if isinstance(raw, bytes) else str(raw or "").encode("utf-8", "replace")
         try:
             result = await self._receive(data)
-        except Exception:  # the log could not be written: let the sender retry (I7)
+        except Exception:  # not even the log row could be written: let the sender retry (I7)
             log.exception("an incoming mail over SMTP could not be processed")
             return "451 4.3.0 Could not store the mail; try again later"
         log.info("SMTP listener: %s", result)

@@ -39,7 +39,7 @@ from services.incoming.imap import (
     ImapSettings,
 )
 from services.incoming.loops import SenderHold, loop_reason
-from services.incoming.parse import ParsedMail, parse_mail
+from services.incoming.parse import ParsedMail, parse_mail, storable
 from services.secrets import SecretStore
 from services.store import queries
 from services.store.models import Conversation, Email, Follower, Item, Message, Person
@@ -292,6 +292,7 @@ async def route_incoming(
     if held is not None:
         return ignore(held)
 
+    # A new item's request may be all forwarded or quoted text: then it is the whole mail.
     text = mail.reply_text or mail.text
     sender = await session.scalar(select(Person).where(Person.email == sender_addr))
     route = (
@@ -301,6 +302,9 @@ async def route_incoming(
     )
     if route is not None:
         assert sender is not None
+        if not mail.reply_text and mail.text:
+            # Posting the quoted history would email it to every follower again (I4).
+            return ignore("no new text: the reply only quotes earlier mail")
         conv = route.conversation
         try:
             new = await ops.post_message(
@@ -417,6 +421,12 @@ async def _create_item(
     )
 
 
+async def _parse_off_loop(raws: Sequence[bytes]) -> list[ParsedMail]:
+    """Parse in a worker thread: a crafted mail costs up to about a second of CPU (the
+    parser's bounds, services/incoming/parse.py), which must not stall the event loop."""
+    return await asyncio.to_thread(lambda: [parse_mail(raw) for raw in raws])
+
+
 class IncomingMail:
     """The service's incoming side: `receive` (one raw mail), and the IMAP reader's life.
 
@@ -451,14 +461,17 @@ class IncomingMail:
         self.reader: ImapReader | None = None
 
     async def receive(self, raw: bytes) -> IncomingResult:
-        """Process one raw email exactly as if fetched (I2-I7). Never raises for a bad mail."""
+        """Process one raw email exactly as if fetched (I2-I7). Never raises for a bad mail;
+        raises only when even the log row cannot be written (the database is unusable)."""
         return await self._receive_one(raw)
 
-    async def _route(self, session: AsyncSession, raw: bytes, policy: MailPolicy) -> IncomingResult:
+    async def _route(
+        self, session: AsyncSession, raw: bytes, mail: ParsedMail, policy: MailPolicy
+    ) -> IncomingResult:
         return await route_incoming(
             session,
             raw=raw,
-            mail=parse_mail(raw),
+            mail=mail,
             now=self._clock.now(),
             policy=policy,
             on_posted=self._on_posted,
@@ -469,33 +482,41 @@ class IncomingMail:
     async def _receive_one(self, raw: bytes, *, save: SaveHook | None = None) -> IncomingResult:
         """One mail in its own transaction, with `save` (the IMAP position) in the same one."""
         policy = self._policy()
+        [mail] = await _parse_off_loop([raw])
         try:
             async with self._sessions.begin() as session:
-                result = await self._route(session, raw, policy)
+                result = await self._route(session, raw, mail, policy)
                 if save is not None:
                     await save(session)
         except Exception as exc:  # I7: rolled back; the mail is still logged, as ignored
-            log.exception("processing an incoming mail failed; logged as ignored")
-            reason = f"could not be processed: {type(exc).__name__}: {exc}"
-            now = self._clock.now()
-            async with self._sessions.begin() as session:
-                row = _log_row(raw, parse_mail(raw), now)
-                row.status = EmailStatus.IGNORED
-                row.action = "ignored"
-                row.reason = reason[:500]
-                session.add(row)
-                await session.flush()
-                queries.add_change(session, kind="email", at=now)
-                if save is not None:
-                    await save(session)
-                result = IncomingResult(
-                    email_id=row.id,
-                    status=EmailStatus.IGNORED,
-                    action="ignored",
-                    reason=row.reason,
-                )
+            reason = storable(f"could not be processed: {type(exc).__name__}: {exc}")
+            # One line (`deskbell mail receive` prints what it did, not a traceback).
+            log.warning("an incoming mail is logged as ignored: %s", reason)
+            log.debug("the failure", exc_info=True)
+            result = await self._log_ignored(raw, mail, reason, save=save)
         self._on_written()
         return result
+
+    async def _log_ignored(
+        self, raw: bytes, mail: ParsedMail, reason: str, *, save: SaveHook | None
+    ) -> IncomingResult:
+        """The log row of a mail that could not be processed, with `save` (the IMAP position:
+        the reader moves past it). Its text is storable and bounded (parse_mail), so only an
+        unusable database makes this raise."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            row = _log_row(raw, mail, now)
+            row.status = EmailStatus.IGNORED
+            row.action = "ignored"
+            row.reason = reason[:500]
+            session.add(row)
+            await session.flush()
+            queries.add_change(session, kind="email", at=now)
+            if save is not None:
+                await save(session)
+        return IncomingResult(
+            email_id=row.id, status=EmailStatus.IGNORED, action="ignored", reason=row.reason
+        )
 
     async def _receive_batch(
         self, raws: Sequence[bytes], *, save: SaveHook
@@ -505,10 +526,14 @@ class IncomingMail:
         Raises if any mail fails, with nothing written: the caller then goes one by one.
         """
         policy = self._policy()
+        mails = await _parse_off_loop(raws)
         async with self._sessions.begin() as session:
             # Nothing in a batch edits automations: each trigger's list is read once.
             cache_automations(session)
-            results = [await self._route(session, raw, policy) for raw in raws]
+            results = [
+                await self._route(session, raw, mail, policy)
+                for raw, mail in zip(raws, mails, strict=True)
+            ]
             await save(session)
         if results:
             self._on_written()

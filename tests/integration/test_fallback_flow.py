@@ -303,11 +303,10 @@ async def test_e8_what_fell_due_during_a_clock_jump_goes_out_at_once(
     assert await _tick(svc) == 1
 
 
-async def test_e11_line_breaks_and_encoded_words_never_reach_a_header(svc: Service) -> None:
+async def test_e11_line_breaks_never_reach_a_header(svc: Service) -> None:
+    # Encoded-word lookalikes are kept and encoded when sent: test_incoming_routing.py.
     with pytest.raises(InputError):
         await svc.add_person(email="eve@example.com", name="Eve\r\nBcc: victim@example.com")
-    with pytest.raises(InputError):
-        await svc.add_person(email="eve@example.com", name="=?UTF-8?Q?=0A?=Bcc: x")
     with pytest.raises(InputError):
         await svc.add_person(email="eve@example.com\r\nRCPT TO:<x@y.z>", name="Eve")
     with pytest.raises(InputError):

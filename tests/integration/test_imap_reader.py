@@ -42,7 +42,7 @@ def settings_for(server: DovecotServer, folder: str, **kw: object) -> ImapSettin
         "username": server.user,
         "password": server.password,
         "folder": folder,
-        "timeout_s": 5,
+        "timeout_s": 30,
     }
     base.update(kw)
     return ImapSettings(**base)  # type: ignore[arg-type]
@@ -77,7 +77,8 @@ async def make_reader() -> AsyncIterator[Callable[..., ImapReader]]:
         await reader.close()
 
 
-async def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+# Deadlines are generous: the machine may be shared and ten times slower than usual.
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110 - a polled condition, not an event
             await asyncio.sleep(0.02)
@@ -145,16 +146,12 @@ async def test_i1_idle_picks_up_new_mail_quickly(
     # A poll interval far beyond the test: only IDLE can bring the mail in time.
     task = asyncio.create_task(reader.run(stop, poll_interval_s=600))
     try:
-        await wait_for(lambda: reader.connected)
-        await asyncio.sleep(0.3)  # let it enter IDLE
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        await wait_for(lambda: reader.idling)
         await asyncio.to_thread(dovecot.deliver, mail(1), folder=folder)
-        await wait_for(lambda: seen.seen == ["mail 1"], timeout_s=3)
-        assert loop.time() - started < 2.5
+        await wait_for(lambda: seen.seen == ["mail 1"])  # long before the 600 s poll
     finally:
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 60)
 
 
 async def test_i1_reconnects_after_the_server_went_away(
@@ -171,11 +168,11 @@ async def test_i1_reconnects_after_the_server_went_away(
         await wait_for(lambda: not reader.connected)
         await asyncio.to_thread(dovecot.start)
         await asyncio.to_thread(dovecot.deliver, mail(2), folder=folder)
-        await wait_for(lambda: seen.seen == ["mail 1", "mail 2"], timeout_s=8)
+        await wait_for(lambda: seen.seen == ["mail 1", "mail 2"])
         assert not task.done()
     finally:
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 60)
 
 
 async def test_i1_check_over_tls_and_starttls_and_a_wrong_password(

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from services.api import Service
 from tests.support.dovecot import DovecotServer
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    # Generous: the machine may be shared and ten times slower than usual.
+    async with asyncio.timeout(60):
+        while not condition():  # noqa: ASYNC110 - a polled condition, not an event
+            await asyncio.sleep(0.05)
 
 
 async def test_i1_setting_the_imap_host_starts_the_reader_at_once(
@@ -21,17 +29,9 @@ async def test_i1_setting_the_imap_host_starts_the_reader_at_once(
         await service.set_config("imap.username", dovecot.user)
         service.set_imap_password(dovecot.password)
         await service.set_config("imap.host", "127.0.0.1")
-        for _ in range(50):
-            if service.incoming.reader is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert service.incoming.reader is not None
+        await _until(lambda: service.incoming.reader is not None)
         await service.set_config("imap.folder", "Elsewhere")
         reader = service.incoming.reader
-        for _ in range(50):
-            if service.incoming.reader is not reader:
-                break
-            await asyncio.sleep(0.05)
-        assert service.incoming.reader is not reader  # restarted with the new folder
+        await _until(lambda: service.incoming.reader is not reader)  # restarted: new folder
     finally:
         await service.close()

@@ -79,19 +79,17 @@ async def test_i1_a_failed_batch_leaves_the_cursor_and_is_read_again(
         await reader.close()
 
 
-async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
-    svc: Service, dovecot: DovecotServer, folder: str
-) -> None:
-    """A mail whose processing raises rolls its batch back; the batch is redone one by one."""
+def incoming_failing_on(svc: Service, title: str, error: Exception) -> IncomingMail:
+    """The service's incoming side, whose automations raise `error` for an item `title`."""
 
     async def on_item_created(session: AsyncSession, item: Item) -> None:
-        if item.title == "mail 2":
-            raise RuntimeError("an automation bug")
+        if item.title == title:
+            raise error
 
     async def nothing(*_args: object) -> None:
         return None
 
-    incoming = IncomingMail(
+    return IncomingMail(
         svc.store.sessions,
         clock=svc.clock,
         secrets=svc.secrets,
@@ -107,6 +105,13 @@ async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
         on_person_created=nothing,
         on_written=lambda: None,
     )
+
+
+async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
+    svc: Service, dovecot: DovecotServer, folder: str
+) -> None:
+    """A mail whose processing raises rolls its batch back; the batch is redone one by one."""
+    incoming = incoming_failing_on(svc, "mail 2", RuntimeError("an automation bug"))
     for n in range(1, 4):
         dovecot.deliver(mail(n), folder=folder)
     reader = incoming.reader_for(settings_for(dovecot, folder))

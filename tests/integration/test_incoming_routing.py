@@ -7,6 +7,7 @@ the replies are built from the caught message's Reply-To and Message-ID, as a ma
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.utils import make_msgid
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from services.api import ConversationKind, Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
+from services.incoming.parse import parse_mail
 from tests.support.smtpd import SmtpServer
 from tests.support.world import World, open_service, seed
 
@@ -75,7 +77,9 @@ def reply_to(
     threading: bool = True,
     subject: str | None = None,
     headers: dict[str, str] | None = None,
+    text: str | None = None,
 ) -> bytes:
+    """A client's reply to `original`: `body` above a quote, or exactly `text` if given."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to if to is not None else str(original["Reply-To"])
@@ -86,7 +90,8 @@ def reply_to(
         msg["References"] = str(original["Message-ID"])
     for name, value in (headers or {}).items():
         msg[name] = value
-    msg.set_content(f"{body}\n\nOn Mon, 1 Jan 2024, Deskbell wrote:\n> {original['Subject']}\n")
+    quoted = f"{body}\n\nOn Mon, 1 Jan 2024, Deskbell wrote:\n> {original['Subject']}\n"
+    msg.set_content(quoted if text is None else text)
     return msg.as_bytes()
 
 
@@ -366,3 +371,145 @@ async def test_i7_empty_and_binary_garbage_are_logged_as_ignored(
         result = await svc.receive_mail(raw)
         assert result.ignored
     assert len(await svc.emails(direction="in")) == 3
+
+
+def bottom_posted(original: Message, *, sender: str, body: str) -> bytes:
+    """What mutt or Thunderbird send: the attribution, the whole email quoted, then `body`."""
+    part = original.get_body(preferencelist=("plain",))
+    assert isinstance(part, EmailMessage)
+    quoted = "\n".join(f"> {line}".rstrip() for line in part.get_content().splitlines())
+    text = f"On Mon, Jan 05, 2026 at 09:00:00AM +0000, Deskbell wrote:\n{quoted}\n{body}"
+    return reply_to(original, sender=sender, body="", text=text)
+
+
+async def email_to_carl(
+    svc: Service, clock: ManualClock, server: SmtpServer, text: str = "Any news?"
+) -> Message:
+    return await fallback_email(
+        svc,
+        clock,
+        server,
+        author="ann@example.com",
+        kind=ConversationKind.EXTERNAL,
+        to="carl@customer.org",
+        text=text,
+    )
+
+
+async def test_i4_a_bottom_posted_reply_posts_only_its_new_text(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """Issue 8, item 1: the new text below the quote is the message, not the whole email."""
+    original = await email_to_carl(svc, clock, smtp_server, text="Which model is it?")
+    raw = bottom_posted(
+        original, sender="carl@customer.org", body="\nAn HP LaserJet 4250.\n\n-- \nCarl\n"
+    )
+    assert str(await svc.receive_mail(raw)) == "threaded into #1"
+    assert (await texts(svc, ConversationKind.EXTERNAL))[-1] == "An HP LaserJet 4250."
+
+
+async def test_i4_a_reply_without_new_text_is_ignored_and_emails_nobody(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """Issue 8, item 1: a reply that only quotes is logged as ignored, not posted as the
+    whole quoted email (which would then be emailed to every follower again)."""
+    original = await email_to_carl(svc, clock, smtp_server)
+    before = await texts(svc, ConversationKind.EXTERNAL)
+    raw = bottom_posted(original, sender="carl@customer.org", body="")
+    result = await svc.receive_mail(raw)
+    assert result.ignored
+    assert result.reason == "no new text: the reply only quotes earlier mail"
+    assert await texts(svc, ConversationKind.EXTERNAL) == before
+    [entry] = await svc.emails(direction="in")
+    assert entry.status == EmailStatus.IGNORED
+    assert await svc.email_raw(entry.id) == raw  # I4: the original stays in the log
+    sent = len(smtp_server.handler.messages)
+    clock.advance(3600)
+    await svc.run_scheduler_once()
+    await svc.outbox.flush()
+    assert len(smtp_server.handler.messages) == sent
+
+
+async def test_i5_a_forward_without_a_comment_opens_an_item_with_what_was_forwarded(
+    svc: Service, world: World
+) -> None:
+    """Nothing of it was ever ours: for a new item the whole mail is the request."""
+    msg = EmailMessage()
+    msg["From"] = "dana@example.org"
+    msg["To"] = OUR
+    msg["Subject"] = "Fwd: Printer"
+    msg.set_content(
+        "Begin forwarded message:\n\nFrom: Bob <bob@example.net>\nSubject: Printer\n"
+        "Date: 4 January 2026 at 18:00:00 CET\nTo: Dana <dana@example.org>\n\n"
+        "The printer on floor 2 is jammed.\n"
+    )
+    assert str(await svc.receive_mail(msg.as_bytes())) == "created #2"
+    [(_kind, first)] = await svc.item_messages(2)
+    assert "The printer on floor 2 is jammed." in first.text
+
+
+# Issue 8, item 8 (E11, I5): a literal "=?" in a customer's subject or name is their text. The
+# new item's title keeps it exactly, and every email we send about the item carries it encoded,
+# so the customer's mail client (Python's parser here, and ours) shows exactly that text, never
+# what it would decode into, and never an extra header.
+SUBJECT = "Error =?utf-8?B?SGk=?= in the log"
+NAME = "Dana =?UTF-8?Q?=0A?=Bcc: victim@evil.test"
+
+
+def customer_mail() -> bytes:
+    """As a mail client sends it: the literal text encoded, since it holds "=?"."""
+    name = Header(NAME, "utf-8").encode()
+    subject = Header(SUBJECT, "utf-8").encode()
+    return (
+        f"From: {name} <dana@example.org>\r\nTo: {OUR}\r\nSubject: {subject}\r\n"
+        "Message-ID: <literal.1@example.org>\r\nContent-Type: text/plain\r\n\r\n"
+        "The log says it.\r\n"
+    ).encode("ascii")
+
+
+async def test_e11_i5_literal_encoded_words_survive_into_the_item_and_every_email(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    result = await svc.receive_mail(customer_mail())
+    assert str(result) == "created #2"
+    assert (await svc.item(2)).title == SUBJECT
+    assert (await svc.person("dana@example.org")).name == NAME
+    [entry] = await svc.emails(direction="in")
+    assert entry.subject == SUBJECT
+
+    await svc.post(
+        author="ann@example.com", text="Which log?", item_number=2, kind=ConversationKind.EXTERNAL
+    )
+    clock.advance(61)
+    await svc.run_scheduler_once()
+    await svc.outbox.flush()
+    [sent] = [e for e in await svc.emails(direction="out") if "dana@example.org" in e.to_addrs]
+    raw = await svc.email_raw(sent.id)
+    assert raw is not None
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    [caught] = [m for m in smtp_server.handler.messages if "dana@example.org" in str(m["To"])]
+    assert str(caught["Subject"]) == f"[#2] {SUBJECT}"
+    assert caught["To"].addresses[0].display_name == NAME
+    assert caught["Bcc"] is None
+    assert all(name.lower() != "bcc" for name in caught)
+    mail = parse_mail(raw)
+    assert mail.subject == f"[#2] {SUBJECT}"
+    assert mail.header("Bcc") is None
+
+    # The customer's reply threads, and the title stays as the customer wrote it.
+    reply = (
+        f"From: dana@example.org\r\nTo: {caught['Reply-To']}\r\n"
+        f"Subject: {Header('Re: ' + str(caught['Subject']), 'utf-8').encode()}\r\n"
+        f"In-Reply-To: {caught['Message-ID']}\r\n\r\nThe error log of today.\r\n"
+    ).encode("ascii")
+    assert str(await svc.receive_mail(reply)) == "threaded into #2"
+    assert (await svc.item(2)).title == SUBJECT
+
+
+async def test_e11_an_agent_may_name_an_item_with_encoded_word_text(
+    svc: Service, world: World
+) -> None:
+    """The command line and the app accept such text too; the composer encodes it."""
+    item = await svc.create_item(title="=?UTF-8?Q?=0A?=Bcc: x@y.z", followers=["ann@example.com"])
+    assert (await svc.item(item.number)).title == "=?UTF-8?Q?=0A?=Bcc: x@y.z"

@@ -21,9 +21,6 @@ ATTACKS = [
     "Printer\r\nBcc: victim@example.com",
     "Printer\nBcc: victim@example.com",
     "Printer\rBcc: victim@example.com",
-    "=?UTF-8?Q?=0A?=Bcc: victim@example.com",
-    "=?utf-8?b?CkJjYzogeA==?=",
-    "half =? an encoded word",
     "Line\u2028Bcc: x",
     "Para\u2029Bcc: x",
     "Next\x85Bcc: x",
@@ -35,8 +32,18 @@ ATTACKS = [
 BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00"
 
 
+# Text that only looks like an encoded word is the person's text: it is kept as written, and
+# the composer encodes it so that it reads back exactly (tests/unit/services/domain/test_mime.py).
+ENCODED_LOOKING = [
+    "=?UTF-8?Q?=0A?=Bcc: victim@example.com",
+    "=?utf-8?b?CkJjYzogeA==?=",
+    "half =? an encoded word",
+    "Error =?utf-8?B?SGk=?= in the log",
+]
+
+
 @pytest.mark.parametrize("text", ATTACKS)
-def test_e11_check_refuses_breaks_controls_and_encoded_words(text: str) -> None:
+def test_e11_check_refuses_breaks_and_controls(text: str) -> None:
     with pytest.raises(HeaderInjectionError, match="title"):
         check_header_text(text, field="title")
 
@@ -45,9 +52,14 @@ def test_e11_check_refuses_breaks_controls_and_encoded_words(text: str) -> None:
 def test_e11_clean_neutralises(text: str) -> None:
     cleaned = clean_header_text(text)
     assert not any(ch in cleaned for ch in BREAKS)
-    assert "=?" not in cleaned
-    assert "?=" not in cleaned
     check_header_text(cleaned, field="title")  # what clean returns always passes the check
+
+
+@pytest.mark.parametrize("text", ENCODED_LOOKING)
+def test_e11_encoded_word_lookalikes_are_kept_as_written(text: str) -> None:
+    """Issue 8: a literal "=?" is the customer's text, not refused and not rewritten."""
+    assert check_header_text(text, field="title") == text
+    assert clean_header_text(text) == text
 
 
 def test_e11_check_accepts_ordinary_text() -> None:
@@ -72,8 +84,6 @@ def test_e11_clean_collapses_whitespace_and_truncates() -> None:
 def test_e11_property_clean_is_safe_bounded_and_idempotent(text: str, max_len: int) -> None:
     cleaned = clean_header_text(text, max_len=max_len)
     assert len(cleaned) <= max_len
-    assert "=?" not in cleaned
-    assert "?=" not in cleaned
     assert cleaned == cleaned.strip()
     check_header_text(cleaned, field="x")
     assert clean_header_text(cleaned, max_len=max_len) == cleaned

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from services.domain.headers import HeaderInjectionError, clean_header_text, format_address
 from services.domain.mime import compose
+from services.incoming.parse import parse_mail
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -69,15 +70,56 @@ def test_e11_non_ascii_names_and_subjects_are_encoded_not_raw() -> None:
 
 @pytest.mark.parametrize(
     "evil",
-    [
-        "Hi\r\nBcc: victim@example.com",
-        "=?UTF-8?Q?=0A?=Bcc: victim@example.com",
-        "Hi\u2028Bcc: victim@example.com",
-    ],
+    ["Hi\r\nBcc: victim@example.com", "Hi\u2028Bcc: victim@example.com", "Hi\x00there"],
 )
-def test_e11_line_breaks_and_encoded_words_are_refused(evil: str) -> None:
+def test_e11_line_breaks_are_refused(evil: str) -> None:
     with pytest.raises(HeaderInjectionError):
         compose(headers=[("Subject", evil)], date=T0, text="x")
+
+
+LITERAL_ENCODED_WORDS = [
+    "=?UTF-8?Q?=0A?=Bcc: victim@example.com",
+    "=?UTF-8?Q?=0D=0A?=Bcc: victim@example.com",
+    "=?utf-8?b?CkJjYzogeA==?=",
+    "Error =?utf-8?B?SGk=?= in the log",
+    "half =? an encoded word ?= and more",
+    "=?",
+    "Grüße =?iso-8859-1?q?caf=E9?=" + " long" * 30,
+]
+
+
+@pytest.mark.parametrize("text", LITERAL_ENCODED_WORDS)
+def test_e11_literal_encoded_words_read_back_exactly_and_add_no_header(text: str) -> None:
+    """Issue 8: "=?" in a subject or a name is encoded when the header is built, so a mail
+    client shows exactly that text and never decodes it into something else (a Bcc)."""
+    raw = compose(
+        headers=[
+            ("From", format_address(name=text, address="support@example.com")),
+            ("To", format_address(name=text, address="carl@example.com")),
+            ("Subject", f"[#7] {text}"),
+        ],
+        date=T0,
+        text="x",
+    )
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    msg = parse(raw)
+    assert set(msg.keys()) == {
+        "From", "To", "Subject", "Date", "MIME-Version", "Content-Type",
+        "Content-Transfer-Encoding",
+    }  # fmt: skip
+    name = clean_header_text(text, max_len=100)  # format_address keeps 100 characters
+    assert str(msg["Subject"]) == f"[#7] {text}"
+    assert msg["From"].addresses[0].display_name == name
+    assert msg["From"].addresses[0].addr_spec == "support@example.com"
+    assert msg["To"].addresses[0].display_name == name
+    # Our own reader decodes it once, too: a reply's subject keeps the text.
+    mail = parse_mail(raw)
+    assert mail.subject == f"[#7] {text}"
+    assert mail.from_name == name
+    assert mail.from_addr == "support@example.com"
+    assert mail.to_addrs == ("carl@example.com",)
+    assert mail.header("Bcc") is None
 
 
 def test_e11_bad_header_names_and_addresses_are_refused() -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import quopri
+import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.incoming.html_text import html_to_text
-from services.incoming.parse import parse_mail
+from services.incoming.parse import MAX_PARSE_BYTES, ParsedMail, parse_mail
 from services.incoming.reply import extract_reply
 
 CORPUS = Path(__file__).resolve().parents[4] / "tests" / "corpus"
@@ -27,11 +33,27 @@ EXPECTED_REPLY = {
     "reply_signature.eml": "The new toner arrived, please install it.",
     "reply_iphone.eml": "Ok, I will be in room 3.12 at 2pm.",
     "normal_new.eml": "Hello,\n\nsince this morning the VPN does not connect.\nError: 809.",
+    # Bottom-posted and inline replies: the new text below and between the quotes survives.
+    "reply_mutt_inline.eml": (
+        "An HP LaserJet 4250.\n\nRoom 3.12, next to the kitchen.\n  The one with the blue sticker."
+    ),
+    "reply_thunderbird_bottom.eml": "Yes, still offline. The display says „Wartung“.\n\nClara",
+    "reply_evolution_bottom.eml": (
+        "No, the pages still come out pale.\nI attached nothing, the printer is right here."
+    ),
+    "reply_k9_german.eml": (
+        "Ich bin ab 14 Uhr im Büro, dann können Sie vorbeikommen.\nDer Schlüssel liegt am Empfang."
+    ),
+    "reply_inline_outlook_web.eml": (
+        "Hallo,\n\nmeine Antworten stehen unten.\n\n"
+        "Ein HP LaserJet 4250.\n\nDer dritte Stock.\n\nNein."
+    ),
+    "reply_quote_only.eml": "",
 }
 
 
 def test_i7_corpus_is_there() -> None:
-    assert len(ALL_MAILS) >= 25
+    assert len(ALL_MAILS) >= 31
     assert set(EXPECTED_REPLY) <= {p.name for p in ALL_MAILS}
 
 
@@ -184,3 +206,224 @@ def test_i4_reply_fallbacks() -> None:
     assert extract_reply("New.\n\nOn Mon, 5 Jan 2026, Desk\n<d@x.test> wrote:\n> old") == "New."
     assert extract_reply("> only\n> quoted") == ""
     assert extract_reply("- first\n- second") == "- first\n- second"
+
+
+# --- E6-class hostile input (issue 8, item 6): whatever arrives, the text can be stored ----
+
+
+def _assert_storable(mail: ParsedMail) -> None:
+    """Every str that may reach the database encodes as UTF-8 and holds no NUL."""
+    texts = [
+        mail.subject,
+        mail.text,
+        mail.reply_text,
+        mail.from_name,
+        mail.from_addr or "",
+        mail.message_id or "",
+        *mail.to_addrs,
+        *mail.cc_addrs,
+        *mail.in_reply_to,
+        *mail.references,
+        *mail.defects,
+        *mail.content_types,
+        *(part for pair in mail.headers for part in pair),
+    ]
+    for text in texts:
+        text.encode("utf-8")  # raises on a lone surrogate
+        assert "\x00" not in text
+
+
+HOSTILE_HEADERS = [
+    b"Subject: =?utf-8?q?x?= C:\\ud800\\x00 path",
+    b"Subject: =?unicode-escape?q?\\ud800?=",
+    b"Subject: =?utf-7?q?+2AA-?=",
+    b"Subject: =?utf-16?b?ANg=?=",
+    b"Subject: =?x-no-such-charset?q?abc?=",
+    b"Subject: =?utf-8?b?!!not base64!!?=",
+    b"Subject: =?utf-8?q?nul=00here?=",
+    b"Subject: \xed\xa0\x80 encoded surrogate",
+    b"From: =?utf-7?q?+2AA-?= <=?utf-7?q?+2AA-?=@example.com>",
+    b"From: x\\ud800@example.com",
+    b"Message-ID: <=?utf-7?q?+2AA-?=@x>",
+    b"X-\xff\xfe-Name: value",
+    b"To: =?unicode-escape?q?\\udcff?= <a@b.co>",
+]
+
+
+@pytest.mark.parametrize("header", HOSTILE_HEADERS)
+def test_i7_hostile_headers_give_storable_text(header: bytes) -> None:
+    raw = b"From: a@b.co\r\n" + header + b"\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+    mail = parse_mail(raw)
+    _assert_storable(mail)
+    assert mail.text.endswith("body")  # an 8-bit header name ends the header (compat32)
+
+
+HOSTILE_BODY = b"+2AA- \\ud800 \\x00 \\N{NULL} \xff\xfe\x00\xd8 \xed\xa0\x80 =?x?= end"
+
+
+@pytest.mark.parametrize(
+    "charset",
+    [
+        "utf-7",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "unicode_internal",
+        "utf-16",
+        "utf-32",
+        "punycode",
+        "idna",
+        "rot13",
+        "hex",
+        "undefined",
+        "x-no-such-charset",
+        "utf-8",  # mislabelled: the bytes are not UTF-8
+        "us-ascii",
+        "",
+    ],
+)
+@pytest.mark.parametrize("encoding", ["8bit", "base64", "quoted-printable"])
+def test_i7_hostile_charsets_give_storable_text(charset: str, encoding: str) -> None:
+    body = HOSTILE_BODY
+    if encoding == "base64":
+        body = base64.encodebytes(body)
+    elif encoding == "quoted-printable":
+        body = quopri.encodestring(body)
+    for ctype in ("text/plain", "text/html"):
+        raw = (
+            f"From: a@b.co\r\nSubject: s\r\nContent-Type: {ctype}; charset={charset}\r\n"
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+        ).encode() + body
+        mail = parse_mail(raw)
+        _assert_storable(mail)
+        if not charset.startswith("utf-") or charset in ("utf-7", "utf-8"):
+            assert mail.text.endswith("end")  # mislabelled as UTF-16/32 it is only garbage
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    header=st.binary(max_size=200),
+    body=st.binary(max_size=400),
+    charset=st.sampled_from(["utf-7", "unicode-escape", "utf-16", "latin-1", "utf-8", "nope"]),
+)
+def test_i7_property_any_bytes_give_storable_text(header: bytes, body: bytes, charset: str) -> None:
+    raw = (
+        b"From: a@b.co\r\nSubject: =?"
+        + charset.encode()
+        + b"?q?"
+        + header.replace(b"\r", b"").replace(b"\n", b"")
+        + b"?= "
+        + header
+        + b"\r\nContent-Type: text/plain; charset="
+        + charset.encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    _assert_storable(parse_mail(raw))
+
+
+def test_i7_backslashes_next_to_an_encoded_word_are_kept_as_sent() -> None:
+    mail = parse_mail(b"From: a@b.co\r\nSubject: =?utf-8?q?Pfad?= C:\\users\\u0041\\n\r\n\r\nx")
+    assert mail.subject == "Pfad C:\\users\\u0041\\n"
+
+
+def test_e11_a_literal_encoded_word_in_a_subject_is_kept_as_text() -> None:
+    """The customer's client encoded the literal text "=?utf-8?B?…?=": we decode it once."""
+    subject = b"=?UTF-8?Q?Error_=3D=3Futf-8=3FB=3FSGk=3D=3F=3D_in_log?="
+    raw = b"From: a@b.co\r\nSubject: " + subject + b"\r\n\r\nx"
+    assert parse_mail(raw).subject == "Error =?utf-8?B?SGk=?= in log"
+
+
+def _best_of(runs: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+_N = 50_000
+HOSTILE_SHAPES = {
+    "one long On … wrote line": "On " + "a " * _N + "wrote",
+    "On … wrote without a colon": "On " + "a wrote " * (_N // 4),
+    "On On On": "On " * _N + "wrote:",
+    "tabs": "On" + " \t" * _N + "wrote",
+    "Am … schrieb": "Am " + "a " * _N + "schrieb",
+    "Il … ha scritto": "Il " + "a " * _N + "ha scritto",
+    "Op … schreef": "Op " + "a " * _N + "schreef",
+    "quoted On": "> On " + "a " * _N + "wrote",
+    "many attributions": "x wrote:\n" * (_N // 5),
+    "many header blocks": "From: a\nSent: b\n" * (_N // 8),
+    "many closings": "Thanks,\n" * (_N // 4),
+    "signature-like": "-a\n" * (_N // 2),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(HOSTILE_SHAPES))
+def test_i7_hostile_bodies_cost_linear_time(shape: str) -> None:
+    """A crafted body costs about what any body of its size costs: no quadratic regex.
+
+    Compared with a plain body of the same size and lines, measured in the same run (best of
+    3), so a slow or busy machine slows both alike; before the fix the "On … wrote" shapes
+    cost 1,000× and more.
+    """
+    body = HOSTILE_SHAPES[shape]
+    plain = re.sub(r"[^\n]", "w", body)  # same size and lines, nothing to match
+
+    def raw(text: str, ctype: str = "plain") -> bytes:
+        head = f"From: a@b.co\r\nSubject: s\r\nContent-Type: text/{ctype}; charset=utf-8\r\n\r\n"
+        return head.encode() + text.encode()
+
+    baseline = _best_of(3, lambda: parse_mail(raw(plain)))
+    crafted = _best_of(3, lambda: parse_mail(raw(body)))
+    assert crafted < 30 * baseline + 0.05, (shape, crafted, baseline)
+
+
+def test_i7_hostile_html_costs_linear_time() -> None:
+    html = "<b>a</b>" * 50_000
+    plain = "<p>" + "word " * (len(html) // 5) + "</p>"
+
+    def raw(text: str) -> bytes:
+        return b"From: a@b.co\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + text.encode()
+
+    baseline = _best_of(3, lambda: parse_mail(raw(plain)))
+    crafted = _best_of(3, lambda: parse_mail(raw(html)))
+    assert crafted < 30 * baseline + 0.05, (crafted, baseline)
+
+
+def test_i7_the_parser_stops_at_its_bounds_and_keeps_the_headers() -> None:
+    """Millions of tiny parts cost seconds and a gigabyte in the stdlib parser; deep nesting
+    blew its recursion limit and lost the whole mail. Both stop at the part limit now."""
+    head = b"From: Dana <dana@example.com>\r\nSubject: crafted\r\n"
+    many = (
+        head
+        + b"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
+        + b"--X\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+        + b"--X\r\nContent-Type: application/x-junk\r\n\r\nx\r\n" * 1_000_000
+    )
+    deep = head + b"".join(
+        b"Content-Type: multipart/mixed; boundary=B%d\r\n\r\n--B%d\r\n" % (n, n)
+        for n in range(20_000)
+    )
+    for raw in (many, deep):
+        mail = parse_mail(raw)
+        assert mail.from_addr == "dana@example.com"
+        assert mail.subject == "crafted"
+        assert "TooManyParts" in mail.defects
+        assert len(mail.content_types) <= 501
+    assert parse_mail(many).text == "first"
+
+
+def test_i7_only_the_start_of_a_huge_mail_is_parsed() -> None:
+    text = b"Hello, the log follows.\r\n" + b"log line\r\n" * 1_000_000
+    mail = parse_mail(b"From: a@b.co\r\nSubject: log\r\n\r\n" + text)
+    assert "TruncatedForParsing" in mail.defects
+    assert mail.text.startswith("Hello, the log follows.\nlog line")
+    assert mail.raw_size > MAX_PARSE_BYTES
+
+
+def test_i7_an_overlong_address_is_no_address() -> None:
+    """It would not fit the log's column on PostgreSQL (RFC 5321 allows 254 characters)."""
+    mail = parse_mail(b"From: " + b"a" * 300 + b"@example.com\r\nTo: b@c.co\r\n\r\nx")
+    assert mail.from_addr is None
+    assert mail.to_addrs == ("b@c.co",)
