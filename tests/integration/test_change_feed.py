@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from services.api import ChangeEvent, ConversationKind, Service
+from services.clock import ManualClock
 from tests.support.world import seed
 
 
@@ -64,3 +65,34 @@ async def test_a_cli_post_in_another_process_reaches_a_running_service(tmp_path:
         assert rows[0].last_text == "from the CLI" and rows[0].unseen == 1
     finally:
         await service.close()
+
+
+async def test_t1_after_a_quiet_purge_a_running_feed_still_hears_new_changes(
+    tmp_path: Path,
+) -> None:
+    """T1: the hourly purge may empty `changes`, yet ids are never handed out twice, so a
+    process that already saw id N still hears the next change (time moved by the clock)."""
+    clock = ManualClock()
+    writer = await Service.open(data_dir=tmp_path, clock=clock)
+    reader = await Service.open(data_dir=tmp_path, clock=clock)
+    try:
+        await seed(writer)
+        await writer.post(
+            author="ann@example.com", text="before", item_number=1, kind=ConversationKind.INTERNAL
+        )
+        events: list[ChangeEvent] = []
+        reader.subscribe(lambda batch: events.extend(batch))
+        await reader.feed.read_now()
+        seen_before = max(e.id for e in events)
+        clock.advance(7 * 3600)  # six quiet hours and more: the purge empties the table
+        await writer.feed.purge()
+        await writer.post(
+            author="ann@example.com", text="after", item_number=1, kind=ConversationKind.INTERNAL
+        )
+        events.clear()
+        await reader.feed.read_now()
+        assert [e.kind for e in events if e.kind == "message"] == ["message"]
+        assert min(e.id for e in events) > seen_before
+    finally:
+        await reader.close()
+        await writer.close()
