@@ -106,6 +106,11 @@ def _build_parser() -> argparse.ArgumentParser:
     emails.add_argument("--search")
     cli_admin.add_parsers(sub)
     cli_mail.add_parsers(sub)
+    rescue = sub.add_parser(
+        "rescue",
+        help="get back what can still be read from a damaged database that was moved aside",
+    )
+    rescue.add_argument("file", help="the file it was moved to (deskbell.db.corrupt-...)")
     return parser
 
 
@@ -272,6 +277,22 @@ async def _emails(service: Service, args: argparse.Namespace) -> None:
         )
 
 
+def _rescue(args: argparse.Namespace) -> None:
+    """`deskbell rescue FILE`: before any database is opened, since it replaces it."""
+    from pathlib import Path
+
+    from services.clock import utcnow
+    from services.store.rescue import rescue_database
+
+    report = rescue_database(Path(args.file).absolute(), now=utcnow())
+    damaged = (
+        f"; unreadable parts in {', '.join(report.damaged_tables)}" if report.damaged_tables else ""
+    )
+    print(f"rescued {report.rows} rows of {report.tables} tables into {report.database}{damaged}")
+    if report.replaced is not None:
+        print(f"the database it replaced is kept at {report.replaced}")
+
+
 async def _serve(service: Service, args: argparse.Namespace) -> None:
     await cli_mail.serve(service, args)
 
@@ -293,9 +314,20 @@ COMMANDS: dict[str, Handler] = {
 async def _run_command(args: argparse.Namespace) -> None:
     from services.api import Service
 
-    service = await Service.open(
-        data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
-    )
+    def open_service() -> Awaitable[Service]:
+        return Service.open(
+            data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
+        )
+
+    if args.command == "serve":
+        from app.serve import open_when_ready
+
+        ready = await open_when_ready(open_service)
+        if ready is None:
+            return
+        service = ready
+    else:
+        service = await open_service()
     try:
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
@@ -315,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_desktop(args)
     try:
-        asyncio.run(_run_command(args))
+        if args.command == "rescue":
+            _rescue(args)
+        else:
+            asyncio.run(_run_command(args))
     except DeskbellError as exc:
         print(f"deskbell: error: {exc}", file=sys.stderr)
         return 1

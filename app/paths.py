@@ -7,15 +7,22 @@ from pathlib import Path
 
 import platformdirs
 
+from services.errors import StoreUnavailableError
+
 __all__ = ["data_dir", "database_url"]
 
 
 def data_dir(explicit: str | None = None) -> Path:
+    """The data folder, created if missing, as an absolute path (messages name it in full)."""
     chosen = explicit or os.environ.get("DESKBELL_DATA_DIR")
     path = (
         Path(chosen).expanduser() if chosen else Path(platformdirs.user_data_dir("Deskbell", False))
-    )
-    path.mkdir(parents=True, exist_ok=True)
+    ).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreUnavailableError(f"cannot use {path} as the data folder ({reason})") from exc
     return path
 
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from services.clock import Clock
+from services.retry_log import RetryLog
 
 __all__ = ["DueLoop"]
 
@@ -38,6 +39,7 @@ class DueLoop:
         self._on_stop = on_stop
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._retry = RetryLog(log, name)
 
     def wake(self) -> None:
         self._wake.set()
@@ -57,8 +59,9 @@ class DueLoop:
             while True:
                 try:
                     next_at = await self._step()
-                except Exception:
-                    log.exception("%s failed; retrying shortly", self._name)
+                    self._retry.succeeded()
+                except Exception as exc:  # a locked or full database, a bug: retry, never die
+                    self._retry.failed(exc)
                     next_at = None
                 delay = self._max_sleep_s
                 if next_at is not None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import defer
 from services.clock import Clock
 from services.domain.model import EmailStatus
 from services.errors import NotFoundError
+from services.retry_log import RetryLog
 from services.store.db import Store, StoreSessions
 from services.store.models import Delivery, Email
 from services.views import EmailLogEntry
@@ -153,11 +154,13 @@ class EmailLog:
         return EmailDetail(entry=entry, headers=headers, body=body)
 
     async def _purge_forever(self) -> None:
+        retry = RetryLog(log, "purging the email log")
         while True:
             try:
                 removed = await self.purge_log()
                 if removed:
                     log.info("purged %d log entries older than 72 hours", removed)
-            except Exception:
-                log.exception("purging the email log failed; trying again later")
+                retry.succeeded()
+            except Exception as exc:
+                retry.failed(exc)
             await asyncio.sleep(PURGE_EVERY.total_seconds())

@@ -18,6 +18,10 @@ __all__ = [
     "SecretStoreUnavailable",
     "StoreBusyError",
     "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "StoreReadOnlyError",
+    "StoreUnavailableError",
 ]
 
 
@@ -37,12 +41,29 @@ class PermissionDeniedError(DeskbellError, PermissionError):
     """The acting person may not do this (a customer posting internally, a non-admin)."""
 
 
-class StoreBusyError(DeskbellError, TimeoutError):
-    """Another writer held the database too long; the change was not made."""
+class StoreError(DeskbellError):
+    """The database could not do what was asked, and nothing was changed. The message says
+    why in one line and what to do; the same call works again once the cause is gone."""
 
 
-class StoreCorruptError(DeskbellError):
-    """The database file could not be opened; it was moved aside."""
+class StoreBusyError(StoreError, TimeoutError):
+    """Another program or writer held the database locked too long (never damage)."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the database is full."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The database, or the folder it lives in, cannot be written."""
+
+
+class StoreCorruptError(StoreError):
+    """The database is damaged (a failed integrity check, a malformed page)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be opened or read: a missing folder, a disk I/O error."""
 
 
 class MailServerError(DeskbellError):

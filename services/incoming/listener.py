@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from services.errors import InputError
+from services.errors import InputError, StoreError
 
 if TYPE_CHECKING:
     # aiosmtpd is imported when a listener starts: `deskbell` (and the app) parses its command
@@ -44,6 +44,9 @@ class _Handler:
         data = raw if isinstance(raw, bytes) else str(raw or "").encode("utf-8", "replace")
         try:
             result = await self._receive(data)
+        except StoreError as exc:  # a locked or full database: one line, the sender retries
+            log.error("an incoming mail over SMTP could not be stored: %s", exc)
+            return "451 4.3.0 Could not store the mail; try again later"
         except Exception:  # the log could not be written: let the sender retry (I7)
             log.exception("an incoming mail over SMTP could not be processed")
             return "451 4.3.0 Could not store the mail; try again later"
