@@ -185,7 +185,7 @@ def _summary(auto: Automation) -> str:
         elif a.get("kind") == "email":
             does.append(f"email {a.get('template')} to the {a.get('to')}")
         elif a.get("kind") == "notify":
-            does.append("notify every follower (R1-R4), emailed when unseen")
+            does.append("notify every follower, emailed when unseen")
     return f"When {when}" + (f" and {conds}" if conds else "") + ": " + "; ".join(does)
 
 

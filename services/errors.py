@@ -22,7 +22,14 @@ __all__ = [
     "StoreFullError",
     "StoreReadOnlyError",
     "StoreUnavailableError",
+    "quoted",
 ]
+
+
+def quoted(value: str, *, limit: int = 60) -> str:
+    """How a message shows what a person typed: quoted, escaped to one line, cut to `limit`
+    characters (an error must stay one readable line, whatever was typed)."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 class DeskbellError(Exception):

@@ -37,7 +37,7 @@ from services.domain.headers import (
 )
 from services.domain.mime import compose
 from services.domain.model import EmailStatus
-from services.errors import InputError, NotFoundError, PermissionDeniedError
+from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.fallback import MailIdentity
 from services.mail.caps import cap_reason, recent_sends
 from services.store import queries
@@ -109,17 +109,17 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "conversation": "kind ('internal', 'external', 'direct'), subject",
         "messages": "the new messages, oldest first: author, time, created_at, text",
         "context": "up to three earlier messages, same shape",
-        INTRO_VARIABLE: "the critical automation's text, rendered (M1, E5)",
+        INTRO_VARIABLE: "the critical automation's text, rendered",
     },
 }
 
 BUILTIN_TEMPLATES: Final[Mapping[str, tuple[str, str]]] = {
     # name: (kind, description)
-    NEW_MESSAGE: ("notification", "Unseen messages, emailed after the delay (E4, E5)"),
+    NEW_MESSAGE: ("notification", "Unseen messages, emailed after the delay"),
     "item_closed": ("automation", "An item was closed (the shipped example automation)"),
-    "welcome": ("system", "Welcome to a new user (M5)"),
-    PASSWORD_RESET: ("system", "A one-time code to reset a password (M5; always on)"),
-    "new_customer": ("system", "Acknowledgement to a new customer (M5; off by default)"),
+    "welcome": ("system", "Welcome to a new user"),
+    PASSWORD_RESET: ("system", "A one-time code to reset a password (always on)"),
+    "new_customer": ("system", "Acknowledgement to a new customer (off by default)"),
 }
 
 DEFAULT_INTRO: Final = (
@@ -131,7 +131,7 @@ DEFAULT_INTRO: Final = (
 
 def allowed_variables(*, kind: str, name: str = "") -> frozenset[str]:
     if kind not in VARIABLES:
-        raise InputError(f"unknown template kind {kind!r}; one of: {', '.join(KINDS)}")
+        raise InputError(f"unknown template kind {quoted(kind)}; one of: {', '.join(KINDS)}")
     names = set(VARIABLES[kind])
     if kind == "system" and name != PASSWORD_RESET:
         names -= {"code", "expires_minutes"}
@@ -211,7 +211,8 @@ def _check_name(name: str) -> str:
     cleaned = name.strip().lower()
     if not cleaned or len(cleaned) > 100 or not set(cleaned) <= _NAME_CHARS:
         raise InputError(
-            f"{name!r} is not a template name (lowercase letters, digits, '_' and '-', up to 100)"
+            f"{quoted(name)} is not a template name"
+            " (lowercase letters, digits, '_' and '-', up to 100)"
         )
     return cleaned
 
@@ -495,10 +496,12 @@ class TemplateInfo:
 
 def _info(row: EmailTemplate, used_by: tuple[str, ...] = ()) -> TemplateInfo:
     allowed = allowed_variables(kind=row.kind, name=row.name)
+    shipped = BUILTIN_TEMPLATES.get(row.name) if row.builtin else None
     return TemplateInfo(
         name=row.name,
         kind=row.kind,
-        description=row.description,
+        # A built-in's description is the shipped one: a newer version's wording shows.
+        description=shipped[1] if shipped else row.description,
         subject=row.subject,
         body_text=row.body_text,
         body_html=row.body_html,
@@ -681,7 +684,7 @@ class TemplateStore:
     async def _row(session: AsyncSession, name: str) -> EmailTemplate:
         row = await session.get(EmailTemplate, name.strip().lower())
         if row is None:
-            raise NotFoundError(f"no template {name!r}")
+            raise NotFoundError(f"no template {quoted(name)}")
         return row
 
     @staticmethod

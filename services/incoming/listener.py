@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from services.errors import InputError, StoreError
+from services.errors import InputError, StoreError, quoted
 
 if TYPE_CHECKING:
     # aiosmtpd is imported when a listener starts: `deskbell` (and the app) parses its command
@@ -31,7 +31,7 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"{value!r} is not HOST:PORT (for example 127.0.0.1:2525)")
+        raise InputError(f"{quoted(value)} is not HOST:PORT (for example 127.0.0.1:2525)")
     return host, int(port)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from services.errors import InputError, StoreBusyError, StoreCorruptError
+from services.errors import InputError, StoreBusyError, StoreCorruptError, quoted
 from services.store.db import DB_FILENAME, decode_text
 
 __all__ = ["RescueReport", "rescue_database"]
@@ -103,8 +103,12 @@ def _check_unused(database: Path) -> None:
 
 def rescue_database(damaged: Path, *, now: datetime) -> RescueReport:
     """Rescue `damaged` into `deskbell.db` of its folder (see the module docstring)."""
-    if not damaged.is_file():
-        raise InputError(f"{damaged} is not a file")
+    try:
+        is_file = damaged.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL
+        is_file = False
+    if not is_file:
+        raise InputError(f"{quoted(str(damaged))} is not a file")
     folder = damaged.parent
     database = folder / DB_FILENAME
     if damaged.resolve() == database.resolve():
