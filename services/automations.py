@@ -37,6 +37,7 @@ from services.template_store import (
     obj,
     queue_template_email,
     render_text,
+    sample_variables,
     validate_intro,
 )
 from services.templates import validate_template
@@ -172,6 +173,7 @@ def _check_text(text: str) -> str:
     if len(cleaned) > MAX_AUTOMATION_TEXT:
         raise InputError(f"the text is too long (at most {MAX_AUTOMATION_TEXT} characters)")
     validate_template(cleaned, allowed=TEXT_VARIABLES, name="text")
+    render_text(cleaned, sample_variables(kind="automation"))  # and it must finish, small
     return cleaned
 
 

@@ -13,6 +13,7 @@ Email row with status `failed` and the reason instead, so *Incoming & Outgoing* 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import importlib.resources
 import logging
@@ -69,6 +70,7 @@ __all__ = [
     "obj",
     "queue_rendered_email",
     "queue_template_email",
+    "render_sample",
     "render_template",
     "render_text",
     "sample_variables",
@@ -282,7 +284,32 @@ def validate_intro(text: str) -> str:
         raise InputError("the text is empty")
     check_header_text(cleaned, field="the text")  # one line, no controls
     validate_template(cleaned, allowed=NOTIFICATION_VARIABLES, name="text")
+    _render_one(cleaned, "text", sample_variables(kind="notification"))  # it must also finish
     return cleaned
+
+
+def render_sample(
+    *,
+    name: str,
+    kind: str,
+    subject: str,
+    body_text: str,
+    body_html: str,
+    intro: str | None = None,
+    workspace: str = "Deskbell",
+) -> RenderedEmail:
+    """Check a template (M4) and render it with sample data: what a preview shows, and what a
+    save must get through, so a template that breaks a limit is refused with its line."""
+    validate_sources(
+        name=name, kind=kind, subject=subject, body_text=body_text, body_html=body_html
+    )
+    variables = sample_variables(kind=kind, name=name, workspace=workspace)
+    if kind == "notification":
+        variables[INTRO_VARIABLE] = _render_one(intro or DEFAULT_INTRO, "intro.txt.j2", variables)
+        subject = "{{ conversation.subject }}"
+    return render_template(
+        name=name, subject=subject, body_text=body_text, body_html=body_html, variables=variables
+    )
 
 
 # --- seeding ------------------------------------------------------------------------------
@@ -560,46 +587,49 @@ class TemplateStore:
         kind: str = "automation",
         description: str | None = None,
     ) -> TemplateInfo:
-        """Create or edit a template; refused with the line if it would not render (M4)."""
+        """Create or edit a template; refused with the line if it would not render (M4).
+
+        The check renders it with sample data, in a worker thread and outside the write
+        transaction: a template that breaks a limit costs its own time only.
+        """
         key = _check_name(name)
+        async with self._sessions() as session:
+            found = await session.get(EmailTemplate, key)
+            intro = await session.scalar(
+                select(Automation.text).where(Automation.critical.is_(True))
+            )
+        if found is None:
+            if kind == "notification":
+                raise PermissionDeniedError("there is only one notification template")
+            allowed_variables(kind=kind)
+        wanted_kind = found.kind if found is not None else kind
+        wanted_subject = subject if subject is not None else (found.subject if found else "")
+        wanted_text = body_text if body_text is not None else (found.body_text if found else "")
+        wanted_html = body_html if body_html is not None else (found.body_html if found else "")
+        await asyncio.to_thread(
+            render_sample,
+            name=key,
+            kind=wanted_kind,
+            subject=wanted_subject,
+            body_text=wanted_text,
+            body_html=wanted_html,
+            intro=intro,
+            workspace=self._identity().from_name,
+        )
         now = self._clock.now()
         async with self._sessions.begin() as session:
             row = await session.get(EmailTemplate, key)
             if row is None:
-                if kind == "notification":
-                    raise PermissionDeniedError("there is only one notification template")
-                allowed_variables(kind=kind)
                 row = EmailTemplate(
-                    name=key,
-                    kind=kind,
-                    description="",
-                    subject="",
-                    body_text="",
-                    body_html="",
-                    builtin=False,
-                    updated_at=now,
+                    name=key, kind=wanted_kind, description="", builtin=False, updated_at=now
                 )
-                new = True
-            else:
-                new = False
-            wanted_subject = row.subject if subject is None else subject
-            wanted_text = row.body_text if body_text is None else body_text
-            wanted_html = row.body_html if body_html is None else body_html
-            validate_sources(
-                name=key,
-                kind=row.kind,
-                subject=wanted_subject,
-                body_text=wanted_text,
-                body_html=wanted_html,
-            )
+                session.add(row)
             row.subject = wanted_subject
             row.body_text = wanted_text
             row.body_html = wanted_html
             if description is not None:
                 row.description = check_header_text(description.strip(), field="description")[:300]
             row.updated_at = now
-            if new:
-                session.add(row)
             queries.add_change(session, kind="template", at=now)
             info = _info(row)
         await self._on_change()
@@ -633,25 +663,15 @@ class TemplateStore:
                 intro = await session.scalar(
                     select(Automation.text).where(Automation.critical.is_(True))
                 )
-        kind = row.kind
-        src_subject = row.subject if subject is None else subject
-        src_text = row.body_text if body_text is None else body_text
-        src_html = row.body_html if body_html is None else body_html
-        validate_sources(
-            name=row.name, kind=kind, subject=src_subject, body_text=src_text, body_html=src_html
-        )
-        variables = sample_variables(kind=kind, name=row.name, workspace=self._identity().from_name)
-        if kind == "notification":
-            variables[INTRO_VARIABLE] = _render_one(
-                intro or DEFAULT_INTRO, "intro.txt.j2", variables
-            )
-            src_subject = "{{ conversation.subject }}"
-        return render_template(
+        return await asyncio.to_thread(
+            render_sample,
             name=row.name,
-            subject=src_subject,
-            body_text=src_text,
-            body_html=src_html,
-            variables=variables,
+            kind=row.kind,
+            subject=row.subject if subject is None else subject,
+            body_text=row.body_text if body_text is None else body_text,
+            body_html=row.body_html if body_html is None else body_html,
+            intro=intro,
+            workspace=self._identity().from_name,
         )
 
     async def test_send(self, name: str, *, to: str) -> int:
@@ -705,19 +725,24 @@ class TemplateStore:
 class StoredNotificationRenderer(TemplateRenderer):
     """The notification renderer over the stored template; if that fails at send time the
     shipped default renders instead, so a bad edit never stalls the fallback (E1) and the
-    failure is logged."""
+    failure is logged. A template that broke a limit (time, size) would break it again for
+    every email: after the first time only the default renders, until the template changes."""
 
     def __init__(self, *, overrides: Mapping[str, str]) -> None:
         super().__init__(overrides=overrides)
         self._default = TemplateRenderer()
+        self._over_limit = False
 
     def render_notification(
         self, email: NotificationEmail, *, tz: tzinfo | None = None
     ) -> tuple[str, str]:
+        if self._over_limit:
+            return self._default.render_notification(email, tz=tz)
         try:
             return super().render_notification(email, tz=tz)
         except TemplateError as exc:
             log.error("the stored new-message template failed (%s); used the default", exc)
+            self._over_limit = exc.over_limit
             return self._default.render_notification(email, tz=tz)
 
 
