@@ -9,7 +9,7 @@ value. Measured: the median time to render the shipped notification (plain text 
 bounded / unbounded. Aim: ratio <= 2 on the shipped templates (a render is about 0.1 ms of an
 email that takes about 2 ms to send).
 
-    /work/wt/store-cli/.venv/bin/python bench/bench_templates.py [--quick]
+    .venv/bin/python bench/bench_templates.py [--quick]
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def serving(deskbell: Deskbell, listen_port: int) -> Iterator[subprocess.Popen[s
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -96,14 +96,14 @@ def test_i1_i2_i3_reply_roundtrip_through_serve_and_cli(
     deskbell.run("post", "1", "--as", "ann@example.com", "--external", "Is it still burning?")
     assert wait_until(
         lambda: any("carl@customer.org" in str(m["To"]) for m in smtp_server.handler.messages),
-        timeout_s=20,
+        timeout_s=60,
     ), (deskbell.data_dir / "serve-listen.log").read_text()
     original = next(m for m in smtp_server.handler.messages if "carl" in str(m["To"]))
     assert original["X-Loop"] == "deskbell"
 
     with smtplib.SMTP("127.0.0.1", listen_port, timeout=10) as client:
         client.sendmail("carl@customer.org", [OUR], reply(original, body="Yes, send help."))
-    assert wait_until(lambda: len(incoming(deskbell)) == 1, timeout_s=10)
+    assert wait_until(lambda: len(incoming(deskbell)) == 1, timeout_s=60)
     [entry] = incoming(deskbell)
     assert entry["action"] == "threaded into #1"
     assert entry["status"] == "received"
@@ -113,7 +113,7 @@ def test_i1_i2_i3_reply_roundtrip_through_serve_and_cli(
     # The reply is a normal post: Ann is emailed about it once it stays unseen.
     assert wait_until(
         lambda: any("ann@example.com" in str(m["To"]) for m in smtp_server.handler.messages),
-        timeout_s=20,
+        timeout_s=60,
     )
 
     ooo = reply(original, body="I am out of office.", headers={"Auto-Submitted": "auto-replied"})
