@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from services.errors import StoreBusyError
+from services.errors import StoreBusyError, StoreUnavailableError
 from services.store.failures import is_damage, store_error, watch_engine
 
 if TYPE_CHECKING:
@@ -308,6 +309,13 @@ def _check_and_migrate(path: Path, now: datetime) -> str | None:
     return notice
 
 
+def _shown_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an invalid URL)"
+
+
 async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
     """Open (and create, repair or migrate) the database behind `url`."""
     notice = None
@@ -317,7 +325,10 @@ async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
         notice = await asyncio.to_thread(_prepare_sqlite, Path(url.split("///", 1)[1]), now)
     else:
         kwargs.update(pool_size=5, max_overflow=5, pool_pre_ping=True)
-    engine = create_async_engine(url, **kwargs)
+    try:
+        engine = create_async_engine(url, **kwargs)
+    except (ImportError, ArgumentError) as exc:  # no driver for that URL, or a bad URL
+        raise StoreUnavailableError(f"cannot use the database {_shown_url(url)}: {exc}") from exc
     if sqlite:
         path = Path(url.split("///", 1)[1])
         watch_engine(engine.sync_engine, path=path)
@@ -333,7 +344,14 @@ async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(_upgrade)
-        except Exception:
+        except (OSError, SQLAlchemyError) as exc:
+            await engine.dispose()
+            reason = getattr(exc, "orig", None) or exc
+            first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+            raise StoreUnavailableError(
+                f"cannot reach the database {_shown_url(url)}: {first_line or type(exc).__name__}"
+            ) from exc
+        except BaseException:
             await engine.dispose()
             raise
     sessions = StoreSessions(engine, serialize_writes=sqlite, expire_on_commit=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from services.errors import InputError, StoreBusyError, StoreCorruptError, quoted
 from services.store.db import DB_FILENAME, decode_text
+from services.store.failures import store_error
 
 __all__ = ["RescueReport", "rescue_database"]
 
@@ -103,6 +104,16 @@ def _check_unused(database: Path) -> None:
 
 def rescue_database(damaged: Path, *, now: datetime) -> RescueReport:
     """Rescue `damaged` into `deskbell.db` of its folder (see the module docstring)."""
+    try:
+        return _rescue(damaged, now)
+    except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only folder
+        error = store_error(exc, path=damaged.parent / DB_FILENAME)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _rescue(damaged: Path, now: datetime) -> RescueReport:
     try:
         is_file = damaged.is_file()
     except (OSError, ValueError):  # a name too long, a NUL

@@ -256,7 +256,12 @@ def _cases() -> Iterator[Case]:
             "60,000 characters": LONG,
             "a file": "/etc/hostname",
         },
-        "--database-url": {**TEXT_CLASSES, "not a URL": "::not a url::"},
+        "--database-url": {
+            **TEXT_CLASSES,
+            "not a URL": "::not a url::",
+            "no driver": "mysql://db.example.com/deskbell",
+            "unreachable": "postgresql+asyncpg://u:secret@127.0.0.1:1/deskbell",
+        },
         "--as": ADDRESSES,
     }
     for option, values in global_options.items():
@@ -400,3 +405,12 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"deskbell {version('deskbell')}"
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "postgresql+asyncpg://agent:s3cret@127.0.0.1:1/deskbell"
+    assert cli.main(["--database-url", url, "person", "list"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "cannot reach the database" in line and "s3cret" not in line
