@@ -17,6 +17,7 @@ from app.cli_input import (
     address,
     check_text_arguments,
     number,
+    one_line,
     read_stdin_line,
     read_stdin_text,
 )
@@ -394,6 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, and the traceback with --verbose
+        if args.verbose:
+            raise
+        print(
+            f"deskbell: error: internal error ({type(exc).__name__}: {one_line(str(exc))[:200]}); "
+            "run again with --verbose for the details",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -367,6 +367,7 @@ def test_m8_hostile_input_is_one_line_exit_1_and_changes_nothing(
     assert code == 1, (code, err)
     assert len(lines) == 1 and lines[0].startswith("deskbell: error: "), err
     assert "Traceback" not in err and not SPEC_CODE.search(lines[0]), err
+    assert "internal error" not in lines[0], lines[0]  # refused on purpose, not by accident
     assert len(lines[0]) < 1000, lines[0][:200]
     assert out == ""
     assert workspace.dump() == before
