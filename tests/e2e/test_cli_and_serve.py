@@ -48,6 +48,12 @@ def _to(msg: Message) -> list[str]:
     return [addr.lower() for _, addr in getaddresses([str(msg["To"])])]
 
 
+def _recorded(cli: Deskbell, count: int) -> bool:
+    """`count` emails are out and their outcomes recorded: nothing queued or in flight."""
+    out = [e for e in cli.json("emails", "--json") if e["direction"] == "out"]
+    return len(out) >= count and all(e["status"] not in ("queued", "sending") for e in out)
+
+
 def _stop(proc: subprocess.Popen[str]) -> int:
     """Stop serve and wait for it: after this nothing more can be sent, so a test can count
     what was (a generous deadline: a busy machine is slow, not wrong)."""
@@ -66,6 +72,7 @@ def test_t3_r2_r4_e1_internal_message_is_emailed_to_the_follower_only(
         deskbell.serve_log()
     )
     assert time.monotonic() - posted >= 1.0  # E1: never before the delay
+    assert wait_until(lambda: _recorded(deskbell, 1), timeout_s=60), deskbell.serve_log()
     assert _stop(serve) == 0
     [msg] = smtp_server.handler.messages  # nothing else followed: not Carl (R2), not Ann (R4)
     assert _to(msg) == [BOB]
@@ -110,6 +117,7 @@ def test_r3_external_message_reaches_users_not_its_customer_author(
     assert wait_until(lambda: len(smtp_server.handler.messages) >= 2, timeout_s=60), (
         deskbell.serve_log()
     )
+    assert wait_until(lambda: _recorded(deskbell, 2), timeout_s=60), deskbell.serve_log()
     assert _stop(serve) == 0
     assert sorted(a for m in smtp_server.handler.messages for a in _to(m)) == [ANN, BOB]
 
@@ -129,6 +137,7 @@ def test_s3_seen_before_the_email_goes_out_prevents_it(
     assert wait_until(lambda: len(smtp_server.handler.messages) >= 1, timeout_s=60), (
         deskbell.serve_log()
     )
+    assert wait_until(lambda: _recorded(deskbell, 1), timeout_s=60), deskbell.serve_log()
     assert _stop(serve) == 0
     [msg] = smtp_server.handler.messages
     assert _to(msg) == [ANN]
