@@ -12,13 +12,24 @@ $(BIN)/deskbell: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $@
 
-# Debian/Ubuntu libraries Qt needs (and the test servers); skipped where apt is absent.
+# Debian/Ubuntu libraries Qt needs (and the test servers); skipped where apt is absent. Only
+# what is missing is installed, so `apt-get update` runs only then; apt waits up to 10 minutes
+# for another apt or dpkg (an unattended upgrade) to let go of its lock instead of failing.
+APT_WAIT := -o DPkg::Lock::Timeout=600
 system-packages:
-	@if command -v apt-get >/dev/null 2>&1; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-	    $$(grep -v '^#' packaging/debian-packages.txt) >/dev/null; \
+	@if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then \
+	  missing=; \
+	  for p in $$(grep -v '^#' packaging/debian-packages.txt); do \
+	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q 'install ok installed' \
+	      || missing="$$missing $$p"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    echo "installing:$$missing"; \
+	    $$SUDO apt-get $(APT_WAIT) update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get $(APT_WAIT) install -y -qq \
+	      --no-install-recommends $$missing >/dev/null; \
+	  fi; \
 	fi
 
 demo: system-packages $(BIN)/deskbell
@@ -33,9 +44,13 @@ check: $(BIN)/deskbell
 	$(BIN)/mypy services app
 	$(BIN)/lint-imports
 
+# Both halves always run; `make test` fails if either did.
 test: system-packages $(BIN)/deskbell
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/xvfb
-	PYTHON=$(BIN)/python tests/xvfb/run.sh -p no:cacheprovider
+	@status=0; \
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/xvfb \
+	  || status=$$?; \
+	PYTHON=$(BIN)/python tests/xvfb/run.sh -p no:cacheprovider || status=$$?; \
+	exit $$status
 
 bench: $(BIN)/deskbell
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

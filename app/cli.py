@@ -12,6 +12,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from app import cli_admin, cli_mail, paths
+from app.cli_input import (
+    Parser,
+    address,
+    check_text_arguments,
+    number,
+    one_line,
+    read_stdin_line,
+    read_stdin_text,
+)
+from services.config import KEYS
 from services.errors import DeskbellError
 
 if TYPE_CHECKING:
@@ -29,20 +39,35 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# Arguments that name files: any bytes are a valid file name, so they skip the UTF-8 check.
+PATH_ARGUMENTS = frozenset({"data_dir", "file"})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deskbell")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deskbell",
         description="A desktop messenger for help-desk agents. Without a command: the app.",
     )
+    parser.add_argument("--version", action="version", version=f"deskbell {_version()}")
     parser.add_argument(
         "--data-dir", help="the data folder (default: DESKBELL_DATA_DIR or the OS's)"
     )
     parser.add_argument("--database-url", help="a shared PostgreSQL database (team mode)")
     parser.add_argument("--demo", action="store_true", help="open the demo workspace")
-    parser.add_argument("--as", dest="as_email", metavar="EMAIL", help="sign in as this local user")
     parser.add_argument(
-        "--quit-after-shown", action="store_true", help="show the window with its data, then exit 0"
+        "--as", dest="as_email", type=address, metavar="EMAIL", help="sign in as this local user"
     )
+    # For tests and start-up measurements only: show the window with its data, then exit 0.
+    parser.add_argument("--quit-after-shown", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -52,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="action", required=True)
     p_add = person.add_parser("add", help="add a user (or a customer)")
-    p_add.add_argument("email")
+    p_add.add_argument("email", type=address)
     p_add.add_argument("--name", required=True)
     p_add.add_argument("--customer", action="store_true")
     p_add.add_argument("--admin", action="store_true", default=None)
@@ -63,31 +88,37 @@ def _build_parser() -> argparse.ArgumentParser:
     item = sub.add_parser("item", help="items").add_subparsers(dest="action", required=True)
     i_add = item.add_parser("add", help="create an item; prints its number")
     i_add.add_argument("title")
-    i_add.add_argument("--follower", action="append", default=[], metavar="EMAIL")
-    i_add.add_argument("--requester", metavar="EMAIL")
+    i_add.add_argument("--follower", action="append", default=[], type=address, metavar="EMAIL")
+    i_add.add_argument("--requester", type=address, metavar="EMAIL")
     for name in ("follow", "unfollow"):
         f = item.add_parser(name, help=f"{name} an item")
-        f.add_argument("number", type=int)
-        f.add_argument("email")
+        f.add_argument("number", type=number)
+        f.add_argument("email", type=address)
     i_show = item.add_parser("show", help="the item, its followers and messages")
-    i_show.add_argument("number", type=int)
+    i_show.add_argument("number", type=number)
     i_show.add_argument("--json", action="store_true")
     cli_admin.add_item_parsers(item)
 
     post = sub.add_parser("post", help="post a message; prints its id")
-    post.add_argument("number", type=int)
-    post.add_argument("--as", dest="author", required=True, metavar="EMAIL")
+    post.add_argument("number", type=number)
+    post.add_argument("--as", dest="author", required=True, type=address, metavar="EMAIL")
     which = post.add_mutually_exclusive_group(required=True)
     which.add_argument("--internal", action="store_true")
     which.add_argument("--external", action="store_true")
     post.add_argument("text", help="the text, or - to read it from standard input")
 
     seen = sub.add_parser("seen", help="mark what EMAIL may see in item N as seen")
-    seen.add_argument("number", type=int)
-    seen.add_argument("--as", dest="email", required=True, metavar="EMAIL")
+    seen.add_argument("number", type=number)
+    seen.add_argument("--as", dest="email", required=True, type=address, metavar="EMAIL")
 
     config = sub.add_parser("config", help="settings").add_subparsers(dest="action", required=True)
-    c_set = config.add_parser("set")
+    c_set = config.add_parser(
+        "set",
+        help="change a setting (see config set --help for the keys)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="keys:\n"
+        + "\n".join(f"  {k.name:<18} {k.help}; {k.accepts}" for k in KEYS.values()),
+    )
     c_set.add_argument("key")
     c_set.add_argument("value")
     config.add_parser("get").add_argument("key")
@@ -101,11 +132,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     emails = sub.add_parser("emails", help="the 72-hour log of emails, newest first")
     emails.add_argument("--json", action="store_true")
-    emails.add_argument("--status")
+    emails.add_argument("--status", help="queued, sending, sent, retrying, failed, ...")
     emails.add_argument("--direction", choices=("in", "out"))
     emails.add_argument("--search")
     cli_admin.add_parsers(sub)
     cli_mail.add_parsers(sub)
+    rescue = sub.add_parser(
+        "rescue",
+        help="get back what can still be read from a damaged database that was moved aside",
+    )
+    rescue.add_argument("file", help="the file it was moved to (deskbell.db.corrupt-...)")
     return parser
 
 
@@ -200,7 +236,7 @@ async def _item_show(service: Service, args: argparse.Namespace) -> None:
 async def _post(service: Service, args: argparse.Namespace) -> None:
     from services.api import ConversationKind
 
-    text = sys.stdin.read() if args.text == "-" else args.text
+    text = read_stdin_text() if args.text == "-" else args.text
     result = await service.post(
         author=args.author,
         text=text,
@@ -226,7 +262,7 @@ async def _config(service: Service, args: argparse.Namespace) -> None:
 
 async def _smtp(service: Service, args: argparse.Namespace) -> None:
     if args.action == "password":
-        service.set_smtp_password(sys.stdin.readline().rstrip("\r\n"))
+        service.set_smtp_password(read_stdin_line())
         print("the SMTP password is in the OS keyring")
     else:
         print(await service.test_smtp())
@@ -272,6 +308,22 @@ async def _emails(service: Service, args: argparse.Namespace) -> None:
         )
 
 
+def _rescue(args: argparse.Namespace) -> None:
+    """`deskbell rescue FILE`: before any database is opened, since it replaces it."""
+    from pathlib import Path
+
+    from services.clock import utcnow
+    from services.store.rescue import rescue_database
+
+    report = rescue_database(Path(args.file).absolute(), now=utcnow())
+    damaged = (
+        f"; unreadable parts in {', '.join(report.damaged_tables)}" if report.damaged_tables else ""
+    )
+    print(f"rescued {report.rows} rows of {report.tables} tables into {report.database}{damaged}")
+    if report.replaced is not None:
+        print(f"the database it replaced is kept at {report.replaced}")
+
+
 async def _serve(service: Service, args: argparse.Namespace) -> None:
     await cli_mail.serve(service, args)
 
@@ -293,9 +345,20 @@ COMMANDS: dict[str, Handler] = {
 async def _run_command(args: argparse.Namespace) -> None:
     from services.api import Service
 
-    service = await Service.open(
-        data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
-    )
+    def open_service() -> Awaitable[Service]:
+        return Service.open(
+            data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
+        )
+
+    if args.command == "serve":
+        from app.serve import open_when_ready
+
+        ready = await open_when_ready(open_service)
+        if ready is None:
+            return
+        service = ready
+    else:
+        service = await open_service()
     try:
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
@@ -305,7 +368,15 @@ async def _run_command(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (its one line printed)
+        return done.code if isinstance(done.code, int) else 1
+    try:
+        check_text_arguments(args, paths=PATH_ARGUMENTS)
+    except DeskbellError as exc:
+        print(f"deskbell: error: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -315,12 +386,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_desktop(args)
     try:
-        asyncio.run(_run_command(args))
+        if args.command == "rescue":
+            _rescue(args)
+        else:
+            asyncio.run(_run_command(args))
     except DeskbellError as exc:
         print(f"deskbell: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, and the traceback with --verbose
+        if args.verbose:
+            raise
+        print(
+            f"deskbell: error: internal error ({type(exc).__name__}: {one_line(str(exc))[:200]}); "
+            "run again with --verbose for the details",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

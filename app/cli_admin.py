@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from services.api import AutomationInfo, NotificationSettings, Service, TemplateInfo
-from services.errors import InputError
+from app.cli_input import address, number, read_stdin_text
+from services.domain.model import ITEM_STATUSES
+from services.errors import InputError, quoted
 
 __all__ = ["COMMANDS", "ITEM_ACTIONS", "add_item_parsers", "add_parsers", "item_action"]
 
@@ -30,7 +31,7 @@ _ON_OFF = ("on", "off")
 
 def add_parsers(sub: Any) -> None:
     """Add `automation`, `template`, `system-email` and `user` to `deskbell`'s subcommands."""
-    auto = sub.add_parser("automation", help="workflow automations (M1, M2)")
+    auto = sub.add_parser("automation", help="workflow automations")
     a = auto.add_subparsers(dest="action", required=True)
     a.add_parser("list", help="every automation, the critical one first").add_argument(
         "--json", action="store_true"
@@ -41,12 +42,12 @@ def add_parsers(sub: Any) -> None:
         ("disable", "switch it off (not the critical one)"),
         ("delete", "delete it (not the critical one)"),
     ):
-        a.add_parser(name, help=text).add_argument("id", type=int)
+        a.add_parser(name, help=text).add_argument("id", type=number)
     st = a.add_parser("set-text", help="the message it inserts, or the notification intro")
-    st.add_argument("id", type=int)
+    st.add_argument("id", type=number)
     st.add_argument("text", help="the text, or - to read it from standard input")
 
-    tpl = sub.add_parser("template", help="email templates (M4, M5)")
+    tpl = sub.add_parser("template", help="email templates")
     t = tpl.add_subparsers(dest="action", required=True)
     t.add_parser("list", help="every template and what sends it").add_argument(
         "--json", action="store_true"
@@ -65,11 +66,11 @@ def add_parsers(sub: Any) -> None:
     t.add_parser("preview", help="render with sample data").add_argument("name")
     t_test = t.add_parser("test", help="send it with sample data to an address")
     t_test.add_argument("name")
-    t_test.add_argument("--to", required=True, metavar="EMAIL")
+    t_test.add_argument("--to", required=True, type=address, metavar="EMAIL")
     t_del = t.add_parser("delete", help="delete a template you made")
     t_del.add_argument("name")
 
-    sysm = sub.add_parser("system-email", help="system emails (M5)")
+    sysm = sub.add_parser("system-email", help="system emails (welcome, password reset)")
     s = sysm.add_subparsers(dest="action", required=True)
     s.add_parser("list", help="the system emails and whether each is on")
     s.add_parser("enable").add_argument("name")
@@ -77,28 +78,32 @@ def add_parsers(sub: Any) -> None:
 
     user = sub.add_parser("user", help="users' passwords and notification settings")
     u = user.add_subparsers(dest="action", required=True)
-    u.add_parser("reset-password", help="email a one-time reset code").add_argument("email")
-    us = u.add_parser("settings", help="show or change someone's notification settings (M7)")
-    us.add_argument("email")
+    u.add_parser("reset-password", help="email a one-time reset code").add_argument(
+        "email", type=address
+    )
+    us = u.add_parser("settings", help="show or change someone's notification settings")
+    us.add_argument("email", type=address)
     us.add_argument("--email", dest="email_on", choices=_ON_OFF, help="notification emails")
     us.add_argument("--sound", choices=_ON_OFF)
     us.add_argument("--in-app", dest="in_app", choices=_ON_OFF)
     us.add_argument("--delay", choices=tuple(_DELAYS), help="seconds before an email, or never")
-    us.add_argument("--as", dest="acting", metavar="ADMIN_EMAIL", help="who makes the change")
+    us.add_argument(
+        "--as", dest="acting", type=address, metavar="ADMIN_EMAIL", help="who makes the change"
+    )
 
 
 def add_item_parsers(item: Any) -> None:
     """`item close N`, `item status N STATUS`, `item assign N EMAIL` (M2 triggers)."""
     close = item.add_parser("close", help="close item N (runs the 'item closed' automations)")
-    close.add_argument("number", type=int)
-    close.add_argument("--as", dest="acting", metavar="EMAIL")
+    close.add_argument("number", type=number)
+    close.add_argument("--as", dest="acting", type=address, metavar="EMAIL")
     status = item.add_parser("status", help="set item N's status")
-    status.add_argument("number", type=int)
-    status.add_argument("status")
-    status.add_argument("--as", dest="acting", metavar="EMAIL")
+    status.add_argument("number", type=number)
+    status.add_argument("status", help=", ".join(ITEM_STATUSES))
+    status.add_argument("--as", dest="acting", type=address, metavar="EMAIL")
     assign = item.add_parser("assign", help="assign item N to a user")
-    assign.add_argument("number", type=int)
-    assign.add_argument("email")
+    assign.add_argument("number", type=number)
+    assign.add_argument("email", type=address)
 
 
 async def item_action(service: Service, args: argparse.Namespace) -> None:
@@ -150,16 +155,22 @@ async def _automation(service: Service, args: argparse.Namespace) -> None:
         await autos.delete(args.id)
         print(f"automation {args.id} deleted")
     else:
-        text = sys.stdin.read() if args.text == "-" else args.text
+        text = read_stdin_text() if args.text == "-" else args.text
         print((await autos.set_text(args.id, text)).text)
 
 
 def _read_template_file(path: str) -> tuple[str, str, str]:
     """'Subject: ...', a blank line, the text body, then optionally '--- html ---' and HTML."""
     try:
-        content = Path(path).read_text("utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        raise InputError(f"cannot read {quoted(path)}: {exc.strerror}") from exc
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{quoted(path)} is not UTF-8 text (byte {exc.start + 1} is {data[exc.start]:#04x})"
+        ) from None
     subject = ""
     first, _, rest = content.partition("\n")
     if first.lower().startswith("subject:"):

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from app.cli_input import read_stdin_line
 from services.errors import InputError
 from services.incoming.listener import MAX_MAIL_BYTES, SmtpListener, parse_listen_address
 
@@ -55,7 +56,7 @@ async def _mail(service: Service, args: argparse.Namespace) -> None:
 
 async def _imap(service: Service, args: argparse.Namespace) -> None:
     if args.action == "password":
-        service.set_imap_password(sys.stdin.readline().rstrip("\r\n"))
+        service.set_imap_password(read_stdin_line())
         print("the IMAP password is in the OS keyring")
     else:
         print(await service.test_imap())

@@ -11,7 +11,7 @@ baseline measured in the same run:
     (aim ≤ 5 ms) vs a Python list pop/insert;
 (d) resident memory of the app with that database loaded vs the bare window (aim ≤ 2×).
 
-    QT_QPA_PLATFORM=offscreen /work/venv/bin/python bench/bench_desktop.py [--quick]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_desktop.py [--quick]
 """
 
 from __future__ import annotations

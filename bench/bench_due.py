@@ -11,7 +11,7 @@ Measured: CPU of this process over the idle window before the first due time
 (`time.process_time()`), and per email the catcher's arrival time minus the delivery's due
 time (Message-ID -> email -> delivery), p50 / p99 / max. Aims: p99 <= 1 s, idle CPU <= 2 %.
 
-    /work/venv/bin/python bench/bench_due.py [--quick]
+    .venv/bin/python bench/bench_due.py [--quick]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Incoming & Outgoing with 100,000 log entries (M6): open the view and filter it, against a plain
 indexed sqlite3 query for the same first page, measured in the same run.
 
-    QT_QPA_PLATFORM=offscreen python bench/bench_email_log.py [--rows 100000]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_email_log.py [--rows 100000]
 
 Prints milliseconds (median of several runs) and the ratio to the raw query. The target is
 under 100 ms for opening and for each filter.

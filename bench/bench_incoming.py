@@ -5,7 +5,7 @@ batch's mails and the DB cursor committed in one transaction) and the same routi
 `receive_mail` (parse, loop rules, sender hold, tracking, a new item or a log row) on SQLite.
 Baseline, same run, same mailbox: imaplib fetching every message and Python's email parser.
 
-    /work/venv/bin/python bench/bench_incoming.py [N]      (default 10000)
+    .venv/bin/python bench/bench_incoming.py [N]      (default 10000)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 then sent by the outbox to an aiosmtpd catcher in a child process. The baseline sends the same
 bytes, envelope by envelope, with aiosmtplib on one connection to the same server.
 
-    /work/venv/bin/python bench/bench_mailer.py [--quick]
+    .venv/bin/python bench/bench_mailer.py [--quick]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ after the Service created the schema. Then 10,000 messages are posted one by one
 deliveries, the conversation's last message, a change-feed row) are written with raw sqlite3,
 also one transaction per message, into a copy of the same database.
 
-    /work/venv/bin/python bench/bench_post.py [--quick] [--profile]
+    .venv/bin/python bench/bench_post.py [--quick] [--profile]
 """
 
 from __future__ import annotations

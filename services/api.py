@@ -35,11 +35,12 @@ from services.automations import (
 )
 from services.automations import fire as fire_automations
 from services.clock import Clock, SystemClock
-from services.config import KEYS, parse_value
+from services.config import KEYS, parse_value, usable_settings
 from services.domain.email_plan import AUTO_HEADERS
 from services.domain.headers import format_address, normalize_address
 from services.domain.mime import compose
 from services.domain.model import (
+    ITEM_STATUSES,
     ConversationKind,
     DeliveryState,
     EmailStatus,
@@ -60,6 +61,7 @@ from services.errors import (
     MailServerUnreachableError,
     NotFoundError,
     PermissionDeniedError,
+    quoted,
 )
 from services.events import ChangeFeed, Listener
 from services.fallback import FallbackScheduler, MailIdentity
@@ -233,9 +235,13 @@ class Service(InboxReads, EmailLog):
             url = sqlite_url(data_dir)
         clock = clock or SystemClock()
         store = await open_store(url, now=clock.now())
-        service = cls(store, clock=clock, secrets=secrets or SecretStore())
-        await service._load_config()
-        await service._seed_messaging_center()
+        try:
+            service = cls(store, clock=clock, secrets=secrets or SecretStore())
+            await service._load_config()
+            await service._seed_messaging_center()
+        except BaseException:  # a read-only or full database met after opening: close it
+            await store.close()
+            raise
         return service
 
     @property
@@ -325,12 +331,14 @@ class Service(InboxReads, EmailLog):
                 values[TOKEN_KEY_SETTING] = pysecrets.token_hex(32)
                 session.add(Setting(key=TOKEN_KEY_SETTING, value=values[TOKEN_KEY_SETTING]))
         self._token_key = bytes.fromhex(values.pop(TOKEN_KEY_SETTING))
-        self._config = values
+        self._config, problems = usable_settings(values)
+        for problem in problems:
+            log.warning("a stored setting is refused: %s", problem)
         await self._restart_incoming_if_changed()
 
     def config(self, key: str) -> str:
         if key not in KEYS:
-            raise InputError(f"unknown setting {key!r}")
+            raise InputError(f"unknown setting {quoted(key)}")
         return self._config.get(key, KEYS[key].default)
 
     async def set_config(self, key: str, value: str) -> Changes:
@@ -838,9 +846,11 @@ class Service(InboxReads, EmailLog):
         self, *, number: int, status: str, acting: str | None = None
     ) -> ItemInfo:
         """Change item N's status; fires 'item status changed', and 'item closed' on closing."""
-        wanted = status.strip().lower()
-        if not wanted or len(wanted) > 40 or not wanted.replace("-", "").replace("_", "").isalnum():
-            raise InputError(f"{status!r} is not a status (a word, like open, pending, closed)")
+        wanted = status.strip().lower().replace("_", "-")
+        if wanted not in ITEM_STATUSES:
+            raise InputError(
+                f"{quoted(status)} is not a status; one of: {', '.join(ITEM_STATUSES)}"
+            )
         now = self.clock.now()
         async with self._sessions.begin() as session:
             item = await queries.item_by_number(session, number)

@@ -37,6 +37,7 @@ from services.template_store import (
     obj,
     queue_template_email,
     render_text,
+    sample_variables,
     validate_intro,
 )
 from services.templates import validate_template
@@ -172,6 +173,7 @@ def _check_text(text: str) -> str:
     if len(cleaned) > MAX_AUTOMATION_TEXT:
         raise InputError(f"the text is too long (at most {MAX_AUTOMATION_TEXT} characters)")
     validate_template(cleaned, allowed=TEXT_VARIABLES, name="text")
+    render_text(cleaned, sample_variables(kind="automation"))  # and it must finish, small
     return cleaned
 
 
@@ -185,7 +187,7 @@ def _summary(auto: Automation) -> str:
         elif a.get("kind") == "email":
             does.append(f"email {a.get('template')} to the {a.get('to')}")
         elif a.get("kind") == "notify":
-            does.append("notify every follower (R1-R4), emailed when unseen")
+            does.append("notify every follower, emailed when unseen")
     return f"When {when}" + (f" and {conds}" if conds else "") + ": " + "; ".join(does)
 
 

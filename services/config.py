@@ -1,43 +1,87 @@
-"""Workspace settings: the known keys, their parsing and their defaults (`deskbell config`)."""
+"""Workspace settings: the known keys, their parsing and their defaults (`deskbell config`).
+
+Every key says what it accepts (`ConfigKey.accepts`, shown by `deskbell config set --help`),
+and a value outside it is refused when it is set, in one line that says so: a value that
+parsed but could never work (a host name with a space, a delay of 10^20 seconds) would
+otherwise break every later post or stop all sending, far from where it was typed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 from services.domain.headers import check_header_text, normalize_address
-from services.errors import InputError
+from services.errors import InputError, quoted
 
-__all__ = ["KEYS", "ConfigKey", "parse_value"]
+__all__ = ["KEYS", "ConfigKey", "parse_value", "usable_settings"]
 
-
-def _text(value: str) -> str:
-    return check_header_text(value.strip(), field="value")
-
-
-def _port(value: str) -> str:
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise InputError(f"{value!r} is not a port number (1-65535)")
-    return str(int(value))
+_DIGITS: Final = re.compile(r"[0-9]{1,9}")  # ASCII only: "²" or "١" are not settings
+_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_MAX_HOST_CHARS: Final = 253
+_MAX_PATH_CHARS: Final = 4096
 
 
-def _seconds(value: str) -> str:
-    if not value.isdigit() or int(value) < 1:
-        raise InputError(f"{value!r} is not a whole number of seconds (at least 1)")
-    return str(int(value))
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
+def _whole(low: int, high: int) -> Callable[[str], str]:
     def parse(value: str) -> str:
-        if value not in choices:
-            raise InputError(f"{value!r} is not one of: {', '.join(choices)}")
-        return value
+        text = value.strip()
+        if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
+            raise ValueError
+        return str(int(text))
 
     return parse
 
 
-def _address(value: str) -> str:
-    return normalize_address(value)
+def _text(max_chars: int, *, required: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        text = check_header_text(value.strip(), field="the value")
+        if len(text) > max_chars or (required and not text):
+            raise ValueError
+        return text
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.strip().lower() not in choices:
+            raise ValueError
+        return value.strip().lower()
+
+    return parse
+
+
+def _host(value: str) -> str:
+    """Empty (none), an IP address, or a host name (international names in IDNA form)."""
+    text = value.strip().lower().strip("[]")
+    if not text:
+        return ""
+    with contextlib.suppress(ValueError):  # not an address: a name, then
+        return str(ipaddress.ip_address(text))
+    try:
+        ascii_name = text.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError from exc
+    labels = ascii_name.rstrip(".").split(".")
+    if len(ascii_name) > _MAX_HOST_CHARS or not all(_LABEL.fullmatch(lab) for lab in labels):
+        raise ValueError
+    return ascii_name.rstrip(".")
+
+
+def _file(value: str) -> str:
+    """Empty (none), or a file that exists now (so a typo is caught here, not at send time)."""
+    text = value.strip()
+    if not text:
+        return ""
+    check_header_text(text, field="the path")
+    if len(text) > _MAX_PATH_CHARS or not Path(text).expanduser().is_file():
+        raise ValueError
+    return str(Path(text).expanduser())
 
 
 def _boolean(value: str) -> str:
@@ -46,40 +90,113 @@ def _boolean(value: str) -> str:
         return "true"
     if lowered in ("0", "false", "no", "off"):
         return "false"
-    raise InputError(f"{value!r} is not true or false")
+    raise ValueError
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
     name: str
     default: str
-    parse: Callable[[str], str]
+    parse: Callable[[str], str]  # the stored form; ValueError (or InputError) if refused
     help: str
+    accepts: str  # what `parse` accepts, in words
 
 
 KEYS: dict[str, ConfigKey] = {
     k.name: k
     for k in (
-        ConfigKey("smtp.host", "", _text, "SMTP server host name"),
-        ConfigKey("smtp.port", "587", _port, "SMTP port (587 STARTTLS, 465 TLS, 25 relay)"),
-        ConfigKey("smtp.security", "starttls", _choice("starttls", "tls", "none"), "TLS mode"),
-        ConfigKey("smtp.username", "", _text, "SMTP login (empty: no login)"),
-        ConfigKey("smtp.from", "deskbell@localhost", _address, "the From address of emails"),
-        ConfigKey("smtp.from_name", "Deskbell", _text, "the From name of emails"),
-        ConfigKey("smtp.cafile", "", _text, "extra CA certificates to trust (PEM file)"),
         ConfigKey(
-            "unseen_delay_s", "60", _seconds, "default delay before an unseen message is emailed"
+            "smtp.host", "", _host, "SMTP server", "a host name or IP address (empty: no SMTP)"
         ),
         ConfigKey(
-            "outbox.lease_s", "120", _seconds, "how long a process may hold an email it sends"
+            "smtp.port",
+            "587",
+            _whole(1, 65535),
+            "SMTP port (587 STARTTLS, 465 TLS, 25 relay)",
+            "a port number from 1 to 65535",
         ),
-        ConfigKey("imap.host", "", _text, "IMAP server host name (empty: no mailbox)"),
-        ConfigKey("imap.port", "993", _port, "IMAP port"),
-        ConfigKey("imap.security", "tls", _choice("tls", "starttls", "none"), "IMAP TLS mode"),
-        ConfigKey("imap.username", "", _text, "IMAP login"),
-        ConfigKey("imap.folder", "INBOX", _text, "the folder to read"),
         ConfigKey(
-            "mail.create_items", "true", _boolean, "mail from strangers opens new items (I5)"
+            "smtp.security",
+            "starttls",
+            _choice("starttls", "tls", "none"),
+            "TLS mode",
+            "starttls, tls or none",
+        ),
+        ConfigKey(
+            "smtp.username",
+            "",
+            _text(254),
+            "SMTP login (empty: no login)",
+            "one line of up to 254 characters",
+        ),
+        ConfigKey(
+            "smtp.from",
+            "deskbell@localhost",
+            normalize_address,
+            "the From address of emails",
+            "one email address, like support@example.com",
+        ),
+        ConfigKey(
+            "smtp.from_name",
+            "Deskbell",
+            _text(100),
+            "the From name of emails",
+            "one line of up to 100 characters",
+        ),
+        ConfigKey(
+            "smtp.cafile",
+            "",
+            _file,
+            "extra CA certificates to trust (PEM file)",
+            "the path of an existing file (empty: the system's certificates only)",
+        ),
+        ConfigKey(
+            "unseen_delay_s",
+            "60",
+            _whole(1, 7 * 24 * 3600),
+            "default delay before an unseen message is emailed",
+            "whole seconds from 1 to 604800 (a week)",
+        ),
+        ConfigKey(
+            "outbox.lease_s",
+            "120",
+            _whole(1, 3600),
+            "how long a process may hold an email it sends",
+            "whole seconds from 1 to 3600",
+        ),
+        ConfigKey(
+            "imap.host",
+            "",
+            _host,
+            "IMAP server (empty: no mailbox)",
+            "a host name or IP address (empty: no mailbox)",
+        ),
+        ConfigKey(
+            "imap.port", "993", _whole(1, 65535), "IMAP port", "a port number from 1 to 65535"
+        ),
+        ConfigKey(
+            "imap.security",
+            "tls",
+            _choice("tls", "starttls", "none"),
+            "IMAP TLS mode",
+            "tls, starttls or none",
+        ),
+        ConfigKey(
+            "imap.username", "", _text(254), "IMAP login", "one line of up to 254 characters"
+        ),
+        ConfigKey(
+            "imap.folder",
+            "INBOX",
+            _text(200, required=True),
+            "the folder to read",
+            "a folder name of up to 200 characters",
+        ),
+        ConfigKey(
+            "mail.create_items",
+            "true",
+            _boolean,
+            "mail from strangers opens new items",
+            "true or false (also yes/no, on/off, 1/0)",
         ),
     )
 }
@@ -89,5 +206,29 @@ def parse_value(key: str, value: str) -> str:
     """The stored form of `value` for `key`, or an InputError that says what is wrong."""
     spec = KEYS.get(key)
     if spec is None:
-        raise InputError(f"unknown setting {key!r}; known: {', '.join(sorted(KEYS))}")
-    return spec.parse(value)
+        raise InputError(f"unknown setting {quoted(key)}; known: {', '.join(sorted(KEYS))}")
+    try:
+        return spec.parse(value)
+    except InputError as exc:  # a line break in a name, an address that is not one
+        raise InputError(f"{key}: {exc}") from None
+    except ValueError:
+        raise InputError(f"{key} must be {spec.accepts}, not {quoted(value)}") from None
+
+
+def usable_settings(stored: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The stored settings that are still acceptable, and a line for each one that is not.
+
+    A value stored before a key had its range, or written into the database by hand, falls
+    back to the default instead of failing every post or every send.
+    """
+    usable: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in stored.items():
+        if key not in KEYS:
+            usable[key] = value  # not ours to judge (a newer version's key)
+            continue
+        try:
+            usable[key] = parse_value(key, value)
+        except InputError as exc:
+            problems.append(f"{exc}; using the default, {KEYS[key].default!r}")
+    return usable, problems

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from services.clock import Clock
+from services.retry_log import RetryLog
 
 __all__ = ["DueLoop"]
 
@@ -41,6 +42,7 @@ class DueLoop:
         self._on_stop = on_stop
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._retry = RetryLog(log, name)
 
     def wake(self) -> None:
         """Run the step again now: something new arrived, or the machine resumed."""
@@ -63,8 +65,9 @@ class DueLoop:
                 try:
                     next_at = await self._step()
                     retry_s = self.RETRY_S[0]
-                except Exception:
-                    log.exception("%s failed; retrying in %.0f s", self._name, retry_s)
+                    self._retry.succeeded()
+                except Exception as exc:  # a locked or full database, a bug: retry, never die
+                    self._retry.failed(exc)
                     next_at = self._clock.now() + timedelta(seconds=retry_s)
                     retry_s = min(retry_s * 2, self.RETRY_S[1])
                 if next_at is None or next_at > self._clock.now():

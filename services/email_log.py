@@ -14,8 +14,9 @@ from sqlalchemy import Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import defer
 
 from services.clock import Clock
-from services.domain.model import EmailStatus
-from services.errors import NotFoundError
+from services.domain.model import MAX_SEARCH_CHARS, EmailStatus
+from services.errors import InputError, NotFoundError
+from services.retry_log import RetryLog
 from services.store.db import Store, StoreSessions
 from services.store.models import Delivery, Email
 from services.views import EmailLogEntry
@@ -54,6 +55,12 @@ class EmailLog:
         offset: int = 0,
     ) -> list[EmailLogEntry]:
         """M6: the last 72 hours, newest first, optionally filtered; one page per call."""
+        if status and status not in set(EmailStatus):
+            raise InputError(f"{status!r:.60} is not a status; one of: {', '.join(EmailStatus)}")
+        if direction and direction not in ("in", "out"):
+            raise InputError(f"{direction!r:.60} is not a direction; in or out")
+        if search and len(search) > MAX_SEARCH_CHARS:
+            raise InputError(f"a search is at most {MAX_SEARCH_CHARS} characters")
         since = self.clock.now() - LOG_WINDOW
         # The list never shows bodies: leave the large columns in the database.
         stmt = (
@@ -153,11 +160,13 @@ class EmailLog:
         return EmailDetail(entry=entry, headers=headers, body=body)
 
     async def _purge_forever(self) -> None:
+        retry = RetryLog(log, "purging the email log")
         while True:
             try:
                 removed = await self.purge_log()
                 if removed:
                     log.info("purged %d log entries older than 72 hours", removed)
-            except Exception:
-                log.exception("purging the email log failed; trying again later")
+                retry.succeeded()
+            except Exception as exc:
+                retry.failed(exc)
             await asyncio.sleep(PURGE_EVERY.total_seconds())

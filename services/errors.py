@@ -19,8 +19,19 @@ __all__ = [
     "StoreBusyError",
     "StoreConflictError",
     "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "StoreReadOnlyError",
+    "StoreUnavailableError",
     "StoreUnreachableError",
+    "quoted",
 ]
+
+
+def quoted(value: str, *, limit: int = 60) -> str:
+    """How a message shows what a person typed: quoted, escaped to one line, cut to `limit`
+    characters (an error must stay one readable line, whatever was typed)."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 class DeskbellError(Exception):
@@ -39,15 +50,32 @@ class PermissionDeniedError(DeskbellError, PermissionError):
     """The acting person may not do this (a customer posting internally, a non-admin)."""
 
 
-class StoreBusyError(DeskbellError, TimeoutError):
-    """Another writer held the database too long; the change was not made."""
+class StoreError(DeskbellError):
+    """The database could not do what was asked, and nothing was changed. The message says
+    why in one line and what to do; the same call works again once the cause is gone."""
 
 
-class StoreCorruptError(DeskbellError):
-    """The database file could not be opened; it was moved aside."""
+class StoreBusyError(StoreError, TimeoutError):
+    """Another program or writer held the database locked too long (never damage)."""
 
 
-class StoreUnreachableError(DeskbellError, ConnectionError):
+class StoreFullError(StoreError):
+    """The disk holding the database is full."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The database, or the folder it lives in, cannot be written."""
+
+
+class StoreCorruptError(StoreError):
+    """The database is damaged (a failed integrity check, a malformed page)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be opened or read: a missing folder, a disk I/O error."""
+
+
+class StoreUnreachableError(StoreError, ConnectionError):
     """The database server did not answer or hung up; the change was not made. Try again."""
 
 

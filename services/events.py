@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
+from services.retry_log import RetryLog
 from services.store.models import Change
 from services.views import ChangeEvent
 
@@ -100,6 +101,7 @@ class ChangeFeed:
 
     async def _run(self) -> None:
         polls = 0
+        retry = RetryLog(log, "reading the change feed")
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval_s):
@@ -110,6 +112,7 @@ class ChangeFeed:
                 polls += 1
                 if polls % 18_000 == 0:  # about hourly
                     await self.purge()
-            except Exception:
-                log.exception("reading the change feed failed; retrying")
+                retry.succeeded()
+            except Exception as exc:
+                retry.failed(exc)
                 await asyncio.sleep(1.0)

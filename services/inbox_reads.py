@@ -9,7 +9,13 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.domain.model import ConversationKind, DeliveryState, EmailStatus, PersonKind
+from services.domain.model import (
+    MAX_SEARCH_CHARS,
+    ConversationKind,
+    DeliveryState,
+    EmailStatus,
+    PersonKind,
+)
 from services.domain.recipients import may_see
 from services.errors import NotFoundError, PermissionDeniedError
 from services.store import queries
@@ -135,7 +141,7 @@ class InboxReads:
         word of it, case-blind; the exact number first, then the most recent."""
         query = text.strip().lstrip("#").strip()
         words = query.lower().split()
-        if not words:
+        if not words or len(query) > MAX_SEARCH_CHARS:  # longer than anything it could match
             return []
         async with self._sessions() as session:
             person = await session.get(Person, person_id)

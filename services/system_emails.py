@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.clock import Clock
 from services.domain.headers import normalize_address
 from services.domain.model import PersonKind
-from services.errors import InputError, NotFoundError, PermissionDeniedError
+from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.fallback import MailIdentity
 from services.store import queries
 from services.store.models import Email, EmailTemplate, PasswordReset, Person, SystemEmail
@@ -93,7 +93,7 @@ async def send_system_email(
         return None
     template = await session.get(EmailTemplate, name)
     if template is None:
-        raise NotFoundError(f"no template {name!r}")
+        raise NotFoundError(f"no template {quoted(name)}")
     variables: dict[str, object] = {
         "person": obj(name=person.name, email=person.email),
         "workspace": obj(name=identity.from_name, address=identity.from_addr),
@@ -156,7 +156,7 @@ class SystemEmails:
     async def set_enabled(self, name: str, *, enabled: bool) -> SystemEmailInfo:
         key = name.strip().lower().replace("-", "_")
         if key not in DEFAULTS:
-            raise NotFoundError(f"no system email {name!r}; one of: {', '.join(DEFAULTS)}")
+            raise NotFoundError(f"no system email {quoted(name)}; one of: {', '.join(DEFAULTS)}")
         if key in ALWAYS_ON and not enabled:
             raise PermissionDeniedError(f"the {key} email is always on: it cannot be disabled")
         async with self._sessions.begin() as session:

@@ -13,6 +13,7 @@ Email row with status `failed` and the reason instead, so *Incoming & Outgoing* 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import importlib.resources
 import logging
@@ -37,7 +38,7 @@ from services.domain.headers import (
 )
 from services.domain.mime import compose
 from services.domain.model import EmailStatus
-from services.errors import InputError, NotFoundError, PermissionDeniedError
+from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.fallback import MailIdentity
 from services.mail.caps import cap_reason, recent_sends
 from services.store import queries
@@ -69,6 +70,7 @@ __all__ = [
     "obj",
     "queue_rendered_email",
     "queue_template_email",
+    "render_sample",
     "render_template",
     "render_text",
     "sample_variables",
@@ -109,17 +111,17 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "conversation": "kind ('internal', 'external', 'direct'), subject",
         "messages": "the new messages, oldest first: author, time, created_at, text",
         "context": "up to three earlier messages, same shape",
-        INTRO_VARIABLE: "the critical automation's text, rendered (M1, E5)",
+        INTRO_VARIABLE: "the critical automation's text, rendered",
     },
 }
 
 BUILTIN_TEMPLATES: Final[Mapping[str, tuple[str, str]]] = {
     # name: (kind, description)
-    NEW_MESSAGE: ("notification", "Unseen messages, emailed after the delay (E4, E5)"),
+    NEW_MESSAGE: ("notification", "Unseen messages, emailed after the delay"),
     "item_closed": ("automation", "An item was closed (the shipped example automation)"),
-    "welcome": ("system", "Welcome to a new user (M5)"),
-    PASSWORD_RESET: ("system", "A one-time code to reset a password (M5; always on)"),
-    "new_customer": ("system", "Acknowledgement to a new customer (M5; off by default)"),
+    "welcome": ("system", "Welcome to a new user"),
+    PASSWORD_RESET: ("system", "A one-time code to reset a password (always on)"),
+    "new_customer": ("system", "Acknowledgement to a new customer (off by default)"),
 }
 
 DEFAULT_INTRO: Final = (
@@ -131,7 +133,7 @@ DEFAULT_INTRO: Final = (
 
 def allowed_variables(*, kind: str, name: str = "") -> frozenset[str]:
     if kind not in VARIABLES:
-        raise InputError(f"unknown template kind {kind!r}; one of: {', '.join(KINDS)}")
+        raise InputError(f"unknown template kind {quoted(kind)}; one of: {', '.join(KINDS)}")
     names = set(VARIABLES[kind])
     if kind == "system" and name != PASSWORD_RESET:
         names -= {"code", "expires_minutes"}
@@ -211,7 +213,8 @@ def _check_name(name: str) -> str:
     cleaned = name.strip().lower()
     if not cleaned or len(cleaned) > 100 or not set(cleaned) <= _NAME_CHARS:
         raise InputError(
-            f"{name!r} is not a template name (lowercase letters, digits, '_' and '-', up to 100)"
+            f"{quoted(name)} is not a template name"
+            " (lowercase letters, digits, '_' and '-', up to 100)"
         )
     return cleaned
 
@@ -281,7 +284,32 @@ def validate_intro(text: str) -> str:
         raise InputError("the text is empty")
     check_header_text(cleaned, field="the text")  # one line, no controls
     validate_template(cleaned, allowed=NOTIFICATION_VARIABLES, name="text")
+    _render_one(cleaned, "text", sample_variables(kind="notification"))  # it must also finish
     return cleaned
+
+
+def render_sample(
+    *,
+    name: str,
+    kind: str,
+    subject: str,
+    body_text: str,
+    body_html: str,
+    intro: str | None = None,
+    workspace: str = "Deskbell",
+) -> RenderedEmail:
+    """Check a template (M4) and render it with sample data: what a preview shows, and what a
+    save must get through, so a template that breaks a limit is refused with its line."""
+    validate_sources(
+        name=name, kind=kind, subject=subject, body_text=body_text, body_html=body_html
+    )
+    variables = sample_variables(kind=kind, name=name, workspace=workspace)
+    if kind == "notification":
+        variables[INTRO_VARIABLE] = _render_one(intro or DEFAULT_INTRO, "intro.txt.j2", variables)
+        subject = "{{ conversation.subject }}"
+    return render_template(
+        name=name, subject=subject, body_text=body_text, body_html=body_html, variables=variables
+    )
 
 
 # --- seeding ------------------------------------------------------------------------------
@@ -495,10 +523,12 @@ class TemplateInfo:
 
 def _info(row: EmailTemplate, used_by: tuple[str, ...] = ()) -> TemplateInfo:
     allowed = allowed_variables(kind=row.kind, name=row.name)
+    shipped = BUILTIN_TEMPLATES.get(row.name) if row.builtin else None
     return TemplateInfo(
         name=row.name,
         kind=row.kind,
-        description=row.description,
+        # A built-in's description is the shipped one: a newer version's wording shows.
+        description=shipped[1] if shipped else row.description,
         subject=row.subject,
         body_text=row.body_text,
         body_html=row.body_html,
@@ -557,46 +587,49 @@ class TemplateStore:
         kind: str = "automation",
         description: str | None = None,
     ) -> TemplateInfo:
-        """Create or edit a template; refused with the line if it would not render (M4)."""
+        """Create or edit a template; refused with the line if it would not render (M4).
+
+        The check renders it with sample data, in a worker thread and outside the write
+        transaction: a template that breaks a limit costs its own time only.
+        """
         key = _check_name(name)
+        async with self._sessions() as session:
+            found = await session.get(EmailTemplate, key)
+            intro = await session.scalar(
+                select(Automation.text).where(Automation.critical.is_(True))
+            )
+        if found is None:
+            if kind == "notification":
+                raise PermissionDeniedError("there is only one notification template")
+            allowed_variables(kind=kind)
+        wanted_kind = found.kind if found is not None else kind
+        wanted_subject = subject if subject is not None else (found.subject if found else "")
+        wanted_text = body_text if body_text is not None else (found.body_text if found else "")
+        wanted_html = body_html if body_html is not None else (found.body_html if found else "")
+        await asyncio.to_thread(
+            render_sample,
+            name=key,
+            kind=wanted_kind,
+            subject=wanted_subject,
+            body_text=wanted_text,
+            body_html=wanted_html,
+            intro=intro,
+            workspace=self._identity().from_name,
+        )
         now = self._clock.now()
         async with self._sessions.begin() as session:
             row = await session.get(EmailTemplate, key)
             if row is None:
-                if kind == "notification":
-                    raise PermissionDeniedError("there is only one notification template")
-                allowed_variables(kind=kind)
                 row = EmailTemplate(
-                    name=key,
-                    kind=kind,
-                    description="",
-                    subject="",
-                    body_text="",
-                    body_html="",
-                    builtin=False,
-                    updated_at=now,
+                    name=key, kind=wanted_kind, description="", builtin=False, updated_at=now
                 )
-                new = True
-            else:
-                new = False
-            wanted_subject = row.subject if subject is None else subject
-            wanted_text = row.body_text if body_text is None else body_text
-            wanted_html = row.body_html if body_html is None else body_html
-            validate_sources(
-                name=key,
-                kind=row.kind,
-                subject=wanted_subject,
-                body_text=wanted_text,
-                body_html=wanted_html,
-            )
+                session.add(row)
             row.subject = wanted_subject
             row.body_text = wanted_text
             row.body_html = wanted_html
             if description is not None:
                 row.description = check_header_text(description.strip(), field="description")[:300]
             row.updated_at = now
-            if new:
-                session.add(row)
             queries.add_change(session, kind="template", at=now)
             info = _info(row)
         await self._on_change()
@@ -630,25 +663,15 @@ class TemplateStore:
                 intro = await session.scalar(
                     select(Automation.text).where(Automation.critical.is_(True))
                 )
-        kind = row.kind
-        src_subject = row.subject if subject is None else subject
-        src_text = row.body_text if body_text is None else body_text
-        src_html = row.body_html if body_html is None else body_html
-        validate_sources(
-            name=row.name, kind=kind, subject=src_subject, body_text=src_text, body_html=src_html
-        )
-        variables = sample_variables(kind=kind, name=row.name, workspace=self._identity().from_name)
-        if kind == "notification":
-            variables[INTRO_VARIABLE] = _render_one(
-                intro or DEFAULT_INTRO, "intro.txt.j2", variables
-            )
-            src_subject = "{{ conversation.subject }}"
-        return render_template(
+        return await asyncio.to_thread(
+            render_sample,
             name=row.name,
-            subject=src_subject,
-            body_text=src_text,
-            body_html=src_html,
-            variables=variables,
+            kind=row.kind,
+            subject=row.subject if subject is None else subject,
+            body_text=row.body_text if body_text is None else body_text,
+            body_html=row.body_html if body_html is None else body_html,
+            intro=intro,
+            workspace=self._identity().from_name,
         )
 
     async def test_send(self, name: str, *, to: str) -> int:
@@ -681,7 +704,7 @@ class TemplateStore:
     async def _row(session: AsyncSession, name: str) -> EmailTemplate:
         row = await session.get(EmailTemplate, name.strip().lower())
         if row is None:
-            raise NotFoundError(f"no template {name!r}")
+            raise NotFoundError(f"no template {quoted(name)}")
         return row
 
     @staticmethod
@@ -702,19 +725,24 @@ class TemplateStore:
 class StoredNotificationRenderer(TemplateRenderer):
     """The notification renderer over the stored template; if that fails at send time the
     shipped default renders instead, so a bad edit never stalls the fallback (E1) and the
-    failure is logged."""
+    failure is logged. A template that broke a limit (time, size) would break it again for
+    every email: after the first time only the default renders, until the template changes."""
 
     def __init__(self, *, overrides: Mapping[str, str]) -> None:
         super().__init__(overrides=overrides)
         self._default = TemplateRenderer()
+        self._over_limit = False
 
     def render_notification(
         self, email: NotificationEmail, *, tz: tzinfo | None = None
     ) -> tuple[str, str]:
+        if self._over_limit:
+            return self._default.render_notification(email, tz=tz)
         try:
             return super().render_notification(email, tz=tz)
         except TemplateError as exc:
             log.error("the stored new-message template failed (%s); used the default", exc)
+            self._over_limit = exc.over_limit
             return self._default.render_notification(email, tz=tz)
 
 

@@ -18,17 +18,18 @@ never interpreted as HTML.
 
 Templates run in an immutable sandbox with `StrictUndefined` (an unknown name fails instead
 of rendering empty). Admin-edited templates are bounded: names and attributes starting with
-`_` are refused, loops and calls share a step budget, string repetition and powers are
-capped, and output stops at `MAX_OUTPUT_CHARS`.
+`_` are refused, nothing is folded at compile time, every operation that can grow a value
+checks its size first, loops and calls share a step and CPU-time budget
+(`services.template_limits`), and output stops at `MAX_OUTPUT_CHARS`.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 import re
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from types import CodeType
@@ -42,6 +43,17 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from services.domain.email_plan import MessageView, NotificationEmail
 from services.errors import InputError
+from services.template_limits import (
+    MAX_STEPS,
+    Budget,
+    bounded_binop,
+    bounded_call,
+    bounded_concat,
+    bounded_filters,
+    bounded_globals,
+    loop_guard,
+    using_budget,
+)
 
 __all__ = [
     "HTML_TEMPLATE",
@@ -66,18 +78,23 @@ NOTIFICATION_VARIABLES: Final = frozenset(
     {"item", "recipient", "messages", "context", "conversation"}
 )
 MAX_OUTPUT_CHARS: Final = 1_000_000
-MAX_STEPS: Final = 100_000  # loop iterations plus calls, per render
-_MAX_EXPONENT: Final = 1_000
+MAX_SOURCE_CHARS: Final = 100_000
 _LOOP_GUARD: Final = "__deskbell_loop_guard"
+_CONCAT_GUARD: Final = "__deskbell_concat"
+_OUTPUT_BATCH: Final = 32
 _TEMPLATE_FILE_RE: Final = re.compile(r"^<template>$|\.j2$")
 
 
 class TemplateError(InputError):
-    """A template that cannot be saved or rendered; `lineno` points at the line if known."""
+    """A template that cannot be saved or rendered; `lineno` points at the line if known;
+    `over_limit` when it broke one of `services.template_limits` (it would again)."""
 
-    def __init__(self, message: str, *, lineno: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, lineno: int | None = None, over_limit: bool = False
+    ) -> None:
         super().__init__(message)
         self.lineno = lineno
+        self.over_limit = over_limit
 
 
 # --- template variables ------------------------------------------------------------------
@@ -144,32 +161,6 @@ def notification_variables(
 # --- the sandbox -------------------------------------------------------------------------
 
 
-class _Budget:
-    def __init__(self, steps: int) -> None:
-        self._left = steps
-
-    def spend(self) -> None:
-        self._left -= 1
-        if self._left < 0:
-            raise SecurityError("the template ran too long (too many loop steps or calls)")
-
-
-# Per render, not per environment: one renderer may serve several threads or tasks.
-_BUDGET: ContextVar[_Budget | None] = ContextVar("deskbell_template_budget", default=None)
-
-
-def _spend() -> None:
-    budget = _BUDGET.get()
-    if budget is not None:
-        budget.spend()
-
-
-def _loop_guard(iterable: Iterable[Any]) -> Iterator[Any]:
-    for value in iterable:
-        _spend()
-        yield value
-
-
 def _refuse_unsafe(tree: nodes.Template) -> None:
     """Refuse at compile time what the sandbox would only catch at render time, and what it
     allows but we do not: names and attributes starting with `_` (internals), and switching
@@ -192,16 +183,34 @@ def _refuse_unsafe(tree: nodes.Template) -> None:
 
 
 def _guard_loops(tree: nodes.Template, environment: jinja2.Environment) -> None:
-    """Route every `for` loop's iterable through the step budget."""
+    """Route every `for` loop's iterable through the step budget, and every `~` through the
+    size check (Jinja joins those with a function the sandbox cannot intercept)."""
     for loop in list(tree.find_all(nodes.For)):
         guard = nodes.Name(_LOOP_GUARD, "load", lineno=loop.lineno)
         call = nodes.Call(guard, [loop.iter], [], None, None, lineno=loop.lineno)
         call.set_environment(environment)
         loop.iter = call
+    for concat in list(tree.find_all(nodes.Concat)):
+        guard = nodes.Name(_CONCAT_GUARD, "load", lineno=concat.lineno)
+        call = nodes.Call(guard, list(concat.nodes), [], None, None, lineno=concat.lineno)
+        call.set_environment(environment)
+        _replace_node(tree, concat, call)
+
+
+def _replace_node(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
+    for parent in tree.find_all(nodes.Node):
+        for field, value in parent.iter_fields():
+            if value is old:
+                setattr(parent, field, new)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if item is old:
+                        value[i] = new
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    # Intercepted operators are never folded at compile time and are checked when they run.
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     @overload
     def compile(
@@ -239,20 +248,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         # Positional-only: a template's own keyword arguments may be named anything.
-        _spend()
+        bounded_call(obj, args, kwargs)
         return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(count, int)
-                    and len(seq) * count > MAX_OUTPUT_CHARS
-                ):
-                    raise SecurityError("repetition would make a value too large")
-        elif operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
-            raise SecurityError("the exponent is too large")
+        bounded_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
 
@@ -268,9 +268,12 @@ def _environment(sources: Mapping[str, str]) -> _Sandbox:
         keep_trailing_newline=True,
         auto_reload=False,
     )
-    env.globals[_LOOP_GUARD] = _loop_guard
     # `safe` would let message text through as HTML; there is no legitimate use for it here.
     del env.filters["safe"]
+    env.filters = bounded_filters(env.filters)
+    env.globals.update(bounded_globals())
+    env.globals[_LOOP_GUARD] = loop_guard
+    env.globals[_CONCAT_GUARD] = bounded_concat
     return env
 
 
@@ -290,7 +293,8 @@ def _template_error(exc: BaseException, *, where: str) -> TemplateError:
     lineno = _lineno(exc)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     at = f" line {lineno}" if lineno is not None else ""
-    return TemplateError(f"{where}{at}: {message}", lineno=lineno)
+    over = isinstance(exc, SecurityError | RecursionError)
+    return TemplateError(f"{where}{at}: {message}", lineno=lineno, over_limit=over)
 
 
 # --- public API --------------------------------------------------------------------------
@@ -301,11 +305,14 @@ def validate_template(
 ) -> None:
     """M4: refuse a template with a syntax error, an unknown filter, a private name, or a
     variable outside `allowed`; the error names the line."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise TemplateError(f"{name}: the template is longer than {MAX_SOURCE_CHARS} characters")
     env = _environment({})
     try:
         tree = env.parse(source)
         env.compile(source)
-    except (jinja2.TemplateError, RecursionError) as exc:
+    except (jinja2.TemplateError, RecursionError, ValueError, OverflowError) as exc:
+        # ValueError: a literal number of 5,000 digits, which Python will not read.
         raise _template_error(exc, where=name) from exc
     unknown = meta.find_undeclared_variables(tree) - set(allowed)
     if unknown:
@@ -396,19 +403,36 @@ def _render_bounded(
     max_steps: int,
     max_output: int,
 ) -> str:
-    token = _BUDGET.set(_Budget(max_steps))
+    end_budget = using_budget(Budget(steps=max_steps))
     try:
-        parts: list[str] = []
-        size = 0
-        for chunk in env.get_template(name).generate(**variables):
-            size += len(chunk)
-            if size > max_output:
-                raise TemplateError(f"{name}: output is larger than {max_output} characters")
-            parts.append(chunk)
-        return "".join(parts)
+        return _join_bounded(env, name, variables, max_output=max_output)
     except TemplateError:
         raise
     except Exception as exc:  # whatever a template does wrong is that template's error
         raise _template_error(exc, where=name) from exc
     finally:
-        _BUDGET.reset(token)
+        end_budget()
+
+
+def _join_bounded(
+    env: _Sandbox, name: str, variables: Mapping[str, object], *, max_output: int
+) -> str:
+    """The output, stopped once it passes `max_output` characters. Counted per batch of
+    chunks (each chunk is one bounded value), which costs a fraction of counting each."""
+    template = env.get_template(name)
+    chunks = template.root_render_func(template.new_context(dict(variables)))
+    parts: list[str] = []
+    size = 0
+    try:
+        while batch := list(itertools.islice(chunks, _OUTPUT_BATCH)):
+            size += sum(map(len, batch))
+            if size > max_output:
+                raise TemplateError(
+                    f"{name}: output is larger than {max_output} characters", over_limit=True
+                )
+            parts += batch
+    except TemplateError:
+        raise
+    except Exception:
+        env.handle_exception()  # re-raised with the template's own line numbers
+    return "".join(parts)

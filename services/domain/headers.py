@@ -16,7 +16,7 @@ import re
 import unicodedata
 from email.headerregistry import Address
 
-from services.errors import InputError
+from services.errors import InputError, quoted
 
 __all__ = [
     "ELLIPSIS",
@@ -93,12 +93,12 @@ def normalize_domain(domain: str) -> str:
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise InvalidAddressError(f"{original!r} is not a valid mail domain") from exc
+            raise InvalidAddressError(f"{quoted(original)} is not a valid mail domain") from exc
     labels = domain.split(".")
     if (len(labels) < 2 and domain != "localhost") or not all(
         _LABEL_RE.fullmatch(label) for label in labels
     ):
-        raise InvalidAddressError(f"{original!r} is not a valid mail domain")
+        raise InvalidAddressError(f"{quoted(original)} is not a valid mail domain")
     return domain
 
 
@@ -108,7 +108,7 @@ def normalize_address(addr: str) -> str:
     No display name, no comments, no quoted local part, no spaces or line breaks; an ASCII
     local part; an international domain is converted to its ASCII (IDNA) form.
     """
-    bad = InvalidAddressError(f"{addr!r} is not a valid email address")
+    bad = InvalidAddressError(f"{quoted(addr)} is not a valid email address")
     candidate = addr.strip(" ")
     if not candidate or len(candidate) > MAX_ADDRESS_LEN or candidate.count("@") != 1:
         raise bad

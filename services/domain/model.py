@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 __all__ = [
     "DEFAULT_DELAY_S",
     "DELAY_CHOICES_S",
+    "ITEM_STATUSES",
     "MAX_MESSAGE_CHARS",
+    "MAX_SEARCH_CHARS",
     "ConversationKind",
     "DeliveryState",
     "EmailStatus",
@@ -22,6 +25,9 @@ DEFAULT_DELAY_S = 60
 # Per-user choices of E1: 1, 2, 5, 15, 60 minutes; None means "never email me".
 DELAY_CHOICES_S: tuple[int | None, ...] = (60, 120, 300, 900, 3600, None)
 MAX_MESSAGE_CHARS = 100_000
+# A search (Ctrl+K, the email log) longer than any title or address can match nothing, and
+# SQLite refuses LIKE patterns past 50,000 bytes.
+MAX_SEARCH_CHARS = 200
 
 
 class PersonKind(StrEnum):
@@ -45,6 +51,10 @@ class DeliveryState(StrEnum):
     SEEN = "seen"
     EMAILED = "emailed"  # handed to an outbox email (its status says whether it left)
     SUPPRESSED = "suppressed"  # will never be emailed; `reason` says why
+
+
+# An item's statuses, in the order of its life. "closed" fires the item-closed automations.
+ITEM_STATUSES: Final = ("open", "in-progress", "pending", "on-hold", "closed")
 
 
 class EmailStatus(StrEnum):

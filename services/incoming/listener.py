@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from services.errors import InputError
+from services.errors import InputError, StoreError, quoted
 
 if TYPE_CHECKING:
     # aiosmtpd is imported when a listener starts: `deskbell` (and the app) parses its command
@@ -34,7 +34,7 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"{value!r} is not HOST:PORT (for example 127.0.0.1:2525)")
+        raise InputError(f"{quoted(value)} is not HOST:PORT (for example 127.0.0.1:2525)")
     return host, int(port)
 
 
@@ -47,6 +47,9 @@ class _Handler:
         data = raw if isinstance(raw, bytes) else str(raw or "").encode("utf-8", "replace")
         try:
             result = await self._receive(data)
+        except StoreError as exc:  # a locked or full database: one line, the sender retries
+            log.error("an incoming mail over SMTP could not be stored: %s", exc)
+            return "451 4.3.0 Could not store the mail; try again later"
         except Exception:  # not even the log row could be written: let the sender retry (I7)
             log.exception("an incoming mail over SMTP could not be processed")
             return "451 4.3.0 Could not store the mail; try again later"

@@ -28,7 +28,7 @@ from services.domain.email_plan import LOOP_TAG
 from services.domain.headers import clean_header_text
 from services.domain.model import ConversationKind, EmailStatus, PersonKind
 from services.domain.tokens import find_token
-from services.errors import DeskbellError, InputError
+from services.errors import DeskbellError, InputError, StoreError
 from services.fallback import message_id_domain
 from services.incoming.cursor import DbImapCursor, account_key
 from services.incoming.imap import (
@@ -488,6 +488,8 @@ class IncomingMail:
                 result = await self._route(session, raw, mail, policy)
                 if save is not None:
                     await save(session)
+        except StoreError:  # locked, full, read-only: not the mail's fault; it comes again
+            raise
         except Exception as exc:  # I7: rolled back; the mail is still logged, as ignored
             reason = storable(f"could not be processed: {type(exc).__name__}: {exc}")
             # One line (`deskbell mail receive` prints what it did, not a traceback).

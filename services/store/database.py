@@ -300,6 +300,11 @@ class Database:
         database = self._engine.url.database
         return None if self.is_postgres or database is None else Path(database)
 
+    @property
+    def _where(self) -> Path | str:
+        """How error messages name this database."""
+        return self.sqlite_path or "database"
+
     async def read(
         self, work: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -432,7 +437,7 @@ class Database:
                     conflicts += 1
                     time.sleep(random.uniform(0, 0.005 * 2**conflicts))
                     continue
-                translated = translate_error(exc, failure)
+                translated = translate_error(exc, failure, path=self._where)
                 if translated is exc:
                     raise
                 raise translated from exc

@@ -260,6 +260,9 @@ class Change(Base):
     """An append-only feed of what changed, read by every running process (events.py)."""
 
     __tablename__ = "changes"
+    # Ids are never handed out twice, even after the purge empties the table: a running
+    # process that saw id N ignores anything at or below N (SQLite reuses ids without this).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime]

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,23 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 @dataclass
 class Deskbell:
-    """Runs `python -m app.cli ...` on one data folder; keeps the `serve` processes it started."""
+    """Runs `python -m app.cli ...` on one data folder; keeps the `serve` processes it started
+    (their logs go to `log_dir`, the data folder unless told: a full disk must not stop them)."""
 
     data_dir: Path
     served: list[subprocess.Popen[str]] = field(default_factory=list)
+    log_dir: Path | None = None
 
     def run(
-        self, *args: str, check: bool = True, stdin: str | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        stdin: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> subprocess.CompletedProcess[str]:
+        """`prefix` runs it through another command (setpriv, say)."""
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", *args],
+            [*prefix, sys.executable, "-m", "app.cli", *args],
             cwd=ROOT,
             env=_env(self.data_dir),
             input=stdin,
@@ -58,10 +65,13 @@ class Deskbell:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args).stdout)
 
-    def serve(self) -> subprocess.Popen[str]:
-        log = (self.data_dir / f"serve-{len(self.served)}.log").open("w")
+    def _log_path(self, index: int) -> Path:
+        return (self.log_dir or self.data_dir) / f"serve-{index}.log"
+
+    def serve(self, *args: str) -> subprocess.Popen[str]:
+        log = self._log_path(len(self.served)).open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve"],
+            [sys.executable, "-m", "app.cli", "serve", *args],
             cwd=ROOT,
             env=_env(self.data_dir),
             stdout=log,
@@ -74,7 +84,7 @@ class Deskbell:
 
     def serve_log(self, index: int = -1) -> str:
         n = index if index >= 0 else len(self.served) + index
-        return (self.data_dir / f"serve-{n}.log").read_text()
+        return self._log_path(n).read_text()
 
     def stop_all(self) -> None:
         for proc in self.served:

@@ -60,11 +60,11 @@ def test_m2_m8_close_from_the_cli_tells_followers_and_emails_the_requester(
 
     serve = deskbell.serve()
     # Ann and Bob get the inserted message after the delay; Carl (customer) gets the template.
-    assert wait_until(lambda: len(smtp_server.handler.messages) >= 3, timeout_s=20), (
+    assert wait_until(lambda: len(smtp_server.handler.messages) >= 3, timeout_s=60), (
         deskbell.serve_log()
     )
     serve.send_signal(signal.SIGTERM)
-    assert serve.wait(timeout=10) == 0
+    assert serve.wait(timeout=60) == 0
     by_to = {getaddresses([str(m["To"])])[0][1].lower(): m for m in smtp_server.handler.messages}
     assert set(by_to) == {ANN, BOB, CARL}
     bob_body = by_to[BOB].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
@@ -133,10 +133,10 @@ def test_m5_m8_reset_password_and_template_commands(
     )
     assert settings == f"{BOB}: email on, sound off, in-app on, delay 300s"
     serve = deskbell.serve()
-    assert wait_until(lambda: len(smtp_server.handler.messages) >= 2, timeout_s=20), (
+    assert wait_until(lambda: len(smtp_server.handler.messages) >= 2, timeout_s=60), (
         deskbell.serve_log()
     )
     serve.send_signal(signal.SIGTERM)
-    serve.wait(timeout=10)
+    serve.wait(timeout=60)
     subjects = sorted(str(m["Subject"]) for m in smtp_server.handler.messages)
     assert subjects == ["Your Deskbell password reset code", "[test] Hi [#12]"]

@@ -57,7 +57,7 @@ def serving(deskbell: Deskbell, listen_port: int) -> Iterator[subprocess.Popen[s
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -46,7 +46,7 @@ async def test_d8_corrupt_database_is_moved_aside_with_a_notice_and_start_is_emp
     service = await Service.open(data_dir=tmp_path, clock=ManualClock())
     try:
         assert service.notice is not None
-        assert "damaged" in service.notice
+        assert "integrity check" in service.notice
         assert "moved" in service.notice
         assert await service.people() == []
         await service.add_person(email="ann@example.com", name="Ann")  # it really works

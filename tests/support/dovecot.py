@@ -145,7 +145,7 @@ class DovecotServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, *, timeout_s: float = 10.0) -> None:
+    def start(self, *, timeout_s: float = 60.0) -> None:
         """Start the server and wait until its IMAP port accepts connections."""
         if self.running:
             return

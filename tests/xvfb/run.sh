@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-python}
-[[ -x ../venv/bin/python && -z ${PYTHON:-} ]] && python=../venv/bin/python
+[[ -x .venv/bin/python && -z ${PYTHON:-} ]] && python=.venv/bin/python
 for tool in xvfb-run dbus-run-session trayer; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool missing (apt-get install xvfb dbus trayer)" >&2; exit 2; }
 done
@@ -13,7 +13,7 @@ inner='
 trayer --edge top --align right --widthtype request --height 28 --transparent false \
   --tint 0x303030 >/dev/null 2>&1 &
 tray=$!
-sleep 1
+QT_QPA_PLATFORM=xcb "$0" tests/xvfb/wait_for_tray.py
 DESKBELL_XVFB=1 QT_QPA_PLATFORM=xcb "$0" -m pytest tests/xvfb -q -m xvfb "$@"
 status=$?
 kill "$tray" 2>/dev/null

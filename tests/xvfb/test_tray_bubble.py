@@ -27,7 +27,7 @@ def test_d2_bubble_shows_in_a_real_tray(qapp: QApplication, qtbot: QtBot, count:
     tray = QSystemTrayIcon()
     tray.setIcon(tray_icon(count=0))
     tray.show()
-    qtbot.waitUntil(lambda: tray.geometry().width() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: tray.geometry().width() > 0, timeout=60_000)
     qtbot.wait(300)
     plain = _grab_tray(tray)
     assert count_green(plain, x0=0, y0=0, x1=plain.width(), y1=plain.height()) == 0
@@ -39,5 +39,5 @@ def test_d2_bubble_shows_in_a_real_tray(qapp: QApplication, qtbot: QtBot, count:
         half_w, half_h = image.width() // 2, image.height() // 2
         return count_green(image, x0=half_w, y0=0, x1=image.width(), y1=half_h) > 6
 
-    qtbot.waitUntil(bubble_visible, timeout=5000)
+    qtbot.waitUntil(bubble_visible, timeout=60_000)
     tray.hide()

@@ -21,7 +21,7 @@ def test_d1_second_claim_returns_false_and_first_is_asked_to_show(
     assert first.listening
     try:
         second = SingleInstance(data_dir=tmp_path)
-        with qtbot.waitSignal(first.activation_requested, timeout=2000):
+        with qtbot.waitSignal(first.activation_requested, timeout=30_000):
             assert second.claim() is False
         assert not second.listening
     finally:

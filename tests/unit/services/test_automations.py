@@ -7,11 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from services.api import ConversationKind, PersonKind, Service, TemplateError
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.errors import InputError, NotFoundError, PermissionDeniedError
+from services.store.models import EmailTemplate
 from tests.support.world import World, open_service, seed
 
 
@@ -320,9 +322,15 @@ async def test_m4_bad_templates_are_refused_at_save_with_the_line(
 async def test_m4_huge_loop_does_not_hang_and_sends_nothing_but_logs_why(
     svc: Service, world: World
 ) -> None:
-    await svc.templates.save(
-        name="loop", subject="s", body_text="{% for i in range(10**9) %}x{% endfor %}"
-    )
+    loop = "{% for i in range(10**9) %}x{% endfor %}"
+    with pytest.raises(TemplateError, match="line 1"):  # refused at save, with its line
+        await svc.templates.save(name="loop", subject="s", body_text=loop)
+    # Stored all the same (before the check existed, or by hand): it fails to render alone.
+    await svc.templates.save(name="loop", subject="s", body_text="fine")
+    async with svc.store.sessions.begin() as session:
+        await session.execute(
+            update(EmailTemplate).where(EmailTemplate.name == "loop").values(body_text=loop)
+        )
     with pytest.raises(TemplateError):
         await svc.templates.preview("loop")
     await svc.automations.create(

@@ -62,7 +62,7 @@ class Desk:
         gc.collect()
 
 
-async def until(condition: Callable[[], object], *, within: float = 3.0) -> None:
+async def until(condition: Callable[[], object], *, within: float = 60.0) -> None:
     """Let the Qt loop run until `condition()` is truthy (fails after `within` s)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within

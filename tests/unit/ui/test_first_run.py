@@ -23,7 +23,7 @@ def test_first_run_accepts_a_valid_person_and_normalises_the_address(qtbot: QtBo
     qtbot.keyClicks(dialog.name_edit, "  Alex   Morgan ")
     qtbot.keyClicks(dialog.email_edit, "Alex@Example.COM")
     assert dialog.start_button.isEnabled()
-    with qtbot.waitSignal(dialog.accepted, timeout=1000):
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     assert dialog.result_person() == ("Alex Morgan", "alex@example.com")
 

@@ -46,7 +46,7 @@ def window(qtbot: QtBot) -> QWidget:
     widget.resize(480, 320)
     qtbot.addWidget(widget)
     widget.show()
-    qtbot.waitExposed(widget)
+    qtbot.waitExposed(widget, timeout=30_000)
     return widget
 
 
@@ -94,7 +94,7 @@ def test_n1_banner_click_emits_opened(window: QWidget, qtbot: QtBot) -> None:
     banner.show(Notice(key="42", title="Ann", body="hi"))
     bar = banner.area.bar("42")
     assert bar is not None
-    with qtbot.waitSignal(banner.opened, timeout=1000) as blocker:
+    with qtbot.waitSignal(banner.opened, timeout=30_000) as blocker:
         qtbot.mouseClick(bar.open_button, Qt.MouseButton.LeftButton)
     assert blocker.args == ["42"]
     assert banner.area.bar("42") is None
@@ -108,7 +108,7 @@ def test_d3_banner_close_button_and_auto_hide(window: QWidget, qtbot: QtBot) -> 
     assert bar is not None
     qtbot.mouseClick(bar.close_button, Qt.MouseButton.LeftButton)
     assert banner.area.bar("1") is None
-    qtbot.waitUntil(lambda: banner.area.keys() == [], timeout=1000)
+    qtbot.waitUntil(lambda: banner.area.keys() == [], timeout=30_000)
     assert not banner.area.isVisible()
 
 
@@ -121,7 +121,7 @@ def test_d3_center_uses_first_working_system_adapter(window: QWidget, qtbot: QtB
     notice = Notice(key="5", title="Ann", body="hello")
     assert center.notify(notice, dnd=False, in_app=True) is True
     assert system.shown == [notice]
-    with qtbot.waitSignal(center.opened, timeout=1000) as blocker:
+    with qtbot.waitSignal(center.opened, timeout=30_000) as blocker:
         system.opened.emit("5")
     assert blocker.args == ["5"]
     assert system.closed == ["5"]

@@ -42,8 +42,8 @@ def window(qtbot: QtBot) -> Conversation:
     qtbot.addWidget(widget)
     widget.show()
     widget.activateWindow()
-    qtbot.waitExposed(widget)
-    qtbot.waitUntil(widget.isActiveWindow)
+    qtbot.waitExposed(widget, timeout=30_000)
+    qtbot.waitUntil(widget.isActiveWindow, timeout=30_000)
     return widget
 
 
@@ -83,13 +83,13 @@ def test_s1_tracker_emits_seen_after_input_and_dwell(window: Conversation, qtbot
     qtbot.wait(60)
     assert got == []
     clock.advance(0.3)
-    qtbot.waitUntil(lambda: bool(got), timeout=1000)
+    qtbot.waitUntil(lambda: bool(got), timeout=30_000)
     seen = sorted(i for batch in got for i in batch)
     assert 100 not in seen  # less than half visible
     assert 110 not in seen  # off screen
     assert seen[:2] == [101, 102]
     # Nothing left that could be seen: the timer rests.
-    qtbot.waitUntil(lambda: not tracker.ticking, timeout=1000)
+    qtbot.waitUntil(lambda: not tracker.ticking, timeout=30_000)
 
 
 def test_s1_tracker_minimized_sees_nothing(window: Conversation, qtbot: QtBot) -> None:
@@ -100,15 +100,17 @@ def test_s1_tracker_minimized_sees_nothing(window: Conversation, qtbot: QtBot) -
     qtbot.mouseMove(window.view.viewport(), QPoint(10, 10))
     qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
     window.showMinimized()
-    qtbot.waitUntil(lambda: bool(window.windowState() & Qt.WindowState.WindowMinimized))
+    qtbot.waitUntil(
+        lambda: bool(window.windowState() & Qt.WindowState.WindowMinimized), timeout=30_000
+    )
     clock.advance(2.0)
     qtbot.wait(80)
     assert got == []
     assert not tracker.ticking
     window.showNormal()
     window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.waitUntil(window.isActiveWindow, timeout=30_000)
     qtbot.keyClick(window.view, Qt.Key.Key_Shift)
     clock.advance(1.0)
-    qtbot.waitUntil(lambda: bool(got), timeout=1000)
+    qtbot.waitUntil(lambda: bool(got), timeout=30_000)
     assert 100 in got[0]

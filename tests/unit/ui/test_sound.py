@@ -77,16 +77,22 @@ def test_d4_beep_player_needs_qapplication(qapp: QApplication) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux players")
 def test_d4_linux_player_runs_the_first_command_without_blocking(tmp_path: Path) -> None:
     out = tmp_path / "played.txt"
+    gate = tmp_path / "sound-may-end"
     for name in ("paplay", "aplay"):
         script = tmp_path / name
-        script.write_text(f'#!/bin/sh\nsleep 0.3\necho "{name} $1" >> "{out}"\n')
+        # The "sound" lasts until the test opens the gate: play() returning first proves it
+        # does not wait for the player, however slow the machine.
+        script.write_text(
+            f'#!/bin/sh\nwhile [ ! -e "{gate}" ]; do sleep 0.02; done\n'
+            f'echo "{name} $1" >> "{out}"\n'
+        )
         script.chmod(0o755)
     player = LinuxCommandPlayer(search_path=str(tmp_path))
     assert player.command.endswith("paplay")
-    started = time.monotonic()
     player.play(ping_path())
-    assert time.monotonic() - started < 0.2  # returned before the "sound" ended
-    deadline = time.monotonic() + 3
+    assert not out.exists()  # returned while the "sound" still plays
+    gate.touch()
+    deadline = time.monotonic() + 60
     while not out.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert out.read_text().strip() == f"paplay {ping_path()}"

@@ -29,5 +29,5 @@ def test_d1_n6_menu_open_dnd_quit(qtbot: QtBot) -> None:
     tray.dnd_actions["30m"].trigger()
     tray.dnd_actions[None].trigger()
     assert chosen == ["30m", None]
-    with qtbot.waitSignal(tray.quit_requested, timeout=500):
+    with qtbot.waitSignal(tray.quit_requested, timeout=30_000):
         tray.menu.actions()[-1].trigger()
