@@ -122,7 +122,8 @@ SETTINGS: dict[str, dict[str, str]] = {
     "smtp.security": {"unknown": "ssl3"},
     "smtp.username": {"CR/LF": "a\r\nb"},
     "smtp.from": ADDRESSES,
-    "smtp.from_name": {"CR/LF": "Desk\r\nBcc: x@y.z", "encoded word": "=?UTF-8?Q?=0A?="},
+    # A literal "=?" is kept and encoded when the header is built (E11), so it is not refused.
+    "smtp.from_name": {"CR/LF": "Desk\r\nBcc: x@y.z"},
     "smtp.cafile": {"missing": "/nonexistent/ca.pem", "a folder": "/"},
     "unseen_delay_s": {**NUMBERS, "20 digits": "99999999999999999999", "a month": "2678400"},
     "outbox.lease_s": {**NUMBERS, "12 digits": "999999999999"},
