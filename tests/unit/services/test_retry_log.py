@@ -35,11 +35,17 @@ async def test_d8_a_failing_loop_logs_once_per_state_change(
             raise outcome
         return None
 
-    loop = DueLoop(name="outbox", clock=ManualClock(), step=step, max_sleep_s=0.001)
+    clock = ManualClock()
+    loop = DueLoop(name="outbox", clock=clock, step=step)
     caplog.set_level(logging.INFO, logger="services.due_loop")
     loop.start()
     try:
-        await asyncio.wait_for(done.wait(), timeout=60)
+        async with asyncio.timeout(60):
+            while not done.is_set():
+                # Past any retry pause after a failure, and a wake-up after a success.
+                clock.advance(DueLoop.RETRY_S[1])
+                loop.wake()
+                await asyncio.sleep(0.01)
     finally:
         await loop.stop()
     lines = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
