@@ -42,13 +42,13 @@ from ui.platform.notify import system_notifier_chain
 from ui.platform.sound import Pinger, make_sound_player
 from ui.tasks import Tasks
 from ui.theme import apply_theme
-from ui.tray import Tray
+from ui.widgets.tray import Tray
 
 if TYPE_CHECKING:
     from services.api import PersonInfo, Service, UnseenCounts
 
     # Imported after the loading frame is painted (~0.1 s of widget modules).
-    from ui.main_window import MainWindow
+    from ui.windows.main_window import MainWindow
 
 __all__ = ["STATE_FILE_ENV", "run_desktop"]
 
@@ -158,7 +158,7 @@ async def _main(
             pinger = None
 
         log.info("start: main window")
-        from ui.main_window import MainWindow
+        from ui.windows.main_window import MainWindow
 
         window = MainWindow(
             service=service,
@@ -322,7 +322,7 @@ async def _pick_user(users: list[PersonInfo]) -> PersonInfo | None:
 
 async def _first_run(service: Service) -> PersonInfo | None:
     """The first start on an empty database: that person becomes the administrator."""
-    from ui.first_run import FirstRunDialog
+    from ui.windows.first_run import FirstRunDialog
 
     dialog = FirstRunDialog()
     while await _exec(dialog) == QDialog.DialogCode.Accepted:

@@ -50,6 +50,7 @@ from services.domain.schedule import (
     REASON_DELETED,
     DndChoice,
     check_dnd_window,
+    dnd_ends_at,
     dnd_until_choice,
     in_do_not_disturb,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "ConversationInfo",
     "ConversationKind",
     "ConversationRow",
+    "DndChoice",
     "EmailDetail",
     "EmailLogEntry",
     "EmailedEntry",
@@ -137,6 +139,9 @@ __all__ = [
     "TemplateError",
     "TemplateInfo",
     "UnseenCounts",
+    "dnd_ends_at",
+    "dnd_until_choice",
+    "in_do_not_disturb",
     "validate_address",
 ]
 

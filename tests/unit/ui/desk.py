@@ -16,23 +16,14 @@ from pytestqt.qtbot import QtBot
 from services.api import PersonInfo, Service
 from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
+from tests.unit.ui.fakes import RecordingPlayer
 from ui.bridge import ServiceBridge
-from ui.main_window import MainWindow
 from ui.platform.sound import Pinger
 from ui.tasks import Tasks
 from ui.theme import LIGHT
+from ui.windows.main_window import MainWindow
 
-__all__ = ["Desk", "RecordingPlayer", "open_desk", "until", "with_desk"]
-
-
-class RecordingPlayer:
-    """A sound player that records instead of playing (no sound server here)."""
-
-    def __init__(self) -> None:
-        self.played: list[Path] = []
-
-    def play(self, path: Path) -> None:
-        self.played.append(path)
+__all__ = ["Desk", "open_desk", "until", "with_desk"]
 
 
 @dataclass
