@@ -34,7 +34,7 @@ from app.single_instance import SingleInstance
 from app.wake import WakeWatch
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
-from ui.icons import app_icon
+from ui.icons import app_icon, app_icon_file
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
 from ui.platform.idle import make_idle_probe
@@ -169,11 +169,14 @@ async def _main(
             clock=clock,
             pinger=pinger,
             idle_probe=make_idle_probe(),
-            system_notifiers=system_notifier_chain(tray=tray.icon if tray else None),
+            system_notifiers=system_notifier_chain(
+                tray=tray.icon if tray else None, app_icon=app_icon_file()
+            ),
             keep_in_tray=lambda: tray is not None and tray.icon.isVisible(),
             login_starter=autostart,
         )
         stack.callback(window.close)
+        stack.push_async_callback(window.notifications.aclose)
         write_state = _state_writer(window, tray, painted_at=painted_at)
 
         def on_counts(counts: UnseenCounts) -> None:

@@ -209,8 +209,14 @@ class BannerNotifier(QObject):
 def system_notifier_chain(
     *, tray: QSystemTrayIcon | None, app_icon: Path | None = None
 ) -> list[Callable[[], Notifier]]:
-    """The system adapters in order of preference (D3): plyer, then the tray's balloon."""
-    chain: list[Callable[[], Notifier]] = [lambda: PlyerNotifier(app_icon=app_icon)]
+    """The system adapters in order of preference (D3): the notification service spoken
+    directly, plyer (it cannot replace, withdraw or open), then the tray's balloon."""
+    chain: list[Callable[[], Notifier]] = []
+    if sys.platform.startswith(("linux", "freebsd")):
+        from ui.platform.freedesktop import FreedesktopNotifier
+
+        chain.append(lambda: FreedesktopNotifier(app_icon=app_icon))
+    chain.append(lambda: PlyerNotifier(app_icon=app_icon))
     if tray is not None:
         chain.append(lambda: TrayMessageNotifier(tray))
     return chain
@@ -256,6 +262,12 @@ class NotificationCenter(QObject):
         self._banner.close(key)
         if self.system is not None:
             self.system.close(key)
+
+    async def aclose(self) -> None:
+        """At shut-down: let the system adapter withdraw what it shows and hang up."""
+        closer = getattr(self.system, "aclose", None)
+        if closer is not None:
+            await closer()
 
     def _on_notifier_opened(self, key: str) -> None:
         self.close(key)

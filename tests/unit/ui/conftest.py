@@ -8,30 +8,20 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from services.api import Service
 from services.clock import ManualClock
+from tests.support.qt_loop import pytest_asyncio_loop_factories
 from tests.support.world import World, open_service, seed
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], object]]:
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    def factory() -> object:
-        app = QApplication.instance() or QApplication([])
-        return qasync.QEventLoop(app)
-
-    return {"qasync": factory}
+__all__ = ["pytest_asyncio_loop_factories"]  # the hook, for pytest to find here
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
 from tests.unit.ui.fakes import RecordingPlayer
 from ui.bridge import ServiceBridge
+from ui.platform.notify import Notifier
 from ui.platform.sound import Pinger
 from ui.tasks import Tasks
 from ui.theme import LIGHT
@@ -43,6 +44,7 @@ class Desk:
 
     async def close(self) -> None:
         self.bridge.stop()
+        await self.window.notifications.aclose()
         self.window.hide()
         await self.tasks.drain()
         await self.service.close()
@@ -64,7 +66,12 @@ async def until(condition: Callable[[], object], *, within: float = 3.0) -> None
 
 
 @contextlib.asynccontextmanager
-async def open_desk(tmp_path: Path, *, activate: bool = True) -> AsyncIterator[Desk]:
+async def open_desk(
+    tmp_path: Path,
+    *,
+    activate: bool = True,
+    system_notifiers: list[Callable[[], Notifier]] | None = None,
+) -> AsyncIterator[Desk]:
     clock = ManualClock()
     service = await open_service(tmp_path, clock=clock)
     world = await seed(service)
@@ -82,6 +89,7 @@ async def open_desk(tmp_path: Path, *, activate: bool = True) -> AsyncIterator[D
         now=clock.now,
         clock=clock,
         pinger=Pinger(player=player, clock=clock),
+        system_notifiers=system_notifiers,
     )
     window.show()
     if activate:

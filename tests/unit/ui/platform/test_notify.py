@@ -134,3 +134,14 @@ def test_d3_plyer_unavailable_without_a_session_bus(qapp: QApplication) -> None:
             PlyerNotifier(bus=bus)
     finally:
         QDBusConnection.disconnectFromBus("deskbell-none")
+
+
+def test_d3_freedesktop_unavailable_without_a_session_bus(
+    qapp: QApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No bus, no daemon: the chain moves on to plyer and the tray (the banner always shows)."""
+    from ui.platform.freedesktop import FreedesktopNotifier
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/deskbell-bus")
+    with pytest.raises(PlatformUnavailable, match="bus"):
+        FreedesktopNotifier()
