@@ -212,4 +212,3 @@ class FreedesktopNotifier(QObject):
                     key = self._keys.pop(int(message.body[0]), None)
                     if key is not None and self._ids.get(key) == int(message.body[0]):
                         del self._ids[key]
-
