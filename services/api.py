@@ -662,6 +662,9 @@ class Service(InboxReads, EmailLog):
             item = await session.get(Item, conv.item_id) if conv.item_id else None
             members = tuple(self._info(p) for p in await queries.audience(session, conv))
             title = item.title if item is not None else " & ".join(m.name for m in members)
+            if conv.kind == ConversationKind.INTERNAL.value:
+                # R2: an internal conversation is read by users only.
+                members = tuple(m for m in members if m.kind == PersonKind.USER)
             return ConversationInfo(
                 id=conv.id,
                 kind=ConversationKind(conv.kind),

@@ -94,11 +94,17 @@ def names(people: Iterable[str]) -> str:
     return f"{', '.join(listed[:2])} +{len(listed) - 2}"
 
 
-def status_parts(status: MessageStatus, *, now: datetime) -> list[tuple[str, str]]:
-    """E10 as (icon name, short text) pairs, in the order a reader wants them."""
+def status_parts(
+    status: MessageStatus, *, now: datetime, viewer_email: str | None = None
+) -> list[tuple[str, str]]:
+    """E10 as (icon name, short text) pairs, in the order a reader wants them.
+
+    S2: "seen by" names the others who saw it, never the viewer (under someone else's
+    message, "Seen by <me>" tells me nothing)."""
     parts = [("sent", f"Sent {format_time(status.sent_at, now=now)}")]
-    if status.seen:
-        parts.append(("seen", "Seen by " + names(s.name for s in status.seen)))
+    seen = [s.name for s in status.seen if s.email != viewer_email]
+    if seen:
+        parts.append(("seen", "Seen by " + names(seen)))
     by_status: dict[str, list[str]] = {}
     for e in status.emailed:
         by_status.setdefault(e.status, []).append(e.name)
@@ -112,10 +118,14 @@ def status_parts(status: MessageStatus, *, now: datetime) -> list[tuple[str, str
     return parts
 
 
-def status_tooltip(status: MessageStatus) -> str:
-    """Every name and time behind the icons (S2, E10)."""
+def status_tooltip(status: MessageStatus, *, viewer_email: str | None = None) -> str:
+    """Every name and time behind the icons (S2, E10); the viewer is not among "seen by"."""
     lines = [f"Sent {local_time(status.sent_at):%Y-%m-%d %H:%M:%S}"]
-    lines += [f"Seen by {s.name} <{s.email}> at {local_time(s.at):%H:%M:%S}" for s in status.seen]
+    lines += [
+        f"Seen by {s.name} <{s.email}> at {local_time(s.at):%H:%M:%S}"
+        for s in status.seen
+        if s.email != viewer_email
+    ]
     for e in status.emailed:
         when = f" at {local_time(e.at):%H:%M:%S}" if e.at else ""
         detail = f" — {e.detail}" if e.detail else ""

@@ -50,6 +50,15 @@ class SeenPolicy:
         self._focused_at = now
         self._since.clear()
 
+    def on_focus_returned(self, now: float) -> None:
+        """Focus came back from another window of this app (Ctrl+K, a dialog): the person
+        was using it, so the input there still counts; this is no new focus."""
+        self._active = True
+        self._since.clear()
+        if self._focused_at is None:
+            self._focused_at = now
+        self._start_dwell(now)
+
     def on_focus_lost(self) -> None:
         self._active = False
         self._since.clear()

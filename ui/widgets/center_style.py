@@ -125,7 +125,9 @@ def style_sheet(theme: Theme) -> str:
         "text": theme.text.name(),
         "muted": theme.muted.name(),
         "accent": theme.accent.name(),
-        "accent_hover": theme.accent.lighter(112).name(),
+        "fill": theme.accent_fill.name(),
+        "on_fill": theme.on_accent.name(),
+        "accent_hover": theme.accent_fill.lighter(112).name(),
         "sel": theme.selection.name(),
         "sep": theme.separator.name(),
         "hover": (theme.alt_base.lighter(120) if theme.dark else theme.separator).name(),
@@ -140,7 +142,7 @@ QListWidget#mcSidebar::item {{
 }}
 QListWidget#mcSidebar::item:hover {{ background: {hover}; }}
 QListWidget#mcSidebar::item:selected {{
-    background: {accent}; color: #ffffff; font-weight: 600;
+    background: {fill}; color: {on_fill}; font-weight: 600;
 }}
 #mcSectionTitle {{ font-size: 17pt; font-weight: 700; color: {text}; }}
 #mcSectionDescription {{ color: {muted}; }}
@@ -160,7 +162,7 @@ QListWidget#mcList::item:hover {{ background: {hover}; }}
 QListWidget#mcList::item:selected {{ background: {sel}; color: {text}; }}
 QLineEdit, QPlainTextEdit, QTextBrowser {{
     background: {base}; color: {text}; border: 1px solid {sep}; border-radius: 6px;
-    padding: 4px 6px; selection-background-color: {accent}; selection-color: #ffffff;
+    padding: 4px 6px; selection-background-color: {fill}; selection-color: {on_fill};
 }}
 QTextBrowser#mcHtmlPreview {{ background: #ffffff; color: #111827; }}
 QLineEdit:focus, QPlainTextEdit:focus {{ border: 1px solid {accent}; }}
@@ -172,7 +174,7 @@ QPushButton {{
 QPushButton:hover {{ border-color: {accent}; }}
 QPushButton:disabled {{ color: {muted}; background: {alt}; }}
 QPushButton#mcPrimary {{
-    background: {accent}; color: #ffffff; border: 1px solid {accent}; font-weight: 600;
+    background: {fill}; color: {on_fill}; border: 1px solid {fill}; font-weight: 600;
 }}
 QPushButton#mcPrimary:hover {{ background: {accent_hover}; }}
 QPushButton#mcPrimary:disabled {{ background: {sep}; border-color: {sep}; color: {muted}; }}

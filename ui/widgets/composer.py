@@ -22,14 +22,14 @@ class Composer(QWidget):
         self.theme = theme
         self.kind: ConversationKind | None = None
         self.indicator = QLabel(self)
-        self.indicator.setAccessibleName("Who sees this message")
+        self.indicator.setAccessibleDescription("Who reads what you write")
         self.indicator.setTextFormat(Qt.TextFormat.PlainText)
         self.editor = QPlainTextEdit(self)
         self.editor.setAccessibleName("Message")
         self.editor.setTabChangesFocus(True)
         self.editor.setFixedHeight(84)
         self.send_button = QPushButton("Send", self)
-        self.send_button.setAccessibleName("Send message")
+
         self.send_button.setToolTip("Send (Ctrl+Enter)")
         self.send_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.send_button.clicked.connect(self._on_send_button_clicked)
@@ -61,18 +61,26 @@ class Composer(QWidget):
         self.kind = kind
         t = self.theme
         if kind is None:
-            text, colour, button, placeholder = "No conversation open", t.muted, "Send", ""
+            text, colour, on_colour = "No conversation open", t.muted, t.on_accent
+            button, placeholder = "Send", ""
         elif kind == ConversationKind.EXTERNAL:
-            text, colour = "● External — the customer sees this", t.external
+            text, colour, on_colour = (
+                "● External — the customer sees this",
+                t.external,
+                t.on_external,
+            )
             button, placeholder = "Send to customer", "Reply to the customer…"
         else:
-            text, colour = "● Internal — team only", t.internal
+            text, colour, on_colour = "● Internal — team only", t.internal, t.on_internal
             button, placeholder = "Send to team", "Write to your team…"
         self.indicator.setText(text)
+        # Screen readers hear the words, not the bullet drawn before them.
+        self.indicator.setAccessibleName(text.removeprefix("● "))
         self.indicator.setStyleSheet(f"color: {colour.name()}; font-weight: 600;")
         self.send_button.setText(button)
+        self.send_button.setAccessibleName(button)
         self.send_button.setStyleSheet(
-            f"QPushButton {{ background: {colour.name()}; color: white; border: none;"
+            f"QPushButton {{ background: {colour.name()}; color: {on_colour.name()}; border: none;"
             " border-radius: 6px; padding: 8px 14px; font-weight: 600; }"
             f" QPushButton:disabled {{ background: {t.separator.name()};"
             f" color: {t.muted.name()}; }}"

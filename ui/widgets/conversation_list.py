@@ -74,7 +74,8 @@ class ConversationListModel(QAbstractListModel):
             return row.id
         if role == Qt.ItemDataRole.AccessibleTextRole:
             unseen = f", {row.unseen} unseen" if row.unseen else ""
-            return f"{row_label(row)}{unseen}. {row.last_author}: {row.last_text[:80]}"
+            last = f"{row.last_author}: {row.last_text[:80]}" if row.last_text else "No messages"
+            return f"{row_label(row)}{unseen}. {last}"
         if role == Qt.ItemDataRole.ToolTipRole:
             return row_label(row)
         return None
@@ -319,15 +320,16 @@ class ConversationDelegate(QStyledItemDelegate):
             pill_w = max(ph, pfm.horizontalAdvance(text) + 12)
             pill = QRectF(right - pill_w, line2 + (fm.height() - ph) / 2, pill_w, ph)
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(t.accent)
+            painter.setBrush(t.accent_fill)
             painter.drawRoundedRect(pill, ph / 2, ph / 2)
-            painter.setPen(QColor("#ffffff"))
+            painter.setPen(t.on_accent)
             painter.setFont(pill_font)
             painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
             pill_w += 8
 
         snippet = " ".join(row.last_text.split())
         snippet = f"{row.last_author}: {snippet}" if row.last_author else snippet
+        snippet = snippet or "No messages yet"
         painter.setFont(base_font)
         painter.setPen(t.text if row.unseen else t.muted)
         snip_w = right - pill_w - left

@@ -64,9 +64,12 @@ Fetch = Callable[[int | None, int], Awaitable[list[MessageRow]]]  # (before_id, 
 class MessageListModel(QAbstractListModel):
     """One conversation's messages, oldest first; the newest page first, older on demand."""
 
-    def __init__(self, *, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, *, tasks: Tasks, viewer_email: str | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._tasks = tasks
+        self._viewer_email = viewer_email
         self._rows: list[MessageRow] = []
         self._index: dict[int, int] = {}
         self._fetch: Fetch | None = None
@@ -88,7 +91,7 @@ class MessageListModel(QAbstractListModel):
         if role == MESSAGE_ID_ROLE:
             return row.id
         if role == Qt.ItemDataRole.ToolTipRole:
-            return status_tooltip(row.status)
+            return status_tooltip(row.status, viewer_email=self._viewer_email)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             author = row.author.name if row.author else "Deskbell"
             return f"{author}: {row.text}"
@@ -245,11 +248,13 @@ class MessageDelegate(QStyledItemDelegate):
         theme: Theme,
         me_id: int,
         now: Callable[[], datetime],
+        me_email: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.theme = theme
         self.me_id = me_id
+        self.me_email = me_email
         self._now = now
         self._heights: dict[tuple[int, int], int] = {}
         self._icons: dict[str, QIcon] = {}
@@ -302,6 +307,10 @@ class MessageDelegate(QStyledItemDelegate):
             self._icons[name] = status_icon(name, color=colour)
         return self._icons[name]
 
+    def status_parts(self, row: MessageRow) -> list[tuple[str, str]]:
+        """The status row under `row`, as the signed-in person reads it (E10, S2)."""
+        return status_parts(row.status, now=self._now(), viewer_email=self.me_email)
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         row = index.data(MESSAGE_ROLE)
         if not isinstance(row, MessageRow):
@@ -330,7 +339,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setBrush(t.bubble_mine if mine else t.bubble_other)
         painter.drawRoundedRect(bubble, 12, 12)
         if row.unseen_by_viewer:
-            painter.setBrush(t.accent)
+            painter.setBrush(t.accent_fill)
             painter.drawRoundedRect(QRect(bubble.left(), bubble.top() + 8, 3, bh - 16), 1.5, 1.5)
 
         painter.setFont(author_font)
@@ -349,7 +358,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setFont(small)
         sfm = QFontMetrics(small)
         icon_px = sfm.height()
-        parts = status_parts(row.status, now=self._now())
+        parts = self.status_parts(row)
         widths = [icon_px + 3 + sfm.horizontalAdvance(text) + 10 for _, text in parts]
         total = sum(widths)
         sx = bubble.right() - total if mine else bubble.left() + 4

@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         self.sidebar = Sidebar(models=self.models, menu=self.app_menu, theme=theme, now=now)
         self.tabs = self.sidebar.tabs
         self.lists = self.sidebar.lists
-        self.pane = ConversationPane(theme=theme, me_id=bridge.me.id, now=now, tasks=tasks)
+        self.pane = ConversationPane(theme=theme, me=bridge.me, now=now, tasks=tasks)
         self.messages = self.pane.messages
         self.message_view = self.pane.message_view
         self.composer = self.pane.composer
@@ -157,7 +157,8 @@ class MainWindow(QMainWindow):
             f"QSplitter::handle {{ background: {theme.separator.name()}; }}"
             f" QListView {{ background: {theme.base.name()}; }}"
             f" #conversationHeader {{ background: {theme.base.name()}; }}"
-            f" #newItemButton {{ background: {theme.accent.name()}; color: white;"
+            f" #newItemButton {{ background: {theme.accent_fill.name()};"
+            f" color: {theme.on_accent.name()};"
             " border: none; border-radius: 6px; padding: 6px 12px; font-weight: bold; }"
             f" #goToButton {{ text-align: left; color: {theme.muted.name()};"
             f" border: 1px solid {theme.separator.name()}; border-radius: 6px;"

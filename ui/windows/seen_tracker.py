@@ -100,6 +100,7 @@ class SeenTracker(QObject):
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._on_timer_timeout)
         self._minimized = False
+        self._focus_in_app = False
         # Scrolling, resizing and model changes move rows; coalesce them into one refresh.
         self._refresh_pending = False
         app = QApplication.instance()
@@ -108,9 +109,10 @@ class SeenTracker(QObject):
         self._app = app
         self._viewport = view.viewport()
         self._alive = True
+        # The application's filter sees every object's events, the window's and the viewport's
+        # too: one filter, so each event counts once (a second one on the window saw focus
+        # changes twice).
         app.installEventFilter(self)
-        window.installEventFilter(self)
-        self._viewport.installEventFilter(self)
         # The view dies with its window, before this tracker: stop listening right then.
         view.destroyed.connect(self._on_view_destroyed)
         view.verticalScrollBar().valueChanged.connect(self._on_view_scrolled)
@@ -212,8 +214,16 @@ class SeenTracker(QObject):
 
     def _on_window_event(self, kind: QEvent.Type) -> None:
         if kind == QEvent.Type.WindowActivate:
-            self.policy.on_focus_gained(self._clock.monotonic())
+            if self._focus_in_app:
+                self.policy.on_focus_returned(self._clock.monotonic())
+            else:
+                self.policy.on_focus_gained(self._clock.monotonic())
+            self._focus_in_app = False
         elif kind == QEvent.Type.WindowDeactivate:
+            # Another window of ours took the focus (Ctrl+K, a dialog): what the person types
+            # there is input, and coming back is not a new focus.
+            active = self._app.activeWindow() if isinstance(self._app, QApplication) else None
+            self._focus_in_app = active is not None and active is not self._window
             self.policy.on_focus_lost()
         self._sync_minimized()
         self._schedule_refresh()

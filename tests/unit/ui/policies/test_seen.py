@@ -109,3 +109,22 @@ def test_s1_wants_ticks_only_when_something_could_be_seen() -> None:
     policy.on_input(0.1)
     policy.tick(1.0)
     assert not policy.wants_ticks
+
+
+def test_s1_focus_back_from_our_own_dialog_keeps_the_input() -> None:
+    """Ctrl+K: the keys typed in the dialog are input; coming back is no new focus."""
+    policy = _ready(0.0)
+    policy.on_focus_lost()  # the dialog took the focus
+    policy.on_input(1.0)  # typing in it, then Return
+    policy.on_focus_returned(1.1)
+    policy.set_visible({1: 1.0}, 1.2)
+    assert policy.tick(2.0) == [1]
+
+
+def test_s1_focus_from_elsewhere_still_waits_for_input() -> None:
+    policy = _ready(0.0)
+    policy.on_focus_lost()
+    policy.on_input(1.0)
+    policy.on_focus_gained(1.1)  # another application had the focus
+    policy.set_visible({1: 1.0}, 1.2)
+    assert policy.tick(2.0) == []
