@@ -27,8 +27,24 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("QT_API", "pyside6")  # qasync picks its binding at import (NOTES.md)
 
 import qasync
-from PySide6.QtCore import QEventLoop, QMessageLogContext, Qt, QtMsgType, qInstallMessageHandler
-from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtCore import (
+    QEventLoop,
+    QMessageLogContext,
+    QRect,
+    QSettings,
+    Qt,
+    QtMsgType,
+    qInstallMessageHandler,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
 
 from app import autostart, paths
 from app.single_instance import SingleInstance
@@ -44,6 +60,7 @@ from ui.platform.sound import Pinger, make_sound_player
 from ui.tasks import Tasks
 from ui.theme import apply_theme
 from ui.widgets.tray import Tray
+from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
     from services.api import PersonInfo, Service, UnseenCounts
@@ -57,6 +74,7 @@ log = logging.getLogger("deskbell.desktop")
 
 STATE_FILE_ENV = "DESKBELL_TEST_STATE_FILE"  # tests and benchmarks read the counts from here
 SIGNED_IN_FILE = "desktop-user"  # who uses this app on this machine (not in the shared db)
+PLACE_FILE = "desktop.ini"  # the window's place and splitter, per machine
 # Signals that end the app through its normal shut-down (logout, `kill`, Ctrl+C, a closed
 # terminal); Windows has none of these but SIGINT, which Qt's loop never sees there.
 QUIT_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGHUP") if sys.platform != "win32" else ()
@@ -213,7 +231,8 @@ async def _main(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(tasks.cancel)
         log.info("start: loading frame")
-        frame = _loading_frame()
+        place = WindowPlace(QSettings(str(folder / PLACE_FILE), QSettings.Format.IniFormat))
+        frame = _loading_frame(place)
         stack.callback(frame.close)
         frame.show()
         app.processEvents()  # paint it now: the service's start below keeps the loop busy
@@ -301,6 +320,7 @@ async def _main(
             ),
             keep_in_tray=lambda: tray is not None and tray.icon.isVisible(),
             login_starter=autostart,
+            place=place,
         )
         stack.callback(window.close)
         stack.push_async_callback(window.notifications.aclose)
@@ -331,7 +351,6 @@ async def _main(
         # No aboutToQuit → stop: when Qt ends its event loop by itself, `_EventLoopRunner` takes
         # over, and the shut-down must run under it, not inside qasync's last turn.
 
-        window.setGeometry(frame.geometry())  # in the frame's place, then the frame goes
         window.show()
         frame.close()
         await window.load()
@@ -344,6 +363,7 @@ async def _main(
         shutdown.running = True
         await stop.wait()
         log.info("shutting down")
+        window.save_place()
         window.hide()
         await asyncio.wait_for(_drain(tasks), timeout=3)
     return 0
@@ -359,11 +379,11 @@ async def _drain(tasks: Tasks) -> None:
         await tasks.drain()
 
 
-def _loading_frame() -> QMainWindow:
+def _loading_frame(place: WindowPlace) -> QMainWindow:
     """The window's frame with a quiet "Loading…", shown while the service opens."""
     frame = QMainWindow()
     frame.setWindowTitle("Deskbell")
-    frame.resize(1100, 720)  # the main window's size, so the swap does not jump
+    place.restore(frame)  # where the main window will be, so the swap does not jump
     label = QLabel("Loading…")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setEnabled(False)  # the theme's muted text colour
@@ -392,12 +412,23 @@ def _state_writer(
             "tray": tray.count if tray is not None else None,
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
             "painted_at": painted_at,
+            # D6: where the window and its Send button are, and the screen's room for them.
+            "frame": _rect_list(window.frameGeometry()),
+            "send": _rect_list(window.composer.send_button.rect(), of=window.composer.send_button),
+            "available": _rect_list(window.screen().availableGeometry()),
         }
         tmp = Path(target + ".tmp")
         tmp.write_text(json.dumps(doc))
         tmp.replace(target)
 
     return write
+
+
+def _rect_list(rect: QRect, *, of: QWidget | None = None) -> list[int]:
+    """[x, y, w, h] in global coordinates (`of`: a widget whose own rect this is)."""
+    if of is not None:
+        rect = QRect(of.mapToGlobal(rect.topLeft()), rect.size())
+    return [rect.x(), rect.y(), rect.width(), rect.height()]
 
 
 # --- who is signed in -------------------------------------------------------------------------

@@ -12,24 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.xvfb.xserver import start_xvfb
+
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 120
 pytestmark = pytest.mark.xvfb
-
-
-def _start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    read, write = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(write,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        number = pipe.readline().strip()
-    assert number, "Xvfb printed no display number"
-    return server, f":{number}"
 
 
 def _shown(state: Path) -> bool:
@@ -46,7 +33,7 @@ def test_d1_losing_the_display_quits_cleanly_with_one_line(tmp_path: Path) -> No
          "ann@example.com", "--name", "Ann Agent"],
         cwd=ROOT, check=True, capture_output=True, timeout=DEADLINE_S,
     )  # fmt: skip
-    server, display = _start_xvfb()
+    server, display = start_xvfb()
     state = tmp_path / "state.json"
     env = dict(
         os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", DESKBELL_TEST_STATE_FILE=str(state)

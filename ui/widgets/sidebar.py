@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -71,6 +72,9 @@ class Sidebar(QWidget):
         self.switch_button.setObjectName("goToButton")
         self.switch_button.setAccessibleName("Go to conversation")
         self.switch_button.setToolTip("Find any conversation by number or title (Ctrl+K)")
+        # It may shrink (its text clips) so the window fits a small screen at 200 %.
+        self.switch_button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.switch_button.setMinimumWidth(90)
         self.menu_button = QToolButton(self)
         self.menu_button.setObjectName("menuButton")
         self.menu_button.setText("☰")

@@ -40,6 +40,7 @@ from ui.widgets.conversation_pane import ConversationPane
 from ui.widgets.sidebar import EXTERNAL_TAB, INTERNAL_TAB, Sidebar
 from ui.windows.alerts import Alerts
 from ui.windows.seen_tracker import SeenTracker
+from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
     # The dialogs are imported when first opened: start-up shows the window without them.
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         system_notifiers: list[Callable[[], Notifier]] | None = None,
         keep_in_tray: Callable[[], bool] = lambda: False,
         login_starter: LoginStarter | None = None,
+        place: WindowPlace | None = None,
     ) -> None:
         super().__init__()
         self.service = service
@@ -90,7 +92,7 @@ class MainWindow(QMainWindow):
         self._opening = 0  # bumped by every open_conversation; the latest one wins
         self.setWindowTitle(APP_TITLE)
         self.setAccessibleName("Deskbell")
-        self.resize(1100, 720)
+        self._place = place
 
         self.models = {
             INTERNAL_TAB: ConversationListModel(fetch_page=self._page(Inbox.INTERNAL), tasks=tasks),
@@ -126,6 +128,14 @@ class MainWindow(QMainWindow):
             unseen_ids=self.messages.unseen_ids,
         )
         self._connect()
+        # D6: a size that fits the screen (at 200 % a 1366x768 screen is 683x384), and the
+        # place and splitter of last time, on a screen that still exists.
+        (self._place or WindowPlace(None)).restore(self, self.splitter)
+
+    def save_place(self) -> None:
+        """Remember where the window is and how the splitter sits (at close and quit)."""
+        if self._place is not None:
+            self._place.save(self, self.splitter)
 
     def _build_menu(self) -> QMenu:
         """The app menu: Settings for everyone, the Messaging Center for administrators only."""
@@ -452,6 +462,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """D1: closing keeps the app in the tray; without a tray it quits."""
+        self.save_place()
         if self._keep_in_tray():
             event.ignore()
             self.hide()
