@@ -283,16 +283,17 @@ async def _main(
         await bridge.start()
         stack.callback(bridge.stop)
 
-        tray: Tray | None = None
-        if Tray.available():
-            log.info("start: tray icon")
-            tray = Tray(base=app_icon())
-            tray.set_count(bridge.counts.total)
-            tray.set_dnd(service.do_not_disturb(me))
-            tray.show()
-            stack.callback(tray.hide)
-        else:
-            log.info("no system tray: the count shows in the title and the badge (N7)")
+        # D1: the tray icon is shown even where no tray exists yet (an app autostarted before
+        # the panel): Qt watches the tray selection and docks it when a tray host appears, and
+        # again after one restarts. Whether a tray exists is asked when it matters (closing).
+        log.info("start: tray icon")
+        tray = Tray(base=app_icon())
+        tray.set_count(bridge.counts.total)
+        tray.set_dnd(service.do_not_disturb(me))
+        tray.show()
+        stack.callback(tray.hide)
+        if not Tray.available():
+            log.info("no system tray yet: the count shows in the title and the badge (N7)")
         clock = SystemClock()
         wake_watch = WakeWatch(clock=clock, wake=service.wake)
         wake_watch.start()  # E8: deadlines are re-read after a resume from sleep
@@ -316,9 +317,9 @@ async def _main(
             pinger=pinger,
             idle_probe=make_idle_probe(),
             system_notifiers=system_notifier_chain(
-                tray=tray.icon if tray else None, app_icon=app_icon_file()
+                tray=tray.icon, app_icon=app_icon_file()
             ),
-            keep_in_tray=lambda: tray is not None and tray.icon.isVisible(),
+            keep_in_tray=Tray.available,
             login_starter=autostart,
             place=place,
         )
@@ -327,27 +328,24 @@ async def _main(
         write_state = _state_writer(window, tray, painted_at=painted_at)
 
         def on_counts(counts: UnseenCounts) -> None:
-            if tray is not None:
-                tray.set_count(counts.total)
+            tray.set_count(counts.total)
             set_app_badge(app, counts.total)
             write_state(counts)
 
         def on_me(person: PersonInfo) -> None:
-            if tray is not None:
-                tray.set_dnd(service.do_not_disturb(person))
+            tray.set_dnd(service.do_not_disturb(person))
 
         bridge.counts_changed.connect(on_counts)
         bridge.me_changed.connect(on_me)
         window.quit_requested.connect(stop.set)
         single.activation_requested.connect(window.bring_forward)
-        if tray is not None:
-            tray.open_requested.connect(window.bring_forward)
-            tray.quit_requested.connect(stop.set)
-            tray.dnd_requested.connect(
-                lambda choice: tasks.start(
-                    service.set_do_not_disturb(person_id=me.id, choice=choice), name="dnd"
-                )
+        tray.open_requested.connect(window.bring_forward)
+        tray.quit_requested.connect(stop.set)
+        tray.dnd_requested.connect(
+            lambda choice: tasks.start(
+                service.set_do_not_disturb(person_id=me.id, choice=choice), name="dnd"
             )
+        )
         # No aboutToQuit → stop: when Qt ends its event loop by itself, `_EventLoopRunner` takes
         # over, and the shut-down must run under it, not inside qasync's last turn.
 
@@ -392,7 +390,7 @@ def _loading_frame(place: WindowPlace) -> QMainWindow:
 
 
 def _state_writer(
-    window: MainWindow, tray: Tray | None, *, painted_at: float
+    window: MainWindow, tray: Tray, *, painted_at: float
 ) -> Callable[[UnseenCounts], None]:
     """Only with DESKBELL_TEST_STATE_FILE: the counts as the person sees them, as JSON.
 
@@ -409,7 +407,9 @@ def _state_writer(
             "total": counts.total,
             "internal": counts.internal,
             "external": counts.external,
-            "tray": tray.count if tray is not None else None,
+            "tray": tray.count,
+            "tray_available": Tray.available(),
+            "tray_icon": _rect_list(tray.icon.geometry()),
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
             "painted_at": painted_at,
             # D6: where the window and its Send button are, and the screen's room for them.

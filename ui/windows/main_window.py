@@ -56,7 +56,7 @@ APP_TITLE = "Deskbell"
 
 
 class MainWindow(QMainWindow):
-    """Emits `quit_requested` when closing should end the app (no tray to keep it in)."""
+    """Emits `quit_requested` for the menu's Quit; closing the window never ends the app (D1)."""
 
     quit_requested = Signal()
     shown_with_data = Signal()
@@ -461,11 +461,11 @@ class MainWindow(QMainWindow):
         self.alerts.on_message(message, me=self.me, title=title)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """D1: closing keeps the app in the tray; without a tray it quits."""
+        """D1: closing keeps the app in the tray. With no tray (none yet, or its host died)
+        the window is minimized instead: hidden, the app would be out of reach (N7)."""
         self.save_place()
+        event.ignore()
         if self._keep_in_tray():
-            event.ignore()
             self.hide()
-            return
-        event.accept()
-        self.quit_requested.emit()
+        else:
+            self.showMinimized()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRect, QSettings
+from PySide6.QtCore import QRect, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
@@ -53,3 +53,16 @@ async def test_d6_a_place_on_a_screen_that_is_gone_is_not_used(
     async with open_desk(tmp_path / "one") as desk:
         WindowPlace(settings).restore(desk.window, desk.window.splitter)
         assert _available().contains(desk.window.frameGeometry())
+
+
+@with_desk
+async def test_d1_closing_without_a_tray_minimizes_instead_of_vanishing(
+    desk: Desk, qtbot: QtBot
+) -> None:
+    """Offscreen has no tray (as after a tray host died): closing must keep the app reachable."""
+    quits: list[bool] = []
+    desk.window.quit_requested.connect(lambda: quits.append(True))
+    desk.window.close()
+    assert quits == []
+    assert desk.window.isVisible()
+    assert desk.window.windowState() & Qt.WindowState.WindowMinimized
