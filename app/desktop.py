@@ -316,9 +316,7 @@ async def _main(
             clock=clock,
             pinger=pinger,
             idle_probe=make_idle_probe(),
-            system_notifiers=system_notifier_chain(
-                tray=tray.icon, app_icon=app_icon_file()
-            ),
+            system_notifiers=system_notifier_chain(tray=tray.icon, app_icon=app_icon_file()),
             keep_in_tray=Tray.available,
             login_starter=autostart,
             place=place,
