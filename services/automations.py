@@ -37,6 +37,7 @@ from services.template_store import (
     obj,
     queue_template_email,
     render_text,
+    sample_variables,
     validate_intro,
 )
 from services.templates import validate_template
@@ -185,7 +186,7 @@ def _summary(auto: Automation) -> str:
         elif a.get("kind") == "email":
             does.append(f"email {a.get('template')} to the {a.get('to')}")
         elif a.get("kind") == "notify":
-            does.append("notify every follower (R1-R4), emailed when unseen")
+            does.append("notify every follower, emailed when unseen")
     return f"When {when}" + (f" and {conds}" if conds else "") + ": " + "; ".join(does)
 
 
@@ -663,6 +664,15 @@ class Automations:
             info = _info(auto)
         await self._on_change()
         return info
+
+    def preview_text(self, text: str, *, critical: bool = False) -> str:
+        """M1: what `text` says, rendered with sample data (the words, not the template):
+        an inserted message, or the critical automation's email intro. InputError for a text
+        that would be refused on save."""
+        if critical:
+            variables = sample_variables(kind="notification")
+            return render_text(validate_intro(text), variables, name="text")
+        return render_text(_check_text(text), sample_variables(kind="automation"), name="text")
 
     async def critical_text(self) -> str:
         async with self._sessions() as session:

@@ -109,17 +109,17 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "conversation": "kind ('internal', 'external', 'direct'), subject",
         "messages": "the new messages, oldest first: author, time, created_at, text",
         "context": "up to three earlier messages, same shape",
-        INTRO_VARIABLE: "the critical automation's text, rendered (M1, E5)",
+        INTRO_VARIABLE: "the critical automation's text, rendered",
     },
 }
 
 BUILTIN_TEMPLATES: Final[Mapping[str, tuple[str, str]]] = {
     # name: (kind, description)
-    NEW_MESSAGE: ("notification", "Unseen messages, emailed after the delay (E4, E5)"),
+    NEW_MESSAGE: ("notification", "Unseen messages, emailed after the delay"),
     "item_closed": ("automation", "An item was closed (the shipped example automation)"),
-    "welcome": ("system", "Welcome to a new user (M5)"),
-    PASSWORD_RESET: ("system", "A one-time code to reset a password (M5; always on)"),
-    "new_customer": ("system", "Acknowledgement to a new customer (M5; off by default)"),
+    "welcome": ("system", "Welcome to a new user"),
+    PASSWORD_RESET: ("system", "A one-time code to reset a password (always on)"),
+    "new_customer": ("system", "Acknowledgement to a new customer (off by default)"),
 }
 
 DEFAULT_INTRO: Final = (

@@ -27,6 +27,7 @@ from PySide6.QtGui import (
     QFont,
     QFontMetrics,
     QIcon,
+    QKeyEvent,
     QPainter,
     QResizeEvent,
     QTextLayout,
@@ -37,11 +38,12 @@ from PySide6.QtWidgets import (
     QListView,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QToolButton,
     QWidget,
 )
 
 from services.views import MessageRow
-from ui.format import format_time, status_parts, status_tooltip
+from ui.format import day_label, format_time, local_time, status_parts, status_tooltip
 from ui.icons import status_icon
 from ui.roles import MESSAGE_ID_ROLE, MESSAGE_ROLE
 from ui.tasks import Tasks
@@ -139,6 +141,10 @@ class MessageListModel(QAbstractListModel):
             self._rows[0:0] = rows
             self._reindex()
             self.endInsertRows()
+            # The formerly first row may lose its date separator.
+            if len(self._rows) > len(rows):
+                moved = self.index(len(rows), 0)
+                self.dataChanged.emit(moved, moved)
         return len(rows)
 
     async def refresh(self) -> list[MessageRow]:
@@ -162,8 +168,9 @@ class MessageListModel(QAbstractListModel):
                 new.append(row)
             elif row != self._rows[i]:
                 self._rows[i] = row
-                index = self.index(i, 0)
-                self.dataChanged.emit(index, index)
+                # The next row's separators (the unread divider) depend on this one.
+                last = min(i + 1, len(self._rows) - 1)
+                self.dataChanged.emit(self.index(i, 0), self.index(last, 0))
         if new:
             new.sort(key=lambda r: r.id)
             first = len(self._rows)
@@ -283,20 +290,59 @@ class MessageDelegate(QStyledItemDelegate):
     def _inner_width(self, row_width: int) -> int:
         return self._bubble_width(row_width - 24) - 2 * self.PAD
 
+    def separators(self, index: Index) -> tuple[str | None, bool]:
+        """(a date separator's text, whether the unread divider goes) above this row: a day
+        label where the day changes, the divider above the first unseen message."""
+        row = index.data(MESSAGE_ROLE)
+        if not isinstance(row, MessageRow):
+            return None, False
+        before = index.siblingAtRow(index.row() - 1).data(MESSAGE_ROLE) if index.row() else None
+        day = local_time(row.created_at).date()
+        show_day = not isinstance(before, MessageRow) or (
+            local_time(before.created_at).date() != day
+        )
+        label = day_label(day, today=local_time(self._now()).date()) if show_day else None
+        unread = row.unseen_by_viewer and not (
+            isinstance(before, MessageRow) and before.unseen_by_viewer
+        )
+        return label, unread
+
+    def _separator_height(self, small: QFont) -> int:
+        return QFontMetrics(small).height() + 14
+
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         row = index.data(MESSAGE_ROLE)
         width = self._row_width(option)
         if not isinstance(row, MessageRow):
             return QSize(width, 20)
-        key = (row.id, width)
+        day, unread = self.separators(index)
+        key = (row.id, width, day, unread)
         if key not in self._heights:
             body, author, small = self._fonts(QFont(option.font))
             text = TextBlock(body, row.text, self._inner_width(width))
             h = QFontMetrics(author).height() + 4 + text.height
             h += 2 * self.PAD + self.GAP + QFontMetrics(small).height() + 14
+            h += self._separator_height(small) * ((day is not None) + unread)
             self._heights[key] = h
         # Width 1: never wider than the viewport (no horizontal scroll bar); paint gets it all.
         return QSize(1, self._heights[key])
+
+    def _paint_separator(
+        self, painter: QPainter, rect: QRect, text: str, *, small: QFont, unread: bool
+    ) -> None:
+        t = self.theme
+        colour = t.accent if unread else t.muted
+        font = QFont(small)
+        font.setBold(True)
+        fm = QFontMetrics(font)
+        text_w = fm.horizontalAdvance(text) + 16
+        mid = rect.center().y()
+        painter.setPen(colour if unread else t.separator)
+        painter.drawLine(rect.left() + 16, mid, rect.center().x() - text_w // 2, mid)
+        painter.drawLine(rect.center().x() + text_w // 2, mid, rect.right() - 16, mid)
+        painter.setPen(colour)
+        painter.setFont(font)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
     def _icon(self, name: str) -> QIcon:
         if name not in self._icons:
@@ -331,10 +377,24 @@ class MessageDelegate(QStyledItemDelegate):
         inner = bw - 2 * self.PAD
         bh = head_h + block.height + 2 * self.PAD
         x = rect.right() - 12 - bw if mine else rect.left() + 12
-        bubble = QRect(x, rect.top() + 6, bw, bh)
-
+        day, unread = self.separators(index)
+        top = rect.top()
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        sep_h = self._separator_height(small)
+        if day is not None:
+            self._paint_separator(
+                painter, QRect(rect.left(), top, rect.width(), sep_h), day, small=small,
+                unread=False,
+            )  # fmt: skip
+            top += sep_h
+        if unread:
+            self._paint_separator(
+                painter, QRect(rect.left(), top, rect.width(), sep_h), "Unread", small=small,
+                unread=True,
+            )  # fmt: skip
+            top += sep_h
+        bubble = QRect(x, top + 6, bw, bh)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(t.bubble_mine if mine else t.bubble_other)
         painter.drawRoundedRect(bubble, 12, 12)
@@ -394,9 +454,22 @@ class MessageView(QListView):
         self.verticalScrollBar().setSingleStep(24)
         self.verticalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
         model.rowsInserted.connect(self._on_model_rows_inserted)
+        model.modelReset.connect(self._on_model_reset)
         self._model = model
         self._delegate = delegate
         self._stick_to_bottom = True
+        self._missed = 0  # messages that arrived while scrolled up
+        # Scrolled up to read older messages: one click (or End) back to the newest.
+        self.jump_button = QToolButton(self.viewport())
+        self.jump_button.setObjectName("jumpToLatest")
+        self.jump_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.jump_button.setStyleSheet(
+            f"#jumpToLatest {{ background: {delegate.theme.accent_fill.name()};"
+            f" color: {delegate.theme.on_accent.name()}; border: none; border-radius: 14px;"
+            " padding: 6px 12px; font-weight: 600; }"
+        )
+        self.jump_button.clicked.connect(self.scroll_to_newest)
+        self._show_jump_button()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         self._delegate.clear_cache()
@@ -405,14 +478,44 @@ class MessageView(QListView):
             # A banner above or a taller composer below shrinks the view: keep the newest
             # message in sight rather than sliding it under the edge.
             self.scrollToBottom()
+        self._show_jump_button()
 
     def scroll_to_newest(self) -> None:
         self._stick_to_bottom = True
         self.scrollToBottom()
+        self._show_jump_button()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_End:
+            self.scroll_to_newest()
+            return
+        super().keyPressEvent(event)
+
+    def _show_jump_button(self) -> None:
+        if self._stick_to_bottom:
+            self._missed = 0
+        text = f"↓ {self._missed} new" if self._missed else "↓ Latest"
+        self.jump_button.setText(text)
+        self.jump_button.setAccessibleName(
+            f"Jump to the latest message, {self._missed} new" if self._missed else
+            "Jump to the latest message"
+        )  # fmt: skip
+        self.jump_button.adjustSize()
+        viewport = self.viewport().rect()
+        self.jump_button.move(
+            viewport.right() - self.jump_button.width() - 16,
+            viewport.bottom() - self.jump_button.height() - 12,
+        )
+        self.jump_button.setVisible(not self._stick_to_bottom)
+
+    def _on_model_reset(self) -> None:
+        self._stick_to_bottom = True
+        self._show_jump_button()
 
     def _on_scrollbar_value_changed(self, value: int) -> None:
         bar = self.verticalScrollBar()
         self._stick_to_bottom = value >= bar.maximum() - 8
+        self._show_jump_button()
         if value <= bar.minimum() + 40 and self._model.can_fetch_older():
             self._tasks.start(self._load_older(), name="messages-older")
 
@@ -423,6 +526,11 @@ class MessageView(QListView):
             self.doItemsLayout()
             bar.setValue(bar.maximum() - from_bottom)
 
-    def _on_model_rows_inserted(self, parent: QModelIndex, first: int, _last: int) -> None:
-        if first > 0 and self._stick_to_bottom:
+    def _on_model_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        if first == 0:
+            return  # an older page, above
+        if self._stick_to_bottom:
             self.scrollToBottom()
+        else:
+            self._missed += last - first + 1
+            self._show_jump_button()

@@ -10,8 +10,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QDialog, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from services.domain.model import ConversationKind
 from services.views import ConversationRow
@@ -23,6 +32,7 @@ __all__ = ["SEARCH_PAUSE_MS", "QuickSwitch", "Search", "matches"]
 Search = Callable[[str], Awaitable[list[ConversationRow]]]
 SEARCH_PAUSE_MS = 150  # one query per pause in typing, not one per key
 MAX_RESULTS = 100
+_MOVE_KEYS = frozenset({Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown})
 
 
 def matches(row: ConversationRow, query: str) -> bool:
@@ -81,6 +91,8 @@ class QuickSwitch(QDialog):
         self._pause.timeout.connect(self._on_pause_timeout)
         self.query.textChanged.connect(self._on_query_text_changed)
         self.query.returnPressed.connect(self._on_query_return_pressed)
+        # The arrows move through the results while the typing stays in the search box.
+        self.query.installEventFilter(self)
         self.results.itemActivated.connect(self._on_results_item_activated)
         self._on_query_text_changed("")
 
@@ -121,6 +133,17 @@ class QuickSwitch(QDialog):
         known = {r.id for r in self._shown}
         self._show(_exact_first(self._shown + [r for r in found if r.id not in known], text))
         self.searched.emit(text)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.query
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in _MOVE_KEYS
+        ):
+            QApplication.sendEvent(self.results, event)
+            return True
+        return super().eventFilter(watched, event)
 
     def _on_query_return_pressed(self) -> None:
         item = self.results.currentItem()

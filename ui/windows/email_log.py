@@ -55,6 +55,7 @@ STATUSES = (
     "ignored",
 )
 _Index = QModelIndex | QPersistentModelIndex
+_FIT_COLUMNS = (1, 2, 3, 5)  # time, from, to, status: as wide as what they hold
 
 
 def details(e: EmailLogEntry) -> str:
@@ -175,8 +176,11 @@ class EmailLogModel(QAbstractTableModel):
             if column == 5:
                 return e.status
             return details(e)
-        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            return "outgoing" if e.direction == "out" else "incoming"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column == 0:
+                return "outgoing" if e.direction == "out" else "incoming"
+            # The whole text, whatever the column's width.
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == 0:
             return Qt.AlignmentFlag.AlignCenter
         if role == Qt.ItemDataRole.FontRole and column == 0:
@@ -267,8 +271,15 @@ class EmailLogPage(QWidget):
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setHighlightSections(False)
         header.setStretchLastSection(True)
-        for column, width in enumerate((36, 150, 150, 150, 230, 100, 130)):
+        # Addresses, times and statuses get the width of their text as pages arrive (up to a
+        # limit, then the tooltip has it all); the subject takes what is left; details keep a
+        # fair share.
+        header.setMaximumSectionSize(480)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        for column, width in enumerate((36, 150, 150, 150, 230, 100, 260)):
             self.table.setColumnWidth(column, width)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
 
         self.detail = QPlainTextEdit()
         self.detail.setReadOnly(True)
@@ -308,6 +319,8 @@ class EmailLogPage(QWidget):
 
     def _on_model_loaded(self) -> None:
         self.empty_label.setVisible(self.model.rowCount() == 0)
+        for column in _FIT_COLUMNS:
+            self.table.resizeColumnToContents(column)
 
     def _on_table_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():

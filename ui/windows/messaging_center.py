@@ -12,9 +12,10 @@ then `show()`; it loads itself. Every refusal from the service shows as one line
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable
 
-from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -56,6 +57,13 @@ _DESCRIPTIONS = (
     "Every email sent and received in the last 72 hours, with the server's answer.",
 )
 _ID_ROLE = Qt.ItemDataRole.UserRole
+_TEXT_VARIABLES = (
+    "Variables: item.ref, item.title, item.status, actor.name, event.new_status, "
+    "message.author, workspace.name"
+)
+_CRITICAL_VARIABLES = (
+    "Variables: item.ref, item.title, recipient.name, conversation.subject, conversation.kind"
+)
 
 
 def _status(label: QLabel, text: str, *, error: bool) -> None:
@@ -99,8 +107,20 @@ class AutomatedMessagesPage(QWidget):
         right_layout.setSpacing(8)
         right_layout.addWidget(self.summary)
         right_layout.addWidget(self.critical_note)
-        right_layout.addWidget(caption("Text (a template: {{ item.ref }}, {{ actor.name }}, ...)"))
+        right_layout.addWidget(caption("Text"))
         right_layout.addWidget(self.text_edit, 1)
+        self.variables = QLabel()
+        self.variables.setObjectName("mcHint")
+        self.variables.setWordWrap(True)
+        right_layout.addWidget(self.variables)
+        right_layout.addWidget(caption("As it reads, with sample data"))
+        # The words people will see, not the template (M1).
+        self.preview = QLabel()
+        self.preview.setObjectName("mcPreviewSubject")
+        self.preview.setWordWrap(True)
+        self.preview.setTextFormat(Qt.TextFormat.PlainText)
+        self.preview.setAccessibleDescription("Preview of the automation's text")
+        right_layout.addWidget(self.preview)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.toggle_button)
@@ -117,6 +137,11 @@ class AutomatedMessagesPage(QWidget):
         outer.addWidget(split)
 
         self.list.currentRowChanged.connect(self._on_list_row_changed)
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(250)
+        self._preview_timer.timeout.connect(self.refresh_preview)
+        self.text_edit.textChanged.connect(self._preview_timer.start)
         self.save_button.clicked.connect(lambda: self._tasks.start(self.save_text()))
         self.toggle_button.clicked.connect(lambda: self._tasks.start(self.toggle()))
         self.delete_button.clicked.connect(lambda: self._tasks.start(self.delete()))
@@ -146,7 +171,7 @@ class AutomatedMessagesPage(QWidget):
         a = self.current
         if a is None:
             return
-        self.summary.setText(f"<b>{a.name}</b><br>{a.summary}")
+        self.summary.setText(f"<b>{html.escape(a.name)}</b><br>{html.escape(a.summary)}")
         self.critical_note.setVisible(a.critical)
         self.text_edit.setPlainText(a.text)
         self.toggle_button.setText("Switch off" if a.enabled else "Switch on")
@@ -155,6 +180,20 @@ class AutomatedMessagesPage(QWidget):
         self.toggle_button.setEnabled(not a.critical)
         self.delete_button.setEnabled(not a.critical)
         self.status_label.clear()
+        self.variables.setText(_CRITICAL_VARIABLES if a.critical else _TEXT_VARIABLES)
+        self.refresh_preview()
+
+    def refresh_preview(self) -> None:
+        self._preview_timer.stop()
+        a = self.current
+        try:
+            self.preview.setText(
+                self._service.automations.preview_text(
+                    self.text_edit.toPlainText(), critical=a is not None and a.critical
+                )
+            )
+        except DeskbellError as exc:
+            self.preview.setText(f"Cannot be shown: {exc}")
 
     async def _run(self, what: str, coro: Awaitable[object]) -> bool:
         try:

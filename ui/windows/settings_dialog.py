@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QTabWidget,
     QTimeEdit,
@@ -54,6 +55,7 @@ from services.errors import (
 )
 from ui.icons import app_icon
 from ui.policies.dnd import dnd_state
+from ui.widgets.center_style import style_sheet, theme_for
 from ui.widgets.mail_server_section import (
     MailServer,
     MailServerKind,
@@ -171,20 +173,23 @@ class SettingsDialog(QDialog):
 
         self.status_label = note_label("", self, name="Settings status")
         self.status_label.hide()
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok
-            | QDialogButtonBox.StandardButton.Cancel
-            | QDialogButtonBox.StandardButton.Apply,
-            self,
-        )
-        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.apply_button = self.buttons.button(QDialogButtonBox.StandardButton.Apply)
+        # Plain, labelled buttons (stock ones carry icons in Fusion), Save as the primary.
+        self.buttons = QDialogButtonBox(self)
+        self.ok_button = QPushButton("Save", self)
+        self.ok_button.setObjectName("mcPrimary")
+        self.ok_button.setDefault(True)
+        self.apply_button = QPushButton("Apply", self)
+        cancel = QPushButton("Cancel", self)
+        self.buttons.addButton(self.ok_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.addButton(self.apply_button, QDialogButtonBox.ButtonRole.ApplyRole)
+        self.buttons.addButton(cancel, QDialogButtonBox.ButtonRole.RejectRole)
         self.ok_button.setAccessibleName("Save and close")
         self.apply_button.setAccessibleName("Save")
         self.buttons.accepted.connect(self._on_ok_clicked)
         self.buttons.rejected.connect(self.reject)
         self.apply_button.clicked.connect(self._on_apply_clicked)
 
+        self.setStyleSheet(style_sheet(theme_for(self)))  # the Messaging Center's look
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.autostart_check)
@@ -248,7 +253,9 @@ class SettingsDialog(QDialog):
         self.person_row = QWidget(tab)
         row = QHBoxLayout(self.person_row)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(QLabel("Settings &for:", self.person_row))
+        person_label = QLabel("Settings &for:", self.person_row)
+        person_label.setBuddy(self.person_combo)  # without a buddy the & shows as is
+        row.addWidget(person_label)
         row.addWidget(self.person_combo, 1)
         self.person_row.setVisible(self.me.is_admin)
 

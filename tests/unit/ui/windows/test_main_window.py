@@ -246,7 +246,7 @@ async def test_messages_are_plain_text_never_html(desk: Desk, qtbot: QtBot) -> N
 
     def bubble_right(row: int) -> int:
         rect = view.visualRect(model.index(row, 0))
-        y = rect.top() + 12
+        y = rect.bottom() - 48  # inside the bubble, below any date or unread separator
         return max(
             (x for x in range(rect.width()) if image.pixelColor(x, y) == LIGHT.bubble_other),
             default=-1,
