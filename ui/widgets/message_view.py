@@ -263,7 +263,7 @@ class MessageDelegate(QStyledItemDelegate):
         self.me_id = me_id
         self.me_email = me_email
         self._now = now
-        self._heights: dict[tuple[int, int], int] = {}
+        self._heights: dict[tuple[int, int, str | None, bool], int] = {}
         self._icons: dict[str, QIcon] = {}
 
     def clear_cache(self) -> None:
@@ -296,7 +296,8 @@ class MessageDelegate(QStyledItemDelegate):
         row = index.data(MESSAGE_ROLE)
         if not isinstance(row, MessageRow):
             return None, False
-        before = index.siblingAtRow(index.row() - 1).data(MESSAGE_ROLE) if index.row() else None
+        model = index.model()
+        before = model.index(index.row() - 1, 0).data(MESSAGE_ROLE) if index.row() else None
         day = local_time(row.created_at).date()
         show_day = not isinstance(before, MessageRow) or (
             local_time(before.created_at).date() != day
