@@ -17,15 +17,16 @@ __all__ = ["BUBBLE_GREEN", "SMALL_ICON", "render_bubble", "tray_icon"]
 BUBBLE_GREEN = QColor("#1f9e44")
 _OUTLINE_LIGHT = QColor("#ffffff")
 _OUTLINE_DARK = QColor(0, 0, 0, 110)
-# Below this many device pixels there is no room for a number beside the bell: a plain dot shows
-# "something new"; the window title and the app badge still carry the count (N7).
+# Under this many device pixels the bubble takes most of the icon so its number stays readable
+# (a 100 % tray icon is 16 px); under TINY_ICON there is no room for digits: a plain dot.
 SMALL_ICON = 22
+TINY_ICON = 12
 
 
 def _bubble_height(pixels: int) -> float:
     """Bubble height as a share of the icon: larger on small icons so digits stay legible."""
     if pixels < SMALL_ICON:
-        return 0.58
+        return 0.78
     if pixels <= 26:
         return 0.62
     if pixels <= 48:
@@ -36,7 +37,8 @@ def _bubble_height(pixels: int) -> float:
 def _digits_path(text: str, *, height: float) -> QPainterPath:
     font = QFont("DejaVu Sans")
     font.setBold(True)
-    font.setPixelSize(max(6, round(height * 0.8)))
+    # Small bubbles: the digits fill more of them (10 px digits in a 12 px bubble at 16 px).
+    font.setPixelSize(max(6, round(height * (0.86 if height < 14 else 0.8))))
     # Tight letters: on a 22 px icon every pixel of width counts.
     font.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 92)
     path = QPainterPath()
@@ -70,10 +72,10 @@ def _paint_bubble(painter: QPainter, *, text: str, pixels: int) -> None:
     ring = max(1.0, pixels / 24)
     digits: QPainterPath | None = None
     width = height
-    if pixels >= SMALL_ICON:
+    if pixels >= TINY_ICON:
         digits = _digits_path(text, height=height)
         glyphs = digits.boundingRect()
-        pad = height * 0.2
+        pad = height * (0.08 if pixels < SMALL_ICON else 0.2)
         width = min(float(pixels), max(height, glyphs.width() + 2 * pad + 2 * ring))
         room = width - 2 * pad - 2 * ring
         if glyphs.width() > room:
