@@ -289,7 +289,6 @@ async def _main(
         log.info("start: tray icon")
         tray = Tray(base=app_icon())
         tray.set_count(bridge.counts.total)
-        tray.set_dnd(service.do_not_disturb(me))
         tray.show()
         stack.callback(tray.hide)
         if not Tray.available():
@@ -330,11 +329,9 @@ async def _main(
             set_app_badge(app, counts.total)
             write_state(counts)
 
-        def on_me(person: PersonInfo) -> None:
-            tray.set_dnd(service.do_not_disturb(person))
-
         bridge.counts_changed.connect(on_counts)
-        bridge.me_changed.connect(on_me)
+        tray.set_dnd(window.dnd.text)  # N6: from the stored settings, also after a restart
+        window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
         single.activation_requested.connect(window.bring_forward)
         tray.open_requested.connect(window.bring_forward)

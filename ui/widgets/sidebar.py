@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from PySide6.QtCore import QModelIndex, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
+    QLabel,
     QListView,
     QMenu,
     QPushButton,
@@ -89,16 +90,33 @@ class Sidebar(QWidget):
         top.addWidget(self.new_button)
         top.addWidget(self.switch_button, 1)
         top.addWidget(self.menu_button)
+        # N6: do not disturb, visible in the window too (the tray may be hidden or absent).
+        self.dnd_label = QLabel(self)
+        self.dnd_label.setObjectName("dndLabel")
+        self.dnd_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.dnd_label.setStyleSheet(
+            f"#dndLabel {{ color: {theme.text.name()}; background: {theme.alt_base.name()};"
+            f" border-left: 3px solid {theme.internal.name()}; padding: 6px 10px;"
+            " margin: 0 10px 6px 10px; }"
+        )
+        self.dnd_label.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(top)
+        layout.addWidget(self.dnd_label)
         layout.addWidget(self.tabs)
 
     def set_tab_count(self, tab: int, count: int) -> None:
         """N3: the inbox tab carries its own unseen count."""
         name = INBOX_NAMES[tab]
         self.tabs.setTabText(tab, f"{name} ({count})" if count else name)
+
+    def set_dnd(self, text: str) -> None:
+        """N6: "Do not disturb until 14:30", or "" when it is off."""
+        self.dnd_label.setText(f"{text}: no sound, no notifications" if text else "")
+        self.dnd_label.setAccessibleName(self.dnd_label.text())
+        self.dnd_label.setVisible(bool(text))
 
     def _on_list_activated(self, index: QModelIndex) -> None:
         conv_id = index.data(CONVERSATION_ID_ROLE)

@@ -31,13 +31,17 @@ class Tray(QObject):
         super().__init__(parent)
         self._base = base
         self.count = -1
-        self.dnd = False
+        self.dnd_text = ""  # "" when do not disturb is off
         self.icon = QSystemTrayIcon(parent)
         self.menu = QMenu()
         self.menu.setAccessibleName("Deskbell")
         open_action = self.menu.addAction("Open Deskbell")
         open_action.triggered.connect(self.open_requested)
         self.dnd_menu = self.menu.addMenu("Do not disturb")
+        # What holds now, read from the stored settings (also right after a restart).
+        self.dnd_status = self.dnd_menu.addAction("")
+        self.dnd_status.setEnabled(False)
+        self.dnd_menu.addSeparator()
         group = QActionGroup(self.dnd_menu)
         self.dnd_actions: dict[str | None, QAction] = {}
         for text, choice in DND_MENU:
@@ -67,7 +71,7 @@ class Tray(QObject):
 
     def tooltip(self) -> str:
         unseen = f"{self.count} unseen" if self.count else "nothing unseen"
-        quiet = " · do not disturb" if self.dnd else ""
+        quiet = f" · {self.dnd_text[0].lower()}{self.dnd_text[1:]}" if self.dnd_text else ""
         return f"Deskbell — {unseen}{quiet}"
 
     def set_count(self, count: int) -> None:
@@ -77,9 +81,17 @@ class Tray(QObject):
             self.icon.setIcon(tray_icon(count=count, base=self._base))
         self.icon.setToolTip(self.tooltip())
 
-    def set_dnd(self, active: bool) -> None:
-        self.dnd = active
-        if not active:
+    def set_dnd(self, text: str) -> None:
+        """N6: the tooltip and the menu say whether do not disturb holds, and until when
+        (`text`: "Do not disturb until 14:30", or "" when it is off)."""
+        self.dnd_text = text
+        self.dnd_status.setText(text or "Off: notifications on")
+        until = text.removeprefix("Do not disturb ")
+        self.dnd_menu.setTitle(f"Do not disturb ({until})" if text else "Do not disturb")
+        if text:
+            for action in self.dnd_actions.values():
+                action.setChecked(False)  # none of the choices says "until 14:30" exactly
+        else:
             self.dnd_actions[None].setChecked(True)
         self.icon.setToolTip(self.tooltip())
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter
 
@@ -33,6 +33,7 @@ from ui.format import row_label, window_title
 from ui.platform.idle import IdleProbe
 from ui.platform.notify import BannerNotifier, NotificationCenter, Notifier
 from ui.platform.sound import Pinger
+from ui.policies.dnd import dnd_state
 from ui.tasks import Tasks
 from ui.theme import Theme
 from ui.widgets.conversation_list import ConversationListModel, PageFetcher
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
 
     quit_requested = Signal()
     shown_with_data = Signal()
+    dnd_changed = Signal(str)  # N6: "Do not disturb until 14:30" or "", for the tray
 
     def __init__(
         self,
@@ -127,10 +129,24 @@ class MainWindow(QMainWindow):
             idle_probe=idle_probe,
             unseen_ids=self.messages.unseen_ids,
         )
+        self._dnd_timer = QTimer(self)  # fires when do not disturb ends, to say so
+        self._dnd_timer.setSingleShot(True)
+        self._dnd_timer.timeout.connect(self._refresh_dnd)
         self._connect()
+        self._refresh_dnd()
         # D6: a size that fits the screen (at 200 % a 1366x768 screen is 683x384), and the
         # place and splitter of last time, on a screen that still exists.
         (self._place or WindowPlace(None)).restore(self, self.splitter)
+
+    def _refresh_dnd(self, *_args: object) -> None:
+        """N6 from the stored settings: said in the sidebar and, through `dnd_changed`, the tray."""
+        self.dnd = dnd_state(self.me.settings, now_local=self._now().astimezone())
+        self.sidebar.set_dnd(self.dnd.text)
+        self._dnd_timer.stop()
+        if self.dnd.ends_at is not None:
+            left_ms = (self.dnd.ends_at - self._now()).total_seconds() * 1000
+            self._dnd_timer.start(int(min(max(left_ms, 0) + 500, 2**31 - 1)))
+        self.dnd_changed.emit(self.dnd.text)
 
     def save_place(self) -> None:
         """Remember where the window is and how the splitter sits (at close and quit)."""
@@ -192,6 +208,7 @@ class MainWindow(QMainWindow):
         self.bridge.conversations_changed.connect(self._on_bridge_conversations_changed)
         self.bridge.message_arrived.connect(self._on_bridge_message_arrived)
         self.bridge.me_changed.connect(self._show_admin_tools)
+        self.bridge.me_changed.connect(self._refresh_dnd)
         for keys, slot in (
             ("Ctrl+1", lambda: self.show_inbox(INTERNAL_TAB)),
             ("Ctrl+2", lambda: self.show_inbox(EXTERNAL_TAB)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import shiboken6
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QLabel, QPushButton
 from pytestqt.qtbot import QtBot
@@ -166,3 +167,38 @@ async def test_date_separators_and_the_unread_divider(desk: Desk, qtbot: QtBot) 
     assert view.visualRect(model.index(2, 0)).height() > view.visualRect(model.index(3, 0)).height()
     # Painted: the row above the unread divider leaves its space, so nothing overlaps.
     assert view.indexAt(QPoint(20, view.visualRect(model.index(2, 0)).top() + 2)).row() == 2
+
+
+@with_desk
+async def test_n6_do_not_disturb_shows_after_a_restart_in_window_and_tray(
+    desk: Desk, qtbot: QtBot
+) -> None:
+    from ui.widgets.tray import Tray
+    from ui.windows.main_window import MainWindow
+
+    await desk.service.set_do_not_disturb(person_id=desk.me.id, choice="1h")
+    await until(lambda: desk.bridge.me.settings.dnd_until is not None)
+    # A restart: a new window and tray read the stored settings.
+    window = MainWindow(
+        service=desk.service,
+        bridge=desk.bridge,
+        theme=desk.window.theme,
+        tasks=desk.tasks,
+        now=desk.clock.now,
+        clock=desk.clock,
+    )
+    assert window.dnd.active
+    assert window.sidebar.dnd_label.isVisibleTo(window)
+    assert "Do not disturb until" in window.sidebar.dnd_label.text()
+    tray = Tray()
+    tray.set_dnd(window.dnd.text)
+    assert "do not disturb until" in tray.tooltip()
+    assert tray.dnd_status.text().startswith("Do not disturb until")
+    assert not any(a.isChecked() for a in tray.dnd_actions.values())
+    # When it ends, both say so without a restart.
+    desk.clock.advance(3601)
+    window._refresh_dnd()
+    assert not window.dnd.active and not window.sidebar.dnd_label.isVisibleTo(window)
+    tray.set_dnd(window.dnd.text)
+    assert tray.dnd_actions[None].isChecked() and "do not disturb" not in tray.tooltip()
+    shiboken6.delete(window)  # never shown; closing it would minimize it (no tray here)
