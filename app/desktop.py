@@ -54,6 +54,7 @@ from services.errors import DeskbellError, NotFoundError
 from ui.icons import app_icon, app_icon_file
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
+from ui.platform.fonts import use_emoji_font
 from ui.platform.idle import make_idle_probe
 from ui.platform.notify import system_notifier_chain
 from ui.platform.sound import Pinger, make_sound_player
@@ -93,6 +94,7 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setDesktopFileName("deskbell")
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
+    emoji_font = use_emoji_font()  # None: emoji are spelled out rather than drawn as boxes
     folder = paths.data_dir(args.data_dir)
     if args.demo:
         folder = folder / "demo"
@@ -111,7 +113,9 @@ def run_desktop(args: argparse.Namespace) -> int:
         loop.add_signal_handler(getattr(signal, name), shutdown.request, name)
     runner = _EventLoopRunner(app, loop)
     try:
-        main = loop.create_task(_main(app, args, folder, single, shutdown))
+        main = loop.create_task(
+            _main(app, args, folder, single, shutdown, spell_out_emoji=emoji_font is None)
+        )
         shutdown.main = main
         return runner.run(main, shutdown)
     except asyncio.CancelledError:
@@ -224,6 +228,8 @@ async def _main(
     folder: Path,
     single: SingleInstance,
     shutdown: Shutdown,
+    *,
+    spell_out_emoji: bool,
 ) -> int:
     theme = apply_theme(app)
     tasks = Tasks()
@@ -319,6 +325,7 @@ async def _main(
             keep_in_tray=Tray.available,
             login_starter=autostart,
             place=place,
+            spell_out_emoji=spell_out_emoji,
         )
         stack.callback(window.close)
         stack.push_async_callback(window.notifications.aclose)

@@ -37,6 +37,7 @@ class ConversationPane(QWidget):
         me: PersonInfo,
         now: Callable[[], datetime],
         tasks: Tasks,
+        spell_out_emoji: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -71,7 +72,7 @@ class ConversationPane(QWidget):
 
         self.messages = MessageListModel(tasks=tasks, viewer_email=me.email)
         self.message_delegate = MessageDelegate(
-            theme=theme, me_id=me.id, me_email=me.email, now=now
+            theme=theme, me_id=me.id, me_email=me.email, now=now, spell_out_emoji=spell_out_emoji
         )
         self.message_view = MessageView(
             model=self.messages, delegate=self.message_delegate, tasks=tasks

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 from services.views import MessageRow
 from ui.format import day_label, format_time, local_time, status_parts, status_tooltip
 from ui.icons import status_icon
+from ui.platform.fonts import readable_emoji
 from ui.roles import MESSAGE_ID_ROLE, MESSAGE_ROLE
 from ui.tasks import Tasks
 from ui.theme import Theme
@@ -256,12 +257,14 @@ class MessageDelegate(QStyledItemDelegate):
         me_id: int,
         now: Callable[[], datetime],
         me_email: str | None = None,
+        spell_out_emoji: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.theme = theme
         self.me_id = me_id
         self.me_email = me_email
+        self.spell_out_emoji = spell_out_emoji  # no emoji font here: words, not boxes
         self._now = now
         self._heights: dict[tuple[int, int, str | None, bool], int] = {}
         self._icons: dict[str, QIcon] = {}
@@ -320,7 +323,7 @@ class MessageDelegate(QStyledItemDelegate):
         key = (row.id, width, day, unread)
         if key not in self._heights:
             body, author, small = self._fonts(QFont(option.font))
-            text = TextBlock(body, row.text, self._inner_width(width))
+            text = TextBlock(body, self.display_text(row), self._inner_width(width))
             h = QFontMetrics(author).height() + 4 + text.height
             h += 2 * self.PAD + self.GAP + QFontMetrics(small).height() + 14
             h += self._separator_height(small) * ((day is not None) + unread)
@@ -354,6 +357,10 @@ class MessageDelegate(QStyledItemDelegate):
             self._icons[name] = status_icon(name, color=colour)
         return self._icons[name]
 
+    def display_text(self, row: MessageRow) -> str:
+        """The message as painted: as written, or with emoji spelled out where no font has them."""
+        return readable_emoji(row.text) if self.spell_out_emoji else row.text
+
     def status_parts(self, row: MessageRow) -> list[tuple[str, str]]:
         """The status row under `row`, as the signed-in person reads it (E10, S2)."""
         return status_parts(row.status, now=self._now(), viewer_email=self.me_email)
@@ -367,7 +374,7 @@ class MessageDelegate(QStyledItemDelegate):
         body, author_font, small = self._fonts(QFont(option.font))
         mine = row.author is not None and row.author.id == self.me_id
         inner = self._inner_width(rect.width())
-        block = TextBlock(body, row.text, inner)
+        block = TextBlock(body, self.display_text(row), inner)
         afm = QFontMetrics(author_font)
         head_h = afm.height() + 4
         name = "You" if mine else (row.author.name if row.author else "Deskbell")

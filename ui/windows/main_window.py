@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         keep_in_tray: Callable[[], bool] = lambda: False,
         login_starter: LoginStarter | None = None,
         place: WindowPlace | None = None,
+        spell_out_emoji: bool = False,
     ) -> None:
         super().__init__()
         self.service = service
@@ -104,7 +105,9 @@ class MainWindow(QMainWindow):
         self.sidebar = Sidebar(models=self.models, menu=self.app_menu, theme=theme, now=now)
         self.tabs = self.sidebar.tabs
         self.lists = self.sidebar.lists
-        self.pane = ConversationPane(theme=theme, me=bridge.me, now=now, tasks=tasks)
+        self.pane = ConversationPane(
+            theme=theme, me=bridge.me, now=now, tasks=tasks, spell_out_emoji=spell_out_emoji
+        )
         self.messages = self.pane.messages
         self.message_view = self.pane.message_view
         self.composer = self.pane.composer
