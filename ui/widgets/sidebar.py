@@ -69,7 +69,7 @@ class Sidebar(QWidget):
         self.new_button.setObjectName("newItemButton")
         self.new_button.setAccessibleName("New item")
         self.new_button.setToolTip("Create an item (Ctrl+N)")
-        self.switch_button = QPushButton("Go to conversation…   Ctrl+K", self)
+        self.switch_button = QPushButton("Go to…   Ctrl+K", self)
         self.switch_button.setObjectName("goToButton")
         self.switch_button.setAccessibleName("Go to conversation")
         self.switch_button.setToolTip("Find any conversation by number or title (Ctrl+K)")

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.api import EmailDetail, EmailLogEntry, Service
+from ui.format import format_time
 from ui.tasks import Tasks
 from ui.widgets.center_style import StatusPillDelegate, theme_for
 
@@ -166,7 +167,7 @@ class EmailLogModel(QAbstractTableModel):
             if column == 0:
                 return "→" if e.direction == "out" else "←"
             if column == 1:
-                return f"{e.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
+                return format_time(e.created_at, now=self._service.clock.now())
             if column == 2:
                 return e.from_addr
             if column == 3:
@@ -179,6 +180,8 @@ class EmailLogModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == 0:
                 return "outgoing" if e.direction == "out" else "incoming"
+            if column == 1:
+                return f"{e.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
             # The whole text, whatever the column's width.
             return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == 0:
@@ -270,14 +273,14 @@ class EmailLogPage(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setHighlightSections(False)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         # Addresses, times and statuses get the width of their text as pages arrive (up to a
         # limit, then the tooltip has it all); the subject takes what is left; details keep a
         # fair share.
         header.setMaximumSectionSize(480)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        for column, width in enumerate((36, 150, 150, 150, 230, 100, 260)):
+        for column, width in enumerate((36, 90, 150, 150, 230, 100, 210)):
             self.table.setColumnWidth(column, width)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
 
@@ -321,6 +324,8 @@ class EmailLogPage(QWidget):
         self.empty_label.setVisible(self.model.rowCount() == 0)
         for column in _FIT_COLUMNS:
             self.table.resizeColumnToContents(column)
+        # The status is painted as a pill, wider than its text.
+        self.table.setColumnWidth(5, self.table.columnWidth(5) + 28)
 
     def _on_table_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
