@@ -94,7 +94,6 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setDesktopFileName("deskbell")
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
-    emoji_font = use_emoji_font()  # None: emoji are spelled out rather than drawn as boxes
     folder = paths.data_dir(args.data_dir)
     if args.demo:
         folder = folder / "demo"
@@ -113,9 +112,7 @@ def run_desktop(args: argparse.Namespace) -> int:
         loop.add_signal_handler(getattr(signal, name), shutdown.request, name)
     runner = _EventLoopRunner(app, loop)
     try:
-        main = loop.create_task(
-            _main(app, args, folder, single, shutdown, spell_out_emoji=emoji_font is None)
-        )
+        main = loop.create_task(_main(app, args, folder, single, shutdown))
         shutdown.main = main
         return runner.run(main, shutdown)
     except asyncio.CancelledError:
@@ -228,8 +225,6 @@ async def _main(
     folder: Path,
     single: SingleInstance,
     shutdown: Shutdown,
-    *,
-    spell_out_emoji: bool,
 ) -> int:
     theme = apply_theme(app)
     tasks = Tasks()
@@ -243,6 +238,8 @@ async def _main(
         frame.show()
         app.processEvents()  # paint it now: the service's start below keeps the loop busy
         painted_at = time.time()
+        # After the first paint: listing the fonts costs a few tens of milliseconds.
+        spell_out_emoji = use_emoji_font() is None  # no emoji font: spelled out, not boxes
         # The service (SQLAlchemy, the mail stack) loads only now, behind a painted frame.
         from services.api import Service
         from ui.bridge import ServiceBridge
