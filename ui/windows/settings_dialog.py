@@ -55,6 +55,7 @@ from services.errors import (
 )
 from ui.icons import app_icon
 from ui.policies.dnd import dnd_state
+from ui.tasks import Tasks
 from ui.widgets.center_style import style_sheet, theme_for
 from ui.widgets.mail_server_section import (
     MailServer,
@@ -151,7 +152,8 @@ class SettingsDialog(QDialog):
         self.service = service
         self.me = me
         self.login_starter = login_starter
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # The dialog's own tasks (qasync's asyncSlot keeps none, NOTES.md); a failure is shown.
+        self._tasks = Tasks(on_error=self._on_task_failed)
         self._people: list[PersonInfo] = [me]
         self._editing: PersonInfo = me
         self.setWindowTitle("Deskbell settings")
@@ -576,27 +578,14 @@ class SettingsDialog(QDialog):
     # --- slots ---------------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        # qasync's asyncSlot keeps no reference to its task; a task nobody holds can be
-        # collected mid-flight (NOTES.md), so the dialog holds them until they finish.
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
-        task = loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._on_task_done)
-        return task
+        return self._tasks.start(coro, name="settings")
 
-    def _on_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("settings task failed", exc_info=task.exception())
-            self._show_status(f"Something went wrong: {task.exception()}")
+    def _on_task_failed(self, error: BaseException) -> None:
+        self._show_status(f"Something went wrong: {error}")
 
     async def wait_idle(self) -> None:
         """Wait for every task the dialog started (tests, and close)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.drain()
 
     def _on_imap_test_requested(self) -> None:
         self._spawn(self.test_imap())
@@ -621,9 +610,8 @@ class SettingsDialog(QDialog):
             self._fill_notifications(person)
 
     def done(self, result: int) -> None:
-        for task in list(self._tasks):
-            if not task.done() and result != QDialog.DialogCode.Accepted:
-                task.cancel()
+        if result != QDialog.DialogCode.Accepted:
+            self._tasks.cancel()  # closed mid-save or mid-test: nothing more to show
         super().done(result)
 
 
