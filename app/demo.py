@@ -38,10 +38,12 @@ from services.clock import Clock, SystemClock
 __all__ = [
     "CUSTOMERS",
     "DEMO_DOMAIN",
+    "ITEM_FOLLOW_UPS",
     "ME",
     "TEAMMATES",
     "DemoMailbox",
     "DemoWorkspace",
+    "follow_ups",
     "prepare_demo",
     "run_bots",
 ]
@@ -284,26 +286,114 @@ _DIRECT_HISTORY = (
     (0, "Also: I'm covering the phone queue this afternoon if you need a break."),
 )
 
-_CUSTOMER_LINES = (
-    "Any update on this? We're still seeing the problem this morning.",
-    "Thanks for the quick answer! One more question: does this also apply to our second account?",
-    "I tried again just now and it works. You can close this one.",
-    "Sorry to chase, but my manager is asking for an ETA.",
-    "Could you send me the reference number for this request?",
-    "It happened again a few minutes ago, same error as before.",
-    "Is there a phone number I can call if this gets urgent?",
-    "Great, that fixed it. Have a nice day!",
+# What the bots say later, per item: (the customer's lines, the team's lines). A customer
+# chasing a VAT invoice does not ask about a shipment.
+ITEM_FOLLOW_UPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "Invoice PDF shows the wrong VAT rate": (
+        (
+            "Any news on the corrected invoice? Our accountant closes the month on Friday.",
+            "Just checking: will the new invoice keep the same invoice number?",
+            "Got the reissued PDF, thanks. The VAT line says 23% now.",
+        ),
+        (
+            "Billing confirms the Irish tax profile is live for Northwind now.",
+            "The corrected invoice is regenerated; it went out from billing a minute ago.",
+            "Two more customers had the stale German profile. Fixing those too.",
+        ),
+    ),
+    "Can't log in after password reset": (
+        (
+            "It locked me out again after I mistyped once. Is the limit really 5 tries?",
+            "Logged in fine from my laptop, but the phone app still says invalid credentials.",
+            "All good on the phone too now. Thanks for the patience!",
+        ),
+        (
+            "The reset email now says the account is locked. Shipping that wording today.",
+            "Her phone app caches the old token; a sign-out and back in fixes it.",
+        ),
+    ),
+    "Shipment tracking page times out": (
+        (
+            "Tracking for order 44817 still spins. Is the carrier's service back?",
+            "The page loads now and shows my parcel in Utrecht. Thanks!",
+            "Could you send me the carrier's own tracking number, just in case?",
+        ),
+        (
+            "Carrier API answers in 2 s again since 10:15; timeouts are gone from the logs.",
+            "I raised the tracking page's timeout to 45 s until the carrier is stable.",
+        ),
+    ),
+    "Request: export tickets to CSV": (
+        (
+            "The export worked. Can it include the assignee column as well?",
+            "Our auditors also ask for the closing date. Is that in the CSV?",
+            "Perfect, the quarter filter is exactly what they needed.",
+        ),
+        (
+            "The assignee column is an option under Export > Columns, off by default.",
+            "Closing dates are in the export since last week's release.",
+        ),
+    ),
+    "Laptop for the new hire (Maria's team)": (
+        (),
+        (
+            "The laptop arrived; imaging starts after lunch.",
+            "Imaged and enrolled. It needs the VPN profile before Monday.",
+            "Maria asked for a second monitor too. Ordering one.",
+        ),
+    ),
+    "Duplicate charge on card ending 4421": (
+        (
+            "I still see both charges on my card. How long does the refund take?",
+            "The refund shows as pending now. Thank you for sorting this out.",
+            "Could you email me a receipt for the refund for our books?",
+        ),
+        (
+            "The payment provider confirms the refund; it settles in 3-5 business days.",
+            "The double capture came from a retry after a timeout. Engineering has a fix.",
+        ),
+    ),
+    "VPN drops every 10 minutes": (
+        (),
+        (
+            "Lyon's router is back to a 30 s DPD timeout. Drops stopped since 11:00.",
+            "One more report from Lyon this morning, on the guest Wi-Fi this time.",
+            "Berlin and Lyon now share one VPN config template.",
+        ),
+    ),
+    "Dark mode makes charts unreadable": (
+        (
+            "Same problem in the pie chart legend, by the way.",
+            "Is there a way to switch the charts back to light while the fix comes?",
+            "The new version fixed it, the labels are readable now. Thanks!",
+        ),
+        (
+            "Front-end has a fix for the chart labels in review.",
+            "Workaround for her: Settings > Appearance > Charts > Always light.",
+        ),
+    ),
+}
+# For an item someone created during the demo: lines that fit any item.
+_ANY_ITEM = (
+    (
+        "Any update on this? We are still seeing the problem this morning.",
+        "Thanks for the quick answer! Is there anything I should do on my side?",
+        "Could you send me the reference number for this request?",
+    ),
+    (
+        "I will take this one. Ping me if it gets stuck.",
+        "Checked the logs: nothing new since this morning.",
+        "Can you double-check with the customer before we close it?",
+    ),
 )
-_TEAMMATE_LINES = (
-    "I'll take the next one in the queue, ping me if this gets stuck.",
-    "Customer called as well, they sound a bit stressed. Could you answer first?",
-    "Heads-up: billing is rerunning last night's invoices, expect a few questions.",
-    "I checked the logs, nothing since 9:15. Looks resolved on our side.",
-    "Can you double-check the refund amount before we reply?",
-    "Escalated to engineering, ticket ENG-2291.",
-    "I'm off for a 15-minute break, back soon.",
-    "Nice answer on this one, by the way.",
-)
+
+
+def follow_ups(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the customer's lines, the team's lines) the bots may say later about this item."""
+    customer, team = ITEM_FOLLOW_UPS.get(title, _ANY_ITEM)
+    return customer or _ANY_ITEM[0], team or _ANY_ITEM[1]
+
+
 _DIRECT_LINES = (
     "Got a minute? I'd like a second pair of eyes on a refund.",
     "Coffee? I'm going down now.",
@@ -558,7 +648,7 @@ async def _bot_turn(workspace: DemoWorkspace, kind: str, rnd: random.Random) -> 
         assert item.requester is not None
         await service.post(
             author=item.requester.email,
-            text=rnd.choice(_CUSTOMER_LINES),
+            text=rnd.choice(follow_ups(item.title)[0]),
             item_number=item.number,
             kind=ConversationKind.EXTERNAL,
         )
@@ -570,7 +660,7 @@ async def _bot_turn(workspace: DemoWorkspace, kind: str, rnd: random.Random) -> 
             await service.follow(number=item.number, email=author)
         await service.post(
             author=author,
-            text=rnd.choice(_TEAMMATE_LINES),
+            text=rnd.choice(follow_ups(item.title)[1]),
             item_number=item.number,
             kind=ConversationKind.INTERNAL,
         )

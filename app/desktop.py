@@ -17,49 +17,76 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("QT_API", "pyside6")  # qasync picks its binding at import (NOTES.md)
 
 import qasync
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtCore import (
+    QEventLoop,
+    QMessageLogContext,
+    QRect,
+    QSettings,
+    Qt,
+    QtMsgType,
+    qInstallMessageHandler,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
 
 from app import autostart, paths
 from app.single_instance import SingleInstance
 from app.wake import WakeWatch
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
-from ui.icons import app_icon
+from ui.icons import app_icon, app_icon_file
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
+from ui.platform.fonts import use_emoji_font
 from ui.platform.idle import make_idle_probe
 from ui.platform.notify import system_notifier_chain
 from ui.platform.sound import Pinger, make_sound_player
 from ui.tasks import Tasks
 from ui.theme import apply_theme
-from ui.tray import Tray
+from ui.widgets.tray import Tray
+from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
     from services.api import PersonInfo, Service, UnseenCounts
 
     # Imported after the loading frame is painted (~0.1 s of widget modules).
-    from ui.main_window import MainWindow
+    from ui.windows.main_window import MainWindow
 
-__all__ = ["STATE_FILE_ENV", "run_desktop"]
+__all__ = ["QUIT_SIGNALS", "STATE_FILE_ENV", "Shutdown", "display_problem", "run_desktop"]
 
 log = logging.getLogger("deskbell.desktop")
 
 STATE_FILE_ENV = "DESKBELL_TEST_STATE_FILE"  # tests and benchmarks read the counts from here
 SIGNED_IN_FILE = "desktop-user"  # who uses this app on this machine (not in the shared db)
+PLACE_FILE = "desktop.ini"  # the window's place and splitter, per machine
+# Signals that end the app through its normal shut-down (logout, `kill`, Ctrl+C, a closed
+# terminal); Windows has none of these but SIGINT, which Qt's loop never sees there.
+QUIT_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGINT", "SIGHUP") if sys.platform != "win32" else ()
 
 
 def run_desktop(args: argparse.Namespace) -> int:
     """The app without a command. Returns the process exit code."""
+    problem = display_problem(os.environ, platform=sys.platform)
+    if problem is not None:
+        print(f"deskbell: error: {problem}", file=sys.stderr)
+        return 1
     log.info("start: Qt application")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
@@ -77,28 +104,142 @@ def run_desktop(args: argparse.Namespace) -> int:
     if not single.claim():
         log.info("Deskbell already runs for this folder: asked it to come forward")
         return 0
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    shutdown = Shutdown()
+    for name in QUIT_SIGNALS:
+        # A logout or `kill` quits through the same shut-down as the tray's Quit.
+        loop.add_signal_handler(getattr(signal, name), shutdown.request, name)
+    runner = _EventLoopRunner(app, loop)
     try:
-        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-            return runner.run(_main(app, args, folder, single))
+        main = loop.create_task(_main(app, args, folder, single, shutdown))
+        shutdown.main = main
+        return runner.run(main, shutdown)
+    except asyncio.CancelledError:
+        return 0  # a signal during start-up: nothing was running yet
     finally:
+        runner.close()
         single.release()
         log.info("stopped")
 
 
+class Shutdown:
+    """Why the app stops: the tray's or the menu's Quit, a signal, a lost display.
+
+    Before the window is up, a request cancels the start-up (its exit stack closes what was
+    opened); afterwards it sets `stop`, which the running app awaits.
+    """
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.main: asyncio.Task[int] | None = None
+        self.running = False
+
+    def request(self, why: str) -> None:
+        log.info("%s: quitting", why)
+        if self.running or self.main is None:
+            self.stop.set()
+        elif not self.main.done():
+            self.main.cancel()
+
+
+class _EventLoopRunner:
+    """Runs the qasync loop, and goes on without Qt's own event loop when the window system
+    ends it (an X server that dies makes `exec()` return at once, forever after): then Qt's
+    events are processed by hand until the shut-down has closed the service."""
+
+    def __init__(self, app: QApplication, loop: qasync.QEventLoop) -> None:
+        self._app = app
+        self._loop = loop
+        self.display_lost = False
+
+    def run(self, main: asyncio.Task[int], shutdown: Shutdown) -> int:
+        try:
+            return int(self._loop.run_until_complete(main))
+        except RuntimeError:
+            if main.done():
+                raise
+        # Qt left its event loop by itself: the display is gone (or the session ends). One
+        # line, then the normal shut-down, which closes the service.
+        log.error("lost the connection to the display: quitting")
+        self.display_lost = True
+        qInstallMessageHandler(_ignore_qt_message)  # the X11 warning repeats on every turn
+        self._loop.call_soon(shutdown.request, "display lost")
+        self._pump(main)
+        return 1
+
+    def close(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+        leftovers = asyncio.gather(*asyncio.all_tasks(self._loop), return_exceptions=True)
+        self._complete(leftovers)
+        self._complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    def _complete(self, work: Awaitable[object]) -> None:
+        if self.display_lost:
+            self._pump(work)
+        else:
+            self._loop.run_until_complete(work)
+
+    def _pump(self, work: Awaitable[object], *, seconds: float = 60) -> None:
+        future = asyncio.ensure_future(work, loop=self._loop)
+        deadline = time.monotonic() + seconds
+        # What qasync does around exec(): coroutines ask for the running loop.
+        asyncio.events._set_running_loop(self._loop)
+        try:
+            while not future.done() and time.monotonic() < deadline:
+                self._app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+                time.sleep(0.002)  # processEvents does not wait: do not spin
+        finally:
+            asyncio.events._set_running_loop(None)
+        if not future.done():
+            log.error("shut-down did not finish within %.0f s", seconds)
+
+
+def _ignore_qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """After the display is gone, Qt's complaints about it say nothing new."""
+
+
+def display_problem(env: Mapping[str, str], *, platform: str) -> str | None:
+    """Why no window can be shown here (Linux and BSD without a display), or None.
+
+    Qt would abort with a core dump and a page of plugin advice; one line says what to do.
+    """
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None  # Windows and macOS always have their window system
+    qpa = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip()
+    if qpa and qpa not in ("xcb", "wayland", "wayland-egl"):
+        return None  # offscreen, vnc, eglfs...: no display server needed
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display to show the window on (DISPLAY and WAYLAND_DISPLAY are not set): "
+        "start Deskbell in a desktop session, or run `deskbell serve` for the headless service"
+    )
+
+
 async def _main(
-    app: QApplication, args: argparse.Namespace, folder: Path, single: SingleInstance
+    app: QApplication,
+    args: argparse.Namespace,
+    folder: Path,
+    single: SingleInstance,
+    shutdown: Shutdown,
 ) -> int:
     theme = apply_theme(app)
     tasks = Tasks()
-    stop = asyncio.Event()
+    stop = shutdown.stop
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(tasks.cancel)
         log.info("start: loading frame")
-        frame = _loading_frame()
+        place = WindowPlace(QSettings(str(folder / PLACE_FILE), QSettings.Format.IniFormat))
+        frame = _loading_frame(place)
         stack.callback(frame.close)
         frame.show()
         app.processEvents()  # paint it now: the service's start below keeps the loop busy
         painted_at = time.time()
+        # After the first paint: listing the fonts costs a few tens of milliseconds.
+        spell_out_emoji = use_emoji_font() is None  # no emoji font: spelled out, not boxes
         # The service (SQLAlchemy, the mail stack) loads only now, behind a painted frame.
         from services.api import Service
         from ui.bridge import ServiceBridge
@@ -122,11 +263,19 @@ async def _main(
             except DeskbellError as exc:
                 QMessageBox.critical(None, "Deskbell", f"Deskbell cannot open its data:\n{exc}")
                 return 1
-        stack.push_async_callback(service.close)
+        stack.push_async_callback(_close_service, service)
         if service.notice:
             QMessageBox.information(None, "Deskbell", service.notice)
 
-        me = await _sign_in(service, folder=folder, email=args.as_email or default_email)
+        try:
+            me = await _sign_in(
+                service,
+                folder=folder,
+                email=args.as_email or default_email,
+                just_show=args.quit_after_shown,
+            )
+        except _ShownOnly:
+            return 0
         if me is None:
             return 1
         log.info("start: signed in as %s", me.email)
@@ -137,16 +286,16 @@ async def _main(
         await bridge.start()
         stack.callback(bridge.stop)
 
-        tray: Tray | None = None
-        if Tray.available():
-            log.info("start: tray icon")
-            tray = Tray(base=app_icon())
-            tray.set_count(bridge.counts.total)
-            tray.set_dnd(service.do_not_disturb(me))
-            tray.show()
-            stack.callback(tray.hide)
-        else:
-            log.info("no system tray: the count shows in the title and the badge (N7)")
+        # D1: the tray icon is shown even where no tray exists yet (an app autostarted before
+        # the panel): Qt watches the tray selection and docks it when a tray host appears, and
+        # again after one restarts. Whether a tray exists is asked when it matters (closing).
+        log.info("start: tray icon")
+        tray = Tray(base=app_icon())
+        tray.set_count(bridge.counts.total)
+        tray.show()
+        stack.callback(tray.hide)
+        if not Tray.available():
+            log.info("no system tray yet: the count shows in the title and the badge (N7)")
         clock = SystemClock()
         wake_watch = WakeWatch(clock=clock, wake=service.wake)
         wake_watch.start()  # E8: deadlines are re-read after a resume from sleep
@@ -158,7 +307,7 @@ async def _main(
             pinger = None
 
         log.info("start: main window")
-        from ui.main_window import MainWindow
+        from ui.windows.main_window import MainWindow
 
         window = MainWindow(
             service=service,
@@ -169,38 +318,36 @@ async def _main(
             clock=clock,
             pinger=pinger,
             idle_probe=make_idle_probe(),
-            system_notifiers=system_notifier_chain(tray=tray.icon if tray else None),
-            keep_in_tray=lambda: tray is not None and tray.icon.isVisible(),
+            system_notifiers=system_notifier_chain(tray=tray.icon, app_icon=app_icon_file()),
+            keep_in_tray=Tray.available,
             login_starter=autostart,
+            place=place,
+            spell_out_emoji=spell_out_emoji,
         )
         stack.callback(window.close)
+        stack.push_async_callback(window.notifications.aclose)
         write_state = _state_writer(window, tray, painted_at=painted_at)
 
         def on_counts(counts: UnseenCounts) -> None:
-            if tray is not None:
-                tray.set_count(counts.total)
+            tray.set_count(counts.total)
             set_app_badge(app, counts.total)
             write_state(counts)
 
-        def on_me(person: PersonInfo) -> None:
-            if tray is not None:
-                tray.set_dnd(service.do_not_disturb(person))
-
         bridge.counts_changed.connect(on_counts)
-        bridge.me_changed.connect(on_me)
+        tray.set_dnd(window.dnd.text)  # N6: from the stored settings, also after a restart
+        window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
         single.activation_requested.connect(window.bring_forward)
-        if tray is not None:
-            tray.open_requested.connect(window.bring_forward)
-            tray.quit_requested.connect(stop.set)
-            tray.dnd_requested.connect(
-                lambda choice: tasks.start(
-                    service.set_do_not_disturb(person_id=me.id, choice=choice), name="dnd"
-                )
+        tray.open_requested.connect(window.bring_forward)
+        tray.quit_requested.connect(stop.set)
+        tray.dnd_requested.connect(
+            lambda choice: tasks.start(
+                service.set_do_not_disturb(person_id=me.id, choice=choice), name="dnd"
             )
-        app.aboutToQuit.connect(stop.set)
+        )
+        # No aboutToQuit → stop: when Qt ends its event loop by itself, `_EventLoopRunner` takes
+        # over, and the shut-down must run under it, not inside qasync's last turn.
 
-        window.setGeometry(frame.geometry())  # in the frame's place, then the frame goes
         window.show()
         frame.close()
         await window.load()
@@ -210,11 +357,18 @@ async def _main(
             return 0
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
+        shutdown.running = True
         await stop.wait()
         log.info("shutting down")
+        window.save_place()
         window.hide()
         await asyncio.wait_for(_drain(tasks), timeout=3)
     return 0
+
+
+async def _close_service(service: Service) -> None:
+    await service.close()
+    log.info("stop: service closed")
 
 
 async def _drain(tasks: Tasks) -> None:
@@ -222,11 +376,11 @@ async def _drain(tasks: Tasks) -> None:
         await tasks.drain()
 
 
-def _loading_frame() -> QMainWindow:
+def _loading_frame(place: WindowPlace) -> QMainWindow:
     """The window's frame with a quiet "Loading…", shown while the service opens."""
     frame = QMainWindow()
     frame.setWindowTitle("Deskbell")
-    frame.resize(1100, 720)  # the main window's size, so the swap does not jump
+    place.restore(frame)  # where the main window will be, so the swap does not jump
     label = QLabel("Loading…")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setEnabled(False)  # the theme's muted text colour
@@ -235,7 +389,7 @@ def _loading_frame() -> QMainWindow:
 
 
 def _state_writer(
-    window: MainWindow, tray: Tray | None, *, painted_at: float
+    window: MainWindow, tray: Tray, *, painted_at: float
 ) -> Callable[[UnseenCounts], None]:
     """Only with DESKBELL_TEST_STATE_FILE: the counts as the person sees them, as JSON.
 
@@ -252,9 +406,15 @@ def _state_writer(
             "total": counts.total,
             "internal": counts.internal,
             "external": counts.external,
-            "tray": tray.count if tray is not None else None,
+            "tray": tray.count,
+            "tray_available": Tray.available(),
+            "tray_icon": _rect_list(tray.icon.geometry()),
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
             "painted_at": painted_at,
+            # D6: where the window and its Send button are, and the screen's room for them.
+            "frame": _rect_list(window.frameGeometry()),
+            "send": _rect_list(window.composer.send_button.rect(), of=window.composer.send_button),
+            "available": _rect_list(window.screen().availableGeometry()),
         }
         tmp = Path(target + ".tmp")
         tmp.write_text(json.dumps(doc))
@@ -263,13 +423,26 @@ def _state_writer(
     return write
 
 
+def _rect_list(rect: QRect, *, of: QWidget | None = None) -> list[int]:
+    """[x, y, w, h] in global coordinates (`of`: a widget whose own rect this is)."""
+    if of is not None:
+        rect = QRect(of.mapToGlobal(rect.topLeft()), rect.size())
+    return [rect.x(), rect.y(), rect.width(), rect.height()]
+
+
 # --- who is signed in -------------------------------------------------------------------------
 
 
-async def _sign_in(service: Service, *, folder: Path, email: str | None) -> PersonInfo | None:
+class _ShownOnly(Exception):
+    """`--quit-after-shown` met a dialog that waits for a person: it was shown, now leave."""
+
+
+async def _sign_in(
+    service: Service, *, folder: Path, email: str | None, just_show: bool = False
+) -> PersonInfo | None:
+    """`--as EMAIL`; else the user this machine used last; else the only user; else ask."""
     from services.api import PersonKind
 
-    """`--as EMAIL`; else the user this machine used last; else the only user; else ask."""
     remembered = folder / SIGNED_IN_FILE
     if email is None and remembered.exists():
         email = remembered.read_text().strip() or None
@@ -288,16 +461,24 @@ async def _sign_in(service: Service, *, folder: Path, email: str | None) -> Pers
     if len(users) == 1:
         chosen: PersonInfo | None = users[0]
     elif users:
-        chosen = await _pick_user(users)
+        chosen = await _pick_user(users, just_show=just_show)
     else:
-        chosen = await _first_run(service)
+        chosen = await _first_run(service, just_show=just_show)
     if chosen is not None:
         remembered.write_text(chosen.email)
     return chosen
 
 
-async def _exec(dialog: QDialog) -> int:
-    """Run a dialog without a nested event loop (qasync keeps running our tasks)."""
+async def _exec(dialog: QDialog, *, just_show: bool = False) -> int:
+    """Run a dialog without a nested event loop (qasync keeps running our tasks).
+
+    `just_show`: paint it, close it and raise `_ShownOnly` (`--quit-after-shown`)."""
+    if just_show:
+        dialog.show()
+        QApplication.processEvents()
+        log.info("%s dialog shown", dialog.objectName() or "a")
+        dialog.reject()
+        raise _ShownOnly
     done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def on_finished(code: int) -> None:
@@ -309,23 +490,25 @@ async def _exec(dialog: QDialog) -> int:
     return await done
 
 
-async def _pick_user(users: list[PersonInfo]) -> PersonInfo | None:
+async def _pick_user(users: list[PersonInfo], *, just_show: bool) -> PersonInfo | None:
     dialog = QInputDialog()
+    dialog.setObjectName("who-are-you")
     dialog.setWindowTitle("Deskbell")
     dialog.setLabelText("Who are you?")
     dialog.setComboBoxItems([f"{u.name} <{u.email}>" for u in users])
-    if await _exec(dialog) != QDialog.DialogCode.Accepted:
+    if await _exec(dialog, just_show=just_show) != QDialog.DialogCode.Accepted:
         return None
     labels = [f"{u.name} <{u.email}>" for u in users]
     return users[labels.index(dialog.textValue())]
 
 
-async def _first_run(service: Service) -> PersonInfo | None:
+async def _first_run(service: Service, *, just_show: bool) -> PersonInfo | None:
     """The first start on an empty database: that person becomes the administrator."""
-    from ui.first_run import FirstRunDialog
+    from ui.windows.first_run import FirstRunDialog
 
     dialog = FirstRunDialog()
-    while await _exec(dialog) == QDialog.DialogCode.Accepted:
+    dialog.setObjectName("first-run")
+    while await _exec(dialog, just_show=just_show) == QDialog.DialogCode.Accepted:
         name, email = dialog.result_person()
         try:
             return await service.add_person(email=email, name=name, is_admin=True)

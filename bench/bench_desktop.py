@@ -44,9 +44,9 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from services.api import ConversationKind, ConversationRow, Inbox, PersonKind, Service  # noqa: E402
 from services.store.db import DB_FILENAME  # noqa: E402
 from ui.bridge import ServiceBridge  # noqa: E402
-from ui.conversation_list import ConversationListModel  # noqa: E402
-from ui.message_view import PAGE_SIZE, MessageListModel  # noqa: E402
 from ui.tasks import Tasks  # noqa: E402
+from ui.widgets.conversation_list import ConversationListModel  # noqa: E402
+from ui.widgets.message_view import PAGE_SIZE, MessageListModel  # noqa: E402
 
 ANN, BOB, CARL = "ann@example.com", "bob@example.com", "carl@customer.org"
 DESKBELL = [sys.executable, "-m", "app.cli"]

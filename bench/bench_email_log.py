@@ -31,8 +31,8 @@ from PySide6.QtWidgets import QApplication
 
 from services.api import Service
 from services.clock import ManualClock
-from ui.email_log import PAGE, EmailLogPage
 from ui.tasks import Tasks
+from ui.windows.email_log import PAGE, EmailLogPage
 
 STATUSES = ["sent"] * 80 + ["queued"] * 5 + ["retrying"] * 3 + ["failed"] * 4 + ["suppressed"] * 8
 RUNS = 7

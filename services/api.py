@@ -51,6 +51,7 @@ from services.domain.schedule import (
     REASON_DELETED,
     DndChoice,
     check_dnd_window,
+    dnd_ends_at,
     dnd_until_choice,
     in_do_not_disturb,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "ConversationInfo",
     "ConversationKind",
     "ConversationRow",
+    "DndChoice",
     "EmailDetail",
     "EmailLogEntry",
     "EmailedEntry",
@@ -139,6 +141,9 @@ __all__ = [
     "TemplateError",
     "TemplateInfo",
     "UnseenCounts",
+    "dnd_ends_at",
+    "dnd_until_choice",
+    "in_do_not_disturb",
     "validate_address",
 ]
 
@@ -665,6 +670,9 @@ class Service(InboxReads, EmailLog):
             item = await session.get(Item, conv.item_id) if conv.item_id else None
             members = tuple(self._info(p) for p in await queries.audience(session, conv))
             title = item.title if item is not None else " & ".join(m.name for m in members)
+            if conv.kind == ConversationKind.INTERNAL.value:
+                # R2: an internal conversation is read by users only.
+                members = tuple(m for m in members if m.kind == PersonKind.USER)
             return ConversationInfo(
                 id=conv.id,
                 kind=ConversationKind(conv.kind),

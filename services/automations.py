@@ -666,6 +666,15 @@ class Automations:
         await self._on_change()
         return info
 
+    def preview_text(self, text: str, *, critical: bool = False) -> str:
+        """M1: what `text` says, rendered with sample data (the words, not the template):
+        an inserted message, or the critical automation's email intro. InputError for a text
+        that would be refused on save."""
+        if critical:
+            variables = sample_variables(kind="notification")
+            return render_text(validate_intro(text), variables, name="text")
+        return render_text(_check_text(text), sample_variables(kind="automation"), name="text")
+
     async def critical_text(self) -> str:
         async with self._sessions() as session:
             text = await session.scalar(

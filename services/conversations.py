@@ -124,15 +124,20 @@ async def create_item(
     )
     session.add(item)
     await session.flush()
-    for kind in (ConversationKind.INTERNAL, ConversationKind.EXTERNAL):
-        session.add(Conversation(kind=kind, item_id=item.id, created_at=now))
+    # N2: the internal conversation is where the team starts: it is active from now on, so
+    # the new item shows in the inbox before anyone writes.
+    internal = Conversation(
+        kind=ConversationKind.INTERNAL, item_id=item.id, created_at=now, last_message_at=now
+    )
+    session.add(internal)
+    session.add(Conversation(kind=ConversationKind.EXTERNAL, item_id=item.id, created_at=now))
     wanted = {p.id: p for p in followers}
     if requester is not None:
         wanted.setdefault(requester.id, requester)
     for person_id in wanted:
         session.add(Follower(item_id=item.id, person_id=person_id))
     await session.flush()
-    queries.add_change(session, kind="item", at=now)
+    queries.add_change(session, kind="item", at=now, conversation_id=internal.id)
     return item
 
 

@@ -80,7 +80,8 @@ class InboxReads:
         offset: int = 0,
         conversation_ids: Sequence[int] | None = None,
     ) -> list[ConversationRow]:
-        """N2: the person's conversations with messages, most recent activity first."""
+        """N2: the person's conversations with activity (a message, or a new item's internal
+        conversation, which shows from its creation on), most recent activity first."""
         unseen = (
             select(Delivery.conversation_id, func.count().label("n"))
             .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
@@ -101,11 +102,12 @@ class InboxReads:
                 func.coalesce(unseen.c.n, 0),
             )
             .outerjoin(Item, Item.id == Conversation.item_id)
-            .join(last, last.id == Conversation.last_message_id)
+            .outerjoin(last, last.id == Conversation.last_message_id)
             .outerjoin(author, author.id == last.author_id)
             .outerjoin(unseen, unseen.c.conversation_id == Conversation.id)
             .where(
                 Conversation.kind.in_([k.value for k in inbox]),
+                Conversation.last_message_at.is_not(None),
                 queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
             )
             .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
@@ -126,7 +128,8 @@ class InboxReads:
                 item_number=number,
                 title=title if title is not None else direct_titles.get(cid, "Direct"),
                 last_text=(text or "")[:300],
-                last_author=author_name or "Deskbell",
+                # A message without an author is an automation's; no message, no author.
+                last_author=author_name or ("Deskbell" if text is not None else ""),
                 last_at=last_at,
                 unseen=n,
             )
@@ -177,7 +180,7 @@ class InboxReads:
                 .outerjoin(Item, Item.id == Conversation.item_id)
                 .where(
                     Conversation.kind.in_([k.value for k in kinds]),
-                    Conversation.last_message_id.is_not(None),
+                    Conversation.last_message_at.is_not(None),
                     queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
                     found,
                 )

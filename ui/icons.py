@@ -17,6 +17,7 @@ __all__ = [
     "APP_ICON_SIZES",
     "STATUS_ICONS",
     "app_icon",
+    "app_icon_file",
     "app_icon_pixmap",
     "render_app_pngs",
     "status_icon",
@@ -53,6 +54,13 @@ def app_icon_pixmap(*, size: int, dpr: float = 1.0) -> QPixmap:
     pixmap = QPixmap.fromImage(_render_svg("deskbell.svg", max(1, round(size * dpr))))
     pixmap.setDevicePixelRatio(dpr)
     return pixmap
+
+
+def app_icon_file(size: int = 64) -> Path:
+    """A committed PNG of the app icon as a real file (for notification daemons)."""
+    if size not in APP_ICON_SIZES:
+        raise ValueError(f"no {size} px icon; sizes: {APP_ICON_SIZES}")
+    return Path(str(files("resources").joinpath("icons", f"deskbell-{size}.png")))
 
 
 def app_icon() -> QIcon:

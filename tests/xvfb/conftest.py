@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+from tests.support.qt_loop import pytest_asyncio_loop_factories
+
+__all__ = ["pytest_asyncio_loop_factories"]  # the hook, for pytest to find here
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("DESKBELL_XVFB") == "1":

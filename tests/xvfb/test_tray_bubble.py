@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from pytestqt.qtbot import QtBot
 
 from tests.unit.ui.pixels import count_green
-from ui.bubble import tray_icon
+from ui.widgets.bubble import tray_icon
 
 pytestmark = pytest.mark.xvfb
 

@@ -1,12 +1,10 @@
-"""The count where there is no tray (N7): the window title and the app badge."""
+"""The count on the app badge where there is no tray (N7); the title is `ui.format.window_title`."""
 
 from __future__ import annotations
 
 from PySide6.QtGui import QGuiApplication
 
-from ui.bubble import bubble_text
-
-__all__ = ["set_app_badge", "window_title"]
+__all__ = ["set_app_badge"]
 
 
 def set_app_badge(app: QGuiApplication, count: int) -> None:
@@ -16,9 +14,3 @@ def set_app_badge(app: QGuiApplication, count: int) -> None:
     Linux it shows only where the launcher knows our desktop file (`setDesktopFileName`).
     """
     app.setBadgeNumber(max(0, count))
-
-
-def window_title(base: str, count: int) -> str:
-    """'(3) Deskbell'; the plain title when nothing is unseen; '(99+) …' past 99 as the bubble."""
-    text = bubble_text(count)
-    return f"({text}) {base}" if text else base

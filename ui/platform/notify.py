@@ -24,8 +24,9 @@ from PySide6.QtDBus import QDBus, QDBusConnection, QDBusMessage
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
-from ui.banner import AUTO_HIDE_MS, BannerArea, first_words
+from ui.format import first_words
 from ui.platform import PlatformUnavailable
+from ui.widgets.banner import AUTO_HIDE_MS, BannerArea
 
 __all__ = [
     "BannerNotifier",
@@ -208,8 +209,14 @@ class BannerNotifier(QObject):
 def system_notifier_chain(
     *, tray: QSystemTrayIcon | None, app_icon: Path | None = None
 ) -> list[Callable[[], Notifier]]:
-    """The system adapters in order of preference (D3): plyer, then the tray's balloon."""
-    chain: list[Callable[[], Notifier]] = [lambda: PlyerNotifier(app_icon=app_icon)]
+    """The system adapters in order of preference (D3): the notification service spoken
+    directly, plyer (it cannot replace, withdraw or open), then the tray's balloon."""
+    chain: list[Callable[[], Notifier]] = []
+    if sys.platform.startswith(("linux", "freebsd")):
+        from ui.platform.freedesktop import FreedesktopNotifier
+
+        chain.append(lambda: FreedesktopNotifier(app_icon=app_icon))
+    chain.append(lambda: PlyerNotifier(app_icon=app_icon))
     if tray is not None:
         chain.append(lambda: TrayMessageNotifier(tray))
     return chain
@@ -243,21 +250,24 @@ class NotificationCenter(QObject):
         if isinstance(signal, SignalInstance):
             signal.connect(self._on_notifier_opened)
 
-    def notify(self, notice: Notice, *, dnd: bool, in_app: bool) -> bool:
-        """Show `notice` unless do-not-disturb is on (N6) or the user turned notifications
-        off (`in_app` is their R5 "in-app notifications" setting). True if shown."""
-        if dnd or not in_app:
-            return False
+    def notify(self, notice: Notice) -> None:
+        """Show `notice` in the banner and the system's notifications (`AlertPolicy` decided
+        that it should show: not in do not disturb, N6; not switched off, R5)."""
         self._banner.show(notice)
         if self.system is not None:
             self.system.show(notice)
-        return True
 
     def close(self, key: str) -> None:
         """The conversation was seen or opened: withdraw its notifications."""
         self._banner.close(key)
         if self.system is not None:
             self.system.close(key)
+
+    async def aclose(self) -> None:
+        """At shut-down: let the system adapter withdraw what it shows and hang up."""
+        closer = getattr(self.system, "aclose", None)
+        if closer is not None:
+            await closer()
 
     def _on_notifier_opened(self, key: str) -> None:
         self.close(key)

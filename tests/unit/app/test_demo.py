@@ -181,3 +181,38 @@ async def test_d9_teammates_read_what_you_write(demo: tuple[DemoWorkspace, Manua
         await asyncio.wait_for(task, timeout=60)
     assert rows[0].status.seen
     assert rows[0].status.seen[0].name == "Priya Shah"
+
+
+async def test_d9_bots_say_things_that_fit_their_item(
+    demo: tuple[DemoWorkspace, ManualClock],
+) -> None:
+    """A customer chasing a VAT invoice does not ask about a shipment: each item's bots speak
+    from that item's own lines (issue 8 item 20)."""
+    from app.demo import _bot_turn, follow_ups
+
+    workspace, _ = demo
+    service = workspace.service
+    rng = random.Random(5)
+    for item in await service.items():  # the seeded history is read: what is new is the bots'
+        await service.mark_item_seen(number=item.number, email=workspace.me)
+    for turn in range(24):
+        await _bot_turn(workspace, "customer" if turn % 2 else "teammate", rng)
+    me = await service.person(workspace.me)
+    checked = 0
+    for item in await service.items():
+        customer_lines, team_lines = follow_ups(item.title)
+        for kind, lines in (
+            (ConversationKind.EXTERNAL, customer_lines),
+            (ConversationKind.INTERNAL, team_lines),
+        ):
+            conv = (
+                item.external_conversation_id
+                if kind is ConversationKind.EXTERNAL
+                else (item.internal_conversation_id)
+            )
+            rows = await service.messages(conversation_id=conv, viewer_id=me.id)
+            for row in rows:
+                if row.unseen_by_viewer:  # written by the bots just now
+                    assert row.text in lines, (item.title, row.text)
+                    checked += 1
+    assert checked >= 10

@@ -16,23 +16,15 @@ from pytestqt.qtbot import QtBot
 from services.api import PersonInfo, Service
 from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
+from tests.unit.ui.fakes import RecordingPlayer
 from ui.bridge import ServiceBridge
-from ui.main_window import MainWindow
+from ui.platform.notify import Notifier
 from ui.platform.sound import Pinger
 from ui.tasks import Tasks
 from ui.theme import LIGHT
+from ui.windows.main_window import MainWindow
 
-__all__ = ["Desk", "RecordingPlayer", "open_desk", "until", "with_desk"]
-
-
-class RecordingPlayer:
-    """A sound player that records instead of playing (no sound server here)."""
-
-    def __init__(self) -> None:
-        self.played: list[Path] = []
-
-    def play(self, path: Path) -> None:
-        self.played.append(path)
+__all__ = ["Desk", "open_desk", "until", "with_desk"]
 
 
 @dataclass
@@ -52,6 +44,7 @@ class Desk:
 
     async def close(self) -> None:
         self.bridge.stop()
+        await self.window.notifications.aclose()
         self.window.hide()
         await self.tasks.drain()
         await self.service.close()
@@ -73,7 +66,12 @@ async def until(condition: Callable[[], object], *, within: float = 60.0) -> Non
 
 
 @contextlib.asynccontextmanager
-async def open_desk(tmp_path: Path, *, activate: bool = True) -> AsyncIterator[Desk]:
+async def open_desk(
+    tmp_path: Path,
+    *,
+    activate: bool = True,
+    system_notifiers: list[Callable[[], Notifier]] | None = None,
+) -> AsyncIterator[Desk]:
     clock = ManualClock()
     service = await open_service(tmp_path, clock=clock)
     world = await seed(service)
@@ -91,6 +89,7 @@ async def open_desk(tmp_path: Path, *, activate: bool = True) -> AsyncIterator[D
         now=clock.now,
         clock=clock,
         pinger=Pinger(player=player, clock=clock),
+        system_notifiers=system_notifiers,
     )
     window.show()
     if activate:
