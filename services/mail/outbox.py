@@ -1,16 +1,22 @@
 """The outbox worker: claims queued emails, sends them over one SMTP connection, records each
 outcome (E6, E7, T2).
 
-Crash safety (E7): a row is claimed and marked `sending` in its own committed transaction before
-any byte leaves, and marked `sent` right after the server's 250. A process killed in between
-leaves a `sending` row whose claim runs out (or whose owner is visibly dead on this host); it is
-then sent again with the bytes fixed at queue time, so the same Message-ID. Only a crash between
-the 250 and the commit that follows it can duplicate an email, as no SMTP client can rule out.
+Crash safety (E7): a batch of rows is claimed and marked `sending` in its own committed
+transaction before any byte leaves. The claim of a row not yet in flight runs out after
+`lease` (another process may then take it); before each SMTP step of the email in flight its
+claim is extended past that step's timeout, so it is never taken over while in flight, and an
+email whose claim was lost meanwhile is not sent by its old owner. Each acceptance (the
+server's 250) is committed before the next email's DATA, so at most one accepted email is
+ever unrecorded. A process killed mid-send leaves a `sending` row whose claim runs out (or
+whose owner is visibly dead on this host); it is then sent again with the bytes fixed at
+queue time, so the same Message-ID. Only a crash between a 250 and the commit that follows it
+can duplicate an email, as no SMTP client can rule out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -21,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from services.clock import Clock
 from services.domain.model import EmailStatus
@@ -33,15 +39,26 @@ from services.domain.schedule import (
     should_give_up,
 )
 from services.due_loop import DueLoop
-from services.mail.smtp import Outcome, Outgoing, SmtpSender, SmtpSettings
-from services.store import queries
-from services.store.models import Delivery, Email, Message, Person
+from services.mail.smtp import (
+    Outcome,
+    Outgoing,
+    SmtpSender,
+    SmtpSettings,
+    SmtpTimeouts,
+    StepGuard,
+)
+from services.store.models import Change, Delivery, Email, Message, Person
 
-__all__ = ["OutboxWorker", "instance_id"]
+__all__ = ["ClaimLostError", "OutboxWorker", "instance_id"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
+# Clocks of several hosts and a commit's latency: a claim outlasts its step by this much.
+CLAIM_MARGIN = timedelta(seconds=60)
+# Stopping lets the email in flight finish this long, then records what finished regardless.
+STOP_GRACE_S = 10.0
+RECORD_ON_STOP_S = 30.0
 _SENDABLE = (EmailStatus.QUEUED, EmailStatus.RETRYING, EmailStatus.SENDING)
 
 
@@ -69,6 +86,10 @@ def _owner_dead(claimed_by: str | None) -> bool:
     return False
 
 
+class ClaimLostError(Exception):
+    """Another process took this email over (our claim had run out before it was in flight)."""
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -89,6 +110,10 @@ class OutboxWorker:
         self.owner = owner or instance_id()
         self._batch_no = 0
         self._sender: SmtpSender | None = None
+        self._health = _SmtpHealth()
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._loop = DueLoop(
             name="outbox",
             clock=clock,
@@ -101,9 +126,16 @@ class OutboxWorker:
         self._loop.wake()
 
     def start(self) -> None:
+        self._stopping = False
         self._loop.start()
 
     async def stop(self) -> None:
+        """Start no new email; let the one in flight finish and its outcome be recorded
+        (within `STOP_GRACE_S`), then stop. What the server accepted is recorded (E7)."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_GRACE_S):
+                await self._idle.wait()
         await self._loop.stop()
 
     async def _step(self) -> datetime | None:
@@ -124,7 +156,7 @@ class OutboxWorker:
                 await sender.close()
             sender = SmtpSender(settings=settings)
         sent_any = False
-        while batch := await self.claim():
+        while not self._stopping and (batch := await self.claim()):
             sent_any = True
             await self.send_batch(sender, batch)
         if not sent_any and sender.connected:
@@ -204,10 +236,15 @@ class OutboxWorker:
         return list(claimed)
 
     async def send_batch(self, sender: SmtpSender, batch: Sequence[Email]) -> None:
+        """Send a claimed batch in order, one email in flight at a time (E7)."""
+        self._idle.clear()
         left_out = await self._recheck(batch)
         recorder = _Recorder(self._sessions, clock=self._clock)
         try:
-            for email in batch:
+            for index, email in enumerate(batch):
+                if self._stopping:
+                    recorder.release(batch[index:])  # not started: free for the next sender
+                    break
                 if email.id in left_out:
                     recorder.add(
                         email, _Finish(status=EmailStatus.SUPPRESSED, reason=left_out[email.id])
@@ -218,18 +255,26 @@ class OutboxWorker:
                         email, _Finish(status=EmailStatus.FAILED, reason="nothing to send")
                     )
                     continue
-                outcome = await sender.send(
-                    Outgoing(
-                        key=email.id,
-                        sender=email.from_addr,
-                        recipients=tuple(email.to_addrs),
-                        data=email.raw,
+                claim = _Claim(email, recorder, clock=self._clock, lease=self._lease())
+                try:
+                    outcome = await sender.send(
+                        Outgoing(
+                            key=email.id,
+                            sender=email.from_addr,
+                            recipients=tuple(email.to_addrs),
+                            data=email.raw,
+                        ),
+                        guard=claim.guard(sender.settings.timeouts, len(email.to_addrs)),
                     )
-                )
+                except ClaimLostError:
+                    log.info("email %d was taken over by another process; not sending it", email.id)
+                    continue
+                self._health.note(sender.trouble, sender.settings)
                 recorder.add(email, self._finish_for(email, outcome))
         finally:
-            await recorder.close()
+            await _finish_recording(recorder)
             self._on_change()
+            self._idle.set()
 
     async def _recheck(self, batch: Sequence[Email]) -> dict[int, str]:
         """E3 at the last moment: an email whose every message was seen meanwhile, or whose
@@ -292,6 +337,75 @@ class OutboxWorker:
         )
 
 
+class _SmtpHealth:
+    """E6 on `deskbell serve`: the SMTP server's trouble (refused, TLS, login, no answer) is
+    logged when it starts or changes, and once when sending works again; never per retry."""
+
+    def __init__(self) -> None:
+        self._trouble: str | None = None
+
+    def note(self, trouble: str | None, settings: SmtpSettings) -> None:
+        if trouble == self._trouble:
+            return
+        if trouble is None:
+            log.info("sending email through %s:%d works again", settings.host, settings.port)
+        else:
+            log.warning("cannot send email (will retry): %s", trouble)
+        self._trouble = trouble
+
+
+class _Claim:
+    """One email's claim while it is in flight (E7): before each SMTP step, make sure the claim
+    outlasts that step's timeout; before DATA, that the previous acceptance is on disk."""
+
+    def __init__(
+        self, email: Email, recorder: _Recorder, *, clock: Clock, lease: timedelta
+    ) -> None:
+        self._email = email
+        self._recorder = recorder
+        self._clock = clock
+        # As claimed: the batch's lease from the claim's time, at the latest.
+        self._until = email.claimed_until or clock.now()
+        self._lease = lease
+
+    def guard(self, timeouts: SmtpTimeouts, recipients: int) -> StepGuard:
+        # One extension usually covers the whole transaction; a longer step asks for more.
+        horizon = timedelta(
+            seconds=timeouts.mail
+            + timeouts.rcpt * recipients
+            + timeouts.data_init
+            + timeouts.data_block
+            + timeouts.data_term
+        )
+
+        async def before(step: str, timeout_s: float) -> None:
+            if step == "DATA":
+                await self._recorder.settled()
+            now = self._clock.now()
+            needed = timedelta(seconds=timeout_s) + CLAIM_MARGIN
+            if self._until - now >= needed:
+                return
+            until = now + max(needed, horizon + CLAIM_MARGIN, self._lease)
+            if not await self._recorder.extend(self._email, until):
+                raise ClaimLostError(self._email.id)
+            self._until = until
+
+        return before
+
+
+async def _finish_recording(recorder: _Recorder) -> None:
+    """Record every outcome so far, even when stopping cancels us: an accepted email whose
+    outcome is lost would be sent again (E7). Bounded, so a dead database cannot hang a stop."""
+    closing = asyncio.ensure_future(recorder.close())
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(RECORD_ON_STOP_S):
+                await asyncio.shield(closing)
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class _Finish:
     """How one claimed email ends this attempt."""
@@ -304,51 +418,89 @@ class _Finish:
     to_addrs: list[str] | None = None
 
 
-class _Recorder:
-    """Group commit of outcomes: one transaction at a time records whatever has finished.
+@dataclass(slots=True)
+class _Extension:
+    email: Email
+    until: datetime
+    done: asyncio.Future[bool]
 
-    Sending goes on while a commit is in flight, so a burst costs one commit per group, not
-    per email. An accepted email is on disk within about 10 ms plus one commit after its 250,
-    so E7's window (a crash between the 250 and the record) stays a few milliseconds wide; a
-    failed commit is retried, as dropping an accepted email's outcome would send it again.
+
+class _Recorder:
+    """Commits outcomes and claim extensions, one transaction at a time, as they come.
+
+    Whatever arrived while a commit was in flight goes into the next one, so a burst costs
+    one commit per group. `settled()` waits until everything added so far is on disk: the
+    outbox calls it before each DATA (E7). A failed commit is retried, as dropping an
+    accepted email's outcome would send it again.
     """
 
     RETRY_FOR_S = 30.0
-    GROUP = 50
-    GATHER_S = 0.01
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock) -> None:
         self._sessions = sessions
         self._clock = clock
         self._waiting: list[tuple[Email, _Finish]] = []
+        self._extensions: list[_Extension] = []
+        self._releases: list[Email] = []
         self._task: asyncio.Task[None] | None = None
 
     def add(self, email: Email, finish: _Finish) -> None:
         self._waiting.append((email, finish))
+        self._kick()
+
+    def release(self, emails: Sequence[Email]) -> None:
+        """Give up claims on emails never started, so another sender takes them at once."""
+        self._releases.extend(emails)
+        self._kick()
+
+    async def extend(self, email: Email, until: datetime) -> bool:
+        """Extend `email`'s claim to `until`, committed; False if another process owns it."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._extensions.append(_Extension(email, until, done))
+        self._kick()
+        return await done
+
+    async def settled(self) -> None:
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+        if self._task is not None:
+            self._task.result()  # a commit that failed for good stops the sending
+
+    async def close(self) -> None:
+        await self.settled()
+        if self._waiting or self._extensions or self._releases:
+            await self._drain()
+
+    def _kick(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="deskbell-outbox-record")
 
-    async def close(self) -> None:
-        while self._task is not None and not self._task.done():
-            await self._task
-        if self._waiting:  # the last drain ended before the last add
-            await self._drain()
-
     async def _drain(self) -> None:
-        while self._waiting:
-            if len(self._waiting) < self.GROUP:
-                # Let a few more outcomes arrive: one commit for many, a few ms later.
-                await asyncio.sleep(self.GATHER_S)
+        while self._waiting or self._extensions or self._releases:
             group, self._waiting = self._waiting, []
-            await self._commit_with_retry(group)
+            extensions, self._extensions = self._extensions, []
+            releases, self._releases = self._releases, []
+            try:
+                kept = await self._commit_with_retry(group, extensions, releases)
+            except BaseException as exc:
+                for ext in extensions:
+                    if not ext.done.done():
+                        ext.done.set_exception(exc)
+                raise
+            for ext in extensions:
+                ext.done.set_result(ext.email.id in kept)
 
-    async def _commit_with_retry(self, group: list[tuple[Email, _Finish]]) -> None:
+    async def _commit_with_retry(
+        self,
+        group: list[tuple[Email, _Finish]],
+        extensions: list[_Extension],
+        releases: list[Email],
+    ) -> set[int]:
         delay = 0.05
         started = self._clock.monotonic()
         while True:
             try:
-                await self._commit(group)
-                return
+                return await self._commit(group, extensions, releases)
             except Exception:
                 if self._clock.monotonic() - started > self.RETRY_FOR_S:
                     log.exception("could not record %d email outcomes; giving up", len(group))
@@ -357,8 +509,47 @@ class _Recorder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _commit(self, group: list[tuple[Email, _Finish]]) -> None:
+    async def _commit(
+        self,
+        group: list[tuple[Email, _Finish]],
+        extensions: list[_Extension],
+        releases: list[Email],
+    ) -> set[int]:
+        """One transaction: outcomes, claim extensions (the ids still ours), releases."""
         now = self._clock.now()
+        kept: set[int] = set()
+        async with self._sessions.begin() as session:
+            conn = await session.connection()
+            if group:
+                await self._record(conn, group)
+                # Core, not the ORM's unit of work: this commit runs once per email sent.
+                await conn.execute(
+                    _ADD_CHANGE,
+                    [
+                        {"kind": "email", "at": now, "conversation_id": conversation_id}
+                        for conversation_id in {email.conversation_id for email, _ in group}
+                    ],
+                )
+            for ext in extensions:
+                result = await conn.execute(
+                    _EXTEND_CLAIM,
+                    {
+                        "b_id": ext.email.id,
+                        "b_claimed_by": ext.email.claimed_by,
+                        "b_until": ext.until,
+                    },
+                )
+                if result.rowcount:
+                    kept.add(ext.email.id)
+            if releases:
+                await conn.execute(
+                    _RELEASE_CLAIM,
+                    [{"b_id": e.id, "b_claimed_by": e.claimed_by} for e in releases],
+                )
+        return kept
+
+    @staticmethod
+    async def _record(conn: AsyncConnection, group: list[tuple[Email, _Finish]]) -> None:
         rows = [
             {
                 "b_id": email.id,
@@ -372,33 +563,31 @@ class _Recorder:
             }
             for email, finish in group
         ]
+        result = await conn.execute(_RECORD_OUTCOME, rows)
+        if result.rowcount != len(rows):
+            log.warning(
+                "%d of %d emails were taken over by another process meanwhile",
+                len(rows) - result.rowcount,
+                len(rows),
+            )
         suppressed = [
             {"b_email_id": email.id, "b_reason": finish.reason}
             for email, finish in group
             if finish.status is EmailStatus.SUPPRESSED
         ]
-        async with self._sessions.begin() as session:
-            conn = await session.connection()
-            result = await conn.execute(_RECORD_OUTCOME, rows)
-            if result.rowcount != len(rows):
-                log.warning(
-                    "%d of %d emails were taken over by another process meanwhile",
-                    len(rows) - result.rowcount,
-                    len(rows),
-                )
-            if suppressed:
-                await conn.execute(_SUPPRESS_DELIVERIES, suppressed)
-            for conversation_id in {email.conversation_id for email, _ in group}:
-                queries.add_change(session, kind="email", at=now, conversation_id=conversation_id)
+        if suppressed:
+            await conn.execute(_SUPPRESS_DELIVERIES, suppressed)
 
 
 _emails = cast(Table, Email.__table__)
 _deliveries = cast(Table, Delivery.__table__)
+_ADD_CHANGE = cast(Table, Change.__table__).insert()
+_OURS = and_(_emails.c.id == bindparam("b_id"), _emails.c.claimed_by == bindparam("b_claimed_by"))
 # One statement, executed for many rows: the claim check keeps a row another process took
 # over (after our lease ran out) from being overwritten.
 _RECORD_OUTCOME = (
     _emails.update()
-    .where(_emails.c.id == bindparam("b_id"), _emails.c.claimed_by == bindparam("b_claimed_by"))
+    .where(_OURS)
     .values(
         status=bindparam("b_status"),
         reply=bindparam("b_reply"),
@@ -410,6 +599,12 @@ _RECORD_OUTCOME = (
         claimed_until=None,
     )
 )
+_EXTEND_CLAIM = (
+    _emails.update()
+    .where(_OURS)
+    .values(claimed_until=bindparam("b_until", type_=_emails.c.claimed_until.type))
+)
+_RELEASE_CLAIM = _emails.update().where(_OURS).values(claimed_by=None, claimed_until=None)
 _SUPPRESS_DELIVERIES = (
     _deliveries.update()
     .where(_deliveries.c.email_id == bindparam("b_email_id"))

@@ -10,7 +10,7 @@ import pytest
 
 from services.domain.schedule import SmtpVerdict
 from services.errors import InputError, MailServerError, MailServerUnreachableError
-from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings
+from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings, SmtpTimeouts
 from tests.support.smtpd import SmtpServer, free_port, settings_for
 from tests.support.tls import CertBundle
 
@@ -80,7 +80,10 @@ async def test_e9_starttls_certificate_is_checked(smtp_starttls_server: SmtpServ
 async def test_e9_starttls_cannot_be_stripped(smtp_server: SmtpServer) -> None:
     """A server (or a man in the middle) that offers no STARTTLS gets no plain-text email."""
     settings = SmtpSettings(
-        host=smtp_server.host, port=smtp_server.port, security=Security.STARTTLS, timeout_s=5
+        host=smtp_server.host,
+        port=smtp_server.port,
+        security=Security.STARTTLS,
+        timeouts=SmtpTimeouts.uniform(5),
     )
     async with SmtpSender(settings=settings, local_hostname="client.test") as sender:
         outcome = await sender.send(outgoing())
