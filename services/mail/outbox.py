@@ -39,6 +39,7 @@ from services.domain.schedule import (
     should_give_up,
 )
 from services.due_loop import DueLoop
+from services.errors import DeskbellError
 from services.mail.smtp import (
     Outcome,
     Outgoing,
@@ -147,8 +148,16 @@ class OutboxWorker:
         if sender is not None:
             await sender.close()
 
+    async def _settings(self) -> SmtpSettings | None:
+        """The SMTP settings; None (and logged once) while they cannot be used."""
+        try:
+            return await self._smtp_settings()
+        except DeskbellError as exc:
+            self._health.note(f"the SMTP settings cannot be used: {exc}")
+            return None
+
     async def _cycle(self, sender: SmtpSender | None) -> tuple[SmtpSender | None, datetime | None]:
-        settings = await self._smtp_settings()
+        settings = await self._settings()
         if settings is None:
             return None, None  # not set up yet: emails wait, queued
         if sender is None or sender.settings != settings:
@@ -165,7 +174,7 @@ class OutboxWorker:
 
     async def flush(self) -> int:
         """Send everything due now on one connection and return how many were tried."""
-        settings = await self._smtp_settings()
+        settings = await self._settings()
         if settings is None:
             return 0
         tried = 0
@@ -344,13 +353,13 @@ class _SmtpHealth:
     def __init__(self) -> None:
         self._trouble: str | None = None
 
-    def note(self, trouble: str | None, settings: SmtpSettings) -> None:
+    def note(self, trouble: str | None, settings: SmtpSettings | None = None) -> None:
         if trouble == self._trouble:
             return
-        if trouble is None:
-            log.info("sending email through %s:%d works again", settings.host, settings.port)
-        else:
+        if trouble is not None:
             log.warning("cannot send email (will retry): %s", trouble)
+        elif settings is not None:
+            log.info("sending email through %s:%d works again", settings.host, settings.port)
         self._trouble = trouble
 
 

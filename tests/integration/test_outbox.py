@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import update
 
 from services.api import ConversationKind, Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.mail.smtp import SmtpSender
 from services.store.db import DB_FILENAME
+from services.store.models import Setting
 from tests.support.smtpd import CatcherHandler, SmtpServer, free_port
 from tests.support.tls import CertBundle
 from tests.support.world import World, open_service, seed
@@ -191,3 +193,26 @@ async def test_e6_untrusted_certificate_is_logged_once(
     lines = _smtp_lines(caplog)
     assert len(lines) == 1, lines
     assert "certificate" in lines[0]
+
+
+async def test_e6_unusable_settings_are_logged_once(
+    svc: Service,
+    world: World,
+    clock: ManualClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _queue(svc, clock)
+    async with svc.store.sessions.begin() as session:  # stored before validation existed
+        await session.execute(
+            update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
+        )
+    started = await open_service(tmp_path, clock=clock)  # a process started with it
+    try:
+        with caplog.at_level(logging.INFO, logger="services.mail.outbox"):
+            await _retry_until_logged(started, clock, 3)
+    finally:
+        await started.close()
+    lines = _smtp_lines(caplog)
+    assert len(lines) == 1, lines
+    assert "SMTP settings cannot be used" in lines[0] and "mail example.com" in lines[0]
