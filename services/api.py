@@ -92,6 +92,7 @@ from services.template_store import (
 )
 from services.templates import TemplateError, TemplateRenderer
 from services.views import (
+    BounceInfo,
     ChangeEvent,
     Changes,
     ConversationInfo,
@@ -112,6 +113,7 @@ __all__ = [
     "LOG_WINDOW",
     "PURGE_EVERY",
     "AutomationInfo",
+    "BounceInfo",
     "ChangeEvent",
     "Changes",
     "ConversationInfo",
@@ -169,6 +171,7 @@ class Service(InboxReads, EmailLog):
             clock=clock,
             smtp_settings=self.smtp_settings,
             lease=lambda: timedelta(seconds=int(self.config("outbox.lease_s"))),
+            bounce_key=lambda: self._token_key,
             on_change=self.feed.poke,
         )
         self.scheduler = FallbackScheduler(

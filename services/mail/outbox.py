@@ -38,8 +38,10 @@ from services.domain.schedule import (
     retry_delay,
     should_give_up,
 )
+from services.domain.verp import bounce_address
 from services.due_loop import DueLoop
 from services.errors import DeskbellError
+from services.mail.blocked import blocked_reasons
 from services.mail.smtp import (
     Outcome,
     Outgoing,
@@ -99,11 +101,14 @@ class OutboxWorker:
         clock: Clock,
         smtp_settings: Callable[[], Awaitable[SmtpSettings | None]],
         lease: Callable[[], timedelta],
+        bounce_key: Callable[[], bytes],
         on_change: Callable[[], None],
         owner: str | None = None,
         max_sleep_s: float = 5.0,
     ) -> None:
+        """`bounce_key` signs each email's bounce address (the envelope sender, E7)."""
         self._sessions = sessions
+        self._bounce_key = bounce_key
         self._clock = clock
         self._smtp_settings = smtp_settings
         self._lease = lease
@@ -247,7 +252,8 @@ class OutboxWorker:
     async def send_batch(self, sender: SmtpSender, batch: Sequence[Email]) -> None:
         """Send a claimed batch in order, one email in flight at a time (E7)."""
         self._idle.clear()
-        left_out = await self._recheck(batch)
+        left_out, blocked = await self._recheck(batch)
+        key = self._bounce_key()
         recorder = _Recorder(self._sessions, clock=self._clock)
         try:
             for index, email in enumerate(batch):
@@ -264,16 +270,22 @@ class OutboxWorker:
                         email, _Finish(status=EmailStatus.FAILED, reason="nothing to send")
                     )
                     continue
+                to = tuple(a for a in email.to_addrs if a.lower() not in blocked)
                 claim = _Claim(email, recorder, clock=self._clock, lease=self._lease())
                 try:
                     outcome = await sender.send(
                         Outgoing(
                             key=email.id,
-                            sender=email.from_addr,
-                            recipients=tuple(email.to_addrs),
+                            sender=bounce_address(
+                                from_addr=email.from_addr,
+                                key=key,
+                                email_id=email.id,
+                                email_uid=email.uid,
+                            ),
+                            recipients=to,
                             data=email.raw,
                         ),
-                        guard=claim.guard(sender.settings.timeouts, len(email.to_addrs)),
+                        guard=claim.guard(sender.settings.timeouts, len(to)),
                     )
                 except ClaimLostError:
                     log.info("email %d was taken over by another process; not sending it", email.id)
@@ -285,43 +297,46 @@ class OutboxWorker:
             self._on_change()
             self._idle.set()
 
-    async def _recheck(self, batch: Sequence[Email]) -> dict[int, str]:
-        """E3 at the last moment: an email whose every message was seen meanwhile, or whose
-        recipient turned emails off, is left out."""
+    async def _recheck(self, batch: Sequence[Email]) -> tuple[dict[int, str], dict[str, str]]:
+        """At the last moment, which emails to leave out and why (E3: every message seen
+        meanwhile, emails turned off; E7: every recipient blocked after repeated bounces),
+        and which addresses are blocked (a blocked one among several is left out alone)."""
         ids = [e.id for e in batch if e.kind == "notification"]
-        if not ids:
-            return {}
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(
-                    Delivery.email_id,
-                    func.count(),
-                    func.count(Delivery.seen_at),
-                    func.count(Message.deleted_at),
-                )
-                .join(Message, Message.id == Delivery.message_id)
-                .where(Delivery.email_id.in_(ids))
-                .group_by(Delivery.email_id)
-            )
-            seen = {eid: n == s + d for eid, n, s, d in rows}
-            off = set(
-                (
-                    await session.execute(
-                        select(Email.id)
-                        .join(Person, Person.id == Email.recipient_id)
-                        .where(Email.id.in_(ids), Person.notify_email.is_(False))
+            blocked = await blocked_reasons(session, {a for e in batch for a in e.to_addrs})
+            seen: dict[int | None, bool] = {}
+            off: set[int] = set()
+            if ids:
+                rows = await session.execute(
+                    select(
+                        Delivery.email_id,
+                        func.count(),
+                        func.count(Delivery.seen_at),
+                        func.count(Message.deleted_at),
                     )
+                    .join(Message, Message.id == Delivery.message_id)
+                    .where(Delivery.email_id.in_(ids))
+                    .group_by(Delivery.email_id)
                 )
-                .scalars()
-                .all()
-            )
+                seen = {eid: n == s + d for eid, n, s, d in rows}
+                off = set(
+                    (
+                        await session.execute(
+                            select(Email.id)
+                            .join(Person, Person.id == Email.recipient_id)
+                            .where(Email.id.in_(ids), Person.notify_email.is_(False))
+                        )
+                    ).scalars()
+                )
         left: dict[int, str] = {}
-        for email_id in ids:
-            if email_id in off:
-                left[email_id] = REASON_EMAILS_OFF
-            elif seen.get(email_id):
-                left[email_id] = REASON_SEEN
-        return left
+        for email in batch:
+            if email.id in off:
+                left[email.id] = REASON_EMAILS_OFF
+            elif seen.get(email.id):
+                left[email.id] = REASON_SEEN
+            elif email.to_addrs and all(a.lower() in blocked for a in email.to_addrs):
+                left[email.id] = blocked[email.to_addrs[0].lower()]
+        return left, blocked
 
     def _finish_for(self, email: Email, outcome: Outcome) -> _Finish:
         now = self._clock.now()
