@@ -302,8 +302,8 @@ async def apply_report(
         return BounceOutcome(email_id=None, action="names no recipient of the email it is about")
     bounced = {a.lower() for a, r in said if r.failed}
     first_bounce = email.status != EmailStatus.BOUNCED
-    if bounced and bounced >= {a.lower() for a in email.to_addrs}:
-        email.status = EmailStatus.BOUNCED
+    if email.status == EmailStatus.SENT and bounced >= {a.lower() for a in email.to_addrs}:
+        email.status = EmailStatus.BOUNCED  # a row still retrying keeps retrying the others
     for address, r in said:
         await _count(session, address, r, counts=first_bounce, now=now)
     email.reason = "; ".join(r.reason for _, r in said)[:500]

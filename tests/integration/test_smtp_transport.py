@@ -371,6 +371,20 @@ def test_e9_settings_refuse_nonsense(bad: dict[str, object]) -> None:
         SmtpSettings(security=Security.NONE, **bad)  # type: ignore[arg-type]
 
 
+def test_e7_timeouts_default_to_rfc_5321_and_refuse_nonsense() -> None:
+    t = SmtpSettings(host="smtp.example.org", port=587, security=Security.STARTTLS).timeouts
+    assert (t.greeting, t.mail, t.rcpt, t.data_init, t.data_block, t.data_term) == (
+        300,
+        300,
+        300,
+        120,
+        180,
+        600,
+    )
+    with pytest.raises(InputError):
+        SmtpTimeouts(data_term=0)
+
+
 async def test_e7_cancelled_send_drops_the_connection(smtp_server: SmtpServer) -> None:
     """Shut down mid-DATA: the connection's state is unknown, so the next send starts afresh."""
     smtp_server.handler.delay_data_s = 0.5
