@@ -20,6 +20,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def _serve(root: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def _prepare(data: Path, port: int) -> None:
-    from services.api import ConversationKind, Service
+    from services.api import Service
 
     svc = await Service.open(data_dir=data)
     try:
@@ -100,26 +101,24 @@ async def _prepare(data: Path, port: int) -> None:
         ):
             await svc.set_config(key, value)
         await svc.add_person(email="author@example.com", name="Author")
-        followers = [f"r{i}@example.com" for i in range(K)]
-        for address in followers:
-            await svc.add_person(email=address, name=address.split("@")[0])
-        await svc.create_item(title="Drill", followers=followers)
-        await svc.post(
-            author="author@example.com", text="x", item_number=1, kind=ConversationKind.INTERNAL
-        )
     finally:
         await svc.close()
 
 
 async def _post_round(data: Path, n: int) -> None:
+    """K emails: a new item with K new followers (so the loop guard never holds one back)."""
     from services.api import ConversationKind, Service
 
     svc = await Service.open(data_dir=data)
     try:
+        followers = [f"r{n}-{i}@example.com" for i in range(K)]
+        for address in followers:
+            await svc.add_person(email=address, name=address.split("@")[0])
+        item = await svc.create_item(title=f"Drill {n}", followers=followers)
         await svc.post(
             author="author@example.com",
             text=f"round {n}",
-            item_number=1,
+            item_number=item.number,
             kind=ConversationKind.INTERNAL,
         )
     finally:
@@ -148,15 +147,15 @@ def main() -> None:
     args.add_argument("--root", type=Path, default=ROOT, help="the checkout to drill")
     opts = args.parse_args()
     root = opts.root.resolve()
+    # The drilled checkout's services, here and in its `serve` processes (not this one's).
     sys.path.insert(0, str(root))
     from aiosmtpd.controller import Controller
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from _common import free_port
-
     rng = random.Random(8)
     handler = _Catcher()
-    port = free_port()
+    with socket.socket() as sock:  # aiosmtpd's Controller cannot take port 0
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     results: list[tuple[float, int]] = []
@@ -166,8 +165,7 @@ def main() -> None:
         asyncio.run(_prepare(data, port))
         # Round 0 (the set-up's own post) warms everything up, without a kill.
         for n in range(opts.rounds + 1):
-            if n:
-                asyncio.run(_post_round(data, n))
+            asyncio.run(_post_round(data, n))
             with handler.lock:
                 handler.round_seen = 0
                 handler.kill_after = rng.randrange(K - 1) if n else -1
@@ -176,7 +174,11 @@ def main() -> None:
             handler.pid = proc.pid
             delay_ms = handler.delay_s * 1000
             if n:
-                proc.wait(timeout=120)  # killed
+                try:
+                    proc.wait(timeout=120)  # killed
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    print(f"round {n}: the kill never came", file=sys.stderr)
                 proc = _serve(root, data, log)
             ok = _wait(lambda want=K * (n + 1): _statuses(data).get("sent", 0) == want, 120)
             proc.send_signal(signal.SIGTERM)

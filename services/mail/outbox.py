@@ -48,7 +48,6 @@ from services.mail.smtp import (
     SmtpSender,
     SmtpSettings,
     SmtpTimeouts,
-    StepGuard,
 )
 from services.store.models import Change, Delivery, Email, Message, Person
 
@@ -255,6 +254,20 @@ class OutboxWorker:
         left_out, blocked = await self._recheck(batch)
         key = self._bounce_key()
         recorder = _Recorder(self._sessions, clock=self._clock)
+        timeouts = sender.settings.timeouts
+        claims = {
+            e.id: _Claim(
+                e,
+                recorder,
+                clock=self._clock,
+                lease=self._lease(),
+                timeouts=timeouts,
+                recipients=len(e.to_addrs),
+            )
+            for e in batch
+            if e.id not in left_out and e.raw is not None
+        }
+        upcoming = [e.id for e in batch if e.id in claims]
         try:
             for index, email in enumerate(batch):
                 if self._stopping:
@@ -270,8 +283,11 @@ class OutboxWorker:
                         email, _Finish(status=EmailStatus.FAILED, reason="nothing to send")
                     )
                     continue
+                claim = claims[email.id]
+                after = upcoming.index(email.id) + 1
+                if after < len(upcoming):
+                    claims[upcoming[after]].ahead()  # rides on this email's record
                 to = tuple(a for a in email.to_addrs if a.lower() not in blocked)
-                claim = _Claim(email, recorder, clock=self._clock, lease=self._lease())
                 try:
                     outcome = await sender.send(
                         Outgoing(
@@ -285,7 +301,7 @@ class OutboxWorker:
                             recipients=to,
                             data=email.raw,
                         ),
-                        guard=claim.guard(sender.settings.timeouts, len(to)),
+                        guard=claim.before,
                     )
                 except ClaimLostError:
                     log.info("email %d was taken over by another process; not sending it", email.id)
@@ -380,41 +396,65 @@ class _SmtpHealth:
 
 class _Claim:
     """One email's claim while it is in flight (E7): before each SMTP step, make sure the claim
-    outlasts that step's timeout; before DATA, that the previous acceptance is on disk."""
+    outlasts that step's timeout; before DATA, that the previous acceptance is on disk.
+
+    `ahead()` asks for the extension early, in the commit that records the email before:
+    that commit then runs while this email's MAIL and RCPT are on the wire.
+    """
 
     def __init__(
-        self, email: Email, recorder: _Recorder, *, clock: Clock, lease: timedelta
+        self,
+        email: Email,
+        recorder: _Recorder,
+        *,
+        clock: Clock,
+        lease: timedelta,
+        timeouts: SmtpTimeouts,
+        recipients: int,
     ) -> None:
         self._email = email
         self._recorder = recorder
         self._clock = clock
         # As claimed: the batch's lease from the claim's time, at the latest.
         self._until = email.claimed_until or clock.now()
-        self._lease = lease
-
-    def guard(self, timeouts: SmtpTimeouts, recipients: int) -> StepGuard:
         # One extension usually covers the whole transaction; a longer step asks for more.
-        horizon = timedelta(
-            seconds=timeouts.mail
-            + timeouts.rcpt * recipients
-            + timeouts.data_init
-            + timeouts.data_block
-            + timeouts.data_term
+        self._horizon = max(
+            lease,
+            timedelta(
+                seconds=timeouts.mail
+                + timeouts.rcpt * recipients
+                + timeouts.data_init
+                + timeouts.data_block
+                + timeouts.data_term
+            )
+            + CLAIM_MARGIN,
         )
+        self._pending: tuple[datetime, asyncio.Future[bool]] | None = None
 
-        async def before(step: str, timeout_s: float) -> None:
-            if step == "DATA":
-                await self._recorder.settled()
-            now = self._clock.now()
-            needed = timedelta(seconds=timeout_s) + CLAIM_MARGIN
-            if self._until - now >= needed:
-                return
-            until = now + max(needed, horizon + CLAIM_MARGIN, self._lease)
-            if not await self._recorder.extend(self._email, until):
+    def ahead(self) -> None:
+        if self._pending is None:
+            self._ask(self._horizon)
+
+    async def before(self, step: str, timeout_s: float) -> None:
+        """The StepGuard: may wait for a commit; raises ClaimLostError if the email is gone."""
+        if step == "DATA":
+            await self._recorder.settled()
+        needed = timedelta(seconds=timeout_s) + CLAIM_MARGIN
+        for _ in range(2):  # the extension asked ahead, then one for a longer step
+            if self._pending is None:
+                if self._until - self._clock.now() >= needed:
+                    return
+                self._ask(max(needed, self._horizon) + CLAIM_MARGIN)
+            assert self._pending is not None
+            until, extended = self._pending
+            self._pending = None
+            if not await extended:
                 raise ClaimLostError(self._email.id)
-            self._until = until
+            self._until = max(self._until, until)
 
-        return before
+    def _ask(self, span: timedelta) -> None:
+        until = self._clock.now() + span
+        self._pending = until, self._recorder.extend(self._email, until)
 
 
 async def _finish_recording(recorder: _Recorder) -> None:
@@ -477,12 +517,13 @@ class _Recorder:
         self._releases.extend(emails)
         self._kick()
 
-    async def extend(self, email: Email, until: datetime) -> bool:
-        """Extend `email`'s claim to `until`, committed; False if another process owns it."""
+    def extend(self, email: Email, until: datetime) -> asyncio.Future[bool]:
+        """Extend `email`'s claim to `until` in the next commit; the future says whether it
+        is still ours once that commit is done (False: another process took it)."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._extensions.append(_Extension(email, until, done))
         self._kick()
-        return await done
+        return done
 
     async def settled(self) -> None:
         while self._task is not None and not self._task.done():

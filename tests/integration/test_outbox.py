@@ -6,11 +6,13 @@ however long the server takes; the SMTP server's trouble is logged once per chan
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,31 @@ async def test_e6_unusable_settings_are_logged_once(
     lines = _smtp_lines(caplog)
     assert len(lines) == 1, lines
     assert "SMTP settings cannot be used" in lines[0] and "mail example.com" in lines[0]
+
+
+class TickingClock(ManualClock):
+    """Time moves a little every time it is read, as it does on a real machine."""
+
+    def now(self) -> datetime:
+        self.advance(0.002)
+        return super().now()
+
+
+async def test_e7_claims_are_extended_once_per_step_while_time_moves(tmp_path: Path) -> None:
+    """With a clock that moves, a claim extended to cover a step still covers it: the guard
+    never chases its own tail (one extension, not one per millisecond)."""
+    clock = TickingClock()
+    svc = await open_service(tmp_path, clock=clock)
+    try:
+        await svc.set_config("smtp.from", "support@deskbell.test")
+        await svc.set_config("smtp.security", "none")
+        await svc.set_config("smtp.host", "127.0.0.1")
+        await seed(svc, delay_s=60)
+        async with SmtpServer() as server:
+            await svc.set_config("smtp.port", str(server.port))
+            await _queue(svc, clock)
+            async with asyncio.timeout(60):
+                await svc.outbox.flush()
+            assert len(server.handler.messages) == 1
+    finally:
+        await svc.close()
