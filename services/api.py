@@ -168,6 +168,7 @@ class Service(InboxReads, EmailLog):
         self._token_key = b""
         self.outbox = OutboxWorker(
             store.sessions,
+            engine=store.engine,
             clock=clock,
             smtp_settings=self.smtp_settings,
             lease=lambda: timedelta(seconds=int(self.config("outbox.lease_s"))),
