@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -359,17 +359,7 @@ async def _write_chunk(
             )
         ).scalars()
     )
-    threads = {
-        _Group(t.recipient_id, t.conversation_id): t
-        for t in (
-            await session.execute(
-                select(EmailThread).where(
-                    EmailThread.recipient_id.in_(recipient_ids),
-                    EmailThread.conversation_id.in_(conversation_ids),
-                )
-            )
-        ).scalars()
-    }
+    threads = await _threads(session, recipient_ids, conversation_ids)
     sends = await recent_sends(
         session, conversation_ids=conversation_ids, recipient_ids=recipient_ids, now=now
     )
@@ -429,6 +419,19 @@ async def _write_chunk(
     return sum(1 for _, e in written if e.status == EmailStatus.QUEUED), changed
 
 
+async def _threads(
+    session: AsyncSession, recipient_ids: Collection[int], conversation_ids: Collection[int]
+) -> dict[_Group, EmailThread]:
+    """E2, E4: the last email's time and threading ids, per recipient and conversation."""
+    rows = await session.execute(
+        select(EmailThread).where(
+            EmailThread.recipient_id.in_(recipient_ids),
+            EmailThread.conversation_id.in_(conversation_ids),
+        )
+    )
+    return {_Group(t.recipient_id, t.conversation_id): t for t in rows.scalars()}
+
+
 async def _still_pending(session: AsyncSession, delivery_ids: Sequence[int]) -> set[int]:
     """Those of `delivery_ids` still pending, unseen, not handed to an email, message kept."""
     found: set[int] = set()
@@ -485,17 +488,7 @@ async def _load_facts(session: AsyncSession, groups: Sequence[_Group]) -> _Facts
         group = _Group(delivery.recipient_id, delivery.conversation_id)
         if group in wanted:
             pending.setdefault(group, []).append((delivery, message))
-    threads = {
-        _Group(t.recipient_id, t.conversation_id): t
-        for t in (
-            await session.execute(
-                select(EmailThread).where(
-                    EmailThread.recipient_id.in_(recipient_ids),
-                    EmailThread.conversation_id.in_(conversation_ids),
-                )
-            )
-        ).scalars()
-    }
+    threads = await _threads(session, recipient_ids, conversation_ids)
     return _Facts(
         persons=persons,
         conversations=conversations,

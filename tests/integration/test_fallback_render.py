@@ -65,6 +65,20 @@ def scheduler(svc: Service, clock: ManualClock, renderer: TemplateRenderer) -> F
     )
 
 
+async def post_and_decide(
+    svc: Service, world: World, clock: ManualClock, hook: Callable[[NotificationEmail], None]
+) -> None:
+    """Ann writes to the customer; when it is due, the scheduler renders with `hook` inside."""
+    await svc.post(
+        author="ann@example.com",
+        text="hello",
+        item_number=world.item,
+        kind=ConversationKind.EXTERNAL,
+    )
+    clock.advance(61)
+    await scheduler(svc, clock, HookedRenderer(hook)).run_once()
+
+
 def other_writer(tmp_path: Path) -> sqlite3.Connection:
     """Another program writing to the same file, which will not wait for a lock."""
     return sqlite3.connect(tmp_path / DB_FILENAME, timeout=0, isolation_level=None)
@@ -81,14 +95,7 @@ async def test_e6_no_write_lock_is_held_while_a_template_renders(
             conn.execute("INSERT INTO settings (key, value) VALUES (?, 'x')", (email.to_addr,))
         writes.append(email.to_addr)
 
-    await svc.post(
-        author="ann@example.com",
-        text="hello",
-        item_number=world.item,
-        kind=ConversationKind.EXTERNAL,
-    )
-    clock.advance(61)
-    await scheduler(svc, clock, HookedRenderer(write_meanwhile)).run_once()
+    await post_and_decide(svc, world, clock, write_meanwhile)
 
     assert len(writes) == 2  # Bob and Carl
     queued = [e for e in await svc.emails() if e.kind == "notification"]
@@ -110,14 +117,7 @@ async def test_e3_seen_while_rendering_is_rechecked_before_the_write(
                     (world.bob,),
                 )
 
-    await svc.post(
-        author="ann@example.com",
-        text="hello",
-        item_number=world.item,
-        kind=ConversationKind.EXTERNAL,
-    )
-    clock.advance(61)
-    await scheduler(svc, clock, HookedRenderer(bob_sees_it)).run_once()
+    await post_and_decide(svc, world, clock, bob_sees_it)
 
     log = [e for e in await svc.emails() if e.kind == "notification"]
     assert [e.to_addrs for e in log] == [("carl@customer.org",)]
@@ -134,15 +134,8 @@ async def test_e6_a_template_that_fails_sends_nothing_says_why_and_blocks_no_one
         if "bob@" in email.to_addr:
             raise TemplateError("new_message.txt, line 3: division by zero")
 
-    await svc.post(
-        author="ann@example.com",
-        text="hello",
-        item_number=world.item,
-        kind=ConversationKind.EXTERNAL,
-    )
-    clock.advance(61)
     with caplog.at_level(logging.WARNING, logger="services.fallback"):
-        await scheduler(svc, clock, HookedRenderer(fail_for_bob)).run_once()
+        await post_and_decide(svc, world, clock, fail_for_bob)
 
     log = {e.to_addrs: e for e in await svc.emails() if e.kind == "notification"}
     assert log[("carl@customer.org",)].status == EmailStatus.QUEUED

@@ -155,46 +155,38 @@ async def test_e6_refused_connection_is_logged_once_then_recovery_once(
     assert "works again" in lines[1]
 
 
-async def test_e6_wrong_password_is_logged_once(
+@pytest.mark.parametrize(
+    ("implicit_tls", "settings", "words"),
+    [
+        (False, {"smtp.security": "starttls", "smtp.username": "desk"}, "login refused"),
+        (True, {"smtp.security": "tls"}, "certificate"),
+    ],
+)
+async def test_e6_a_wrong_password_or_an_untrusted_certificate_is_logged_once(
     svc: Service,
     world: World,
     clock: ManualClock,
     caplog: pytest.LogCaptureFixture,
     smtp_certificates: CertBundle,
+    implicit_tls: bool,
+    settings: dict[str, str],
+    words: str,
 ) -> None:
-    async with SmtpServer(tls=smtp_certificates, users={"desk": "right"}) as server:
-        for key, value in (
-            ("smtp.port", str(server.port)),
-            ("smtp.security", "starttls"),
-            ("smtp.cafile", str(smtp_certificates.cafile)),
-            ("smtp.username", "desk"),
-        ):
-            await svc.set_config(key, value)
-        svc.set_smtp_password("wrong")
-        await _queue(svc, clock)
-        with caplog.at_level(logging.INFO, logger="services.mail.outbox"):
-            await _retry_until_logged(svc, clock, 3)
-    lines = _smtp_lines(caplog)
-    assert len(lines) == 1, lines
-    assert "login refused" in lines[0]
-
-
-async def test_e6_untrusted_certificate_is_logged_once(
-    svc: Service,
-    world: World,
-    clock: ManualClock,
-    caplog: pytest.LogCaptureFixture,
-    smtp_certificates: CertBundle,
-) -> None:
-    async with SmtpServer(tls=smtp_certificates, implicit_tls=True) as server:
+    async with SmtpServer(
+        tls=smtp_certificates, implicit_tls=implicit_tls, users={"desk": "right"}
+    ) as server:
         await svc.set_config("smtp.port", str(server.port))
-        await svc.set_config("smtp.security", "tls")
+        for key, value in settings.items():
+            await svc.set_config(key, value)
+        if "smtp.username" in settings:  # trusts the server's CA, but has the wrong password
+            await svc.set_config("smtp.cafile", str(smtp_certificates.cafile))
+            svc.set_smtp_password("wrong")
         await _queue(svc, clock)
         with caplog.at_level(logging.INFO, logger="services.mail.outbox"):
             await _retry_until_logged(svc, clock, 3)
     lines = _smtp_lines(caplog)
     assert len(lines) == 1, lines
-    assert "certificate" in lines[0]
+    assert words in lines[0]
 
 
 async def test_e6_unusable_settings_are_logged_once(
