@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -498,18 +498,19 @@ class _Extension:
 class _Recorder:
     """Writes outcomes, claim extensions and change rows as they come, in two lanes.
 
-    The durable lane: the outcome of an SMTP attempt (an acceptance may be in it) is written
-    at once, on its own, one at a time; `settled()` waits for it, and the outbox calls that
-    before each DATA (E7). On SQLite it is one UPDATE on the driver's connection in
-    autocommit (about 0.2 ms: one thread hop, against over a dozen for a transaction through
-    the ORM), which keeps the window between a 250 and its record as small as the disk
-    allows. The group lane: everything else (left-out emails, claim extensions, releases,
-    change rows) goes in one transaction at a time, whatever arrived while the last one was
-    in flight. A failed write is retried, as dropping an accepted email's outcome would send
-    it again.
+    The durable lane: the outcome of each SMTP attempt (an acceptance may be in it), and on
+    SQLite each claim extension, are written at once, on their own, in order; `settled()`
+    waits for the last outcome, and the outbox calls it before each DATA (E7). On SQLite each
+    is one UPDATE on the driver's connection in autocommit (a fraction of a millisecond: one
+    thread hop, against over a dozen for a transaction through the ORM), which keeps the
+    window between a 250 and its record as small as the disk allows. The group lane: left-out
+    emails, releases and the change rows the other processes' views follow go in one
+    transaction at a time, a burst's change rows gathered into one. A failed write is
+    retried, as dropping an accepted email's outcome would send it again.
     """
 
     RETRY_FOR_S = 30.0
+    CHANGES_GATHER_S = 0.05
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], *, engine: AsyncEngine, clock: Clock
@@ -522,15 +523,26 @@ class _Recorder:
         self._extensions: list[_Extension] = []
         self._releases: list[Email] = []
         self._task: asyncio.Task[None] | None = None
-        self._durable: asyncio.Task[None] | None = None
+        self._durable: asyncio.Task[None] | None = None  # the last write in the lane
+        self._outcome: asyncio.Task[None] | None = None  # the last outcome's
         self._connection: AsyncConnection | None = None  # held for the durable lane
         self._driver: Any = None
+        self._sqlite = engine.dialect.name == "sqlite"
 
     def attempted(self, email: Email, finish: _Finish) -> None:
         """The outcome of an SMTP attempt: written at once, after the one before it."""
-        self._durable = asyncio.create_task(
-            self._write_durably(email, finish, after=self._durable), name="deskbell-outbox-outcome"
-        )
+        row = _outcome_row(email, finish)
+
+        async def write() -> None:
+            written = await self._retrying(
+                f"the outcome of email {email.id}", lambda: self._write_one(_RECORD_OUTCOME, row)
+            )
+            if not written:
+                log.warning("email %d was taken over by another process meanwhile", email.id)
+            self._changes.add(email.conversation_id)
+            self._kick()
+
+        self._outcome = self._chain(write)
 
     def add(self, email: Email, finish: _Finish) -> None:
         """An outcome without an SMTP attempt (left out, nothing to send)."""
@@ -544,21 +556,38 @@ class _Recorder:
         self._kick()
 
     def extend(self, email: Email, until: datetime) -> asyncio.Future[bool]:
-        """Extend `email`'s claim to `until` in the next commit; the future says whether it
-        is still ours once that commit is done (False: another process took it)."""
+        """Extend `email`'s claim to `until`; the future says whether it is still ours once
+        that is written (False: another process took it). On SQLite it goes in the durable
+        lane (one statement); elsewhere in the next group commit."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._extensions.append(_Extension(email, until, done))
-        self._kick()
+        if not self._sqlite:
+            self._extensions.append(_Extension(email, until, done))
+            self._kick()
+            return done
+        row = {"b_id": email.id, "b_claimed_by": email.claimed_by, "b_until": until}
+
+        async def write() -> None:
+            try:
+                kept = await self._retrying(
+                    f"the claim on email {email.id}", lambda: self._write_one(_EXTEND_CLAIM, row)
+                )
+            except BaseException as exc:
+                done.set_exception(exc)
+                raise
+            done.set_result(bool(kept))
+
+        self._chain(write)
         return done
 
     async def settled(self) -> None:
         """The last attempt's outcome is on disk; raises if it could not be written."""
-        if self._durable is not None:
-            await asyncio.shield(self._durable)
+        if self._outcome is not None:
+            await asyncio.shield(self._outcome)
 
     async def close(self) -> None:
         try:
-            await self.settled()
+            if self._durable is not None:
+                await asyncio.shield(self._durable)
             while self._task is not None and not self._task.done():
                 await asyncio.shield(self._task)
             if self._task is not None:
@@ -591,31 +620,29 @@ class _Recorder:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _write_durably(
-        self, email: Email, finish: _Finish, *, after: asyncio.Task[None] | None
-    ) -> None:
-        earlier: Exception | None = None
-        if after is not None:
-            try:
-                await after
-            except Exception as exc:  # this outcome is still written; then the failure stands
-                earlier = exc
-        row = _outcome_row(email, finish)
-        written = await self._retrying(
-            f"the outcome of email {email.id}", lambda: self._write_outcome(row)
-        )
-        if not written:
-            log.warning("email %d was taken over by another process meanwhile", email.id)
-        self._changes.add(email.conversation_id)
-        self._kick()
-        if earlier is not None:
-            raise earlier
+    def _chain(self, write: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run `write` in the durable lane, after whatever is there already."""
+        previous = self._durable
 
-    async def _write_outcome(self, row: dict[str, Any]) -> int:
-        """One outcome, committed; how many rows it changed (0: no longer ours)."""
-        if self._engine.dialect.name != "sqlite":
+        async def after_previous() -> None:
+            earlier: Exception | None = None
+            if previous is not None:
+                try:
+                    await previous
+                except Exception as exc:  # this one is still written; then the failure stands
+                    earlier = exc
+            await write()
+            if earlier is not None:
+                raise earlier
+
+        self._durable = asyncio.create_task(after_previous(), name="deskbell-outbox-outcome")
+        return self._durable
+
+    async def _write_one(self, statement: Update, row: dict[str, Any]) -> int:
+        """One single-row UPDATE, committed; how many rows it changed (0: not ours)."""
+        if not self._sqlite:
             async with self._sessions.begin() as session:
-                result = await (await session.connection()).execute(_RECORD_OUTCOME, [row])
+                result = await (await session.connection()).execute(statement, [row])
                 return int(result.rowcount)
         if self._driver is None:
             connection = await self._engine.connect()
@@ -625,12 +652,16 @@ class _Recorder:
                 await connection.close()
                 raise
             self._connection = connection
-        sql, params = _sqlite_outcome(self._engine.dialect, row)
+        sql, params = _for_driver(statement, self._engine.dialect, row)
         cursor = await self._driver.execute(sql, params)  # autocommit: durable on return
         return int(cursor.rowcount)
 
     async def _drain(self) -> None:
         while self._pending_group():
+            if not (self._waiting or self._extensions or self._releases):
+                # Only change rows: nobody waits for them, so gather a burst's into one
+                # commit instead of competing with the durable lane once per email.
+                await asyncio.sleep(self.CHANGES_GATHER_S)
             group, self._waiting = self._waiting, []
             changes, self._changes = self._changes, set()
             extensions, self._extensions = self._extensions, []
@@ -720,17 +751,17 @@ def _outcome_row(email: Email, finish: _Finish) -> dict[str, Any]:
 
 
 @functools.cache
-def _sqlite_outcome_statement(
-    dialect: Dialect,
+def _compiled(
+    statement: Update, dialect: Dialect
 ) -> tuple[SQLCompiler, list[tuple[str, Callable[[Any], Any] | None]]]:
-    compiled = _RECORD_OUTCOME.compile(dialect=dialect)
+    compiled = statement.compile(dialect=dialect)
     order = compiled.positiontup or []
     return compiled, [(k, compiled.binds[k].type.bind_processor(dialect)) for k in order]
 
 
-def _sqlite_outcome(dialect: Dialect, row: dict[str, Any]) -> tuple[str, list[Any]]:
-    """`_RECORD_OUTCOME` as the driver takes it: SQLAlchemy's own SQL and type conversions."""
-    compiled, binds = _sqlite_outcome_statement(dialect)
+def _for_driver(statement: Update, dialect: Dialect, row: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`statement` as the driver takes it: SQLAlchemy's own SQL and type conversions."""
+    compiled, binds = _compiled(statement, dialect)
     values = compiled.construct_params(row) or {}
     return str(compiled), [
         process(values[key]) if process is not None else values[key] for key, process in binds
