@@ -29,7 +29,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.clock import Clock
@@ -52,6 +52,7 @@ from services.mail.smtp import (
     SmtpSettings,
     SmtpTimeouts,
 )
+from services.store.db import StoreSessions
 from services.store.models import Change, Delivery, Email, Message, Person
 
 __all__ = ["ClaimLostError", "OutboxWorker", "instance_id"]
@@ -99,7 +100,7 @@ class ClaimLostError(Exception):
 class OutboxWorker:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: StoreSessions,
         *,
         engine: AsyncEngine,
         clock: Clock,
@@ -512,9 +513,7 @@ class _Recorder:
     RETRY_FOR_S = 30.0
     CHANGES_GATHER_S = 0.05
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, engine: AsyncEngine, clock: Clock
-    ) -> None:
+    def __init__(self, sessions: StoreSessions, *, engine: AsyncEngine, clock: Clock) -> None:
         self._sessions = sessions
         self._engine = engine
         self._clock = clock
@@ -653,7 +652,8 @@ class _Recorder:
                 raise
             self._connection = connection
         sql, params = _for_driver(statement, self._engine.dialect, row)
-        cursor = await self._driver.execute(sql, params)  # autocommit: durable on return
+        async with self._sessions.write_turn():  # this process's writers queue fairly
+            cursor = await self._driver.execute(sql, params)  # autocommit: durable on return
         return int(cursor.rowcount)
 
     async def _drain(self) -> None:

@@ -152,3 +152,24 @@ async def test_e6_a_template_that_fails_sends_nothing_says_why_and_blocks_no_one
     clock.advance(120)
     await scheduler(svc, clock, HookedRenderer(fail_for_bob)).run_once()
     assert len([e for e in await svc.emails() if e.kind == "notification"]) == 2
+
+
+async def test_e1_due_times_a_few_ms_apart_are_decided_in_one_run(
+    svc: Service, world: World, clock: ManualClock
+) -> None:
+    """A burst of posts falls due a few ms apart: the scheduler looks again a little later,
+    deciding them together, never earlier than their due time (E1)."""
+    await svc.post(
+        author="ann@example.com", text="one", item_number=1, kind=ConversationKind.INTERNAL
+    )
+    clock.advance(0.005)
+    await svc.post(
+        author="ann@example.com", text="two", item_number=1, kind=ConversationKind.EXTERNAL
+    )
+    clock.advance(59.995)
+    look_again = await svc.run_scheduler_once()
+    assert look_again is not None
+    assert (look_again - clock.now()).total_seconds() == pytest.approx(0.2)
+    clock.advance(0.2)
+    await svc.run_scheduler_once()
+    assert len([e for e in await svc.emails() if e.kind == "notification"]) == 3
