@@ -95,6 +95,7 @@ from services.template_store import (
 )
 from services.templates import TemplateError, TemplateRenderer
 from services.views import (
+    BounceInfo,
     ChangeEvent,
     Changes,
     ConversationInfo,
@@ -115,6 +116,7 @@ __all__ = [
     "LOG_WINDOW",
     "PURGE_EVERY",
     "AutomationInfo",
+    "BounceInfo",
     "ChangeEvent",
     "Changes",
     "ConversationInfo",
@@ -173,9 +175,11 @@ class Service(InboxReads, EmailLog):
         self._token_key = b""
         self.outbox = OutboxWorker(
             store.sessions,
+            engine=store.engine,
             clock=clock,
             smtp_settings=self.smtp_settings,
             lease=lambda: timedelta(seconds=int(self.config("outbox.lease_s"))),
+            bounce_key=lambda: self._token_key,
             on_change=self.feed.poke,
         )
         self.scheduler = FallbackScheduler(

@@ -1,5 +1,6 @@
-"""Incoming & Outgoing (M6): the 72-hour email log, its detail view and its purge.
-A part of `Service` (services/api.py)."""
+"""Incoming & Outgoing (M6): the 72-hour email log, its detail view and its purge; and the
+addresses that bounced (E7), which an administrator may clear. A part of `Service`
+(services/api.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from sqlalchemy.orm import defer
 
 from services.clock import Clock
 from services.domain.model import MAX_SEARCH_CHARS, EmailStatus
-from services.errors import InputError, NotFoundError
+from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.retry_log import RetryLog
+from services.store import queries
 from services.store.db import Store, StoreSessions
-from services.store.models import Delivery, Email
-from services.views import EmailLogEntry
+from services.store.models import Delivery, Email, MailBounce
+from services.views import BounceInfo, Changes, EmailLogEntry
 
 __all__ = ["LOG_WINDOW", "PURGE_EVERY", "EmailDetail", "EmailLog"]
 
@@ -158,6 +160,44 @@ class EmailLog:
                 part = parsed.get_body(preferencelist=("plain", "html"))
                 body = str(part.get_content()) if part is not None else ""
         return EmailDetail(entry=entry, headers=headers, body=body)
+
+    async def bounced_addresses(self, *, blocked_only: bool = False) -> list[BounceInfo]:
+        """E7: every address a delivery report spoke of, blocked ones first."""
+        stmt = select(MailBounce).order_by(
+            MailBounce.blocked_at.is_(None), MailBounce.last_at.desc()
+        )
+        if blocked_only:
+            stmt = stmt.where(MailBounce.blocked_at.is_not(None))
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).scalars().all()
+        return [
+            BounceInfo(
+                address=b.address,
+                hard_bounces=b.hard_bounces,
+                soft_bounces=b.soft_bounces,
+                last_status=b.last_status,
+                last_reason=b.last_reason,
+                last_at=b.last_at,
+                blocked_at=b.blocked_at,
+            )
+            for b in rows
+        ]
+
+    async def clear_bounces(self, *, address: str, acting: str) -> Changes:
+        """E7, administrators only: forget an address's bounces, so emails go to it again."""
+        wanted = address.strip().lower()
+        now = self.clock.now()
+        async with self._sessions.begin() as session:
+            actor = await queries.person_by_email(session, acting)
+            if not actor.is_admin:
+                raise PermissionDeniedError("only an administrator may clear an address's bounces")
+            bounce = await session.get(MailBounce, wanted)
+            if bounce is None:
+                raise NotFoundError(f"no bounces recorded for {wanted}")
+            await session.delete(bounce)
+            queries.add_change(session, kind="email", at=now)
+        log.info("%s cleared the bounces of %s", actor.email, wanted)
+        return Changes(emails=True)
 
     async def _purge_forever(self) -> None:
         retry = RetryLog(log, "purging the email log")

@@ -9,6 +9,7 @@ from datetime import datetime
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
 
 __all__ = [
+    "BounceInfo",
     "ChangeEvent",
     "Changes",
     "ConversationInfo",
@@ -186,3 +187,17 @@ class EmailLogEntry:
     next_attempt_at: datetime | None
     created_at: datetime
     sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BounceInfo:
+    """What delivery reports said about one address (E7); `blocked_at`: no email goes to it
+    until an administrator clears it."""
+
+    address: str
+    hard_bounces: int
+    soft_bounces: int
+    last_status: str
+    last_reason: str
+    last_at: datetime
+    blocked_at: datetime | None

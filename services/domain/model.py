@@ -64,6 +64,7 @@ class EmailStatus(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    BOUNCED = "bounced"  # accepted, then a delivery status notification said it failed (E7)
     RECEIVED = "received"
     IGNORED = "ignored"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.incoming.imap import ImapCursor, ImapReader, ImapSettings, MemoryCursor
-from services.incoming.loops import OutgoingCaps, SenderHold, loop_reason
+from services.incoming.loops import SenderHold, loop_reason
 from services.incoming.parse import ParsedMail, parse_mail
 
 __all__ = [
@@ -11,7 +11,6 @@ __all__ = [
     "ImapReader",
     "ImapSettings",
     "MemoryCursor",
-    "OutgoingCaps",
     "ParsedMail",
     "SenderHold",
     "loop_reason",

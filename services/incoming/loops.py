@@ -1,8 +1,8 @@
-"""Mail loops and floods (I6): which incoming mail must trigger nothing, and rate limits.
+"""Mail loops and floods (I6): which incoming mail must trigger nothing, and the sender hold.
 
-Pure policy: no I/O, no clock. `loop_reason` reads a parsed mail; `SenderHold` and
-`OutgoingCaps` keep small in-memory windows whose state is plain tuples (`snapshot()` /
-`restore()`), so the caller can persist it or rebuild it by replaying the log.
+Pure policy: no I/O, no clock. `loop_reason` reads a parsed mail; `SenderHold` keeps a small
+in-memory window whose state is plain tuples (`snapshot()` / `restore()`), so the caller can
+persist it or rebuild it by replaying the log. The outgoing caps live in `services.mail.caps`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from services.incoming.parse import ParsedMail, normalize_address
 
 __all__ = [
     "HoldState",
-    "OutgoingCaps",
-    "OutgoingState",
     "SenderHold",
     "loop_reason",
 ]
@@ -168,56 +166,3 @@ class SenderHold:
                 self._seen[key] = deque(ordered)
             if until is not None:
                 self._held_until[key] = until
-
-
-# Sends: (("conversation", "42") or ("recipient", "a@b.c"), times of recent sends).
-OutgoingState = tuple[tuple[tuple[str, str], tuple[datetime, ...]], ...]
-
-
-@dataclass
-class OutgoingCaps:
-    """I6: at most `per_conversation` emails per conversation and `per_recipient` per
-    recipient within `window`; the rest is suppressed (and logged by the caller)."""
-
-    per_conversation: int = 10
-    per_recipient: int = 30
-    window: timedelta = timedelta(minutes=10)
-    _sent: dict[tuple[str, str], deque[datetime]] = field(default_factory=dict, repr=False)
-
-    def _recent(self, key: tuple[str, str], now: datetime) -> deque[datetime]:
-        times = self._sent.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def allow(self, *, conversation_id: int, recipient: str, now: datetime) -> str | None:
-        """None (and the send is counted) if it may go, else why it is suppressed."""
-        minutes = int(self.window.total_seconds() // 60)
-        conversation = self._recent(("conversation", str(conversation_id)), now)
-        if len(conversation) >= self.per_conversation:
-            return (
-                f"suppressed: {self.per_conversation} emails in this conversation "
-                f"within {minutes} minutes"
-            )
-        person = self._recent(("recipient", recipient.strip().lower()), now)
-        if len(person) >= self.per_recipient:
-            return (
-                f"suppressed: {self.per_recipient} emails to this recipient "
-                f"within {minutes} minutes"
-            )
-        conversation.append(now)
-        person.append(now)
-        return None
-
-    def prune(self, now: datetime) -> None:
-        for key in list(self._sent):
-            if not self._recent(key, now):
-                del self._sent[key]
-
-    def snapshot(self) -> OutgoingState:
-        return tuple((key, tuple(times)) for key, times in sorted(self._sent.items()) if times)
-
-    def restore(self, state: Iterable[tuple[tuple[str, str], Iterable[datetime]]]) -> None:
-        self._sent.clear()
-        for (kind, ident), times in state:
-            self._sent[(kind, ident)] = deque(sorted(times))

@@ -30,6 +30,7 @@ from services.domain.model import ConversationKind, EmailStatus, PersonKind
 from services.domain.tokens import find_token
 from services.errors import DeskbellError, InputError, StoreError
 from services.fallback import message_id_domain
+from services.incoming.bounces import apply_report, looks_like_report, read_report
 from services.incoming.cursor import DbImapCursor, account_key
 from services.incoming.imap import (
     ImapMessage,
@@ -273,6 +274,21 @@ async def route_incoming(
             email_id=row.id, status=EmailStatus.IGNORED, action="ignored", reason=row.reason
         )
 
+    if looks_like_report(mail) and (report := read_report(raw)) is not None:
+        # E7: a bounce for an email we sent, before the loop rules that would ignore it.
+        bounce = await apply_report(session, report=report, now=now, key=policy.token_key)
+        if bounce.email_id is None:
+            return ignore(f"delivery report that {bounce.action}")
+        row.action, row.reason = bounce.action, bounce.found_by
+        row.conversation_id, row.item_number = bounce.conversation_id, bounce.item_number
+        return IncomingResult(
+            email_id=row.id,
+            status=EmailStatus.RECEIVED,
+            action=bounce.action,
+            reason=bounce.found_by,
+            item_number=bounce.item_number,
+            conversation_id=bounce.conversation_id,
+        )
     sender_addr = mail.from_addr
     if sender_addr is None:
         bad = ", ".join(mail.defects) or "no From address"

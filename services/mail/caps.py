@@ -1,7 +1,9 @@
-"""I6's outgoing caps: at most 10 emails per conversation and 30 per recipient in 10 minutes.
+"""I6's outgoing caps, a loop guard: at most 10 emails to one recipient about one conversation,
+and 30 to one recipient in all, within 10 minutes.
 
-Counted from the log itself (rows, not memory), so the caps hold across restarts and processes;
-what goes over is logged as suppressed with the reason.
+Counted per recipient, never across recipients: a conversation with many followers reaches
+every one of them. Counted from the log itself (rows, not memory), so the caps hold across
+restarts and processes; what goes over is logged as suppressed with the reason.
 """
 
 from __future__ import annotations
@@ -26,20 +28,27 @@ __all__ = [
 ]
 
 CAP_WINDOW = timedelta(minutes=10)
-CAP_PER_CONVERSATION = 10
-CAP_PER_RECIPIENT = 30
+CAP_PER_CONVERSATION = 10  # to one recipient about one conversation
+CAP_PER_RECIPIENT = 30  # to one recipient about anything
+# Emails that never left count for nothing: the guard is about what reaches a mailbox.
+_NOT_SENT = (EmailStatus.SUPPRESSED, EmailStatus.FAILED)
 
 
 class RecentSends:
-    """Emails sent (or queued) per conversation and per recipient within the window."""
+    """Emails sent (or queued) within the window, per recipient and conversation and per
+    recipient; an email with no recipient id counts against its conversation alone."""
 
-    def __init__(self, per_conversation: Counter[int], per_recipient: Counter[int]) -> None:
-        self.per_conversation = per_conversation
+    def __init__(
+        self,
+        per_pair: Counter[tuple[int | None, int | None]],
+        per_recipient: Counter[int],
+    ) -> None:
+        self.per_pair = per_pair
         self.per_recipient = per_recipient
 
     def add(self, *, conversation_id: int | None, recipient_id: int | None) -> None:
         if conversation_id is not None:
-            self.per_conversation[conversation_id] += 1
+            self.per_pair[(recipient_id, conversation_id)] += 1
         if recipient_id is not None:
             self.per_recipient[recipient_id] += 1
 
@@ -47,14 +56,14 @@ class RecentSends:
 def cap_reason(
     sends: RecentSends, *, conversation_id: int | None, recipient_id: int | None
 ) -> str | None:
-    """Why one more email would break a cap, or None."""
+    """Why one more email to `recipient_id` about `conversation_id` would break a cap, or None."""
     if (
         conversation_id is not None
-        and sends.per_conversation[conversation_id] >= CAP_PER_CONVERSATION
+        and sends.per_pair[(recipient_id, conversation_id)] >= CAP_PER_CONVERSATION
     ):
         return (
-            f"loop guard: more than {CAP_PER_CONVERSATION} emails "
-            "for this conversation in 10 minutes"
+            f"loop guard: more than {CAP_PER_CONVERSATION} emails to this recipient "
+            "about this conversation in 10 minutes"
         )
     if recipient_id is not None and sends.per_recipient[recipient_id] >= CAP_PER_RECIPIENT:
         return f"loop guard: more than {CAP_PER_RECIPIENT} emails to this recipient in 10 minutes"
@@ -72,17 +81,16 @@ async def recent_sends(
     recent = and_(
         Email.direction == "out",
         Email.created_at > now - CAP_WINDOW,
-        Email.status != EmailStatus.SUPPRESSED,
+        Email.status.not_in(_NOT_SENT),
     )
-    per_conversation: Counter[int] = Counter()
+    per_pair: Counter[tuple[int | None, int | None]] = Counter()
     if conversation_ids:
-        for conversation_id, count in await session.execute(
-            select(Email.conversation_id, func.count())
+        for recipient_id, conversation_id, count in await session.execute(
+            select(Email.recipient_id, Email.conversation_id, func.count())
             .where(recent, Email.conversation_id.in_(conversation_ids))
-            .group_by(Email.conversation_id)
+            .group_by(Email.recipient_id, Email.conversation_id)
         ):
-            if conversation_id is not None:
-                per_conversation[conversation_id] = count
+            per_pair[(recipient_id, conversation_id)] = count
     per_recipient: Counter[int] = Counter()
     if recipient_ids:
         for recipient_id, count in await session.execute(
@@ -92,4 +100,4 @@ async def recent_sends(
         ):
             if recipient_id is not None:
                 per_recipient[recipient_id] = count
-    return RecentSends(per_conversation, per_recipient)
+    return RecentSends(per_pair, per_recipient)

@@ -5,15 +5,21 @@ as an `Outcome`; it never raises for network or SMTP trouble, so the durable out
 decides alone what to retry and when. It never resends on its own: a message whose fate is
 unknown (a drop after the final ".") is RETRY, and the outbox resends it with the same
 Message-ID (E7).
+
+Each step waits as long as RFC 5321 §4.5.3.2 gives a server (`SmtpTimeouts`): a slow but
+correct server is never abandoned while it may still accept, which would send a copy per
+retry. Before each step a caller's `StepGuard` may hold it (the outbox makes sure its claim
+on the email outlasts the step, and that the previous acceptance is on disk) or veto it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import unicodedata
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import TracebackType
 
@@ -30,8 +36,14 @@ __all__ = [
     "Security",
     "SmtpSender",
     "SmtpSettings",
+    "SmtpTimeouts",
     "SmtpVerdict",
+    "StepGuard",
 ]
+
+# Called before each step of a transaction with its name and timeout; raising abandons the
+# transaction there (nothing after it is sent) and propagates out of `send()`.
+StepGuard = Callable[[str, float], Awaitable[None]]
 
 
 class Security(StrEnum):
@@ -41,13 +53,48 @@ class Security(StrEnum):
 
 
 @dataclass(frozen=True)
+class SmtpTimeouts:
+    """Seconds to wait for each answer: RFC 5321 §4.5.3.2's minimums by default.
+
+    `command` covers what the RFC leaves unnamed (EHLO, STARTTLS, AUTH, RSET). `data_block`
+    is how long sending the content may go without progress.
+    """
+
+    greeting: float = 300.0
+    command: float = 300.0
+    mail: float = 300.0
+    rcpt: float = 300.0
+    data_init: float = 120.0
+    data_block: float = 180.0
+    data_term: float = 600.0
+    quit: float = 5.0  # after QUIT nothing is left to protect
+
+    def __post_init__(self) -> None:
+        if min(getattr(self, f.name) for f in fields(self)) <= 0:
+            raise InputError("SMTP timeouts must be positive")
+
+    @classmethod
+    def uniform(cls, seconds: float) -> SmtpTimeouts:
+        """The same timeout for every step (an interactive check that sends nothing)."""
+        return cls(**{f.name: seconds for f in fields(cls)})
+
+    def capped(self, seconds: float) -> SmtpTimeouts:
+        return SmtpTimeouts(**{f.name: min(getattr(self, f.name), seconds) for f in fields(self)})
+
+    @property
+    def login(self) -> float:
+        """The longest the connection phase may take: greeting, EHLO, STARTTLS, EHLO, AUTH."""
+        return self.greeting + 4 * self.command
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str
     port: int
     security: Security
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout_s: float = 30.0
+    timeouts: SmtpTimeouts = field(default_factory=SmtpTimeouts)
     cafile: str | None = None  # extra CA bundle; the system store is used either way
 
     def __post_init__(self) -> None:
@@ -57,8 +104,6 @@ class SmtpSettings:
             raise InputError(f"SMTP port must be between 1 and 65535, not {self.port}")
         if not isinstance(self.security, Security):
             raise InputError(f"Unknown SMTP security {self.security!r}")
-        if self.timeout_s <= 0:
-            raise InputError("The SMTP timeout must be positive")
         if self.username is not None and any(_is_control(c) for c in self.username):
             raise InputError("The SMTP user name must not contain line breaks")
 
@@ -140,13 +185,38 @@ def _summarise(key: int, recipients: tuple[RecipientOutcome, ...]) -> Outcome:
 
 
 class _Trouble(Exception):
-    """A failure already put into words for a person; `code` is the server's, if it spoke."""
+    """A failure already put into words for a person; `code` is the server's, if it spoke.
+    `of_server`: the server could not be reached or used (not this message's fault)."""
 
-    def __init__(self, reply: str, *, code: int | None = None, transient: bool = True) -> None:
+    def __init__(
+        self,
+        reply: str,
+        *,
+        code: int | None = None,
+        transient: bool = True,
+        of_server: bool = False,
+    ) -> None:
         super().__init__(reply)
         self.reply = reply
         self.code = code
         self.transient = transient
+        self.of_server = of_server
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The content as DATA carries it (RFC 5321 §4.5.2): CRLF lines, leading dots doubled."""
+    text = _LINE_END.sub(b"\r\n", data)
+    if not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    return _DOT_AT_LINE_START.sub(b"..", text)
+
+
+async def _no_guard(step: str, timeout_s: float) -> None:
+    return None
 
 
 def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -164,19 +234,25 @@ def _abort(transport: asyncio.BaseTransport | None) -> None:
         transport.abort()
 
 
+CHECK_TIMEOUT_S = 30.0  # "test connection" sends nothing: a person is waiting for it
+
+
 class SmtpSender:
     """One SMTP connection reused for many emails (E9), opened lazily on the first send.
 
     `async with SmtpSender(settings=...) as sender: outcome = await sender.send(item)`.
-    Calls are serialised: one transaction at a time on the one connection.
+    Calls are serialised: one transaction at a time on the one connection. `trouble` is
+    why the server could not be used on the last try, or None once it answered again.
     """
 
     def __init__(self, *, settings: SmtpSettings, local_hostname: str | None = None) -> None:
         self.settings = settings
+        self.trouble: str | None = None
         self._local_hostname = local_hostname
         self._smtp: aiosmtplib.SMTP | None = None
         self._tls_context: ssl.SSLContext | None = None
         self._needs_rset = False
+        self._in_data = False  # after 354, until the final reply
         self._lock = asyncio.Lock()
 
     @property
@@ -202,7 +278,7 @@ class SmtpSender:
                 return
             transport = smtp.transport
             try:
-                await smtp.quit(timeout=min(self.settings.timeout_s, 5.0))
+                await smtp.quit(timeout=self.settings.timeouts.quit)
             except (aiosmtplib.SMTPException, OSError):
                 smtp.close()
             finally:
@@ -220,7 +296,7 @@ class SmtpSender:
         async with self._lock:
             self._discard()
             try:
-                greeting = await self._connect()
+                greeting = await self._connect(self.settings.timeouts.capped(CHECK_TIMEOUT_S))
             except _Trouble as trouble:
                 if trouble.transient:
                     raise MailServerUnreachableError(trouble.reply) from trouble
@@ -229,17 +305,26 @@ class SmtpSender:
                 greeting += f" (logged in as {self.settings.username})"
             return greeting
 
-    async def send(self, item: Outgoing) -> Outcome:
-        """One attempt to hand `item` to the server; trouble becomes the Outcome, not a raise."""
+    async def send(self, item: Outgoing, *, guard: StepGuard = _no_guard) -> Outcome:
+        """One attempt to hand `item` to the server; trouble becomes the Outcome, not a raise.
+
+        Only `guard` raising (or a cancellation) leaves by an exception: the transaction is
+        abandoned before the step it was asked about, and the connection dropped.
+        """
         async with self._lock:
             try:
-                return await self._send(item)
+                return await self._send(item, guard)
             except asyncio.CancelledError:
-                # Cancelled mid-transaction: the connection's state is unknown, drop it.
-                self._discard()
+                self._discard()  # cancelled mid-command: the connection's state is unknown
                 raise
+            except BaseException:
+                if self._in_data:
+                    self._discard()  # vetoed inside DATA: no way back to a clean state
+                raise  # vetoed between commands: an open envelope is reset before the next
+            finally:
+                self._in_data = False
 
-    async def _send(self, item: Outgoing) -> Outcome:
+    async def _send(self, item: Outgoing, guard: StepGuard) -> Outcome:
         sender_problem = _address_problem(item.sender)
         if sender_problem is not None:
             reply = f"not sent: the sender address {sender_problem}"
@@ -261,8 +346,10 @@ class SmtpSender:
 
         if valid:
             try:
-                await self._transaction(item, valid, results)
+                await self._transaction(item, valid, results, guard)
             except _Trouble as trouble:
+                if trouble.of_server:
+                    self.trouble = trouble.reply
                 verdict = (
                     SmtpVerdict.RETRY if trouble.code is None else classify_reply(trouble.code)
                 )
@@ -273,12 +360,16 @@ class SmtpSender:
         return _summarise(item.key, tuple(results[a] for a in dict.fromkeys(item.recipients)))
 
     async def _transaction(
-        self, item: Outgoing, valid: list[str], results: dict[str, RecipientOutcome]
+        self,
+        item: Outgoing,
+        valid: list[str],
+        results: dict[str, RecipientOutcome],
+        guard: StepGuard,
     ) -> None:
         """MAIL, RCPT per recipient, DATA. Fills `results`; raises _Trouble for the rest."""
+        t = self.settings.timeouts
         reused = self.connected
-        smtp = await self._ready()
-        timeout = self.settings.timeout_s
+        smtp = await self._ready(guard)
 
         options, encoding, needs_utf8 = self._mail_options(smtp, item, valid)
         if needs_utf8 and encoding == "ascii":
@@ -291,42 +382,111 @@ class SmtpSender:
             if not valid:
                 return
 
+        await guard("MAIL", t.mail)
         self._needs_rset = True  # until DATA completes, an envelope may be open on the server
         try:
-            await smtp.mail(item.sender, options=options, encoding=encoding)
+            await smtp.mail(item.sender, options=options, encoding=encoding, timeout=t.mail)
         except aiosmtplib.SMTPServerDisconnected:
             if not reused:
-                raise _Trouble("server closed the connection after MAIL FROM") from None
+                raise _Trouble(
+                    "server closed the connection after MAIL FROM", of_server=True
+                ) from None
             # The reused connection had died while idle; nothing was sent yet, so a fresh
             # connection is still the same single attempt.
             self._discard()
-            smtp = await self._ready()
+            smtp = await self._ready(guard)
+            await guard("MAIL", t.mail)
             self._needs_rset = True
-            await self._command(smtp.mail(item.sender, options=options, encoding=encoding), "MAIL")
+            await self._command(
+                smtp.mail(item.sender, options=options, encoding=encoding, timeout=t.mail),
+                "MAIL FROM",
+                t.mail,
+            )
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise self._trouble(exc, after="MAIL FROM") from exc
+            raise self._trouble(exc, after="MAIL FROM", timeout=t.mail) from exc
+        self.trouble = None  # the server answered: whatever happens next is about this email
 
         accepted: list[str] = []
         for address in valid:
+            await guard("RCPT", t.rcpt)
             try:
-                await smtp.rcpt(address, encoding=encoding)
+                await smtp.rcpt(address, encoding=encoding, timeout=t.rcpt)
             except aiosmtplib.SMTPRecipientRefused as refused:
                 results[address] = RecipientOutcome(
                     address, classify_reply(refused.code), refused.code, refused.message
                 )
             except (aiosmtplib.SMTPException, OSError) as exc:
-                raise self._trouble(exc, after="RCPT TO") from exc
+                raise self._trouble(exc, after="RCPT TO", timeout=t.rcpt) from exc
             else:
                 accepted.append(address)
         if not accepted:
             return
 
-        response = await self._command(smtp.data(item.data, timeout=timeout), "DATA")
+        response = await self._data(smtp, item.data, guard)
         self._needs_rset = False
         for address in accepted:
             results[address] = RecipientOutcome(
                 address, classify_reply(response.code), response.code, response.message
             )
+
+    async def _data(
+        self, smtp: aiosmtplib.SMTP, data: bytes, guard: StepGuard
+    ) -> aiosmtplib.SMTPResponse:
+        """DATA with RFC 5321's three timeouts: 354 within `data_init`, the content sent with
+        progress at least every `data_block`, the final reply within `data_term`."""
+        t = self.settings.timeouts
+        await guard("DATA", t.data_init)
+        start = await self._command(
+            smtp.execute_command(b"DATA", timeout=t.data_init), "DATA", t.data_init
+        )
+        if start.code != 354:
+            raise _Trouble(start.message, code=start.code)
+        self._in_data = True
+        protocol, transport = smtp.protocol, smtp.transport
+        if protocol is None or not isinstance(transport, asyncio.WriteTransport):
+            raise _Trouble("server closed the connection after DATA", of_server=True)
+        await guard(".", t.data_block + t.data_term)
+        try:
+            # Content and final dot in one write (one segment for a small email). The reply
+            # is awaited from before the first yield, so an early answer cannot be missed.
+            protocol.write(_dot_stuffed(data) + b".\r\n")
+            reply = asyncio.ensure_future(protocol.read_response(timeout=None))
+            try:
+                await self._sent(transport, guard)
+                async with asyncio.timeout(t.data_term):
+                    response = await reply
+            finally:
+                reply.cancel()
+        except _Trouble:
+            smtp.close()
+            raise
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # Timed out or cut off mid-reply: the connection cannot be trusted to pair replies.
+            smtp.close()
+            raise self._trouble(exc, after="DATA", timeout=t.data_term) from exc
+        if response.code == 421:
+            smtp.close()
+        if response.code != 250:
+            raise _Trouble(response.message, code=response.code)
+        return response
+
+    async def _sent(self, transport: asyncio.WriteTransport, guard: StepGuard) -> None:
+        """Wait until the content has left, failing after `data_block` with no progress."""
+        t = self.settings.timeouts
+        loop = asyncio.get_running_loop()
+        left, since = transport.get_write_buffer_size(), loop.time()
+        while left and not transport.is_closing():
+            await asyncio.sleep(0.05)
+            now_left = transport.get_write_buffer_size()
+            if now_left < left:
+                left, since = now_left, loop.time()
+                await guard(".", t.data_block + t.data_term)
+            elif loop.time() - since > t.data_block:
+                where = f"{self.settings.host}:{self.settings.port}"
+                raise _Trouble(
+                    f"timed out after {t.data_block:g} s sending the message ({where})",
+                    of_server=True,
+                )
 
     def _mail_options(
         self, smtp: aiosmtplib.SMTP, item: Outgoing, valid: list[str]
@@ -343,32 +503,35 @@ class SmtpSender:
         return options, "ascii", needs_utf8
 
     async def _command(
-        self, command: Awaitable[aiosmtplib.SMTPResponse], name: str
+        self, command: Awaitable[aiosmtplib.SMTPResponse], name: str, timeout_s: float
     ) -> aiosmtplib.SMTPResponse:
         try:
             response = await command
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise self._trouble(exc, after=name) from exc
+            raise self._trouble(exc, after=name, timeout=timeout_s) from exc
         return response
 
-    async def _ready(self) -> aiosmtplib.SMTP:
+    async def _ready(self, guard: StepGuard) -> aiosmtplib.SMTP:
         """The open connection, reset after an unfinished transaction, or a new one."""
+        timeouts = self.settings.timeouts
         if self._smtp is not None and self._smtp.is_connected:
             if not self._needs_rset:
                 return self._smtp
+            await guard("RSET", timeouts.command)
             try:
-                await self._smtp.rset()
+                await self._smtp.rset(timeout=timeouts.command)
             except (aiosmtplib.SMTPException, OSError):
                 self._discard()  # a server that cannot reset gets a fresh connection
             else:
                 self._needs_rset = False
                 return self._smtp
         self._discard()
-        await self._connect()
+        await guard("connect", timeouts.login)
+        await self._connect(timeouts)
         assert self._smtp is not None
         return self._smtp
 
-    async def _connect(self) -> str:
+    async def _connect(self, timeouts: SmtpTimeouts) -> str:
         """Open, upgrade, EHLO and log in; the greeting as "220 text". Raises _Trouble."""
         s = self.settings
         try:
@@ -378,7 +541,7 @@ class SmtpSender:
                 hostname=s.host,
                 port=s.port,
                 local_hostname=self._local_hostname,
-                timeout=s.timeout_s,
+                timeout=timeouts.greeting,  # connect, greeting, and the STARTTLS upgrade
                 use_tls=s.security is Security.TLS,
                 # Explicit True: the default None upgrades only if offered, which an attacker
                 # can strip from the EHLO answer.
@@ -388,24 +551,30 @@ class SmtpSender:
             )
             greeting = await smtp.connect()
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise self._trouble(exc, after=None) from exc
+            trouble = self._trouble(exc, after=None, timeout=timeouts.greeting)
+            self.trouble = trouble.reply
+            raise trouble from exc
         try:
             if smtp.is_ehlo_or_helo_needed:
-                await smtp.ehlo()
+                await smtp.ehlo(timeout=timeouts.command)
             if s.username is not None:
                 if not smtp.supports_extension("auth"):
                     raise _Trouble(
                         f"{s.host} offers no login (AUTH) on this connection: choose "
                         "STARTTLS or TLS, or leave the user name empty for a local relay",
                         transient=False,
+                        of_server=True,
                     )
-                await smtp.login(s.username, s.password or "")
-        except _Trouble:
+                await smtp.login(s.username, s.password or "", timeout=timeouts.command)
+        except _Trouble as refused:
             smtp.close()
+            self.trouble = refused.reply
             raise
         except (aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
-            raise self._trouble(exc, after="login") from exc
+            failed = self._trouble(exc, after="login", timeout=timeouts.command)
+            self.trouble = failed.reply
+            raise failed from exc
         self._smtp = smtp
         self._needs_rset = False
         return f"{greeting.code} {greeting.message}"
@@ -418,7 +587,7 @@ class SmtpSender:
             smtp.close()
             _abort(transport)  # its state is unknown: no goodbye, no half-open socket
 
-    def _trouble(self, exc: BaseException, *, after: str | None) -> _Trouble:
+    def _trouble(self, exc: BaseException, *, after: str | None, timeout: float) -> _Trouble:
         """Put a failure into words a help-desk admin can act on."""
         s = self.settings
         where = f"{s.host}:{s.port}"
@@ -427,33 +596,37 @@ class SmtpSender:
             return _Trouble(
                 f"TLS certificate of {where} not accepted: {cert.verify_message or cert}",
                 transient=False,
+                of_server=True,
             )
         if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError):
-            return _Trouble(f"TLS with {where} failed: {exc}", transient=False)
+            return _Trouble(f"TLS with {where} failed: {exc}", transient=False, of_server=True)
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             return _Trouble(
                 f"login refused by {where}: {exc.code} {exc.message}",
                 transient=False,
+                of_server=True,
             )
         if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
             step = "connecting" if after is None else f"waiting for the answer to {after}"
-            return _Trouble(f"timed out after {s.timeout_s:g} s {step} ({where})")
+            return _Trouble(f"timed out after {timeout:g} s {step} ({where})", of_server=True)
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             if after in (None, "login"):  # trouble with the server, not with this message
-                return _Trouble(f"{where} answered {exc.code} {exc.message}")
+                return _Trouble(f"{where} answered {exc.code} {exc.message}", of_server=True)
             return _Trouble(exc.message, code=exc.code)
         if isinstance(exc, aiosmtplib.SMTPConnectError):
             cause = exc.__cause__
             if isinstance(cause, ConnectionRefusedError):
-                return _Trouble(f"connection refused by {where}")
+                return _Trouble(f"connection refused by {where}", of_server=True)
             if isinstance(cause, aiosmtplib.SMTPServerDisconnected):
-                return _Trouble(f"server {where} closed the connection before its greeting")
-            return _Trouble(f"cannot connect to {where}: {cause or exc}")
+                return _Trouble(
+                    f"server {where} closed the connection before its greeting", of_server=True
+                )
+            return _Trouble(f"cannot connect to {where}: {cause or exc}", of_server=True)
         if isinstance(exc, aiosmtplib.SMTPServerDisconnected | ConnectionError):
             step = "" if after is None else f" after {after}"
-            return _Trouble(f"server closed the connection{step} ({where})")
+            return _Trouble(f"server closed the connection{step} ({where})", of_server=True)
         if isinstance(exc, aiosmtplib.SMTPNotSupported):
-            return _Trouble(f"{where}: {exc}", transient=False)
+            return _Trouble(f"{where}: {exc}", transient=False, of_server=True)
         if isinstance(exc, FileNotFoundError) and exc.filename == s.cafile:
-            return _Trouble(f"cannot read the CA file {s.cafile}", transient=False)
-        return _Trouble(f"{where}: {exc}")
+            return _Trouble(f"cannot read the CA file {s.cafile}", transient=False, of_server=True)
+        return _Trouble(f"{where}: {exc}", of_server=True)

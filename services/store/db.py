@@ -140,6 +140,26 @@ class StoreSessions(async_sessionmaker[AsyncSession]):
             self._write_lock.release()
             await session.close()
 
+    @contextlib.asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """This process's turn to write, for one statement run outside `begin()` (an UPDATE
+        in autocommit on the driver's connection): the same FIFO queue `begin()` waits in,
+        instead of SQLite's busy handler and its sleeps."""
+        if self._write_lock is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(WRITE_WAIT_S):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise StoreBusyError(
+                f"the database stayed busy for {WRITE_WAIT_S:.0f} s; try again"
+            ) from None
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
 
 WRITE_WAIT_S = 30.0
 

@@ -37,6 +37,7 @@ __all__ = [
     "Follower",
     "ImapCursor",
     "Item",
+    "MailBounce",
     "Message",
     "PasswordReset",
     "Person",
@@ -359,3 +360,22 @@ class ImapCursor(Base):
 
 # I6: the sender hold is rebuilt from one sender's recent incoming log rows.
 Index("ix_emails_from_addr_created_at", Email.from_addr, Email.created_at)
+
+
+# --- Bounces (issue 8: E7) -------------------------------------------------------------------
+# Appended in its own section; migration 0005_bounces creates the table.
+
+
+class MailBounce(Base):
+    """What delivery status notifications said about one address (E7): repeated hard
+    bounces stop emails to it until an administrator clears it. Never purged."""
+
+    __tablename__ = "mail_bounces"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lowercased
+    hard_bounces: Mapped[int] = mapped_column(Integer, default=0)  # 5.x.x, since cleared
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0)  # 4.x.x, never counted
+    last_status: Mapped[str] = mapped_column(String(16))
+    last_reason: Mapped[str] = mapped_column(String(500))
+    last_at: Mapped[datetime]
+    blocked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -383,11 +383,12 @@ async def test_r5_never_email_me_is_kept_and_honoured(
     assert _notifications(smtp_server) == []
 
 
-async def test_i6_outgoing_caps_suppress_past_ten_per_conversation_in_ten_minutes(
+async def test_i6_a_conversation_with_thirty_followers_reaches_every_one(
     svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
 ) -> None:
-    """Ann writes to Bob and ten more agents: 11 emails for one conversation; one is held."""
-    for n in range(10):
+    """I6: the cap is a loop guard per recipient, never across recipients: 30 more followers
+    (32 recipients in all) each get their email, and nothing is suppressed."""
+    for n in range(30):
         email = f"agent{n}@example.com"
         await svc.add_person(email=email, name=f"Agent {n}")
         await svc.follow(number=1, email=email)
@@ -396,17 +397,44 @@ async def test_i6_outgoing_caps_suppress_past_ten_per_conversation_in_ten_minute
     await svc.run_scheduler_once()
     await svc.outbox.flush()
     log = [e for e in await svc.emails() if e.kind == "notification"]
-    assert len(log) == 11
-    suppressed = [e for e in log if e.status == EmailStatus.SUPPRESSED]
-    assert len(suppressed) == 1
-    assert suppressed[0].reason is not None and "loop guard" in suppressed[0].reason
-    assert len(_notifications(smtp_server)) == 10
-    clock.advance(600)  # the window has passed: a new message reaches everyone again
-    await _post(svc, "ann@example.com", "again", ConversationKind.INTERNAL)
-    clock.advance(60)
+    assert len(log) == 31  # Bob and the 30 agents (Ann wrote it, Carl is a customer)
+    assert {e.status for e in log} == {EmailStatus.SENT}
+    assert len({_to(m) for m in _notifications(smtp_server)}) == 31
+
+
+async def test_i6_outgoing_caps_ten_per_recipient_and_conversation_in_ten_minutes(
+    svc: Service, world: World, clock: ManualClock, smtp_server: SmtpServer
+) -> None:
+    """I6: an 11th email to one recipient about one conversation within 10 minutes is held
+    (suppressed, with the reason); the other recipients of the conversation are not."""
+    await svc.set_config("unseen_delay_s", "1")
+    for n in range(11):
+        await _post(svc, "ann@example.com", f"ping {n}", ConversationKind.INTERNAL)
+        clock.advance(2)
+        await svc.run_scheduler_once()
+        await svc.outbox.flush()
+        clock.advance(30)
+    log = [e for e in await svc.emails() if e.kind == "notification"]
+    to_bob = [e for e in log if e.to_addrs == ("bob@example.com",)]
+    assert [e.status for e in to_bob].count(EmailStatus.SENT) == 10
+    [held] = [e for e in to_bob if e.status == EmailStatus.SUPPRESSED]
+    assert held.reason is not None and "loop guard" in held.reason
+    # A new recipient of the same conversation is not held back by Bob's count.
+    await svc.add_person(email="dana@example.com", name="Dana")
+    await svc.follow(number=1, email="dana@example.com")
+    await _post(svc, "ann@example.com", "welcome Dana", ConversationKind.INTERNAL)
+    clock.advance(2)
     await svc.run_scheduler_once()
     await svc.outbox.flush()
-    assert len(_notifications(smtp_server)) == 20
+    to_dana = [e for e in await svc.emails() if e.to_addrs == ("dana@example.com",)]
+    assert [e.status for e in to_dana] == [EmailStatus.SENT]
+    clock.advance(600)  # the window has passed: Bob is emailed again
+    await _post(svc, "ann@example.com", "again", ConversationKind.INTERNAL)
+    clock.advance(2)
+    await svc.run_scheduler_once()
+    await svc.outbox.flush()
+    latest = next(e for e in await svc.emails() if e.to_addrs == ("bob@example.com",))
+    assert latest.status == EmailStatus.SENT
 
 
 async def test_i6_outgoing_caps_hold_for_template_emails_too(

@@ -10,7 +10,7 @@ import pytest
 
 from services.domain.schedule import SmtpVerdict
 from services.errors import InputError, MailServerError, MailServerUnreachableError
-from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings
+from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings, SmtpTimeouts
 from tests.support.smtpd import SmtpServer, free_port, settings_for
 from tests.support.tls import CertBundle
 
@@ -80,7 +80,10 @@ async def test_e9_starttls_certificate_is_checked(smtp_starttls_server: SmtpServ
 async def test_e9_starttls_cannot_be_stripped(smtp_server: SmtpServer) -> None:
     """A server (or a man in the middle) that offers no STARTTLS gets no plain-text email."""
     settings = SmtpSettings(
-        host=smtp_server.host, port=smtp_server.port, security=Security.STARTTLS, timeout_s=5
+        host=smtp_server.host,
+        port=smtp_server.port,
+        security=Security.STARTTLS,
+        timeouts=SmtpTimeouts.uniform(5),
     )
     async with SmtpSender(settings=settings, local_hostname="client.test") as sender:
         outcome = await sender.send(outgoing())
@@ -366,6 +369,20 @@ def test_e9_settings_never_show_the_password() -> None:
 def test_e9_settings_refuse_nonsense(bad: dict[str, object]) -> None:
     with pytest.raises(InputError):
         SmtpSettings(security=Security.NONE, **bad)  # type: ignore[arg-type]
+
+
+def test_e7_timeouts_default_to_rfc_5321_and_refuse_nonsense() -> None:
+    t = SmtpSettings(host="smtp.example.org", port=587, security=Security.STARTTLS).timeouts
+    assert (t.greeting, t.mail, t.rcpt, t.data_init, t.data_block, t.data_term) == (
+        300,
+        300,
+        300,
+        120,
+        180,
+        600,
+    )
+    with pytest.raises(InputError):
+        SmtpTimeouts(data_term=0)
 
 
 async def test_e7_cancelled_send_drops_the_connection(smtp_server: SmtpServer) -> None:

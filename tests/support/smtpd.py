@@ -23,7 +23,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from services.mail.smtp import Security, SmtpSettings
+from services.mail.smtp import Security, SmtpSettings, SmtpTimeouts
 from tests.support.tls import CertBundle
 
 __all__ = ["CatcherHandler", "SmtpServer", "free_port", "settings_for"]
@@ -270,7 +270,8 @@ def settings_for(
     password: str | None = None,
     timeout_s: float = 5.0,
 ) -> SmtpSettings:
-    """Client settings matching `server`'s security; with the test CA unless told otherwise."""
+    """Client settings matching `server`'s security; with the test CA unless told otherwise.
+    Every step times out after `timeout_s` (RFC 5321's minutes would make a broken test hang)."""
     if server._tls is None:
         security = Security.NONE
     else:
@@ -282,6 +283,6 @@ def settings_for(
         security=security,
         username=username,
         password=password,
-        timeout_s=timeout_s,
+        timeouts=SmtpTimeouts.uniform(timeout_s),
         cafile=cafile,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.incoming.loops import OutgoingCaps, SenderHold, loop_reason
+from services.incoming.loops import SenderHold, loop_reason
 from services.incoming.parse import parse_mail
 
 CORPUS = Path(__file__).resolve().parents[4] / "tests" / "corpus"
@@ -118,35 +118,3 @@ def test_i6_sender_hold_state_round_trips() -> None:
     again.restore(state)
     assert again.snapshot() == state
     assert again.record("flood@example.org", T0 + timedelta(minutes=1)) is not None
-
-
-def test_i6_outgoing_caps_per_conversation_and_recipient() -> None:
-    caps = OutgoingCaps()
-    for i in range(10):
-        assert caps.allow(conversation_id=1, recipient=f"p{i}@x.org", now=T0) is None
-    reason = caps.allow(conversation_id=1, recipient="p0@x.org", now=T0 + timedelta(minutes=5))
-    assert reason == "suppressed: 10 emails in this conversation within 10 minutes"
-    almost = T0 + timedelta(minutes=9, seconds=59)
-    assert caps.allow(conversation_id=1, recipient="p0@x.org", now=almost) is not None
-    # The window is the last 10 minutes: the first sends have left it.
-    assert (
-        caps.allow(conversation_id=1, recipient="p0@x.org", now=T0 + timedelta(minutes=10)) is None
-    )
-
-    caps = OutgoingCaps()
-    for i in range(30):
-        assert caps.allow(conversation_id=i, recipient="Busy@x.org", now=T0) is None
-    reason = caps.allow(conversation_id=99, recipient="busy@x.org", now=T0)
-    assert reason == "suppressed: 30 emails to this recipient within 10 minutes"
-    # A suppressed send does not count against the conversation.
-    assert caps.allow(conversation_id=99, recipient="calm@x.org", now=T0) is None
-
-
-def test_i6_outgoing_caps_state_round_trips() -> None:
-    caps = OutgoingCaps()
-    for _ in range(10):
-        caps.allow(conversation_id=7, recipient="a@x.org", now=T0)
-    again = OutgoingCaps()
-    again.restore(caps.snapshot())
-    assert again.snapshot() == caps.snapshot()
-    assert again.allow(conversation_id=7, recipient="b@x.org", now=T0) is not None
