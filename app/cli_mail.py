@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from app.cli_input import read_stdin_line
+from app.cli_input import address, read_stdin_line
 from services.errors import InputError
 from services.incoming.listener import MAX_MAIL_BYTES, SmtpListener, parse_listen_address
 
@@ -40,8 +40,8 @@ def add_parsers(sub: Any) -> None:
     clear = mail.add_parser(
         "clear-bounces", help="forget an address's bounces so it is emailed again (admins)"
     )
-    clear.add_argument("email")
-    clear.add_argument("--as", dest="acting", required=True, metavar="ADMIN_EMAIL")
+    clear.add_argument("email", type=address)
+    clear.add_argument("--as", dest="acting", required=True, type=address, metavar="ADMIN_EMAIL")
     imap = sub.add_parser("imap", help="the IMAP mailbox").add_subparsers(
         dest="action", required=True
     )
@@ -62,7 +62,7 @@ async def _mail(service: Service, args: argparse.Namespace) -> None:
         await _bounces(service, as_json=args.json)
     elif args.action == "clear-bounces":
         await service.clear_bounces(address=args.email, acting=args.acting)
-        print(f"{args.email.strip().lower()} will be emailed again")
+        print(f"{args.email} will be emailed again")
     else:
         raw = sys.stdin.buffer.read(MAX_MAIL_BYTES + 1)
         if len(raw) > MAX_MAIL_BYTES:

@@ -80,6 +80,8 @@ BASELINES: dict[tuple[str, ...], Baseline] = {
         "acting": ANN,
     },
     ("mail", "receive"): {},
+    ("mail", "bounces"): {"json": True},
+    ("mail", "clear-bounces"): {"email": BOB, "acting": ANN},
     ("imap", "password"): {},
     ("imap", "test"): {},
     ("serve",): {"smtp_listen": "127.0.0.1:2525"},
@@ -311,6 +313,16 @@ def _seed(folder: Path, template: Path) -> None:
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             assert cli.main(["--data-dir", str(folder), *argv]) == 0, err.getvalue()
+    # Bob's emails bounced, so that `mail clear-bounces` has something to clear. Only a
+    # delivery report for a sent email records one (tests/integration/test_bounces.py), so
+    # the row is written as that path writes it.
+    with contextlib.closing(sqlite3.connect(folder / "deskbell.db")) as conn, conn:
+        conn.execute(
+            "INSERT INTO mail_bounces (address, hard_bounces, soft_bounces, last_status,"
+            " last_reason, last_at, blocked_at) VALUES (?, 3, 0, '5.1.1', 'no such user',"
+            " '2025-01-02 03:04:05.000000', '2025-01-02 03:04:05.000000')",
+            (BOB,),
+        )
 
 
 @pytest.fixture(scope="module")
