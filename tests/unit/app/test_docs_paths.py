@@ -29,6 +29,23 @@ def test_benchmark_commands_use_the_venv_make_creates_and_exist() -> None:
         assert usage == [python], (script.name, usage)
 
 
+def test_drill_runs_use_the_venv_make_creates_and_exist() -> None:
+    """Drills stay out of `make bench` (docs/benchmarks.md says why) but are documented the
+    same way: every drill has its section, run with the venv's python, as its usage says."""
+    python = f"{_makefile_venv()}/bin/python"
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    runs = re.findall(r"\*\*Run\.\*\* `([^`]+)`", doc)
+    drills = {path.name for path in (ROOT / "bench").glob("drill_*.py")}
+    assert {re.search(r"bench/(drill_\w+\.py)", r).group(1) for r in runs} == drills  # type: ignore[union-attr]
+    for run in runs:
+        assert run.split()[0] == python, run
+    for script in (ROOT / "bench").glob("drill_*.py"):
+        usage = re.findall(r"^\s+(\S*python)\s+bench/", script.read_text(), re.M)
+        assert usage == [python], (script.name, usage)
+    scripts = {p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_")}
+    assert all(s.startswith(("bench_", "drill_")) for s in scripts), scripts
+
+
 def test_xvfb_runner_defaults_to_the_venv_make_creates() -> None:
     script = (ROOT / "tests" / "xvfb" / "run.sh").read_text()
     defaults = re.findall(r"\[\[ -x (\S+) ", script)
