@@ -172,6 +172,7 @@ class Service(InboxReads, EmailLog):
         self._sessions = store.sessions
         self.feed = ChangeFeed(store.sessions, clock=clock)
         self._config: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # stored settings refused at load: key, why
         self._token_key = b""
         self.outbox = OutboxWorker(
             store.sessions,
@@ -340,9 +341,11 @@ class Service(InboxReads, EmailLog):
                 values[TOKEN_KEY_SETTING] = pysecrets.token_hex(32)
                 session.add(Setting(key=TOKEN_KEY_SETTING, value=values[TOKEN_KEY_SETTING]))
         self._token_key = bytes.fromhex(values.pop(TOKEN_KEY_SETTING))
-        self._config, problems = usable_settings(values)
-        for problem in problems:
-            log.warning("a stored setting is refused: %s", problem)
+        self._config, self._refused = usable_settings(values)
+        for key, reason in self._refused.items():
+            log.warning(
+                "a stored setting is refused: %s; using the default, %r", reason, KEYS[key].default
+            )
         await self._restart_incoming_if_changed()
 
     def config(self, key: str) -> str:
@@ -361,6 +364,7 @@ class Service(InboxReads, EmailLog):
                 row.value = stored
             queries.add_change(session, kind="settings", at=now)
         self._config[key] = stored
+        self._refused.pop(key, None)
         self._wrote()
         return Changes(emails=True)
 
@@ -381,8 +385,12 @@ class Service(InboxReads, EmailLog):
         return self._renderer
 
     async def smtp_settings(self) -> SmtpSettings | None:
+        """None while no SMTP server is set; InputError while the stored one is refused."""
         host = self.config("smtp.host")
         if not host:
+            if "smtp.host" in self._refused:
+                # Its default, empty, means "no SMTP": say why nothing is sent, not go quiet.
+                raise InputError(self._refused["smtp.host"])
             return None
         username = self.config("smtp.username") or None
         password = self.secrets.get(name="smtp") if username else None

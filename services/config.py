@@ -215,14 +215,14 @@ def parse_value(key: str, value: str) -> str:
         raise InputError(f"{key} must be {spec.accepts}, not {quoted(value)}") from None
 
 
-def usable_settings(stored: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The stored settings that are still acceptable, and a line for each one that is not.
+def usable_settings(stored: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The stored settings that are still acceptable, and why each refused key is refused.
 
     A value stored before a key had its range, or written into the database by hand, falls
     back to the default instead of failing every post or every send.
     """
     usable: dict[str, str] = {}
-    problems: list[str] = []
+    refused: dict[str, str] = {}
     for key, value in stored.items():
         if key not in KEYS:
             usable[key] = value  # not ours to judge (a newer version's key)
@@ -230,5 +230,5 @@ def usable_settings(stored: Mapping[str, str]) -> tuple[dict[str, str], list[str
         try:
             usable[key] = parse_value(key, value)
         except InputError as exc:
-            problems.append(f"{exc}; using the default, {KEYS[key].default!r}")
-    return usable, problems
+            refused[key] = str(exc)
+    return usable, refused

@@ -1,8 +1,8 @@
 """A retrying task's log: one line when it starts failing, when the reason changes, and when it
 works again, instead of a traceback on every retry (`deskbell serve` may retry for days).
 
-An error of `services.errors` is logged as its one-line message. Anything else is a bug: its
-traceback is logged once, the first time that failure is seen.
+An error of `services.errors`, or a reason given in words (a server's answer), is logged as its
+one line. Anything else is a bug: its traceback is logged once, the first time it is seen.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ class RetryLog:
     def failing(self) -> bool:
         return self._failing is not None
 
-    def failed(self, exc: BaseException) -> None:
-        """Log `exc` unless the task already failed for the same reason."""
-        known = isinstance(exc, DeskbellError)
-        reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
-        if reason == self._failing:
-            return
-        self._failing = reason
-        if known:
-            self._log.error("%s: %s (retrying)", self._task, reason)
+    def failed(self, cause: BaseException | str) -> None:
+        """Log `cause` unless the task already failed for the same reason."""
+        if isinstance(cause, str | DeskbellError):
+            reason = str(cause)
+            if reason != self._failing:
+                self._log.error("%s: %s (retrying)", self._task, reason)
         else:
-            self._log.error("%s failed (retrying)", self._task, exc_info=exc)
+            reason = f"{type(cause).__name__}: {cause}"
+            if reason != self._failing:
+                self._log.error("%s failed (retrying)", self._task, exc_info=cause)
+        self._failing = reason
 
     def succeeded(self) -> None:
         """Log once that the task works again after failing."""

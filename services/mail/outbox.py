@@ -52,6 +52,7 @@ from services.mail.smtp import (
     SmtpSettings,
     SmtpTimeouts,
 )
+from services.retry_log import RetryLog
 from services.store.db import StoreSessions
 from services.store.models import Change, Delivery, Email, Message, Person
 
@@ -121,7 +122,10 @@ class OutboxWorker:
         self.owner = owner or instance_id()
         self._batch_no = 0
         self._sender: SmtpSender | None = None
-        self._health = _SmtpHealth()
+        # E6 on `deskbell serve`: unusable settings or the server's trouble (refused, TLS,
+        # login, no answer) logged when they start or change, and once when sending works
+        # again; never per retry. Only database faults reach the DueLoop's own RetryLog.
+        self._smtp = RetryLog(log, "sending email")
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -162,7 +166,7 @@ class OutboxWorker:
         try:
             return await self._smtp_settings()
         except DeskbellError as exc:
-            self._health.note(f"the SMTP settings cannot be used: {exc}")
+            self._smtp.failed(f"the SMTP settings cannot be used: {exc}")
             return None
 
     async def _cycle(self, sender: SmtpSender | None) -> tuple[SmtpSender | None, datetime | None]:
@@ -311,7 +315,10 @@ class OutboxWorker:
                 except ClaimLostError:
                     log.info("email %d was taken over by another process; not sending it", email.id)
                     continue
-                self._health.note(sender.trouble, sender.settings)
+                if sender.trouble is None:
+                    self._smtp.succeeded()
+                else:
+                    self._smtp.failed(sender.trouble)
                 recorder.attempted(email, self._finish_for(email, outcome))
         finally:
             await _finish_recording(recorder)
@@ -380,23 +387,6 @@ class OutboxWorker:
             to_addrs=remaining,
             reason=f"accepted for {', '.join(outcome.sent_to)}" if remaining else None,
         )
-
-
-class _SmtpHealth:
-    """E6 on `deskbell serve`: the SMTP server's trouble (refused, TLS, login, no answer) is
-    logged when it starts or changes, and once when sending works again; never per retry."""
-
-    def __init__(self) -> None:
-        self._trouble: str | None = None
-
-    def note(self, trouble: str | None, settings: SmtpSettings | None = None) -> None:
-        if trouble == self._trouble:
-            return
-        if trouble is not None:
-            log.warning("cannot send email (will retry): %s", trouble)
-        elif settings is not None:
-            log.info("sending email through %s:%d works again", settings.host, settings.port)
-        self._trouble = trouble
 
 
 class _Claim:

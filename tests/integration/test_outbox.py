@@ -212,6 +212,42 @@ async def test_e6_unusable_settings_are_logged_once(
     assert "SMTP settings cannot be used" in lines[0] and "mail example.com" in lines[0]
 
 
+async def test_e6_unusable_settings_surface_once_from_the_running_outbox(
+    svc: Service,
+    world: World,
+    clock: ManualClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """E6 with the outbox's own loop running: the outbox says it once, the loop says nothing
+    (the outbox's failure is not a failed step, so it is not logged a second time)."""
+    await _queue(svc, clock)
+    async with svc.store.sessions.begin() as session:
+        await session.execute(
+            update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
+        )
+    started = await open_service(tmp_path, clock=clock)
+    caplog.set_level(logging.INFO, logger="services")
+    await started.start()
+    try:
+        async with asyncio.timeout(60):
+            while not _smtp_lines(caplog):  # noqa: ASYNC110 - a polled condition, not an event
+                await asyncio.sleep(0.01)
+        for _ in range(3):
+            clock.advance(31 * 60)
+            started.outbox.wake()
+            await started.outbox.flush()
+    finally:
+        await started.close()
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name in ("services.mail.outbox", "services.due_loop") and r.levelno >= logging.INFO
+    ]
+    assert len(lines) == 1, lines
+    assert "SMTP settings cannot be used" in lines[0] and "mail example.com" in lines[0]
+
+
 class TickingClock(ManualClock):
     """Time moves a little every time it is read, as it does on a real machine."""
 
