@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.clock import Clock
 from services.domain.model import EmailStatus
@@ -183,6 +184,8 @@ class OutboxWorker:
             await self.send_batch(sender, batch)
         if not sent_any and sender.connected:
             await sender.close()  # idle: do not hold a connection open between bursts
+        if self._stopping:
+            return sender, None  # what it released is due now: not ours to look at again
         return sender, await self.next_attempt_at()
 
     async def flush(self) -> int:
@@ -198,11 +201,19 @@ class OutboxWorker:
         return tried
 
     async def next_attempt_at(self) -> datetime | None:
+        """When `claim` can next take an email: its retry time, or when another sender's claim
+        on it runs out (a sender stopped or killed mid-batch leaves `sending` rows that no
+        wake-up announces). The loop sleeps until then and no longer (issue 9)."""
+        takeable: ColumnElement[datetime | None] = case(
+            (Email.claimed_until.is_(None), Email.next_attempt_at),
+            (Email.next_attempt_at.is_(None), Email.claimed_until),
+            (Email.claimed_until > Email.next_attempt_at, Email.claimed_until),
+            else_=Email.next_attempt_at,
+        )
         async with self._sessions() as session:
             return await session.scalar(
-                select(func.min(Email.next_attempt_at)).where(
-                    Email.direction == "out",
-                    Email.status.in_((EmailStatus.QUEUED, EmailStatus.RETRYING)),
+                select(func.min(takeable)).where(
+                    Email.direction == "out", Email.status.in_(_SENDABLE)
                 )
             )
 
@@ -211,7 +222,8 @@ class OutboxWorker:
         now = self._clock.now()
         self._batch_no += 1
         token = f"{self.owner}:{self._batch_no}"
-        free = or_(Email.claimed_until.is_(None), Email.claimed_until < now)
+        # A claim until t is over at t: `next_attempt_at` may name t, and then this takes it.
+        free = or_(Email.claimed_until.is_(None), Email.claimed_until <= now)
         due = and_(
             Email.direction == "out",
             Email.status.in_(_SENDABLE),
@@ -220,7 +232,7 @@ class OutboxWorker:
         async with self._sessions.begin() as session:
             stale = await session.execute(
                 select(Email.id, Email.claimed_by).where(
-                    due, Email.status == EmailStatus.SENDING, Email.claimed_until >= now
+                    due, Email.status == EmailStatus.SENDING, Email.claimed_until > now
                 )
             )
             dead = [i for i, owner in stale if _owner_dead(owner)]

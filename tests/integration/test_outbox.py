@@ -12,19 +12,19 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from services.api import ConversationKind, Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.mail.smtp import SmtpSender
 from services.store.db import DB_FILENAME
-from services.store.models import Setting
+from services.store.models import Email, Setting
 from tests.support.smtpd import CatcherHandler, SmtpServer, free_port
 from tests.support.tls import CertBundle
 from tests.support.world import World, open_service, seed
@@ -246,6 +246,44 @@ async def test_e6_unusable_settings_surface_once_from_the_running_outbox(
     ]
     assert len(lines) == 1, lines
     assert "SMTP settings cannot be used" in lines[0] and "mail example.com" in lines[0]
+
+
+async def test_t2_an_email_claimed_elsewhere_is_a_deadline_for_this_sender(
+    svc: Service, world: World, clock: ManualClock
+) -> None:
+    """T2, E7: the outbox sleeps until its next deadline and no other wake-up (issue 9), so
+    an email another process holds (or freed when it stopped) must be one: when the claim
+    runs out, this sender takes the email, at that very moment, not an instant later."""
+    queued = await _queue(svc, clock)
+    held_until = clock.now() + timedelta(seconds=30)  # sooner than this sender's lease
+    async with svc.store.sessions.begin() as session:
+        ids = list(
+            (
+                await session.execute(
+                    select(Email.id).where(Email.status == EmailStatus.QUEUED).order_by(Email.id)
+                )
+            ).scalars()
+        )
+        await session.execute(
+            update(Email)
+            .where(Email.id.in_(ids))
+            .values(
+                status=EmailStatus.SENDING,
+                claimed_by="elsewhere.example:1:0",
+                claimed_until=held_until,
+            )
+        )
+        await session.execute(  # freed by a sender that stopped before starting it
+            update(Email).where(Email.id == ids[-1]).values(claimed_by=None, claimed_until=None)
+        )
+    assert await svc.outbox.next_attempt_at() == clock.now()
+    [mine] = await svc.outbox.claim()
+    assert mine.id == ids[-1] and mine.claimed_until is not None
+
+    assert await svc.outbox.next_attempt_at() == held_until
+    clock.advance((held_until - clock.now()).total_seconds())
+    assert len(await svc.outbox.claim()) == queued - 1
+    assert await svc.outbox.next_attempt_at() == mine.claimed_until  # now the earliest claim
 
 
 class TickingClock(ManualClock):
