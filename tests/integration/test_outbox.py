@@ -189,6 +189,19 @@ async def test_e6_a_wrong_password_or_an_untrusted_certificate_is_logged_once(
     assert words in lines[0]
 
 
+async def _started_with_an_unusable_host(
+    svc: Service, clock: ManualClock, tmp_path: Path
+) -> Service:
+    """Emails queued, then a process started with an SMTP host stored before validation
+    existed (refused when the settings are loaded)."""
+    await _queue(svc, clock)
+    async with svc.store.sessions.begin() as session:
+        await session.execute(
+            update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
+        )
+    return await open_service(tmp_path, clock=clock)
+
+
 async def test_e6_unusable_settings_are_logged_once(
     svc: Service,
     world: World,
@@ -196,12 +209,7 @@ async def test_e6_unusable_settings_are_logged_once(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await _queue(svc, clock)
-    async with svc.store.sessions.begin() as session:  # stored before validation existed
-        await session.execute(
-            update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
-        )
-    started = await open_service(tmp_path, clock=clock)  # a process started with it
+    started = await _started_with_an_unusable_host(svc, clock, tmp_path)
     try:
         with caplog.at_level(logging.INFO, logger="services.mail.outbox"):
             await _retry_until_logged(started, clock, 3)
@@ -221,12 +229,7 @@ async def test_e6_unusable_settings_surface_once_from_the_running_outbox(
 ) -> None:
     """E6 with the outbox's own loop running: the outbox says it once, the loop says nothing
     (the outbox's failure is not a failed step, so it is not logged a second time)."""
-    await _queue(svc, clock)
-    async with svc.store.sessions.begin() as session:
-        await session.execute(
-            update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
-        )
-    started = await open_service(tmp_path, clock=clock)
+    started = await _started_with_an_unusable_host(svc, clock, tmp_path)
     caplog.set_level(logging.INFO, logger="services")
     await started.start()
     try:
