@@ -62,8 +62,9 @@ async def _first(done: asyncio.Future[object], wake: asyncio.Event) -> None:
     finally:
         waiter.cancel()
         done.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
+        # Wait for the waiter to end without taking its CancelledError for the caller's: a
+        # cancellation of the caller that arrives meanwhile must still reach the caller.
+        await asyncio.wait({waiter})
 
 
 class SystemClock:

@@ -42,6 +42,7 @@ class DueLoop:
         self._on_stop = on_stop
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._retry = RetryLog(log, name)
 
     def wake(self) -> None:
@@ -49,19 +50,32 @@ class DueLoop:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name=f"deskbell-{self._name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """End the loop: at once while it sleeps, or when the running step returns.
+
+        Cancelling is not enough on its own: a step can lose the cancellation (Python 3.11's
+        `asyncio.wait_for`, in aiosmtplib's every read, returns its result instead of raising
+        when a reply arrives in the same turn), so the loop also checks a flag.
+        """
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._task.cancel()
+        # asyncio.wait, not `await task` under suppress(CancelledError): the caller's own
+        # cancellation must reach the caller.
+        await asyncio.wait({self._task})
+        task, self._task = self._task, None
+        if not task.cancelled():
+            task.result()  # what ended it, if not the stop
 
     async def _run(self) -> None:
         retry_s = self.RETRY_S[0]
         try:
-            while True:
+            while not self._stopping:
                 try:
                     next_at = await self._step()
                     retry_s = self.RETRY_S[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -179,3 +180,71 @@ async def test_system_clock_a_past_deadline_returns_at_once() -> None:
     clock = SystemClock()
     async with asyncio.timeout(WAIT_S):
         await clock.sleep_until(clock.now() - timedelta(seconds=5), asyncio.Event())
+
+
+async def test_t3_stop_ends_the_loop_even_when_a_step_loses_the_cancellation() -> None:
+    """T3: `deskbell serve` must end on SIGTERM. Python 3.11's `asyncio.wait_for` (inside
+    aiosmtplib's every read) returns its result instead of raising when a reply and the
+    cancellation arrive in the same turn, so a step may swallow the cancellation that stops
+    the loop; the loop must stop anyway instead of sleeping on forever."""
+    entered = asyncio.Event()
+
+    async def step() -> datetime | None:
+        entered.set()
+        # What wait_for does when its future completed as it was cancelled:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        return None
+
+    loop = DueLoop(name="swallowing", clock=ManualClock(), step=step)
+    loop.start()
+    async with asyncio.timeout(WAIT_S):
+        await entered.wait()
+    stopper = asyncio.create_task(loop.stop())
+    # Not `timeout(loop.stop())`: the question is whether stop() ends, and it must not be able
+    # to answer by swallowing the timeout's cancellation.
+    done, _ = await asyncio.wait({stopper}, timeout=WAIT_S)
+    assert done == {stopper}, "stop() still waits for a loop that lost its cancellation"
+    await stopper
+
+
+async def test_stop_leaves_its_callers_cancellation_alone() -> None:
+    """A caller that gives up on stop() (its own timeout) is told so, not returned to as if
+    the loop had ended; stop() can then be called again."""
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def step() -> datetime | None:
+        entered.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        await release.wait()  # and then takes its time
+        return None
+
+    loop = DueLoop(name="slow to stop", clock=ManualClock(), step=step)
+    loop.start()
+    async with asyncio.timeout(WAIT_S):
+        await entered.wait()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):  # the caller's patience, not a measured duration
+            await loop.stop()
+    release.set()
+    async with asyncio.timeout(WAIT_S):
+        await loop.stop()
+
+
+@pytest.mark.parametrize("turns", range(8))
+async def test_t3_a_sleep_cancelled_as_its_deadline_passes_ends_cancelled(turns: int) -> None:
+    """Cancelling a sleeper in any loop turn after its deadline passed either finds it done
+    or ends it cancelled: the clock never swallows the cancellation of its caller."""
+    clock = ManualClock()
+    sleeper = asyncio.create_task(
+        clock.sleep_until(clock.now() + timedelta(seconds=1), asyncio.Event())
+    )
+    await _settle()
+    clock.advance(1)
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    if sleeper.cancel():
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(WAIT_S):
+                await sleeper
