@@ -72,6 +72,7 @@ from services.mail.outbox import OutboxWorker
 from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings, SmtpVerdict
 from services.secrets import SecretStore
 from services.store import queries
+from services.store.database import Database
 from services.store.db import Store, open_store, sqlite_url
 from services.store.models import (
     Automation,
@@ -97,6 +98,7 @@ from services.templates import TemplateError, TemplateRenderer
 from services.views import (
     BounceInfo,
     ChangeEvent,
+    ChangeKind,
     Changes,
     ConversationInfo,
     ConversationRow,
@@ -118,6 +120,7 @@ __all__ = [
     "AutomationInfo",
     "BounceInfo",
     "ChangeEvent",
+    "ChangeKind",
     "Changes",
     "ConversationInfo",
     "ConversationKind",
@@ -165,8 +168,9 @@ def validate_address(addr: str) -> str:
 class Service(InboxReads, EmailLog):
     """Deskbell's embedded service. Open with `await Service.open(...)`, close with `close()`."""
 
-    def __init__(self, store: Store, *, clock: Clock, secrets: SecretStore) -> None:
+    def __init__(self, store: Store, *, db: Database, clock: Clock, secrets: SecretStore) -> None:
         self.store = store
+        self.db = db
         self.clock = clock
         self.secrets = secrets
         self._sessions = store.sessions
@@ -246,10 +250,17 @@ class Service(InboxReads, EmailLog):
         clock = clock or SystemClock()
         store = await open_store(url, now=clock.now())
         try:
-            service = cls(store, clock=clock, secrets=secrets or SecretStore())
+            # The one-hop database worker (issue 9); modules move onto it from `store`.
+            db = await Database.open(url)
+        except BaseException:
+            await store.close()
+            raise
+        try:
+            service = cls(store, db=db, clock=clock, secrets=secrets or SecretStore())
             await service._load_config()
             await service._seed_messaging_center()
         except BaseException:  # a read-only or full database met after opening: close it
+            await db.close()
             await store.close()
             raise
         return service
@@ -294,6 +305,7 @@ class Service(InboxReads, EmailLog):
             await self.scheduler.stop()
             await self.feed.stop()
             self._running = False
+        await self.db.close()
         await self.store.close()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -311,15 +323,21 @@ class Service(InboxReads, EmailLog):
 
     def _on_feed(self, events: Sequence[ChangeEvent]) -> None:
         kinds = {e.kind for e in events}
-        if kinds & {"message", "seen", "person", "settings", "follow"}:
+        if kinds & {
+            ChangeKind.MESSAGE,
+            ChangeKind.SEEN,
+            ChangeKind.PERSON,
+            ChangeKind.SETTINGS,
+            ChangeKind.FOLLOW,
+        }:
             self.scheduler.wake()
-        if kinds & {"email", "settings"}:
+        if kinds & {ChangeKind.EMAIL, ChangeKind.SETTINGS}:
             self.outbox.wake()
-        if "settings" in kinds:
+        if ChangeKind.SETTINGS in kinds:
             self._background(self._load_config())
-        if "automation" in kinds:
+        if ChangeKind.AUTOMATION in kinds:
             self._automation_cache.clear()
-        if kinds & {"template", "automation"}:
+        if kinds & {ChangeKind.TEMPLATE, ChangeKind.AUTOMATION}:
             self._background(self._load_renderer())
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -362,7 +380,7 @@ class Service(InboxReads, EmailLog):
                 session.add(Setting(key=key, value=stored))
             else:
                 row.value = stored
-            queries.add_change(session, kind="settings", at=now)
+            queries.add_change(session, kind=ChangeKind.SETTINGS, at=now)
         self._config[key] = stored
         self._refused.pop(key, None)
         self._wrote()
@@ -475,7 +493,7 @@ class Service(InboxReads, EmailLog):
                     sent_at=now if sent else None,
                 )
             )
-            queries.add_change(session, kind="email", at=now)
+            queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
         self._wrote()
         if sent:
             return answer
@@ -591,7 +609,9 @@ class Service(InboxReads, EmailLog):
             person.delay_s = queries.stored_delay(settings.delay_s)
             person.dnd_until = settings.dnd_until
             person.dnd_weekly = windows
-            queries.add_change(session, kind="person", at=self.clock.now(), person_id=person_id)
+            queries.add_change(
+                session, kind=ChangeKind.PERSON, at=self.clock.now(), person_id=person_id
+            )
             info = self._info(person)
         self._wrote()
         return info
@@ -772,7 +792,7 @@ class Service(InboxReads, EmailLog):
                 .values(seen_at=now)
             )
             queries.add_change(
-                session, kind="message", at=now, conversation_id=message.conversation_id
+                session, kind=ChangeKind.MESSAGE, at=now, conversation_id=message.conversation_id
             )
         self._wrote()
         return Changes(conversations=frozenset({message.conversation_id}), counts=True)
@@ -788,7 +808,11 @@ class Service(InboxReads, EmailLog):
             )
             for conv_id in convs:
                 queries.add_change(
-                    session, kind="seen", at=when, conversation_id=conv_id, person_id=person_id
+                    session,
+                    kind=ChangeKind.SEEN,
+                    at=when,
+                    conversation_id=conv_id,
+                    person_id=person_id,
                 )
         if convs:
             self._wrote()
@@ -879,7 +903,7 @@ class Service(InboxReads, EmailLog):
             if old != wanted:
                 item.status = wanted
                 item.updated_at = now
-                queries.add_change(session, kind="item", at=now)
+                queries.add_change(session, kind=ChangeKind.ITEM, at=now)
                 base = AutomationEvent(
                     trigger=Trigger.ITEM_STATUS_CHANGED,
                     actor_id=actor.id if actor else None,
@@ -911,7 +935,7 @@ class Service(InboxReads, EmailLog):
                 item.assignee_id = person.id
                 await ops.follow(session, item=item, person=person, now=now)
             item.updated_at = now
-            queries.add_change(session, kind="item", at=now)
+            queries.add_change(session, kind=ChangeKind.ITEM, at=now)
             info = await self._item_info(session, item)
         self._wrote()
         return info

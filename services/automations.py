@@ -41,6 +41,7 @@ from services.template_store import (
     validate_intro,
 )
 from services.templates import validate_template
+from services.views import ChangeKind
 
 __all__ = [
     "ACTION_KINDS",
@@ -616,7 +617,7 @@ class Automations:
             )
             session.add(auto)
             await session.flush()
-            queries.add_change(session, kind="automation", at=now)
+            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=now)
             info = _info(auto)
         await self._on_change()
         return info
@@ -630,7 +631,7 @@ class Automations:
                 )
             auto.enabled = enabled
             auto.updated_at = self._clock.now()
-            queries.add_change(session, kind="automation", at=auto.updated_at)
+            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=auto.updated_at)
             info = _info(auto)
         await self._on_change()
         return info
@@ -649,7 +650,7 @@ class Automations:
                     f"automation {auto.id} ({auto.name}) is critical: it cannot be deleted"
                 )
             await session.delete(auto)
-            queries.add_change(session, kind="automation", at=self._clock.now())
+            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=self._clock.now())
         await self._on_change()
 
     async def set_text(self, automation_id: int, text: str) -> AutomationInfo:
@@ -661,7 +662,7 @@ class Automations:
                 raise InputError("the text is empty")
             auto.text = body
             auto.updated_at = self._clock.now()
-            queries.add_change(session, kind="automation", at=auto.updated_at)
+            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=auto.updated_at)
             info = _info(auto)
         await self._on_change()
         return info

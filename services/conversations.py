@@ -28,6 +28,7 @@ from services.store.models import (
     Message,
     Person,
 )
+from services.views import ChangeKind
 
 __all__ = [
     "MAX_NAME_CHARS",
@@ -100,7 +101,7 @@ async def add_person(
     )
     session.add(person)
     await session.flush()
-    queries.add_change(session, kind="person", at=now, person_id=person.id)
+    queries.add_change(session, kind=ChangeKind.PERSON, at=now, person_id=person.id)
     return person
 
 
@@ -137,7 +138,7 @@ async def create_item(
     for person_id in wanted:
         session.add(Follower(item_id=item.id, person_id=person_id))
     await session.flush()
-    queries.add_change(session, kind="item", at=now, conversation_id=internal.id)
+    queries.add_change(session, kind=ChangeKind.ITEM, at=now, conversation_id=internal.id)
     return item
 
 
@@ -145,7 +146,7 @@ async def follow(session: AsyncSession, *, item: Item, person: Person, now: date
     if await session.get(Follower, (item.id, person.id)) is not None:
         return False
     session.add(Follower(item_id=item.id, person_id=person.id))
-    queries.add_change(session, kind="follow", at=now, person_id=person.id)
+    queries.add_change(session, kind=ChangeKind.FOLLOW, at=now, person_id=person.id)
     return True
 
 
@@ -153,7 +154,7 @@ async def unfollow(session: AsyncSession, *, item: Item, person: Person, now: da
     result = await session.execute(
         delete(Follower).where(Follower.item_id == item.id, Follower.person_id == person.id)
     )
-    queries.add_change(session, kind="follow", at=now, person_id=person.id)
+    queries.add_change(session, kind=ChangeKind.FOLLOW, at=now, person_id=person.id)
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -244,5 +245,5 @@ async def post_message(
         )
     conversation.last_message_at = now
     conversation.last_message_id = message.id
-    queries.add_change(session, kind="message", at=now, conversation_id=conversation.id)
+    queries.add_change(session, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation.id)
     return NewMessage(message=message, recipient_ids=tuple(t.id for t in targets))

@@ -21,7 +21,7 @@ from services.retry_log import RetryLog
 from services.store import queries
 from services.store.db import Store, StoreSessions
 from services.store.models import Delivery, Email, MailBounce
-from services.views import BounceInfo, Changes, EmailLogEntry
+from services.views import BounceInfo, ChangeKind, Changes, EmailLogEntry
 
 __all__ = ["LOG_WINDOW", "PURGE_EVERY", "EmailDetail", "EmailLog"]
 
@@ -195,7 +195,7 @@ class EmailLog:
             if bounce is None:
                 raise NotFoundError(f"no bounces recorded for {wanted}")
             await session.delete(bounce)
-            queries.add_change(session, kind="email", at=now)
+            queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
         log.info("%s cleared the bounces of %s", actor.email, wanted)
         return Changes(emails=True)
 

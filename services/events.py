@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.clock import Clock
 from services.retry_log import RetryLog
 from services.store.models import Change
-from services.views import ChangeEvent
+from services.views import ChangeEvent, ChangeKind
 
 __all__ = ["ChangeFeed", "Listener"]
 
@@ -80,7 +80,7 @@ class ChangeFeed:
                 events = [
                     ChangeEvent(
                         id=r.id,
-                        kind=r.kind,
+                        kind=ChangeKind(r.kind),
                         conversation_id=r.conversation_id,
                         person_id=r.person_id,
                     )

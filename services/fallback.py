@@ -29,6 +29,7 @@ from services.mail.caps import cap_reason, recent_sends
 from services.store import queries
 from services.store.models import Conversation, Delivery, Email, EmailThread, Item, Message, Person
 from services.templates import TemplateRenderer
+from services.views import ChangeKind
 
 __all__ = [
     "FallbackScheduler",
@@ -346,7 +347,9 @@ async def _write_chunk(
     drafts = list(zip(decided.drafts, rows, strict=True))
     if not drafts:
         for conversation_id in sorted(touched):
-            queries.add_change(session, kind="email", at=now, conversation_id=conversation_id)
+            queries.add_change(
+                session, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id
+            )
         return 0, False
     groups = [d.group for d, _ in drafts]
     recipient_ids = {g.recipient_id for g in groups}
@@ -415,7 +418,7 @@ async def _write_chunk(
         await session.execute(_HAND_TO_EMAIL, updates)
     touched.update(d.group.conversation_id for d, _ in written)
     for conversation_id in sorted(touched):
-        queries.add_change(session, kind="email", at=now, conversation_id=conversation_id)
+        queries.add_change(session, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id)
     return sum(1 for _, e in written if e.status == EmailStatus.QUEUED), changed
 
 

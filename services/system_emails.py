@@ -30,6 +30,7 @@ from services.fallback import MailIdentity
 from services.store import queries
 from services.store.models import Email, EmailTemplate, PasswordReset, Person, SystemEmail
 from services.template_store import BUILTIN_TEMPLATES, PASSWORD_RESET, obj, queue_template_email
+from services.views import ChangeKind
 
 __all__ = [
     "ALWAYS_ON",
@@ -165,7 +166,7 @@ class SystemEmails:
                 session.add(SystemEmail(name=key, enabled=enabled))
             else:
                 row.enabled = enabled
-            queries.add_change(session, kind="settings", at=self._clock.now())
+            queries.add_change(session, kind=ChangeKind.SETTINGS, at=self._clock.now())
         self._on_change()
         return SystemEmailInfo(
             name=key,

@@ -54,6 +54,7 @@ from services.templates import (
     render_source,
     validate_template,
 )
+from services.views import ChangeKind
 
 __all__ = [
     "BUILTIN_TEMPLATES",
@@ -500,7 +501,7 @@ async def queue_rendered_email(
         email.raw = raw
     session.add(email)
     await session.flush()
-    queries.add_change(session, kind="email", at=now, conversation_id=conversation_id)
+    queries.add_change(session, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id)
     return email
 
 
@@ -630,7 +631,7 @@ class TemplateStore:
             if description is not None:
                 row.description = check_header_text(description.strip(), field="description")[:300]
             row.updated_at = now
-            queries.add_change(session, kind="template", at=now)
+            queries.add_change(session, kind=ChangeKind.TEMPLATE, at=now)
             info = _info(row)
         await self._on_change()
         return info
@@ -644,7 +645,7 @@ class TemplateStore:
             if senders:
                 raise InputError(f"{row.name} is sent by: {', '.join(senders)}; change those first")
             await session.delete(row)
-            queries.add_change(session, kind="template", at=self._clock.now())
+            queries.add_change(session, kind=ChangeKind.TEMPLATE, at=self._clock.now())
         await self._on_change()
 
     async def preview(

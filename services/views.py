@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
 
 __all__ = [
     "BounceInfo",
     "ChangeEvent",
+    "ChangeKind",
     "Changes",
     "ConversationInfo",
     "ConversationRow",
@@ -149,12 +151,26 @@ class Changes:
         )
 
 
+class ChangeKind(StrEnum):
+    """What a change-feed entry is about: listeners refresh only what it names."""
+
+    MESSAGE = "message"  # posted or deleted in a conversation
+    SEEN = "seen"  # a person saw messages of a conversation
+    EMAIL = "email"  # an email was queued, sent, failed or received
+    PERSON = "person"
+    ITEM = "item"  # created, its status or assignee changed
+    FOLLOW = "follow"
+    SETTINGS = "settings"  # workspace settings or a person's notification settings
+    AUTOMATION = "automation"
+    TEMPLATE = "template"
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
     """One entry of the change feed, from this process or another."""
 
     id: int
-    kind: str  # message | seen | email | person | item | follow | settings | automation
+    kind: ChangeKind
     conversation_id: int | None
     person_id: int | None
 

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
-from services.api import ChangeEvent, Inbox, MessageRow, PersonInfo, Service, UnseenCounts
+from services.api import (
+    ChangeEvent,
+    ChangeKind,
+    Inbox,
+    MessageRow,
+    PersonInfo,
+    Service,
+    UnseenCounts,
+)
 from ui.tasks import Tasks
 
 __all__ = ["ServiceBridge"]
@@ -85,7 +93,12 @@ class ServiceBridge(QObject):
                     self.me = await self.service.person_by_id(self.me.id)
                     self.me_changed.emit(self.me)
                 self.people_changed.emit()
-            if touched or kinds & {"follow", "item", "message", "seen"}:
+            if touched or kinds & {
+                ChangeKind.FOLLOW,
+                ChangeKind.ITEM,
+                ChangeKind.MESSAGE,
+                ChangeKind.SEEN,
+            }:
                 self.counts = await self.service.unseen_counts(person_id=self.me.id)
                 self.counts_changed.emit(self.counts)
             if touched:

@@ -28,6 +28,7 @@ from services.incoming.parse import ParsedMail
 from services.mail.blocked import HARD_BOUNCE_LIMIT
 from services.store import queries
 from services.store.models import Email, MailBounce
+from services.views import ChangeKind
 
 __all__ = [
     "BounceOutcome",
@@ -307,7 +308,9 @@ async def apply_report(
     for address, r in said:
         await _count(session, address, r, counts=first_bounce, now=now)
     email.reason = "; ".join(r.reason for _, r in said)[:500]
-    queries.add_change(session, kind="email", at=now, conversation_id=email.conversation_id)
+    queries.add_change(
+        session, kind=ChangeKind.EMAIL, at=now, conversation_id=email.conversation_id
+    )
     what = "bounce" if bounced else "delay"
     return BounceOutcome(
         email_id=email.id,

@@ -44,6 +44,7 @@ from services.incoming.parse import ParsedMail, parse_mail, storable
 from services.secrets import SecretStore
 from services.store import queries
 from services.store.models import Conversation, Email, Follower, Item, Message, Person
+from services.views import ChangeKind
 
 __all__ = [
     "IncomingMail",
@@ -264,7 +265,7 @@ async def route_incoming(
     row = _log_row(raw, mail, now)
     session.add(row)
     await session.flush()
-    queries.add_change(session, kind="email", at=now)
+    queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
 
     def ignore(reason: str) -> IncomingResult:
         row.status = EmailStatus.IGNORED
@@ -529,7 +530,7 @@ class IncomingMail:
             row.reason = reason[:500]
             session.add(row)
             await session.flush()
-            queries.add_change(session, kind="email", at=now)
+            queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
             if save is not None:
                 await save(session)
         return IncomingResult(

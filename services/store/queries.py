@@ -20,7 +20,7 @@ from services.store.models import (
     Item,
     Person,
 )
-from services.views import PersonInfo
+from services.views import ChangeKind, PersonInfo
 
 __all__ = [
     "add_change",
@@ -173,7 +173,7 @@ async def mark_seen_rows(
 def add_change(
     session: AsyncSession,
     *,
-    kind: str,
+    kind: ChangeKind,
     at: datetime,
     conversation_id: int | None = None,
     person_id: int | None = None,
