@@ -113,6 +113,9 @@ def status_parts(
             parts.append(("emailed", "Emailed to " + names(who)))
         elif state == "failed":
             parts.append(("failed", "Email failed: " + names(who)))
+        elif state == "bounced":
+            # E7: the server took it, the recipient's mail system sent it back.
+            parts.append(("failed", "Email bounced: " + names(who)))
         elif state in ("queued", "sending", "retrying"):
             parts.append(("queued", "Emailing " + names(who)))
     return parts

@@ -4,7 +4,6 @@ bounce address; real-shaped delivery reports for them come back through the rout
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,10 @@ from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.errors import NotFoundError, PermissionDeniedError
 from services.mail.blocked import HARD_BOUNCE_LIMIT
+from tests.support.bounces import OUR, Sent, dsn, email_bob, use_smtp_server
 from tests.support.smtpd import SmtpServer
 from tests.support.world import World, open_service, seed
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-OUR = "support@deskbell.test"
 HARD = [
     "bounce_postfix.eml",
     "bounce_exim.eml",
@@ -38,13 +36,7 @@ async def svc(
     tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer
 ) -> AsyncIterator[Service]:
     service = await open_service(tmp_path, clock=clock)
-    for key, value in (
-        ("smtp.host", "127.0.0.1"),
-        ("smtp.port", str(smtp_server.port)),
-        ("smtp.security", "none"),
-        ("smtp.from", OUR),
-    ):
-        await service.set_config(key, value)
+    await use_smtp_server(service, smtp_server)
     yield service
     await service.close()
 
@@ -52,34 +44,6 @@ async def svc(
 @pytest.fixture
 async def world(svc: Service) -> World:
     return await seed(svc, delay_s=60)
-
-
-@dataclass(frozen=True)
-class Sent:
-    envelope_sender: str
-    message_id: str  # with its angle brackets
-    email_id: int
-
-
-async def email_bob(svc: Service, clock: ManualClock, server: SmtpServer, text: str) -> Sent:
-    """Ann writes internally; Bob's notification email leaves through the outbox."""
-    await svc.post(
-        author="ann@example.com", text=text, item_number=1, kind=ConversationKind.INTERNAL
-    )
-    clock.advance(61)
-    await svc.run_scheduler_once()
-    await svc.outbox.flush()
-    envelope = server.handler.envelopes[-1]
-    message = server.handler.messages[-1]
-    [entry] = [e for e in await svc.emails() if e.message_id == message["Message-ID"]]
-    return Sent(str(envelope.mail_from), str(message["Message-ID"]), entry.id)
-
-
-def dsn(name: str, sent: Sent, *, to: str | None = None) -> bytes:
-    raw = (CORPUS / name).read_bytes()
-    return raw.replace(
-        b"support+VERP@deskbell.test", (to or sent.envelope_sender).encode()
-    ).replace(b"<ORIGINAL-MESSAGE-ID>", sent.message_id.encode())
 
 
 async def status_of(svc: Service, email_id: int) -> tuple[str, str | None]:

@@ -17,6 +17,7 @@ from ui.theme import DARK, LIGHT, Theme
 __all__ = [
     "StatusPillDelegate",
     "caption",
+    "show_result",
     "status_colors",
     "style_sheet",
     "text_color",
@@ -27,6 +28,7 @@ __all__ = [
 _LIGHT_STATUS = {
     "sent": ("#166534", "#dcfce7"),
     "failed": ("#b91c1c", "#fee2e2"),
+    "bounced": ("#b91c1c", "#fee2e2"),
     "retrying": ("#92400e", "#fef3c7"),
     "queued": ("#92400e", "#fef3c7"),
     "sending": ("#92400e", "#fef3c7"),
@@ -37,6 +39,7 @@ _LIGHT_STATUS = {
 _DARK_STATUS = {
     "sent": ("#86efac", "#14532d"),
     "failed": ("#fca5a5", "#7f1d1d"),
+    "bounced": ("#fca5a5", "#7f1d1d"),
     "retrying": ("#fcd34d", "#713f12"),
     "queued": ("#fcd34d", "#713f12"),
     "sending": ("#fcd34d", "#713f12"),
@@ -74,6 +77,12 @@ def text_color(*, error: bool, theme: Theme) -> str:
     if theme.dark:
         return "#fca5a5" if error else "#86efac"
     return "#b91c1c" if error else "#166534"
+
+
+def show_result(label: QLabel, text: str, *, error: bool) -> None:
+    """Say how an action ended, in one line coloured by `text_color`."""
+    label.setText(text)
+    label.setStyleSheet(f"color: {text_color(error=error, theme=theme_for(label))};")
 
 
 class StatusPillDelegate(QStyledItemDelegate):
