@@ -37,7 +37,7 @@ from services.automations import fire as fire_automations
 from services.clock import Clock, SystemClock
 from services.config import KEYS, parse_value, usable_settings
 from services.domain.email_plan import AUTO_HEADERS
-from services.domain.headers import format_address, normalize_address
+from services.domain.headers import check_header_text, format_address, normalize_address
 from services.domain.mime import compose
 from services.domain.model import (
     ITEM_STATUSES,
@@ -150,6 +150,7 @@ __all__ = [
     "dnd_until_choice",
     "in_do_not_disturb",
     "validate_address",
+    "validate_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,13 @@ def validate_address(addr: str) -> str:
     For the UI, which must not reach into `services.domain` (first-run dialog, settings).
     """
     return normalize_address(addr)
+
+
+def validate_name(name: str) -> str:
+    """A person's name as typed; InputError where the service would refuse it (a line break or
+    a control character: names go into email headers). Text that looks like an encoded word
+    ("=?") is a name like any other: headers encode it when they are built. For the UI."""
+    return check_header_text(name, field="the name")
 
 
 class Service(InboxReads, EmailLog):

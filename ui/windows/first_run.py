@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import validate_address
+from services.api import validate_address, validate_name
 from services.errors import InputError
 from ui.icons import app_icon, app_icon_pixmap
 
@@ -30,8 +30,10 @@ def check_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:
         raise InputError("Please enter your name.")
-    if any(c in name for c in "\r\n\u2028\u2029") or "=?" in name:
-        raise InputError("Your name cannot contain line breaks or '=?'.")
+    try:
+        validate_name(name)
+    except InputError:
+        raise InputError("Your name must be one line, without control characters.") from None
     if len(cleaned) > MAX_NAME_CHARS:
         raise InputError(f"Please keep your name under {MAX_NAME_CHARS} characters.")
     return cleaned
