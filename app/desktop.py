@@ -94,10 +94,13 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setDesktopFileName("deskbell")
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
-    folder = paths.data_dir(args.data_dir)
-    if args.demo:
-        folder = folder / "demo"
-        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder = paths.data_dir(args.data_dir)
+        if args.demo:
+            folder = paths.data_dir(str(folder / "demo"))
+    except DeskbellError as exc:
+        # Started from a menu nobody reads stderr: the dialog says it too.
+        return _cannot_start("Deskbell cannot start", exc, dialog=not args.quit_after_shown)
 
     log.info("start: single instance for %s", folder)
     single = SingleInstance(data_dir=folder)
@@ -261,8 +264,9 @@ async def _main(
                     data_dir=folder, url=paths.database_url(args.database_url)
                 )
             except DeskbellError as exc:
-                QMessageBox.critical(None, "Deskbell", f"Deskbell cannot open its data:\n{exc}")
-                return 1
+                return _cannot_start(
+                    "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
+                )
         stack.push_async_callback(_close_service, service)
         if service.notice:
             QMessageBox.information(None, "Deskbell", service.notice)
@@ -295,7 +299,7 @@ async def _main(
         tray.show()
         stack.callback(tray.hide)
         if not Tray.available():
-            log.info("no system tray yet: the count shows in the title and the badge (N7)")
+            log.info("no system tray yet: the count shows in the title and the badge")
         clock = SystemClock()
         wake_watch = WakeWatch(clock=clock, wake=service.wake)
         wake_watch.start()  # E8: deadlines are re-read after a resume from sleep
@@ -364,6 +368,15 @@ async def _main(
         window.hide()
         await asyncio.wait_for(_drain(tasks), timeout=3)
     return 0
+
+
+def _cannot_start(what: str, exc: DeskbellError, *, dialog: bool) -> int:
+    """Say why the app cannot start, in one line on stderr and (unless only testing a start)
+    in a dialog, for a start from a menu where nobody reads stderr; returns the exit code."""
+    print(f"deskbell: error: {exc}", file=sys.stderr)
+    if dialog:
+        QMessageBox.critical(None, "Deskbell", f"{what}:\n{exc}")
+    return 1
 
 
 async def _close_service(service: Service) -> None:

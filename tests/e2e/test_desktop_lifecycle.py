@@ -107,3 +107,30 @@ def test_without_a_display_one_line_and_exit_1(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr[-3000:]
     assert lines[0].startswith("deskbell: error: ") and "display" in lines[0]
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "args"),
+    [
+        ("a-file", ()),  # the data folder is a file
+        ("a-file/sub", ()),  # a file stands where a folder must be
+        ("a-file", ("--demo",)),  # the demo's folder inside it
+    ],
+)
+def test_d8_a_data_folder_that_cannot_be_used_one_line_and_exit_1(
+    tmp_path: Path, where: str, args: tuple[str, ...]
+) -> None:
+    """D8: the desktop app names the folder and the reason in one line (and, started from a
+    menu, in a dialog), instead of a traceback."""
+    (tmp_path / "a-file").write_text("not a folder")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(tmp_path / where),
+         "--quit-after-shown", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=DEADLINE_S,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("deskbell: error: cannot use ") and "data folder" in lines[0]
+    assert (tmp_path / "a-file").read_text() == "not a folder"
