@@ -124,7 +124,7 @@ def plan_notification_email(
     conversation, oldest first, for threading.
     """
     if not new_messages:
-        raise ValueError("an email needs at least one new message (E3: nothing left, no email)")
+        raise ValueError("an email needs at least one new message")
     if not may_see(recipient, conversation_kind):
         # R2 belt and braces: the recipient rules should never have got us here.
         raise ValueError(f"person {recipient.id} may not receive {conversation_kind} messages")
