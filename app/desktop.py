@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 from app import autostart, paths
 from app.single_instance import SingleInstance
 from app.wake import WakeWatch
+from resources import APP_ID
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
 from ui.icons import app_icon, app_icon_file
@@ -69,7 +70,14 @@ if TYPE_CHECKING:
     # Imported after the loading frame is painted (~0.1 s of widget modules).
     from ui.windows.main_window import MainWindow
 
-__all__ = ["QUIT_SIGNALS", "STATE_FILE_ENV", "Shutdown", "display_problem", "run_desktop"]
+__all__ = [
+    "QUIT_SIGNALS",
+    "STATE_FILE_ENV",
+    "Shutdown",
+    "display_problem",
+    "identify_app",
+    "run_desktop",
+]
 
 log = logging.getLogger("deskbell.desktop")
 
@@ -91,7 +99,7 @@ def run_desktop(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Deskbell")
-    app.setDesktopFileName("deskbell")
+    identify_app(app)
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
     folder = paths.data_dir(args.data_dir)
@@ -121,6 +129,29 @@ def run_desktop(args: argparse.Namespace) -> int:
         runner.close()
         single.release()
         log.info("stopped")
+
+
+def identify_app(
+    app: QApplication, *, set_windows_id: Callable[[str], object] | None = None
+) -> None:
+    """Name the app by `APP_ID` before any window exists (D1, N7).
+
+    The desktop file name is the Wayland app id and where the launcher badge goes; on Windows
+    the AppUserModelID groups the taskbar button with the Start menu shortcut (which the
+    installer gives the same id) and routes toast notifications to it.
+    """
+    app.setDesktopFileName(APP_ID)
+    if set_windows_id is None and sys.platform == "win32":
+        set_windows_id = _set_windows_app_user_model_id
+    if set_windows_id is not None:
+        set_windows_id(APP_ID)
+
+
+def _set_windows_app_user_model_id(app_id: str) -> None:
+    import ctypes  # Windows only
+
+    windll = ctypes.windll  # type: ignore[attr-defined,unused-ignore]
+    windll.shell32.SetCurrentProcessExplicitAppUserModelID(ctypes.c_wchar_p(app_id))
 
 
 class Shutdown:
