@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -339,6 +340,9 @@ async def _main(
 
         log.info("start: main window")
         from ui.windows.main_window import MainWindow
+        from ui.windows.update_check import UpdateChecker, UpdatePrefs
+
+        update_prefs = UpdatePrefs(QSettings(str(folder / PLACE_FILE), QSettings.Format.IniFormat))
 
         window = MainWindow(
             service=service,
@@ -352,11 +356,21 @@ async def _main(
             system_notifiers=system_notifier_chain(tray=tray.icon, app_icon=app_icon_file()),
             keep_in_tray=Tray.available,
             login_starter=autostart,
+            update_prefs=update_prefs,
             place=place,
             spell_out_emoji=spell_out_emoji,
         )
         stack.callback(window.close)
         stack.push_async_callback(window.notifications.aclose)
+        # Updates (opt-in): the menus' "Check for updates…", and a daily check when ticked.
+        from app.cli import _version
+
+        updates = UpdateChecker(
+            prefs=update_prefs, current=_version(), now=clock.now, parent=window
+        )
+        stack.push_async_callback(updates.aclose)
+        window.update_check_action.triggered.connect(updates.check_now)
+        tray.update_check_requested.connect(updates.check_now)
         write_state = _state_writer(window, tray, painted_at=painted_at)
 
         def on_counts(counts: UnseenCounts) -> None:
@@ -388,6 +402,9 @@ async def _main(
             return 0
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
+        else:
+            updates.check_if_due()
+            tasks.start(_daily(updates.check_if_due, clock), name="daily-update-check")
         shutdown.running = True
         await stop.wait()
         log.info("shutting down")
@@ -395,6 +412,14 @@ async def _main(
         window.hide()
         await asyncio.wait_for(_drain(tasks), timeout=3)
     return 0
+
+
+async def _daily(check: Callable[[], None], clock: SystemClock) -> None:
+    """`check` once an hour; it runs only when a day has passed since the last check."""
+    never = asyncio.Event()
+    while True:
+        await clock.sleep_until(clock.now() + timedelta(hours=1), never)
+        check()
 
 
 async def _close_service(service: Service) -> None:

@@ -7,18 +7,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import http.server
 import json
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from services import updates
 from services.updates import (
@@ -30,20 +27,13 @@ from services.updates import (
     is_newer,
     read_announcement,
 )
+from tests.support.announcements import KEY, PUBLIC, AnnouncementServer, serve, signed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "packaging"))
 import sign_announcement
 
-KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
-PUBLIC = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 SHA = "ab" * 32
 GOOD = {"version": "0.2.0", "url": "https://deskbell.app/download/0.2.0", "sha256": SHA}
-
-
-def signed(fields: dict[str, object], key: Ed25519PrivateKey = KEY) -> bytes:
-    payload = json.dumps(fields)
-    signature = base64.b64encode(key.sign(payload.encode())).decode()
-    return json.dumps({"payload": payload, "signature": signature}).encode()
 
 
 def test_a_correctly_signed_announcement_is_accepted() -> None:
@@ -142,60 +132,27 @@ def test_a_daily_check_is_due_after_a_day_or_a_clock_jump_back() -> None:
 # --- over the network: a real HTTP server on loopback ------------------------------------------
 
 
-class _Server:
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, bytes]] = {}
-        self.user_agents: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.user_agents.append(self.headers.get("User-Agent", ""))
-                status, body = server.routes.get(self.path, (404, b"not here"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return  # quiet tests
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    s = _Server()
-    thread = threading.Thread(target=s.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+def server() -> Iterator[AnnouncementServer]:
+    with serve() as s:
         yield s
-    finally:
-        s.httpd.shutdown()
-        s.httpd.server_close()
-        thread.join(timeout=30)
 
 
-async def test_check_fetches_and_verifies_from_a_real_server(server: _Server) -> None:
+async def test_check_fetches_and_verifies_from_a_real_server(server: AnnouncementServer) -> None:
     server.routes["/latest.json"] = (200, signed(GOOD))
     check = await check_for_update(
         url=server.url("/latest.json"), current="0.1.0", public_key=PUBLIC
     )
     assert check.newer
     assert check.announcement.version == "0.2.0"
-    assert server.user_agents == ["Deskbell/0.1.0"]
+    assert server.requests == ["Deskbell/0.1.0"]
     same = await check_for_update(
         url=server.url("/latest.json"), current="0.2.0", public_key=PUBLIC
     )
     assert not same.newer
 
 
-async def test_a_tampered_document_from_the_server_is_refused(server: _Server) -> None:
+async def test_a_tampered_document_from_the_server_is_refused(server: AnnouncementServer) -> None:
     document = json.loads(signed(GOOD))
     document["payload"] = document["payload"].replace("0.2.0", "0.3.0")
     server.routes["/latest.json"] = (200, json.dumps(document).encode())
@@ -203,7 +160,9 @@ async def test_a_tampered_document_from_the_server_is_refused(server: _Server) -
         await check_for_update(url=server.url("/latest.json"), current="0.1.0", public_key=PUBLIC)
 
 
-async def test_server_errors_and_oversized_answers_are_one_clear_error(server: _Server) -> None:
+async def test_server_errors_and_oversized_answers_are_one_clear_error(
+    server: AnnouncementServer,
+) -> None:
     with pytest.raises(UpdateCheckError, match="answered 404"):
         await check_for_update(url=server.url("/missing.json"), current="0.1.0", public_key=PUBLIC)
     server.routes["/huge.json"] = (200, b" " * (updates.MAX_BYTES * 4))
