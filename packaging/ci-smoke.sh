@@ -22,6 +22,7 @@ step "bundle (PyInstaller)"
 "$PY" -m PyInstaller packaging/deskbell.spec --noconfirm --log-level WARN
 step "the .deb"
 "$PY" packaging/linux/build.py deb
+# shellcheck disable=SC2012  # the newest of our own file names: no odd characters
 deb=$(ls -t dist/deskbell_*.deb | head -1)
 
 step "install $deb"
