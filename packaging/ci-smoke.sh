@@ -2,7 +2,8 @@
 # CI (issue 13): build the Linux bundle and the .deb, install the .deb on this machine, run the
 # smoke test against the installed /usr/bin/deskbell (CLI round trip, migrations in an empty
 # folder, --quit-after-shown offscreen, the demo on Xvfb with a screenshot, a round trip on a
-# private PostgreSQL), then purge it and check that nothing it installed is left.
+# private PostgreSQL, the keyring's backends), then purge it and check that nothing it
+# installed is left.
 #   packaging/ci-smoke.sh            (as root, or with sudo; after `make system-packages`)
 # Reuses the project's venv (PyInstaller comes with the dev extras); about a minute.
 set -euo pipefail
@@ -46,7 +47,7 @@ try:
     sys.exit(
         smoke_test.main(
             ["--cli", "/usr/bin/deskbell", "--demo", "--screenshot", "shots/installed-demo.png",
-             "--grab-python", sys.executable, "--database-url", url]
+             "--grab-python", sys.executable, "--database-url", url, "--keyring-absent"]
         )
     )
 finally:

@@ -13,7 +13,9 @@ Steps, each printed with its time, the first failure ends the run with exit stat
 5. `--demo` (with `--demo`, on the display the caller provides: Xvfb on Linux CI, the runner's
    desktop elsewhere): the window shows the demo's unread messages; `--screenshot` grabs the
    screen (with Qt through `--grab-python`, or `screencapture` on macOS); then it is stopped;
-6. with `--database-url`, the round trip again against that PostgreSQL database.
+6. with `--database-url`, the round trip again against that PostgreSQL database;
+7. with `--keyring-absent` (CI, where no Secret Service runs): `smtp password` loads the
+   keyring's backends (on Linux: SecretStorage and `cryptography`) and refuses in one line.
 
 `--trace DIR` (Linux) records every shared library each run loads (LD_DEBUG=files) for
 packaging/size_report.py.
@@ -102,6 +104,23 @@ def round_trip(r: Runner, *where: str) -> None:
         raise SmokeFailure(f"item show does not hold the message: {shown}")
 
 
+def no_keyring(r: Runner, *where: str) -> None:
+    """Only where no keyring runs: a stored password on a real desktop would be overwritten."""
+    done = subprocess.run(
+        [r.cli, *where, "smtp", "password"],
+        input="not-a-real-password\n",
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_S,
+        env=r.env(),
+        check=False,
+    )
+    if done.returncode != 1 or "No keyring to keep passwords in" not in done.stderr:
+        raise SmokeFailure(f"smtp password without a keyring ({done.returncode}):\n{done.stderr}")
+    if "Traceback" in done.stderr:
+        raise SmokeFailure(f"smtp password crashed:\n{done.stderr}")
+
+
 def read_state(path: Path) -> dict[str, object] | None:
     try:
         state = json.loads(path.read_text())
@@ -174,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path, help="PNG of the screen during the demo")
     parser.add_argument("--grab-python", help="a Python with PySide6, to take the screenshot")
     parser.add_argument("--database-url", help="also run the round trip on this PostgreSQL")
+    parser.add_argument(
+        "--keyring-absent",
+        action="store_true",
+        help="no system keyring runs here: check the backends load and refuse cleanly",
+    )
     parser.add_argument("--trace", type=Path, help="folder for LD_DEBUG=files logs (Linux)")
     args = parser.parse_args(argv)
     r = Runner(args.cli, args.gui or args.cli, trace=args.trace)
@@ -224,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lambda: round_trip(r, "--database-url", args.database_url),
                 )
             )
+        if args.keyring_absent:
+            steps.append(("keyring backends load", lambda: no_keyring(r, *data)))
         for name, step in steps:
             started = time.monotonic()
             try:
