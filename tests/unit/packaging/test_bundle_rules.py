@@ -125,3 +125,26 @@ def test_icu_stub_is_a_loadable_library_with_the_data_symbol(tmp_path: Path) -> 
     assert "SONAME               libicudata.so.73" in soname
     with pytest.raises(ValueError, match="not an ICU data library"):
         bundle_rules.icu_stub(Path("libicuuc.so.73"), tmp_path)
+
+
+ICU_BACKED = (
+    "QCollator",
+    "localeAwareCompare",
+    "QStringConverter",
+    "QStringDecoder",
+    "QStringEncoder",
+    "QFileDialog",
+    "setSortLocaleAware",
+)
+
+
+def test_the_app_uses_no_qt_api_that_needs_icu_data() -> None:
+    """The Linux bundle ships an empty ICU data library (bundle_rules.icu_stub): Qt's collation
+    and legacy text codecs would find no data there (a warning, then a plain comparison). If
+    the app needs one of them, bundle the real libicudata again."""
+    root = Path(__file__).resolve().parents[3]
+    for folder in ("app", "ui"):
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            used = [name for name in ICU_BACKED if name in text]
+            assert not used, f"{path.relative_to(root)} uses {used}: see bundle_rules.icu_stub"
