@@ -403,8 +403,10 @@ async def _main(
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
         else:
-            updates.check_if_due()
-            tasks.start(_daily(updates.check_if_due, clock), name="daily-update-check")
+            never = asyncio.Event()
+            updates.keep_checking(
+                lambda: clock.sleep_until(clock.now() + timedelta(hours=1), never)
+            )
         shutdown.running = True
         await stop.wait()
         log.info("shutting down")
@@ -412,14 +414,6 @@ async def _main(
         window.hide()
         await asyncio.wait_for(_drain(tasks), timeout=3)
     return 0
-
-
-async def _daily(check: Callable[[], None], clock: SystemClock) -> None:
-    """`check` once an hour; it runs only when a day has passed since the last check."""
-    never = asyncio.Event()
-    while True:
-        await clock.sleep_until(clock.now() + timedelta(hours=1), never)
-        check()
 
 
 async def _close_service(service: Service) -> None:

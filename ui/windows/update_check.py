@@ -9,7 +9,7 @@ downloaded or run: a newer version opens its download page in the browser.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from PySide6.QtCore import QObject, QSettings, QUrl, Signal
@@ -92,6 +92,16 @@ class UpdateChecker(QObject):
         """At start and once a day: only when the person opted in; quiet unless newer."""
         if self.prefs.enabled() and check_due(self.prefs.last_check(), self._now()):
             self._tasks.start(self.run(quiet=True), name="update-check")
+
+    def keep_checking(self, pause: Callable[[], Awaitable[object]]) -> None:
+        """`check_if_due` now and after each `pause()` (an hour), until `aclose()`."""
+
+        async def loop() -> None:
+            while True:
+                self.check_if_due()
+                await pause()
+
+        self._tasks.start(loop(), name="daily-update-check")
 
     async def run(self, *, quiet: bool) -> None:
         try:

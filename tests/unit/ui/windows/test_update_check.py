@@ -4,6 +4,7 @@ answers; a bad announcement says why. Against a real HTTP server on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from PySide6.QtCore import QSettings, QUrl
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from tests.support.announcements import PUBLIC, AnnouncementServer, serve, signed
+from tests.unit.ui.desk import until
 from ui.windows.update_check import UpdateChecker, UpdatePrefs
 
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -139,3 +141,31 @@ async def test_a_tampered_announcement_is_refused_with_the_reason(
     assert not any("download" in b.text() for b in checker.box.findChildren(QPushButton))
     assert opened == []
     assert checker.prefs.last_check() is None
+
+
+async def test_keep_checking_checks_at_once_after_each_pause_and_stops_on_close(
+    checker: UpdateChecker, server: AnnouncementServer
+) -> None:
+    """The daily loop belongs to the checker, so closing the checker ends it: the app's
+    shut-down no longer waits on an endless task (it did, and every quit failed on its
+    timeout)."""
+    server.routes["/latest.json"] = (200, signed({**NEWER, "version": "0.1.0"}))
+    checker.prefs.set_enabled(True)
+    pauses: list[asyncio.Event] = []
+
+    async def pause() -> None:  # the hour between two turns, ended by the test
+        pauses.append(asyncio.Event())
+        await pauses[-1].wait()
+
+    checker.keep_checking(pause)
+    await until(lambda: len(pauses) == 1 and checker.prefs.last_check() == NOW)
+    assert len(server.requests) == 1  # at once: never checked before
+    pauses[-1].set()
+    await until(lambda: len(pauses) == 2)
+    assert len(server.requests) == 1  # an hour later: not due yet
+    checker.prefs.set_last_check(NOW - timedelta(days=2))
+    pauses[-1].set()
+    await until(lambda: len(pauses) == 3 and checker.prefs.last_check() == NOW)
+    assert len(server.requests) == 2  # a day has passed
+    await checker.aclose()
+    await asyncio.wait_for(checker.wait_idle(), timeout=60)  # nothing left running
