@@ -142,18 +142,49 @@ def stage_share(usr: Path, *, work: Path, desktop_text: str | None = None) -> No
     shutil.copy2(ICONS / "deskbell.svg", hicolor / "scalable" / "apps" / "deskbell.svg")
 
 
-def validate(usr: Path) -> None:
-    """desktop-file-validate and appstreamcli validate, where installed (CI installs both)."""
+def validation_remarks(usr: Path) -> list[str]:
+    """What desktop-file-validate and `appstreamcli validate` say of the menu entry and the
+    metainfo, but pedantic hints: each remark is a line (a missing tool is one too)."""
     desktop = usr / "share" / "applications" / f"{APP_ID}.desktop"
     metainfo = usr / "share" / "metainfo" / f"{APP_ID}.metainfo.xml"
-    for tool, args in (
-        ("desktop-file-validate", [str(desktop)]),
-        ("appstreamcli", ["validate", "--no-net", str(metainfo)]),
+    remarks: list[str] = []
+    for tool, package, args in (
+        ("desktop-file-validate", "desktop-file-utils", [str(desktop)]),
+        ("appstreamcli", "appstream", ["validate", "--no-net", "--pedantic", str(metainfo)]),
     ):
         if shutil.which(tool) is None:
-            print(f"build.py: {tool} is not installed: not validated", file=sys.stderr)
+            remarks.append(
+                f"{tool} is not installed (Debian package {package}: make system-packages)"
+            )
             continue
-        subprocess.run([tool, *args], check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run([tool, *args], capture_output=True, text=True)
+        said = [
+            f"{tool}: {line.strip()}"
+            for line in (done.stdout + done.stderr).splitlines()
+            # appstreamcli's verdict and its pedantic hints (our id has capitals, as reverse
+            # DNS ids of desktop apps do) are not remarks; desktop-file-validate says nothing
+            # of a good file.
+            if line.strip() and not line.startswith(("P: ", "\u2714", "Validation was"))
+        ]
+        if done.returncode != 0 and not said:
+            said = [f"{tool}: exit {done.returncode}"]
+        remarks.extend(said)
+    return remarks
+
+
+def validate(usr: Path) -> None:
+    """Refuse a menu entry or metainfo that a validator remarks on."""
+    if remarks := validation_remarks(usr):
+        raise SystemExit(
+            "build.py: the menu entry or metainfo does not validate:\n  " + "\n  ".join(remarks)
+        )
+
+
+def add_notices(folder: Path, manifest: dict[str, list]) -> None:
+    """LICENSE and THIRD-PARTY-NOTICES.txt (with Qt's LGPL notice) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "LICENSE", folder / "LICENSE")
+    (folder / "THIRD-PARTY-NOTICES.txt").write_text(licenses.notices(manifest))
 
 
 def copy_bundle(bundle: Path, target: Path) -> None:
@@ -205,9 +236,8 @@ def build_deb(bundle: Path, manifest: dict[str, list], *, out: Path, work: Path)
     return target
 
 
-def build_appimage(bundle: Path, *, out: Path, work: Path) -> Path:
-    """The AppDir, and the AppImage if appimagetool is on PATH (not a Debian package)."""
-    ver = version("deskbell")
+def build_appdir(bundle: Path, manifest: dict[str, list], *, work: Path) -> Path:
+    """work/Deskbell.AppDir: what appimagetool packs and the AppImage runtime starts."""
     appdir = work / "Deskbell.AppDir"
     if appdir.exists():
         shutil.rmtree(appdir)
@@ -224,12 +254,20 @@ def build_appimage(bundle: Path, *, out: Path, work: Path) -> Path:
     )
     stage_share(appdir / "usr", work=work, desktop_text=desktop)
     validate(appdir / "usr")
+    add_notices(appdir / "usr" / "share" / "doc" / "deskbell", manifest)
     shutil.copy2(appdir / "usr/share/applications" / f"{APP_ID}.desktop", appdir)
     shutil.copy2(ICONS / "deskbell.svg", appdir / "deskbell.svg")
     shutil.copy2(ICONS / "deskbell-256.png", appdir / ".DirIcon")
     # appimagetool looks for <id>.appdata.xml.
     metainfo = appdir / "usr/share/metainfo"
     shutil.copy2(metainfo / f"{APP_ID}.metainfo.xml", metainfo / f"{APP_ID}.appdata.xml")
+    return appdir
+
+
+def build_appimage(bundle: Path, manifest: dict[str, list], *, out: Path, work: Path) -> Path:
+    """The AppDir, and the AppImage if appimagetool is on PATH (not a Debian package)."""
+    ver = version("deskbell")
+    appdir = build_appdir(bundle, manifest, work=work)
     target = out / f"Deskbell-{ver}-{appimage_arch()}.AppImage"
     tool = shutil.which("appimagetool")
     if tool is None:
@@ -259,8 +297,7 @@ def build_tarball(bundle: Path, manifest: dict[str, list], *, out: Path, work: P
         shutil.rmtree(top.parent)
     copy_bundle(bundle, top)
     stage_share(top, work=work)
-    shutil.copy2(ROOT / "LICENSE", top / "LICENSE")
-    (top / "THIRD-PARTY-NOTICES.txt").write_text(licenses.notices(manifest))
+    add_notices(top, manifest)
     (top / "INSTALL.txt").write_text(
         "Deskbell for Linux (glibc 2.35 or newer: Ubuntu 22.04, Debian 12 and later).\n\n"
         "Run it from here: ./deskbell\n\n"
@@ -307,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if "deb" in what:
         build_deb(args.bundle, manifest, out=args.out, work=work)
     if "appimage" in what:
-        build_appimage(args.bundle, out=args.out, work=work)
+        build_appimage(args.bundle, manifest, out=args.out, work=work)
     if "tarball" in what:
         build_tarball(args.bundle, manifest, out=args.out, work=work)
     return 0
