@@ -5,8 +5,8 @@
 # private PostgreSQL, the keyring's backends), then purge it and check that nothing it
 # installed is left.
 #   packaging/ci-smoke.sh            (as root, or with sudo; after `make system-packages`)
-# Reuses the project's venv (PyInstaller comes with the dev extras); 2½–3 minutes on 2 busy
-# cores (docs/benchmarks.md), most of it PyInstaller.
+# Reuses the project's venv (PyInstaller comes with the dev extras); 1 minute on 2 quiet cores,
+# 2½–3 while other suites run (docs/benchmarks.md), most of it PyInstaller.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
