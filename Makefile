@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export QT_API := pyside6
 
-.PHONY: demo run test check bench system-packages clean
+.PHONY: demo run test check bench package system-packages clean
 
 $(BIN)/deskbell: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test: system-packages $(BIN)/deskbell
 
 bench: $(BIN)/deskbell
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# Linux installers from a PyInstaller bundle: dist/deskbell_<version>_<arch>.deb, the AppDir
+# (an AppImage where appimagetool is installed) and a tarball (packaging/README.md).
+package: system-packages $(BIN)/deskbell
+	$(BIN)/python -m PyInstaller packaging/deskbell.spec --noconfirm --log-level WARN
+	$(BIN)/python packaging/linux/build.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,8 +1,9 @@
 """Optional start at login (D1), one small class per platform.
 
-- Linux (and other XDG desktops): `$XDG_CONFIG_HOME/autostart/deskbell.desktop`.
+- Linux (and other XDG desktops): `$XDG_CONFIG_HOME/autostart/<APP_ID>.desktop`, with
+  `TryExec` so an uninstalled app leaves no broken login item.
 - Windows: a value named "Deskbell" under HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run.
-- macOS: a LaunchAgent `~/Library/LaunchAgents/app.deskbell.plist` with RunAtLoad, read by
+- macOS: a LaunchAgent `~/Library/LaunchAgents/<APP_ID>.plist` with RunAtLoad, read by
   launchd at the next login.
 
 The module functions `enable()`, `disable()` and `is_enabled()` pick the class for this
@@ -21,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from resources import APP_ID
+
 __all__ = [
     "APP_NAME",
     "Autostart",
@@ -37,7 +40,10 @@ __all__ = [
 ]
 
 APP_NAME = "Deskbell"
-MAC_LABEL = "app.deskbell"
+MAC_LABEL = APP_ID
+# What versions before the application id wrote; replaced or removed with the new entry.
+_OLD_LINUX_ENTRY = "deskbell.desktop"
+_OLD_MAC_AGENT = "app.deskbell.plist"
 RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
 
 
@@ -52,7 +58,9 @@ class Autostart(Protocol):
 def current_command() -> list[str]:
     """How to start this Deskbell again: the bundle, the installed script, or the module."""
     if getattr(sys, "frozen", False):  # PyInstaller: the executable is the app
-        return [sys.executable]
+        # Inside an AppImage the executable lives in a mount that goes away on exit; the
+        # AppImage runtime says where the image itself is.
+        return [os.environ.get("APPIMAGE") or sys.executable]
     for script in ("deskbell-gui", "deskbell"):
         found = shutil.which(script)
         if found:
@@ -75,10 +83,12 @@ def _desktop_quote(arg: str) -> str:
 class LinuxAutostart:
     def __init__(self, *, config_home: Path | None = None) -> None:
         base = config_home or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-        self.path = base / "autostart" / "deskbell.desktop"
+        self.path = base / "autostart" / f"{APP_ID}.desktop"
+        self._old = base / "autostart" / _OLD_LINUX_ENTRY
 
     def enable(self, command: Sequence[str]) -> None:
         exec_line = " ".join(_desktop_quote(a) for a in command)
+        # TryExec: a session skips the entry once the program is gone (uninstalled).
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(
@@ -86,23 +96,26 @@ class LinuxAutostart:
             "Type=Application\n"
             f"Name={APP_NAME}\n"
             "Comment=Help-desk messenger\n"
+            f"TryExec={_desktop_quote(command[0])}\n"
             f"Exec={exec_line}\n"
             "Icon=deskbell\n"
             "Terminal=false\n"
-            "StartupWMClass=deskbell\n"
             "X-GNOME-Autostart-enabled=true\n",
             encoding="utf-8",
         )
         tmp.replace(self.path)
+        self._old.unlink(missing_ok=True)
 
     def disable(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._old.unlink(missing_ok=True)
 
     def is_enabled(self) -> bool:
-        if not self.path.is_file():
+        path = self.path if self.path.is_file() else self._old
+        if not path.is_file():
             return False
         # A person may have switched it off in their session settings instead of deleting it.
-        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         return not any(
             line.strip().lower() in ("hidden=true", "x-gnome-autostart-enabled=false")
             for line in lines
@@ -179,6 +192,7 @@ class MacAutostart:
     def __init__(self, *, agents_dir: Path | None = None) -> None:
         folder = agents_dir or Path.home() / "Library" / "LaunchAgents"
         self.path = folder / f"{MAC_LABEL}.plist"
+        self._old = folder / _OLD_MAC_AGENT
 
     def enable(self, command: Sequence[str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,9 +206,11 @@ class MacAutostart:
         with tmp.open("wb") as f:
             plistlib.dump(plist, f)
         tmp.replace(self.path)
+        self._old.unlink(missing_ok=True)
 
     def disable(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._old.unlink(missing_ok=True)
 
     def is_enabled(self) -> bool:
         try:

@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ from PySide6.QtWidgets import (
 from app import autostart, paths
 from app.single_instance import SingleInstance
 from app.wake import WakeWatch
+from resources import APP_ID
 from services.clock import SystemClock
 from services.errors import DeskbellError, NotFoundError
 from ui.icons import app_icon, app_icon_file
@@ -69,7 +71,14 @@ if TYPE_CHECKING:
     # Imported after the loading frame is painted (~0.1 s of widget modules).
     from ui.windows.main_window import MainWindow
 
-__all__ = ["QUIT_SIGNALS", "STATE_FILE_ENV", "Shutdown", "display_problem", "run_desktop"]
+__all__ = [
+    "QUIT_SIGNALS",
+    "STATE_FILE_ENV",
+    "Shutdown",
+    "display_problem",
+    "identify_app",
+    "run_desktop",
+]
 
 log = logging.getLogger("deskbell.desktop")
 
@@ -91,7 +100,7 @@ def run_desktop(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Deskbell")
-    app.setDesktopFileName("deskbell")
+    identify_app(app)
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
     try:
@@ -124,6 +133,29 @@ def run_desktop(args: argparse.Namespace) -> int:
         runner.close()
         single.release()
         log.info("stopped")
+
+
+def identify_app(
+    app: QApplication, *, set_windows_id: Callable[[str], object] | None = None
+) -> None:
+    """Name the app by `APP_ID` before any window exists (D1, N7).
+
+    The desktop file name is the Wayland app id and where the launcher badge goes; on Windows
+    the AppUserModelID groups the taskbar button with the Start menu shortcut (which the
+    installer gives the same id) and routes toast notifications to it.
+    """
+    app.setDesktopFileName(APP_ID)
+    if set_windows_id is None and sys.platform == "win32":
+        set_windows_id = _set_windows_app_user_model_id
+    if set_windows_id is not None:
+        set_windows_id(APP_ID)
+
+
+def _set_windows_app_user_model_id(app_id: str) -> None:
+    import ctypes  # Windows only
+
+    windll = ctypes.windll  # type: ignore[attr-defined,unused-ignore]
+    windll.shell32.SetCurrentProcessExplicitAppUserModelID(ctypes.c_wchar_p(app_id))
 
 
 class Shutdown:
@@ -312,6 +344,9 @@ async def _main(
 
         log.info("start: main window")
         from ui.windows.main_window import MainWindow
+        from ui.windows.update_check import UpdateChecker, UpdatePrefs
+
+        update_prefs = UpdatePrefs(QSettings(str(folder / PLACE_FILE), QSettings.Format.IniFormat))
 
         window = MainWindow(
             service=service,
@@ -325,11 +360,21 @@ async def _main(
             system_notifiers=system_notifier_chain(tray=tray.icon, app_icon=app_icon_file()),
             keep_in_tray=Tray.available,
             login_starter=autostart,
+            update_prefs=update_prefs,
             place=place,
             spell_out_emoji=spell_out_emoji,
         )
         stack.callback(window.close)
         stack.push_async_callback(window.notifications.aclose)
+        # Updates (opt-in): the menus' "Check for updates…", and a daily check when ticked.
+        from app.cli import _version
+
+        updates = UpdateChecker(
+            prefs=update_prefs, current=_version(), now=clock.now, parent=window
+        )
+        stack.push_async_callback(updates.aclose)
+        window.update_check_action.triggered.connect(updates.check_now)
+        tray.update_check_requested.connect(updates.check_now)
         write_state = _state_writer(window, tray, painted_at=painted_at)
 
         def on_counts(counts: UnseenCounts) -> None:
@@ -361,6 +406,11 @@ async def _main(
             return 0
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
+        else:
+            never = asyncio.Event()
+            updates.keep_checking(
+                lambda: clock.sleep_until(clock.now() + timedelta(hours=1), never)
+            )
         shutdown.running = True
         await stop.wait()
         log.info("shutting down")

@@ -33,6 +33,7 @@ from jeepney.io import blocking
 from jeepney.io.asyncio import DBusConnection, DBusRouter, Proxy, open_dbus_connection
 from PySide6.QtCore import QObject, Signal
 
+from resources import APP_ID
 from ui.format import first_words
 from ui.platform import PlatformUnavailable
 from ui.tasks import Tasks
@@ -76,7 +77,7 @@ class FreedesktopNotifier(QObject):
         bus: str = "SESSION",
         app_name: str = "Deskbell",
         app_icon: Path | None = None,
-        desktop_entry: str = "deskbell",
+        desktop_entry: str = APP_ID,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         parent: QObject | None = None,
     ) -> None:

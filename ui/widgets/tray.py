@@ -26,6 +26,7 @@ class Tray(QObject):
     open_requested = Signal()
     quit_requested = Signal()
     dnd_requested = Signal(object)  # str choice, or None for off
+    update_check_requested = Signal()
 
     def __init__(self, *, base: QIcon | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +52,8 @@ class Tray(QObject):
             action.triggered.connect(lambda _=False, c=choice: self.dnd_requested.emit(c))
             self.dnd_actions[choice] = action
         self.menu.addSeparator()
+        updates_action = self.menu.addAction("Check for updates…")
+        updates_action.triggered.connect(self.update_check_requested)
         quit_action = self.menu.addAction("Quit")
         quit_action.triggered.connect(self.quit_requested)
         # macOS with Qt 6.12: a context menu set on the tray can abort; pop it up ourselves.

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ui.widgets.quick_switch import QuickSwitch
     from ui.windows.messaging_center import MessagingCenter
     from ui.windows.settings_dialog import LoginStarter, SettingsDialog
+    from ui.windows.update_check import UpdatePrefs
 
 __all__ = ["APP_TITLE", "EXTERNAL_TAB", "INTERNAL_TAB", "MainWindow"]
 
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         system_notifiers: list[Callable[[], Notifier]] | None = None,
         keep_in_tray: Callable[[], bool] = lambda: False,
         login_starter: LoginStarter | None = None,
+        update_prefs: UpdatePrefs | None = None,
         place: WindowPlace | None = None,
         spell_out_emoji: bool = False,
     ) -> None:
@@ -88,6 +90,7 @@ class MainWindow(QMainWindow):
         self._now = now
         self._keep_in_tray = keep_in_tray
         self._login_starter = login_starter
+        self.update_prefs = update_prefs  # the Settings' "check for updates" (None: not offered)
         self.settings_dialog: SettingsDialog | None = None
         self.messaging_center: MessagingCenter | None = None
         self.counts = UnseenCounts()
@@ -163,10 +166,12 @@ class MainWindow(QMainWindow):
         self.messaging_center_action = QAction("Messaging Center…", self)
         self.messaging_center_action.setShortcut(QKeySequence("Ctrl+Shift+M"))
         self.quit_action = QAction("Quit Deskbell", self)
+        self.update_check_action = QAction("Check for updates…", self)
         menu = QMenu(self)
         menu.setAccessibleName("Deskbell menu")
         menu.addAction(self.messaging_center_action)
         menu.addAction(self.settings_action)
+        menu.addAction(self.update_check_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
         self.addActions([self.settings_action, self.messaging_center_action])
@@ -388,7 +393,11 @@ class MainWindow(QMainWindow):
         from ui.windows.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(
-            service=self.service, me=self.me, login_starter=self._login_starter, parent=self
+            service=self.service,
+            me=self.me,
+            login_starter=self._login_starter,
+            updates=self.update_prefs,
+            parent=self,
         )
         # Forgotten and deleted on `finished`, while both objects are whole: a `destroyed`
         # slot could run inside this window's own destructor.

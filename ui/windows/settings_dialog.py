@@ -5,7 +5,8 @@ through the service, never to a file), From, the default delay, and *Send test e
 sends a real email and shows the server's answer. **Incoming mail (IMAP)** (I1, I5): the
 mailbox to read, in the same style, with *Test connection*. **My notifications**: in-app
 notifications, notification emails, sound, the delay, do not disturb now or on a weekly schedule; an
-administrator may pick another user and edit theirs (M7). Below the tabs: start at login (D1).
+administrator may pick another user and edit theirs (M7). Below the tabs: start at login (D1)
+and the opt-in daily check for updates (ui/windows/update_check.py).
 
 All service calls are coroutines run as tasks the dialog keeps (qasync's asyncSlot keeps no
 reference, NOTES.md); `save()`, `send_test_email()` and `test_imap()` can also be awaited
@@ -63,6 +64,7 @@ from ui.widgets.mail_server_section import (
     MailServerSection,
     note_label,
 )
+from ui.windows.update_check import UpdatePrefs
 
 __all__ = [
     "DELAY_CHOICES",
@@ -146,12 +148,14 @@ class SettingsDialog(QDialog):
         service: Service,
         me: PersonInfo,
         login_starter: LoginStarter | None = None,
+        updates: UpdatePrefs | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.service = service
         self.me = me
         self.login_starter = login_starter
+        self.updates = updates
         # The dialog's own tasks (qasync's asyncSlot keeps none, NOTES.md); a failure is shown.
         self._tasks = Tasks(on_error=self._on_task_failed)
         self._people: list[PersonInfo] = [me]
@@ -172,6 +176,10 @@ class SettingsDialog(QDialog):
         self.autostart_check.setVisible(login_starter is not None)
         if login_starter is not None:
             self.autostart_check.setChecked(login_starter.is_enabled())
+        self.updates_check = QCheckBox("Check for &updates once a day", self)
+        self.updates_check.setAccessibleName("Check for updates once a day")
+        self.updates_check.setVisible(updates is not None)
+        self.updates_check.setChecked(updates is not None and updates.enabled())
 
         self.status_label = note_label("", self, name="Settings status")
         self.status_label.hide()
@@ -195,6 +203,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.autostart_check)
+        layout.addWidget(self.updates_check)
         layout.addWidget(self.status_label)
         layout.addWidget(self.buttons)
         self._fill_email_tab()
@@ -449,6 +458,8 @@ class SettingsDialog(QDialog):
             )
             self._replace_person(person)
             self._save_autostart()
+            if self.updates is not None:
+                self.updates.set_enabled(self.updates_check.isChecked())
         except SecretStoreUnavailable as exc:
             self._show_status(
                 "Could not save the password: no system keyring is available. "

@@ -10,6 +10,7 @@ import pytest
 
 from app import autostart
 from app.autostart import LinuxAutostart, MacAutostart, WindowsAutostart
+from resources import APP_ID
 
 
 def test_d1_linux_autostart_writes_an_xdg_desktop_file(
@@ -19,7 +20,7 @@ def test_d1_linux_autostart_writes_an_xdg_desktop_file(
     monkeypatch.setattr(autostart.sys, "platform", "linux")
     assert not autostart.is_enabled()
     autostart.enable("/opt/Desk Bell/deskbell", args=["--data-dir", "/home/a/100% data"])
-    path = tmp_path / "autostart" / "deskbell.desktop"
+    path = tmp_path / "autostart" / f"{APP_ID}.desktop"
     assert path.is_file()
     assert autostart.is_enabled()
     entries = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
@@ -79,7 +80,7 @@ def test_d1_macos_autostart_writes_a_launch_agent(tmp_path: Path) -> None:
     starter.enable(["/Applications/Deskbell.app/Contents/MacOS/Deskbell"])
     with starter.path.open("rb") as f:
         plist = plistlib.load(f)
-    assert plist["Label"] == "app.deskbell"
+    assert plist["Label"] == APP_ID
     assert plist["RunAtLoad"] is True
     assert plist["ProgramArguments"] == ["/Applications/Deskbell.app/Contents/MacOS/Deskbell"]
     assert starter.is_enabled()

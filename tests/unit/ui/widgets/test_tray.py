@@ -22,7 +22,7 @@ def test_n3_tooltip_and_bubble_follow_the_count(qtbot: QtBot) -> None:
 def test_d1_n6_menu_open_dnd_quit(qtbot: QtBot) -> None:
     tray = Tray()
     texts = [a.text() for a in tray.menu.actions() if a.text()]
-    assert texts == ["Open Deskbell", "Do not disturb", "Quit"]
+    assert texts == ["Open Deskbell", "Do not disturb", "Check for updates…", "Quit"]
     choices = [a.text() for a in tray.dnd_menu.actions() if a.isEnabled() and a.text()]
     assert choices == [t for t, _ in DND_MENU]
     chosen: list[object] = []
@@ -30,5 +30,7 @@ def test_d1_n6_menu_open_dnd_quit(qtbot: QtBot) -> None:
     tray.dnd_actions["30m"].trigger()
     tray.dnd_actions[None].trigger()
     assert chosen == ["30m", None]
+    with qtbot.waitSignal(tray.update_check_requested, timeout=30_000):
+        tray.menu.actions()[-2].trigger()  # issue 13: it only asks; the app answers
     with qtbot.waitSignal(tray.quit_requested, timeout=30_000):
         tray.menu.actions()[-1].trigger()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import keyring
 import pytest
 import shiboken6
 from keyring.backends import fail
-from PySide6.QtCore import Qt, QTime
+from PySide6.QtCore import QSettings, Qt, QTime
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox
 from pytestqt.qtbot import QtBot
 
@@ -19,6 +20,7 @@ from tests.support.dovecot import DovecotServer
 from tests.support.smtpd import SmtpServer
 from tests.support.world import World
 from ui.windows.settings_dialog import SettingsDialog
+from ui.windows.update_check import UpdatePrefs
 
 _open_dialogs: list[SettingsDialog] = []
 
@@ -433,3 +435,21 @@ async def test_e1_never_email_me_survives_a_save(
     assert dialog.delay_combo.currentText() == "Never"
     assert await dialog.save()
     assert (await service.person_by_id(w.bob)).settings.delay_s is None
+
+
+async def test_updates_checkbox_is_off_by_default_and_saved_per_machine(
+    qtbot: QtBot, world: tuple[Service, World, ManualClock], tmp_path: Path
+) -> None:
+    """Issue 13: checking for updates is opt-in; the choice lands in this machine's ini."""
+    service, w, _ = world
+    prefs = UpdatePrefs(QSettings(str(tmp_path / "desktop.ini"), QSettings.Format.IniFormat))
+    dialog = await make(qtbot, service, w.ann, updates=prefs)
+    assert dialog.updates_check.isVisible()
+    assert not dialog.updates_check.isChecked()
+    dialog.updates_check.setChecked(True)
+    assert await dialog.save()
+    reread = UpdatePrefs(QSettings(str(tmp_path / "desktop.ini"), QSettings.Format.IniFormat))
+    assert reread.enabled()
+    dialog.updates_check.setChecked(False)
+    assert await dialog.save()
+    assert not prefs.enabled()
