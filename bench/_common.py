@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "Catcher", "build_fallback_world", "catcher", "free_port", "parser", "report"]
+__all__ = [
+    "ROOT",
+    "Catcher",
+    "build_fallback_world",
+    "catcher",
+    "free_port",
+    "load_average",
+    "parser",
+    "report",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -99,6 +108,13 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
     )
     return p
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, printed beside every figure: on a shared machine
+    a figure means little without them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def report(name: str, *, ratio: float, aim: str, details: dict[str, str]) -> None:
