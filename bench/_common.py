@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ __all__ = [
     "Catcher",
     "build_fallback_world",
     "catcher",
+    "fill_messages",
     "free_port",
     "load_average",
     "parser",
@@ -149,3 +151,55 @@ async def build_fallback_world(service: Any, *, emails: int, per_item: int = 10)
         )
         numbers.append(item.number)
     return numbers
+
+
+def fill_messages(
+    conn: sqlite3.Connection,
+    template_message: int,
+    n: int,
+    *,
+    delivery: dict[str, object] | None = None,
+) -> None:
+    """`n` more messages like the template one, each with the template's deliveries (their
+    columns overridden by `delivery`): batched, as fast as sqlite3 allows. History for a
+    benchmark to land on, not what it measures."""
+
+    def columns(table: str) -> list[str]:
+        return [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+
+    m_cols, d_cols = columns("messages"), columns("deliveries")
+    m_row = list(
+        conn.execute(
+            f"SELECT {', '.join(m_cols)} FROM messages WHERE id = ?", (template_message,)
+        ).fetchone()
+    )
+    d_rows = [
+        list(r)
+        for r in conn.execute(
+            f"SELECT {', '.join(d_cols)} FROM deliveries WHERE message_id = ?", (template_message,)
+        )
+    ]
+    text_at, msg_at = m_cols.index("text"), d_cols.index("message_id")
+    for column, value in (delivery or {}).items():
+        for d in d_rows:
+            d[d_cols.index(column)] = value
+    insert_m = f"INSERT INTO messages ({', '.join(m_cols)}) VALUES ({', '.join('?' * len(m_cols))})"
+    insert_d = (
+        f"INSERT INTO deliveries ({', '.join(d_cols)}) VALUES ({', '.join('?' * len(d_cols))})"
+    )
+    conn.execute("BEGIN")
+    for start in range(0, n, 10_000):
+        first = conn.execute("SELECT max(id) FROM messages").fetchone()[0] + 1
+        count = min(10_000, n - start)
+        messages = []
+        for i in range(count):
+            m_row[text_at] = f"old {start + i}"
+            messages.append(tuple(m_row))
+        conn.executemany(insert_m, messages)
+        deliveries = []
+        for i in range(count):
+            for d in d_rows:
+                d[msg_at] = first + i
+                deliveries.append(tuple(d))
+        conn.executemany(insert_d, deliveries)
+    conn.execute("COMMIT")

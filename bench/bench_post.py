@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_average, parser
+from _common import fill_messages, load_average, parser
 
 from services.api import ConversationKind, PersonKind, Service
 from services.store.db import DB_FILENAME
@@ -125,48 +125,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _fill(conn: sqlite3.Connection, template_message: int, n: int) -> None:
-    """`n` more messages like the template one, each with the template's deliveries: batched,
-    as fast as sqlite3 allows (this is the history the posts land on, not the benchmark)."""
-
-    def columns(table: str) -> list[str]:
-        return [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
-
-    m_cols, d_cols = columns("messages"), columns("deliveries")
-    m_row = list(
-        conn.execute(
-            f"SELECT {', '.join(m_cols)} FROM messages WHERE id = ?", (template_message,)
-        ).fetchone()
-    )
-    d_rows = [
-        list(r)
-        for r in conn.execute(
-            f"SELECT {', '.join(d_cols)} FROM deliveries WHERE message_id = ?", (template_message,)
-        )
-    ]
-    text_at, msg_at = m_cols.index("text"), d_cols.index("message_id")
-    insert_m = f"INSERT INTO messages ({', '.join(m_cols)}) VALUES ({', '.join('?' * len(m_cols))})"
-    insert_d = (
-        f"INSERT INTO deliveries ({', '.join(d_cols)}) VALUES ({', '.join('?' * len(d_cols))})"
-    )
-    conn.execute("BEGIN")
-    for start in range(0, n, 10_000):
-        first = conn.execute("SELECT max(id) FROM messages").fetchone()[0] + 1
-        count = min(10_000, n - start)
-        messages = []
-        for i in range(count):
-            m_row[text_at] = f"old {start + i}"
-            messages.append(tuple(m_row))
-        conn.executemany(insert_m, messages)
-        deliveries = []
-        for i in range(count):
-            for d in d_rows:
-                d[msg_at] = first + i
-                deliveries.append(tuple(d))
-        conn.executemany(insert_d, deliveries)
-    conn.execute("COMMIT")
-
-
 async def _prepare(folder: Path, existing: int) -> int:
     service = await Service.open(data_dir=folder)
     try:
@@ -183,7 +141,7 @@ async def _prepare(folder: Path, existing: int) -> int:
     finally:
         await service.close()
     conn = _connect(folder / DB_FILENAME)
-    _fill(conn, posted.message_id, existing)
+    fill_messages(conn, posted.message_id, existing)
     conn.close()
     return item.number
 
