@@ -27,6 +27,7 @@ __all__ = [
 _LIGHT_STATUS = {
     "sent": ("#166534", "#dcfce7"),
     "failed": ("#b91c1c", "#fee2e2"),
+    "bounced": ("#9d174d", "#fce7f3"),
     "retrying": ("#92400e", "#fef3c7"),
     "queued": ("#92400e", "#fef3c7"),
     "sending": ("#92400e", "#fef3c7"),
@@ -37,6 +38,7 @@ _LIGHT_STATUS = {
 _DARK_STATUS = {
     "sent": ("#86efac", "#14532d"),
     "failed": ("#fca5a5", "#7f1d1d"),
+    "bounced": ("#f9a8d4", "#831843"),
     "retrying": ("#fcd34d", "#713f12"),
     "queued": ("#fcd34d", "#713f12"),
     "sending": ("#fcd34d", "#713f12"),

@@ -51,6 +51,7 @@ STATUSES = (
     "sent",
     "retrying",
     "failed",
+    "bounced",
     "suppressed",
     "received",
     "ignored",
