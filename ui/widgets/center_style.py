@@ -17,6 +17,7 @@ from ui.theme import DARK, LIGHT, Theme
 __all__ = [
     "StatusPillDelegate",
     "caption",
+    "show_result",
     "status_colors",
     "style_sheet",
     "text_color",
@@ -69,6 +70,12 @@ def status_colors(status: str, theme: Theme) -> tuple[QColor, QColor]:
     table = _DARK_STATUS if theme.dark else _LIGHT_STATUS
     text, fill = table.get(status, table["suppressed"])
     return QColor(text), QColor(fill)
+
+
+def show_result(label: QLabel, text: str, *, error: bool) -> None:
+    """A one-line result under a form: red for a refusal, green for success."""
+    label.setText(text)
+    label.setStyleSheet(f"color: {text_color(error=error, theme=theme_for(label))};")
 
 
 def text_color(*, error: bool, theme: Theme) -> str:
