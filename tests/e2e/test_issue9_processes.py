@@ -424,7 +424,7 @@ def test_issue9_an_idle_desktop_app_does_not_wake_up(target: Target, tmp_path: P
     assert wait_until(state.exists, timeout_s=TIMEOUT_S), (tmp_path / "desktop.log").read_text()
     settled = wait_until_quiet(app.pid, timeout_s=60)
     idle = measure(app.pid, IDLE_WINDOW_S)
-    assert settled is not None and idle.switches <= IDLE_MAX_SWITCHES, (
-        f"idle desktop: {idle}" + ("" if settled else " (it never went quiet for 1 s in 60 s)")
+    assert settled is not None and idle.switches <= IDLE_MAX_SWITCHES, f"idle desktop: {idle}" + (
+        "" if settled else " (it never went quiet for 1 s in 60 s)"
     )
     assert app.poll() is None, (tmp_path / "desktop.log").read_text()
