@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ __all__ = [
     "load_average",
     "parser",
     "report",
+    "shown",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +105,37 @@ def catcher(folder: Path) -> Iterator[Catcher]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def shown(
+    cmd: list[str], *, state: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """Start `cmd` with `DESKBELL_TEST_STATE_FILE=state` and wait until that file appears (the
+    app writes it once its window shows with data); yield the process and its start time
+    (`time.time()`); stop it with SIGTERM afterwards."""
+    state.unlink(missing_ok=True)
+    env = {**env, "DESKBELL_TEST_STATE_FILE": str(state)}
+    started = time.time()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        while not state.exists():
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr.read()!r}")
+            time.sleep(0.002)
+        yield proc, started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -14,9 +14,7 @@ QMainWindow and a QListView showing 200 rows, which writes the same file when sh
 from __future__ import annotations
 
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, load_average, parser
+from _common import load_average, parser, shown
 from bench_desktop import ANN, build_database
 
 from services.store.db import DB_FILENAME
@@ -62,29 +60,13 @@ def _peak_mb(pid: int) -> float:
 
 
 def _start(cmd: list[str], state: Path) -> Start:
-    state.unlink(missing_ok=True)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DESKBELL_TEST_STATE_FILE": str(state)}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        while not state.exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr.read()!r}")
-            time.sleep(0.002)
-        wall = time.perf_counter() - t0
+    with shown(cmd, state=state, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}) as (
+        proc,
+        t0,
+    ):
+        wall = time.time() - t0
         now = sample(proc.pid)
         peak = _peak_mb(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
     return Start(cpu_s=now.cpu_s, peak_mb=peak, wall_s=wall)
 
 

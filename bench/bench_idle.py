@@ -135,33 +135,35 @@ def main() -> None:
         state = folder / "desktop-state.json"
         print(f"== idle, measured over {seconds:.0f} s each (aim ≤ 0.2 % CPU, ≤ 2 wake-ups/s)")
         results = {
-            "bare asyncio loop (baseline)": _idle(
-                "bare asyncio loop (baseline)",
-                [py, "-c", _BARE_LOOP],
+            name: _idle(
+                name,
+                [py, "-c", script],
                 ready=lambda: True,
-                log=folder / "bare-loop.log",
+                log=folder / f"bare-{n}.log",
                 seconds=seconds,
                 settle=settle,
-            ),
-            "bare QMainWindow + QListView (baseline)": _idle(
-                "bare QMainWindow + QListView (baseline)",
-                [py, "-c", _BARE_WINDOW],
-                ready=lambda: True,
-                log=folder / "bare-window.log",
-                seconds=seconds,
-                settle=settle,
-            ),
-            "deskbell serve (SQLite)": _serve(cli, folder, "sqlite", seconds, settle),
-            "desktop app, shown, no input (SQLite)": _idle(
-                "desktop app, shown, no input (SQLite)",
-                [*cli, "--as", ANN],
-                ready=state.exists,
-                log=folder / "desktop.log",
-                env={"DESKBELL_TEST_STATE_FILE": str(state)},
-                seconds=seconds,
-                settle=settle,
-            ),
+            )
+            for n, (name, script) in enumerate(
+                (
+                    ("bare asyncio loop (baseline)", _BARE_LOOP),
+                    ("bare QMainWindow + QListView (baseline)", _BARE_WINDOW),
+                )
+            )
         }
+        results.update(
+            {
+                "deskbell serve (SQLite)": _serve(cli, folder, "sqlite", seconds, settle),
+                "desktop app, shown, no input (SQLite)": _idle(
+                    "desktop app, shown, no input (SQLite)",
+                    [*cli, "--as", ANN],
+                    ready=state.exists,
+                    log=folder / "desktop.log",
+                    env={"DESKBELL_TEST_STATE_FILE": str(state)},
+                    seconds=seconds,
+                    settle=settle,
+                ),
+            }
+        )
         results.update(_postgres(folder, seconds, settle))
     met = [
         name
