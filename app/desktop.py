@@ -94,10 +94,7 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setDesktopFileName("deskbell")
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # the tray keeps us running (D1)
-    try:
-        folder = paths.data_dir(args.data_dir)
-    except DeskbellError as exc:
-        return _cannot_start(str(exc), just_show=args.quit_after_shown)
+    folder = paths.data_dir(args.data_dir)
     if args.demo:
         folder = folder / "demo"
         folder.mkdir(parents=True, exist_ok=True)
@@ -124,22 +121,6 @@ def run_desktop(args: argparse.Namespace) -> int:
         runner.close()
         single.release()
         log.info("stopped")
-
-
-def _cannot_start(reason: str, *, just_show: bool) -> int:
-    """One clear error before anything started: on standard error, and in a dialog for a
-    person who started the app from a menu and has no terminal."""
-    print(f"deskbell: error: {reason}", file=sys.stderr)
-    box = QMessageBox(QMessageBox.Icon.Critical, "Deskbell", f"Deskbell cannot start: {reason}")
-    box.setObjectName("cannot-use-data-folder")
-    if just_show:  # --quit-after-shown: paint it, then go
-        box.show()
-        QApplication.processEvents()
-        log.info("%s dialog shown", box.objectName())
-        box.close()
-    else:
-        box.exec()
-    return 1
 
 
 class Shutdown:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -14,8 +13,7 @@ __all__ = ["data_dir", "database_url"]
 
 
 def data_dir(explicit: str | None = None) -> Path:
-    """The data folder, created if missing and checked writable, as an absolute path
-    (messages name it in full)."""
+    """The data folder, created if missing, as an absolute path (messages name it in full)."""
     chosen = explicit or os.environ.get("DESKBELL_DATA_DIR")
     path = (
         Path(chosen).expanduser() if chosen else Path(platformdirs.user_data_dir("Deskbell", False))
@@ -26,13 +24,6 @@ def data_dir(explicit: str | None = None) -> Path:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StoreUnavailableError(
             f"cannot use {quoted(str(path))} as the data folder ({reason})"
-        ) from exc
-    try:  # a folder we cannot write in fails here, not later in the middle of a start
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise StoreUnavailableError(
-            f"cannot write in {quoted(str(path))}, the data folder ({exc.strerror or exc})"
         ) from exc
     return path
 

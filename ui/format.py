@@ -113,8 +113,6 @@ def status_parts(
             parts.append(("emailed", "Emailed to " + names(who)))
         elif state == "failed":
             parts.append(("failed", "Email failed: " + names(who)))
-        elif state == "bounced":  # accepted, then the recipient's server sent it back (E7)
-            parts.append(("failed", "Email bounced: " + names(who)))
         elif state in ("queued", "sending", "retrying"):
             parts.append(("queued", "Emailing " + names(who)))
     return parts

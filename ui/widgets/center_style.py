@@ -17,7 +17,6 @@ from ui.theme import DARK, LIGHT, Theme
 __all__ = [
     "StatusPillDelegate",
     "caption",
-    "show_result",
     "status_colors",
     "style_sheet",
     "text_color",
@@ -28,7 +27,6 @@ __all__ = [
 _LIGHT_STATUS = {
     "sent": ("#166534", "#dcfce7"),
     "failed": ("#b91c1c", "#fee2e2"),
-    "bounced": ("#9d174d", "#fce7f3"),
     "retrying": ("#92400e", "#fef3c7"),
     "queued": ("#92400e", "#fef3c7"),
     "sending": ("#92400e", "#fef3c7"),
@@ -39,7 +37,6 @@ _LIGHT_STATUS = {
 _DARK_STATUS = {
     "sent": ("#86efac", "#14532d"),
     "failed": ("#fca5a5", "#7f1d1d"),
-    "bounced": ("#f9a8d4", "#831843"),
     "retrying": ("#fcd34d", "#713f12"),
     "queued": ("#fcd34d", "#713f12"),
     "sending": ("#fcd34d", "#713f12"),
@@ -70,12 +67,6 @@ def status_colors(status: str, theme: Theme) -> tuple[QColor, QColor]:
     table = _DARK_STATUS if theme.dark else _LIGHT_STATUS
     text, fill = table.get(status, table["suppressed"])
     return QColor(text), QColor(fill)
-
-
-def show_result(label: QLabel, text: str, *, error: bool) -> None:
-    """A one-line result under a form: red for a refusal, green for success."""
-    label.setText(text)
-    label.setStyleSheet(f"color: {text_color(error=error, theme=theme_for(label))};")
 
 
 def text_color(*, error: bool, theme: Theme) -> str:

@@ -51,7 +51,6 @@ STATUSES = (
     "sent",
     "retrying",
     "failed",
-    "bounced",
     "suppressed",
     "received",
     "ignored",

@@ -30,9 +30,8 @@ def check_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:
         raise InputError("Please enter your name.")
-    # Only what could break out of an email header; "=?" is text, encoded when a header is built.
-    if any(c in name for c in "\r\n\u2028\u2029"):
-        raise InputError("Your name cannot contain line breaks.")
+    if any(c in name for c in "\r\n\u2028\u2029") or "=?" in name:
+        raise InputError("Your name cannot contain line breaks or '=?'.")
     if len(cleaned) > MAX_NAME_CHARS:
         raise InputError(f"Please keep your name under {MAX_NAME_CHARS} characters.")
     return cleaned

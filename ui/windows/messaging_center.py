@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
 from services.api import AutomationInfo, PersonInfo, Service, TemplateInfo
 from services.errors import DeskbellError
 from ui.tasks import Tasks
-from ui.widgets.center_style import caption, show_result, style_sheet, theme_for
-from ui.windows.bounces_page import BouncesPage
+from ui.widgets.center_style import caption, style_sheet, text_color, theme_for
 from ui.windows.email_log import EmailLogPage
 from ui.windows.template_editor import TemplateEditor
 
@@ -49,20 +48,13 @@ __all__ = [
     "SystemEmailsPage",
 ]
 
-SECTIONS = (
-    "Automated messages",
-    "Automated emails",
-    "System emails",
-    "Incoming & Outgoing",
-    "Bounced addresses",
-)
+SECTIONS = ("Automated messages", "Automated emails", "System emails", "Incoming & Outgoing")
 # One line under each section's title: what it is for.
 _DESCRIPTIONS = (
     "Messages Deskbell posts by itself. The critical one can be reworded, never switched off.",
     "The emails sent when something happens to an item, and the automations that send them.",
     "Welcome, password reset and new-customer emails: switch them on or off and edit them.",
     "Every email sent and received in the last 72 hours, with the server's answer.",
-    "Addresses whose emails came back. Blocked ones get no email until you clear them.",
 )
 _ID_ROLE = Qt.ItemDataRole.UserRole
 _TEXT_VARIABLES = (
@@ -72,6 +64,11 @@ _TEXT_VARIABLES = (
 _CRITICAL_VARIABLES = (
     "Variables: item.ref, item.title, recipient.name, conversation.subject, conversation.kind"
 )
+
+
+def _status(label: QLabel, text: str, *, error: bool) -> None:
+    label.setText(text)
+    label.setStyleSheet(f"color: {text_color(error=error, theme=theme_for(label))};")
 
 
 class AutomatedMessagesPage(QWidget):
@@ -202,9 +199,9 @@ class AutomatedMessagesPage(QWidget):
         try:
             await coro
         except DeskbellError as exc:
-            show_result(self.status_label, str(exc), error=True)
+            _status(self.status_label, str(exc), error=True)
             return False
-        show_result(self.status_label, what, error=False)
+        _status(self.status_label, what, error=False)
         return True
 
     async def save_text(self) -> None:
@@ -213,7 +210,7 @@ class AutomatedMessagesPage(QWidget):
             "Saved.", self._service.automations.set_text(a.id, self.text_edit.toPlainText())
         ):
             await self.load(select_id=a.id)
-            show_result(self.status_label, "Saved.", error=False)
+            _status(self.status_label, "Saved.", error=False)
 
     async def toggle(self) -> None:
         a = self.current
@@ -323,10 +320,10 @@ class AutomatedEmailsPage(_TemplatesPage):
                 kind="automation",
             )
         except DeskbellError as exc:
-            show_result(self.status_label, str(exc), error=True)
+            _status(self.status_label, str(exc), error=True)
             return
         self.new_name_edit.clear()
-        show_result(self.status_label, f"Created {name}.", error=False)
+        _status(self.status_label, f"Created {name}.", error=False)
         await self.load(select=name.lower())
 
     async def delete(self) -> None:
@@ -336,9 +333,9 @@ class AutomatedEmailsPage(_TemplatesPage):
         try:
             await self._service.templates.delete(t.name)
         except DeskbellError as exc:
-            show_result(self.status_label, str(exc), error=True)
+            _status(self.status_label, str(exc), error=True)
             return
-        show_result(self.status_label, f"Deleted {t.name}.", error=False)
+        _status(self.status_label, f"Deleted {t.name}.", error=False)
         self.editor.template = None
         await self.load()
 
@@ -385,9 +382,9 @@ class SystemEmailsPage(_TemplatesPage):
         try:
             await self._service.system_emails.set_enabled(name, enabled=enabled)
         except DeskbellError as exc:
-            show_result(self.status_label, str(exc), error=True)
+            _status(self.status_label, str(exc), error=True)
         else:
-            show_result(self.status_label, f"{name} is {'on' if enabled else 'off'}.", error=False)
+            _status(self.status_label, f"{name} is {'on' if enabled else 'off'}.", error=False)
         await self.load(select=name)
 
 
@@ -434,15 +431,8 @@ class MessagingCenter(QDialog):
         self.emails_page = AutomatedEmailsPage(service, self.tasks)
         self.system_page = SystemEmailsPage(service, self.tasks)
         self.log_page = EmailLogPage(service, self.tasks)
-        self.bounces_page = BouncesPage(service, self.tasks, me)
         self.stack = QStackedWidget()
-        for page in (
-            self.messages_page,
-            self.emails_page,
-            self.system_page,
-            self.log_page,
-            self.bounces_page,
-        ):
+        for page in (self.messages_page, self.emails_page, self.system_page, self.log_page):
             self.stack.addWidget(page)
         content = QVBoxLayout()
         content.setContentsMargins(20, 16, 16, 14)
@@ -496,10 +486,8 @@ class MessagingCenter(QDialog):
             await self.emails_page.load()
         elif row == 2:
             await self.system_page.load()
-        elif row == 3:
-            await self.log_page.apply_filter()
         else:
-            await self.bounces_page.load()
+            await self.log_page.apply_filter()
 
     async def wait_idle(self) -> None:
         """Let every running load, preview and save finish (tests)."""

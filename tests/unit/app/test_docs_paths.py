@@ -19,12 +19,8 @@ def test_benchmark_commands_use_the_venv_make_creates_and_exist() -> None:
     python = f"{_makefile_venv()}/bin/python"
     doc = (ROOT / "docs" / "benchmarks.md").read_text()
     commands = re.findall(r"\*\*Command\.\*\* `([^`]+)`", doc)
-    scripts = {
-        path.name
-        for pattern in ("bench_*.py", "drill_*.py")
-        for path in (ROOT / "bench").glob(pattern)
-    }
-    assert {re.search(r"bench/((?:bench|drill)_\w+\.py)", c).group(1) for c in commands} == scripts  # type: ignore[union-attr]
+    scripts = {path.name for path in (ROOT / "bench").glob("bench_*.py")}
+    assert {re.search(r"bench/(bench_\w+\.py)", c).group(1) for c in commands} == scripts  # type: ignore[union-attr]
     for command in commands:
         interpreter = next(word for word in command.split() if word.endswith("python"))
         assert interpreter == python, command
