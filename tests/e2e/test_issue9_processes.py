@@ -8,7 +8,7 @@ them start at the same moment. Nothing waits a fixed time: each step waits for a
 
 Where an engine still fails, the test is marked `xfail(strict=True)` on that engine only, with
 what the service must do: a strict xfail that passes fails the run, so the marker goes when
-the fix lands.
+the fix lands. A race that does not show in every run is marked `xfail` without `strict`.
 """
 
 from __future__ import annotations
@@ -36,13 +36,17 @@ ANN, BOB = "ann@example.com", "bob@example.com"
 TIMEOUT_S = 300  # a process's whole life on a machine ten times slower than usual
 
 
-def engines(*, sqlite: str | None = None, postgresql: str | None = None) -> list[Any]:
-    """Both engines as parameters; a reason marks that engine's run as a strict xfail."""
+def engines(
+    *, sqlite: str | None = None, postgresql: str | None = None, race: bool = False
+) -> list[Any]:
+    """Both engines as parameters; a reason marks that engine's run as a strict xfail.
+    `race`: the failure is a race that shows in most runs, not all (the processes may happen
+    to run one after the other on a busy machine): the xfail is not strict then."""
     params = []
     for name, reason in (("sqlite", sqlite), ("postgresql", postgresql)):
         marks: list[Any] = [pytest.mark.postgres] if name == "postgresql" else []
         if reason is not None:
-            marks.append(pytest.mark.xfail(strict=True, reason=f"issue 9: {reason}"))
+            marks.append(pytest.mark.xfail(strict=not race, reason=f"issue 9: {reason}"))
         params.append(pytest.param(name, marks=marks))
     return params
 
@@ -184,6 +188,7 @@ FIRST_STARTS = 8
         "same tables ('table changes already exists')",
         postgresql="migrations and first-start seeding must take an advisory lock: "
         "concurrent first starts fail creating the same types and tables",
+        race=True,  # seen passing once on SQLite under a load of 9: the starts did not overlap
     ),
     indirect=True,
 )
