@@ -333,9 +333,9 @@ async def _main(
         if not Tray.available():
             log.info("no system tray yet: the count shows in the title and the badge")
         clock = SystemClock()
-        wake_watch = WakeWatch(clock=clock, wake=service.wake)
+        wake_watch = WakeWatch(clock=clock, wake=service.wake, bus="SYSTEM")
         wake_watch.start()  # E8: deadlines are re-read after a resume from sleep
-        stack.callback(wake_watch.stop)
+        stack.push_async_callback(wake_watch.aclose)
         try:
             pinger: Pinger | None = Pinger(player=make_sound_player(), clock=clock)
         except PlatformUnavailable as exc:
@@ -365,6 +365,7 @@ async def _main(
             spell_out_emoji=spell_out_emoji,
         )
         stack.callback(window.close)
+        wake_watch.resumed.connect(window.refresh_dnd)  # Qt's timers stood still in sleep
         stack.push_async_callback(window.notifications.aclose)
         # Updates (opt-in): the menus' "Check for updates…", and a daily check when ticked.
         from app.cli import _version

@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "Catcher", "build_fallback_world", "catcher", "free_port", "parser", "report"]
+__all__ = [
+    "ROOT",
+    "Catcher",
+    "build_fallback_world",
+    "catcher",
+    "fill_messages",
+    "free_port",
+    "load_average",
+    "parser",
+    "report",
+    "shown",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -93,12 +107,50 @@ def catcher(folder: Path) -> Iterator[Catcher]:
             proc.kill()
 
 
+@contextmanager
+def shown(
+    cmd: list[str], *, state: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """Start `cmd` with `DESKBELL_TEST_STATE_FILE=state` and wait until that file appears (the
+    app writes it once its window shows with data); yield the process and its start time
+    (`time.time()`); stop it with SIGTERM afterwards."""
+    state.unlink(missing_ok=True)
+    env = {**env, "DESKBELL_TEST_STATE_FILE": str(state)}
+    started = time.time()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        while not state.exists():
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr.read()!r}")
+            time.sleep(0.002)
+        yield proc, started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument(
         "--quick", action="store_true", help="a small smoke run (figures not meaningful)"
     )
     return p
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, printed beside every figure: on a shared machine
+    a figure means little without them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def report(name: str, *, ratio: float, aim: str, details: dict[str, str]) -> None:
@@ -133,3 +185,55 @@ async def build_fallback_world(service: Any, *, emails: int, per_item: int = 10)
         )
         numbers.append(item.number)
     return numbers
+
+
+def fill_messages(
+    conn: sqlite3.Connection,
+    template_message: int,
+    n: int,
+    *,
+    delivery: dict[str, object] | None = None,
+) -> None:
+    """`n` more messages like the template one, each with the template's deliveries (their
+    columns overridden by `delivery`): batched, as fast as sqlite3 allows. History for a
+    benchmark to land on, not what it measures."""
+
+    def columns(table: str) -> list[str]:
+        return [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+
+    m_cols, d_cols = columns("messages"), columns("deliveries")
+    m_row = list(
+        conn.execute(
+            f"SELECT {', '.join(m_cols)} FROM messages WHERE id = ?", (template_message,)
+        ).fetchone()
+    )
+    d_rows = [
+        list(r)
+        for r in conn.execute(
+            f"SELECT {', '.join(d_cols)} FROM deliveries WHERE message_id = ?", (template_message,)
+        )
+    ]
+    text_at, msg_at = m_cols.index("text"), d_cols.index("message_id")
+    for column, value in (delivery or {}).items():
+        for d in d_rows:
+            d[d_cols.index(column)] = value
+    insert_m = f"INSERT INTO messages ({', '.join(m_cols)}) VALUES ({', '.join('?' * len(m_cols))})"
+    insert_d = (
+        f"INSERT INTO deliveries ({', '.join(d_cols)}) VALUES ({', '.join('?' * len(d_cols))})"
+    )
+    conn.execute("BEGIN")
+    for start in range(0, n, 10_000):
+        first = conn.execute("SELECT max(id) FROM messages").fetchone()[0] + 1
+        count = min(10_000, n - start)
+        messages = []
+        for i in range(count):
+            m_row[text_at] = f"old {start + i}"
+            messages.append(tuple(m_row))
+        conn.executemany(insert_m, messages)
+        deliveries = []
+        for i in range(count):
+            for d in d_rows:
+                d[msg_at] = first + i
+                deliveries.append(tuple(d))
+        conn.executemany(insert_d, deliveries)
+    conn.execute("COMMIT")

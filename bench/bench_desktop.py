@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -36,9 +35,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import psutil  # noqa: E402
 import qasync  # noqa: E402
+from _common import shown  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from services.api import ConversationKind, ConversationRow, Inbox, PersonKind, Service  # noqa: E402
@@ -181,30 +182,13 @@ def build_database(folder: Path, *, conversations: int, messages: int, big: int)
 def _run_shown(cmd: list[str], *, state: Path, env: dict[str, str]) -> tuple[float, float, int]:
     """Seconds from spawn until first paint and until the state file says shown (with data),
     and the RSS then (bytes). The bare window paints and shows at once."""
-    state.unlink(missing_ok=True)
-    env = {**env, "DESKBELL_TEST_STATE_FILE": str(state)}
-    t0 = time.time()
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        while not state.exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited {proc.returncode}: {proc.stderr.read()!r}")
-            time.sleep(0.005)
-        shown = state.stat().st_mtime - t0
+    with shown(cmd, state=state, env=env) as (proc, t0):
+        shown_s = state.stat().st_mtime - t0
         doc = json.loads(state.read_text())
-        painted = doc["painted_at"] - t0 if "painted_at" in doc else shown
+        painted = doc["painted_at"] - t0 if "painted_at" in doc else shown_s
         time.sleep(0.3)  # let the first page's deferred work settle before reading memory
         rss = psutil.Process(proc.pid).memory_info().rss
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return painted, shown, rss
+    return painted, shown_s, rss
 
 
 def _run_quit_after_shown(cmd: list[str], *, env: dict[str, str]) -> float:

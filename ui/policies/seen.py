@@ -87,6 +87,13 @@ class SeenPolicy:
         """Whether anything could become seen: otherwise the plumbing may stop its timer."""
         return self._active and not self._minimized and bool(self._visible)
 
+    def next_seen_in(self, now: float) -> float | None:
+        """Seconds until the earliest visible message completes its dwell, or None when
+        nothing can become seen without a new event (no input, input stale, not active)."""
+        if not self.wants_ticks or not self._conditions_hold(now):
+            return None
+        return max(0.0, min(self._since.get(i, now) + self._dwell_s - now for i in self._visible))
+
     def input_is_stale(self, now: float) -> bool:
         """True when only the OS idle time could still prove recent input (saves a D-Bus call)."""
         return self._last_input is None or now - self._last_input > self._input_recency_s / 2

@@ -137,14 +137,14 @@ class MainWindow(QMainWindow):
         )
         self._dnd_timer = QTimer(self)  # fires when do not disturb ends, to say so
         self._dnd_timer.setSingleShot(True)
-        self._dnd_timer.timeout.connect(self._refresh_dnd)
+        self._dnd_timer.timeout.connect(self.refresh_dnd)
         self._connect()
-        self._refresh_dnd()
+        self.refresh_dnd()
         # D6: a size that fits the screen (at 200 % a 1366x768 screen is 683x384), and the
         # place and splitter of last time, on a screen that still exists.
         (self._place or WindowPlace(None)).restore(self, self.splitter)
 
-    def _refresh_dnd(self, *_args: object) -> None:
+    def refresh_dnd(self, *_args: object) -> None:
         """N6 from the stored settings: said in the sidebar and, through `dnd_changed`, the tray."""
         self.dnd = dnd_state(self.me.settings, now_local=self._now().astimezone())
         self.sidebar.set_dnd(self.dnd.text)
@@ -216,7 +216,7 @@ class MainWindow(QMainWindow):
         self.bridge.conversations_changed.connect(self._on_bridge_conversations_changed)
         self.bridge.message_arrived.connect(self._on_bridge_message_arrived)
         self.bridge.me_changed.connect(self._show_admin_tools)
-        self.bridge.me_changed.connect(self._refresh_dnd)
+        self.bridge.me_changed.connect(self.refresh_dnd)
         for keys, slot in (
             ("Ctrl+1", lambda: self.show_inbox(INTERNAL_TAB)),
             ("Ctrl+2", lambda: self.show_inbox(EXTERNAL_TAB)),

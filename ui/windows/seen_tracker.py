@@ -1,10 +1,11 @@
 """The Qt plumbing that feeds `ui.policies.seen.SeenPolicy` (S1): window focus and state,
-input anywhere in the app, which rows of the conversation view are visible, and a timer while
-something could become seen."""
+input anywhere in the app, which rows of the conversation view are visible, and
+one timer armed for the next moment something could become seen."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, QTimer, Signal
@@ -15,9 +16,13 @@ from ui.platform.idle import IdleProbe
 from ui.policies.seen import SeenPolicy
 from ui.roles import MESSAGE_ID_ROLE
 
-__all__ = ["SeenTracker", "visible_fractions"]
+__all__ = ["PROBE_EVERY_S", "SeenTracker", "visible_fractions"]
 
 log = logging.getLogger(__name__)
+
+# While only the desktop's idle time could show the person is back (our windows got no input
+# for a while), it is asked this often: an idle app must not wake several times a second.
+PROBE_EVERY_S = 5.0
 
 
 def visible_fractions(view: QAbstractItemView) -> dict[int, float]:
@@ -97,7 +102,8 @@ class SeenTracker(QObject):
         self._unseen: set[int] | None = None
         self.policy = policy if policy is not None else SeenPolicy()
         self._timer = QTimer(self)
-        self._timer.setInterval(interval_ms)
+        self._timer.setSingleShot(True)  # re-armed for the next deadline by each tick
+        self._min_interval_ms = interval_ms
         self._timer.timeout.connect(self._on_timer_timeout)
         self._minimized = False
         self._focus_in_app = False
@@ -141,6 +147,10 @@ class SeenTracker(QObject):
     def ticking(self) -> bool:
         return self._timer.isActive()
 
+    @property
+    def tick_interval_ms(self) -> int:
+        return self._timer.interval()
+
     def refresh(self) -> None:
         """Recompute the visible rows now and start or stop ticking."""
         self._refresh_pending = False
@@ -159,10 +169,15 @@ class SeenTracker(QObject):
         return self._unseen
 
     def _update_timer(self) -> None:
-        if self.policy.wants_ticks and not self._timer.isActive():
-            self._timer.start()
-        elif not self.policy.wants_ticks and self._timer.isActive():
+        """Arm the one tick for the next moment something could become seen; none while
+        only an input event (which calls this again) could change anything."""
+        wait_s = self.policy.next_seen_in(self._clock.monotonic())
+        if wait_s is None and self._idle_probe is not None and self.policy.wants_ticks:
+            wait_s = PROBE_EVERY_S
+        if wait_s is None:
             self._timer.stop()
+        else:
+            self._timer.start(max(self._min_interval_ms, math.ceil(wait_s * 1000)))
 
     def _sync_minimized(self) -> None:
         # isActiveWindow() can stay True after showMinimized() (NOTES.md): read the state.

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from jeepney import DBusAddress, message_bus, new_signal
+from jeepney.io import blocking
 from pytestqt.qtbot import QtBot
 
-from app.wake import Tick, WakeWatch, resumed
+from app.wake import LOGIND, Tick, WakeWatch, resumed
 from services.clock import ManualClock
 
 
@@ -34,4 +42,88 @@ def test_e8_wake_watch_wakes_on_sleep_and_jump_not_on_ordinary_ticks(qtbot: QtBo
     clock.jump(-120)
     assert watch.check() and watch.wakes == 2
     watch.stop()
+    assert not watch.timer.isActive()
+
+
+@pytest.fixture
+def private_bus() -> Iterator[str]:
+    """A real dbus-daemon of our own (logind itself cannot run here): its address."""
+    daemon = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert daemon.stdout is not None
+        address = daemon.stdout.readline().strip()
+        assert address, "dbus-daemon printed no address"
+        yield address
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        if daemon.stdout is not None:
+            daemon.stdout.close()
+
+
+def _fake_logind(address: str) -> blocking.DBusConnection:
+    """A connection that owns logind's name on the private bus, to send its signal."""
+    conn = blocking.open_dbus_connection(bus=address)
+    reply = blocking.Proxy(message_bus, conn, timeout=10).RequestName(LOGIND, 0)
+    assert reply == (1,), reply  # primary owner
+    return conn
+
+
+def _prepare_for_sleep(conn: blocking.DBusConnection, starting: bool) -> None:
+    conn.send(
+        new_signal(
+            DBusAddress("/org/freedesktop/login1", interface=f"{LOGIND}.Manager"),
+            "PrepareForSleep",
+            "b",
+            (starting,),
+        )
+    )
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 60
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_issue9_e8_logind_resume_wakes_the_service_and_no_clock_timer_runs(
+    qtbot: QtBot, private_bus: str
+) -> None:
+    """Issue 9 (idle means idle), E8: with logind on the system bus, the watch runs no timer
+    while idle; logind's PrepareForSleep(false) (the machine resumed) wakes the service and
+    says `resumed` (the window re-arms its own timers); going to sleep wakes nobody."""
+    woken: list[bool] = []
+    watch = WakeWatch(clock=ManualClock(), wake=lambda: woken.append(True), bus=private_bus)
+    resumed_signals: list[bool] = []
+    watch.resumed.connect(lambda: resumed_signals.append(True))
+    logind = _fake_logind(private_bus)
+    try:
+        watch.start()
+        await _until(lambda: watch.listening, "the watch to subscribe to logind")
+        assert not watch.timer.isActive()
+        _prepare_for_sleep(logind, True)  # going to sleep: nothing to do
+        _prepare_for_sleep(logind, False)  # resumed
+        await _until(lambda: bool(woken), "the wake after resume")
+        assert woken == [True] and resumed_signals == [True] and watch.wakes == 1
+    finally:
+        logind.close()
+        await watch.aclose()
+    assert not watch.timer.isActive() and not watch.listening
+
+
+async def test_issue9_e8_without_logind_the_watch_falls_back_to_reading_the_clocks(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """E8: no system bus (macOS, Windows, a container): the 10 s clock check stays on."""
+    watch = WakeWatch(clock=ManualClock(), wake=lambda: None, bus=f"unix:path={tmp_path}/none")
+    watch.start()
+    await _until(lambda: watch.gave_up_on_logind, "the watch to find no bus")
+    assert watch.timer.isActive() and not watch.listening
+    await watch.aclose()
     assert not watch.timer.isActive()

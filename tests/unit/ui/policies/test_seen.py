@@ -128,3 +128,23 @@ def test_s1_focus_from_elsewhere_still_waits_for_input() -> None:
     policy.on_focus_gained(1.1)  # another application had the focus
     policy.set_visible({1: 1.0}, 1.2)
     assert policy.tick(2.0) == []
+
+
+def test_issue9_next_seen_in_is_the_earliest_dwell_end_and_none_when_nothing_can_be_seen() -> None:
+    """Issue 9 (idle means idle), S1: the tracker's timer waits for the next moment a message
+    could become seen, not a fixed short interval; when only new input could change anything,
+    there is no such moment."""
+    policy = SeenPolicy()
+    policy.on_focus_gained(0.0)
+    policy.set_visible({1: 1.0}, 0.0)
+    assert policy.next_seen_in(0.0) is None  # after focus, nothing until the first input
+    policy.on_input(1.0)
+    assert policy.next_seen_in(1.0) == 0.75
+    policy.set_visible({1: 1.0, 2: 1.0}, 1.5)  # row 2 starts its dwell later
+    assert policy.next_seen_in(1.5) == 0.25
+    assert policy.tick(1.75) == [1]
+    assert policy.next_seen_in(1.75) == 0.5
+    assert policy.next_seen_in(40.0) is None  # input went stale: only new input helps
+    policy.on_input(41.0)
+    policy.on_minimized(True)
+    assert policy.next_seen_in(41.0) is None

@@ -197,7 +197,7 @@ async def test_n6_do_not_disturb_shows_after_a_restart_in_window_and_tray(
     assert not any(a.isChecked() for a in tray.dnd_actions.values())
     # When it ends, both say so without a restart.
     desk.clock.advance(3601)
-    window._refresh_dnd()
+    window.refresh_dnd()
     assert not window.dnd.active and not window.sidebar.dnd_label.isVisibleTo(window)
     tray.set_dnd(window.dnd.text)
     assert tray.dnd_actions[None].isChecked() and "do not disturb" not in tray.tooltip()

@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from services.clock import ManualClock
 from ui.roles import MESSAGE_ID_ROLE
-from ui.windows.seen_tracker import SeenTracker, visible_fractions
+from ui.windows.seen_tracker import PROBE_EVERY_S, SeenTracker, visible_fractions
 
 ROW_HEIGHT = 40
 
@@ -115,3 +115,47 @@ def test_s1_tracker_minimized_sees_nothing(window: Conversation, qtbot: QtBot) -
     clock.advance(1.0)
     qtbot.waitUntil(lambda: bool(got), timeout=30_000)
     assert 100 in got[0]
+
+
+class _Probe:
+    """A desktop idle time that says the person has been away a long time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def idle_seconds(self) -> float:
+        self.calls += 1
+        return 3600.0
+
+
+def test_issue9_tracker_idle_schedules_no_tick_before_the_next_dwell_end(
+    window: Conversation, qtbot: QtBot
+) -> None:
+    """Issue 9 (idle means idle), S1: unseen rows on screen in the active window, nobody
+    touching anything: no timer runs (without a desktop idle probe) or one polls the probe
+    slowly; after input, the one tick is armed for the end of the dwell, not every 120 ms."""
+    clock = ManualClock()
+    tracker = SeenTracker(window=window, view=window.view, clock=clock)
+    tracker.set_unseen({100, 101, 102})
+    qtbot.wait(30)
+    assert not tracker.ticking  # focus alone can make nothing seen: only input can
+    qtbot.keyClick(window.view, Qt.Key.Key_Shift)
+    assert tracker.ticking and tracker.tick_interval_ms == 750
+    clock.advance(0.8)
+    got: list[list[int]] = []
+    tracker.seen.connect(got.append)
+    qtbot.waitUntil(lambda: bool(got), timeout=30_000)
+    qtbot.waitUntil(lambda: not tracker.ticking, timeout=30_000)
+
+
+def test_issue9_tracker_polls_the_desktop_idle_time_slowly_when_input_is_stale(
+    window: Conversation, qtbot: QtBot
+) -> None:
+    """Issue 9, S1: when only the desktop's idle time could show the person is back, it is
+    asked every few seconds, not at every 120 ms tick."""
+    clock = ManualClock()
+    probe = _Probe()
+    tracker = SeenTracker(window=window, view=window.view, clock=clock, idle_probe=probe)
+    tracker.set_unseen({100, 101, 102})
+    qtbot.wait(30)
+    assert tracker.ticking and tracker.tick_interval_ms == PROBE_EVERY_S * 1000
