@@ -179,8 +179,7 @@ class Service(InboxReads, EmailLog):
         self._refused: dict[str, str] = {}  # stored settings refused at load: key, why
         self._token_key = b""
         self.outbox = OutboxWorker(
-            store.sessions,
-            engine=store.engine,
+            db,
             clock=clock,
             smtp_settings=self.smtp_settings,
             lease=lambda: timedelta(seconds=int(self.config("outbox.lease_s"))),
