@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "Catcher", "build_fallback_world", "catcher", "free_port", "parser", "report"]
+__all__ = [
+    "ROOT",
+    "Catcher",
+    "build_fallback_world",
+    "catcher",
+    "free_port",
+    "load_average",
+    "parser",
+    "report",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -91,6 +100,11 @@ def catcher(folder: Path) -> Iterator[Catcher]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average, printed beside each figure (a shared machine)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
