@@ -187,7 +187,7 @@ class Service(InboxReads, EmailLog):
             on_change=self.feed.poke,
         )
         self.scheduler = FallbackScheduler(
-            store.sessions,
+            db,
             clock=clock,
             identity=self.mail_identity,
             renderer=self.template_renderer,

@@ -182,6 +182,15 @@ class Delivery(Base):
             postgresql_where=text("seen_at IS NULL"),
         ),
         Index("ix_deliveries_recipient_conversation", "recipient_id", "conversation_id", "state"),
+        # The scheduler's due query (services/fallback.py): pending rows only, covering.
+        Index(
+            "ix_deliveries_pending_due",
+            "due_at",
+            "recipient_id",
+            "conversation_id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
