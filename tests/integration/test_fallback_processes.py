@@ -16,6 +16,7 @@ from services.api import ConversationKind, Service
 from services.clock import ManualClock
 from services.store.database import Tx
 from services.store.models import Email
+from tests.support.service_url import service_url
 
 FOLLOWERS = [f"agent{n}@example.com" for n in range(8)]
 ITEMS = 6
@@ -23,14 +24,7 @@ SCHEDULERS = 4
 
 
 async def _open(url: str, clock: ManualClock) -> Service:
-    # The service's older store still wants an asyncio driver named in the URL.
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            url = driver + url.removeprefix(plain)
-    return await Service.open(url=url, clock=clock)
+    return await Service.open(url=service_url(url), clock=clock)
 
 
 @pytest.fixture

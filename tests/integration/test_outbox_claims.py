@@ -16,6 +16,7 @@ from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.store.database import Tx
 from services.store.models import Email
+from tests.support.service_url import service_url
 
 EMAILS = 300
 
@@ -38,14 +39,7 @@ def _queue(tx: Tx, count: int, created: ManualClock) -> None:
 
 
 async def _open(url: str) -> Service:
-    # The service's older store still wants an asyncio driver named in the URL.
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            url = driver + url.removeprefix(plain)
-    return await Service.open(url=url, clock=ManualClock())
+    return await Service.open(url=service_url(url), clock=ManualClock())
 
 
 @pytest.fixture
