@@ -420,6 +420,9 @@ class _Lane:
     """
 
     RETRY_FOR_S = 30.0
+    # Change rows (what other processes' views follow) ride along at most this often, and
+    # once more at the end: nobody waits for them, and one per email would cost a statement.
+    CHANGES_EVERY_S = 0.05
 
     def __init__(self, db: Database, *, clock: Clock) -> None:
         self._db = db
@@ -428,6 +431,8 @@ class _Lane:
         self._extensions: list[tuple[store.Extension, asyncio.Future[bool]]] = []
         self._releases: list[tuple[int, str]] = []
         self._changes: set[int | None] = set()
+        self._changes_at = float("-inf")  # monotonic time of the last change rows
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._next: asyncio.Future[None] | None = None  # the commit of the pending outcomes
         self._last: asyncio.Future[None] | None = None  # the commit of the last outcome
@@ -475,16 +480,23 @@ class _Lane:
 
     async def close(self) -> None:
         """Wait until everything given is committed; raises the first write that failed."""
+        self._closing = True
+        self._kick()
         while (task := self._task) is not None:
             await asyncio.shield(task)
             if self._task is task:  # nothing was added meanwhile
                 return
 
     def _pending(self) -> bool:
-        return bool(self._outcomes or self._extensions or self._releases or self._changes)
+        return bool(
+            self._outcomes
+            or self._extensions
+            or self._releases
+            or (self._closing and self._changes)
+        )
 
     def _kick(self) -> None:
-        if self._task is None or self._task.done():
+        if self._pending() and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._drain(), name="deskbell-outbox-record")
 
     async def _drain(self) -> None:
@@ -492,7 +504,10 @@ class _Lane:
             outcomes, self._outcomes = self._outcomes, []
             extensions, self._extensions = self._extensions, []
             releases, self._releases = self._releases, []
-            changes, self._changes = self._changes, set()
+            changes: set[int | None] = set()
+            if self._closing or self._clock.monotonic() - self._changes_at >= self.CHANGES_EVERY_S:
+                changes, self._changes = self._changes, set()
+                self._changes_at = self._clock.monotonic()
             waiting, self._next = self._next, None
             writes = store.Writes(
                 now=self._clock.now(),
