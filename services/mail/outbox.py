@@ -25,9 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +43,7 @@ from services.domain.verp import bounce_address
 from services.due_loop import DueLoop
 from services.errors import DeskbellError
 from services.mail import outbox_store as store
+from services.mail.leases import instance_id
 from services.mail.outbox_store import Claimed
 from services.mail.smtp import (
     Outcome,
@@ -68,11 +66,6 @@ CLAIM_MARGIN = timedelta(seconds=60)
 # Stopping lets the email in flight finish this long, then records what finished regardless.
 STOP_GRACE_S = 10.0
 RECORD_ON_STOP_S = 30.0
-
-
-def instance_id() -> str:
-    """host:pid:nonce, so a claim names its owner and a dead owner on this host is noticed."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class ClaimLostError(Exception):

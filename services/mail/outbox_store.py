@@ -5,23 +5,18 @@ Each runs whole in the database worker (services/store/database.py), one thread 
 SKIP LOCKED) RETURNING` that re-checks the row is still due and free (T2): on PostgreSQL two
 processes never take the same row; on SQLite the write lock serialises claims the same way.
 
-Leases run on the database's clock (issue 9): on PostgreSQL `statement_timestamp()` of the
-server every process shares; on SQLite the file is shared by the processes of one host only,
-so the host's clock (the service's injected clock) is the database's. Due times
+Leases run on the database's clock (services/mail/leases.py, issue 9). Due times
 (`next_attempt_at`) stay on the service's clock, as the rest of the schedule does.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    Float,
     Table,
     and_,
     bindparam,
@@ -31,13 +26,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 
 from services.domain.model import EmailStatus
 from services.mail.blocked import blocked_reasons
+from services.mail.leases import as_local, db_later, db_now, lease_params, owner_dead
 from services.store.changes import record_change
 from services.store.database import Tx
 from services.store.models import Delivery, Email, Message, Person, UtcDateTime
@@ -46,9 +38,11 @@ from services.views import ChangeKind
 
 __all__ = [
     "Claimed",
+    "Extension",
     "Finished",
     "Recheck",
     "Recorded",
+    "Takeable",
     "Writes",
     "claim",
     "next_takeable",
@@ -65,83 +59,16 @@ _messages = cast(Table, Message.__table__)
 _people = cast(Table, Person.__table__)
 
 
-class _DbNow(FunctionElement[datetime]):
-    """The database's clock now (naive UTC, as `UtcDateTime` stores it)."""
-
-    type = UtcDateTime()
-    inherit_cache = True
-    name = "db_now"
-
-
-class _DbLater(FunctionElement[datetime]):
-    """The database's clock now plus `b_span_s` seconds: the end of a lease."""
-
-    type = UtcDateTime()
-    inherit_cache = True
-    name = "db_later"
-
-
-class _AsLocal(FunctionElement[datetime]):
-    """A time on the database's clock as the same instant on the service's clock (`b_now`)."""
-
-    type = UtcDateTime()
-    inherit_cache = True
-    name = "as_local"
-
-
-_PG_NOW = "(statement_timestamp() AT TIME ZONE 'UTC')"
-
-
-def _now_param() -> ColumnElement[datetime]:
-    return bindparam("b_now", type_=UtcDateTime())
-
-
-@compiles(_DbNow)
-def _db_now_sqlite(element: _DbNow, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite: processes of one host share the file, and that host's clock (see module doc).
-    return compiler.process(_now_param(), **kw)
-
-
-@compiles(_DbNow, "postgresql")
-def _db_now_pg(element: _DbNow, compiler: SQLCompiler, **kw: Any) -> str:
-    return _PG_NOW
-
-
-@compiles(_DbLater)
-def _db_later_sqlite(element: _DbLater, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(bindparam("b_until", type_=UtcDateTime()), **kw)
-
-
-@compiles(_DbLater, "postgresql")
-def _db_later_pg(element: _DbLater, compiler: SQLCompiler, **kw: Any) -> str:
-    span = compiler.process(bindparam("b_span_s", type_=Float()), **kw)
-    return f"({_PG_NOW} + make_interval(secs => {span}))"
-
-
-@compiles(_AsLocal)
-def _as_local_sqlite(element: _AsLocal, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    return compiler.process(column, **kw)
-
-
-@compiles(_AsLocal, "postgresql")
-def _as_local_pg(element: _AsLocal, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    local = compiler.process(_now_param(), **kw)
-    return f"({compiler.process(column, **kw)} + ({local} - {_PG_NOW}))"
-
-
-def lease_params(now: datetime, span_s: float) -> dict[str, Any]:
-    """The parameters a lease needs on either engine: the service's now and the span."""
-    return {"b_now": now, "b_span_s": span_s, "b_until": now + timedelta(seconds=span_s)}
-
-
-_DB_NOW = _DbNow()
+_DB_NOW = db_now()
+_NOW = bindparam("b_now", type_=UtcDateTime())
 _FREE = or_(_emails.c.claimed_until.is_(None), _emails.c.claimed_until <= _DB_NOW)
 _DUE = and_(
     _emails.c.direction == "out",
     _emails.c.status.in_(_SENDABLE),
-    or_(_emails.c.next_attempt_at.is_(None), _emails.c.next_attempt_at <= _now_param()),
+    or_(
+        _emails.c.next_attempt_at.is_(None),
+        _emails.c.next_attempt_at <= _NOW,
+    ),
 )
 _CLAIMED_COLUMNS = (
     _emails.c.id,
@@ -160,7 +87,7 @@ _CLAIMED_COLUMNS = (
 )
 _TAKE = {
     "claimed_by": bindparam("b_token"),
-    "claimed_until": _DbLater(),
+    "claimed_until": db_later(),
     "status": EmailStatus.SENDING.value,
     "attempts": _emails.c.attempts + 1,
 }
@@ -235,7 +162,7 @@ class Takeable:
 def takeable(tx: Tx, now: datetime) -> Takeable:
     params = {"b_now": now}
     free = bool(tx.run(_ANY_FREE, params))
-    dead = tuple((i, owner) for i, owner in tx.run(_HELD, params) if owner and _owner_dead(owner))
+    dead = tuple((i, owner) for i, owner in tx.run(_HELD, params) if owner and owner_dead(owner))
     return Takeable(free=free, dead=dead)
 
 
@@ -261,7 +188,7 @@ def claim(
 
 # When can a claim next take an email: its retry time, or when the claim on it runs out,
 # whichever is later, on the service's clock.
-_CLAIM_ENDS = _AsLocal(_emails.c.claimed_until)
+_CLAIM_ENDS = as_local(_emails.c.claimed_until)
 _NEXT = Prepared[tuple[datetime | None]](
     select(
         func.min(
@@ -379,7 +306,7 @@ _RECORD_OUTCOME = Prepared[tuple[int]](
     .returning(_emails.c.id)
 )
 _EXTEND_CLAIM = Prepared[tuple[int]](
-    update(_emails).where(_OURS).values(claimed_until=_DbLater()).returning(_emails.c.id)
+    update(_emails).where(_OURS).values(claimed_until=db_later()).returning(_emails.c.id)
 )
 _RELEASE_CLAIM = Prepared(update(_emails).where(_OURS).values(claimed_by=None, claimed_until=None))
 _SUPPRESS_DELIVERIES = Prepared(
@@ -420,21 +347,3 @@ def record(tx: Tx, writes: Writes) -> Recorded:
     for conversation_id in writes.conversations:
         record_change(tx, kind=ChangeKind.EMAIL, at=writes.now, conversation_id=conversation_id)
     return Recorded(lost=tuple(lost), kept=frozenset(kept))
-
-
-def _owner_dead(claimed_by: str) -> bool:
-    """A claim's owner (host:pid:nonce) is a process of this host that no longer runs."""
-    host, _, rest = claimed_by.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
