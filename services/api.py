@@ -214,6 +214,7 @@ class Service(InboxReads, EmailLog):
         # Incoming mail (I1-I7): receive_mail, the IMAP reader, test_imap.
         self.incoming = IncomingMail(
             store.sessions,
+            db=db,
             clock=clock,
             secrets=self.secrets,
             config=self.config,
@@ -298,8 +299,8 @@ class Service(InboxReads, EmailLog):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge_task
             self._purge_task = None
+        await self.incoming.stop()  # also when started alone (its reader holds a lease)
         if self._running:
-            await self.incoming.stop()
             await self.outbox.stop()
             await self.scheduler.stop()
             await self.feed.stop()

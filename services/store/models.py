@@ -371,6 +371,17 @@ class ImapCursor(Base):
 Index("ix_emails_from_addr_created_at", Email.from_addr, Email.created_at)
 
 
+class ImapReaderLease(Base):
+    """Which process reads one mailbox (I1, issue 9): one process of a workspace at a time.
+    Migration 0007_mail_engine creates it; services/incoming/reader_lease.py uses it."""
+
+    __tablename__ = "imap_reader_leases"
+
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)  # user@host:port
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)  # host:pid:nonce
+    until: Mapped[datetime | None] = mapped_column(default=None)  # the database's clock
+
+
 # --- Bounces (issue 8: E7) -------------------------------------------------------------------
 # Appended in its own section; migration 0005_bounces creates the table.
 
