@@ -28,7 +28,7 @@ from sqlalchemy import select
 from services.api import Service
 from services.store.database import Tx
 from services.store.models import Email
-from tests.e2e.conftest import ROOT, wait_until
+from tests.e2e.conftest import ROOT, _env, wait_until
 from tests.support.service_url import service_url
 from tests.support.smtpd import CatcherHandler, SmtpServer
 
@@ -69,14 +69,6 @@ class _Accepted(CatcherHandler):
             mid = str(self.messages[-1]["Message-ID"]).strip().strip("<>")
             self.by_port.setdefault(session.peer[1], []).append(mid)
         return reply
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["DESKBELL_DATA_DIR"] = str(data_dir)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("DESKBELL_DATABASE_URL", None)
-    return env
 
 
 @dataclass
