@@ -187,8 +187,7 @@ class Service(InboxReads, EmailLog):
         self._refused: dict[str, str] = {}  # stored settings refused at load: key, why
         self._token_key = b""
         self.outbox = OutboxWorker(
-            store.sessions,
-            engine=store.engine,
+            db,
             clock=clock,
             smtp_settings=self.smtp_settings,
             lease=lambda: timedelta(seconds=int(self.config("outbox.lease_s"))),
@@ -196,7 +195,7 @@ class Service(InboxReads, EmailLog):
             on_change=self.feed.poke,
         )
         self.scheduler = FallbackScheduler(
-            store.sessions,
+            db,
             clock=clock,
             identity=self.mail_identity,
             renderer=self.template_renderer,
@@ -223,6 +222,7 @@ class Service(InboxReads, EmailLog):
         # Incoming mail (I1-I7): receive_mail, the IMAP reader, test_imap.
         self.incoming = IncomingMail(
             store.sessions,
+            db=db,
             clock=clock,
             secrets=self.secrets,
             config=self.config,
@@ -307,8 +307,8 @@ class Service(InboxReads, EmailLog):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge_task
             self._purge_task = None
+        await self.incoming.stop()  # also when started alone (its reader holds a lease)
         if self._running:
-            await self.incoming.stop()
             await self.outbox.stop()
             await self.scheduler.stop()
             await self.feed.stop()

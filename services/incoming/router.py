@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +30,7 @@ from services.domain.model import ConversationKind, EmailStatus, PersonKind
 from services.domain.tokens import find_token
 from services.errors import DeskbellError, InputError, StoreError
 from services.fallback import message_id_domain
+from services.incoming import reader_lease
 from services.incoming.bounces import apply_report, looks_like_report, read_report
 from services.incoming.cursor import DbImapCursor, account_key
 from services.incoming.imap import (
@@ -41,8 +42,11 @@ from services.incoming.imap import (
 )
 from services.incoming.loops import SenderHold, loop_reason
 from services.incoming.parse import ParsedMail, parse_mail, storable
+from services.incoming.reader_lease import LeaseState
+from services.mail.leases import instance_id
 from services.secrets import SecretStore
 from services.store import queries
+from services.store.database import Database
 from services.store.models import Conversation, Email, Follower, Item, Message, Person
 from services.views import ChangeKind
 
@@ -61,6 +65,8 @@ _SUBJECT_NUMBER = re.compile(r"\[#(\d{1,9})\]")
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 # Headers that carry the address a mail was delivered to; a token there is a reply address.
 _ADDRESS_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To")
+# The IMAP reader's lease on its mailbox: renewed at a third of it while reading (I1).
+READER_LEASE_S = 60.0
 _HOLD_REPLAY_ROWS = 200  # the hold decides on >15 mails: a few hundred rows rebuild it exactly
 
 
@@ -455,6 +461,7 @@ class IncomingMail:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        db: Database,
         clock: Clock,
         secrets: SecretStore,
         config: Callable[[str], str],
@@ -465,6 +472,8 @@ class IncomingMail:
         on_written: Callable[[], None],
     ) -> None:
         self._sessions = sessions
+        self._db = db
+        self._owner = instance_id()
         self._clock = clock
         self._secrets = secrets
         self._config = config
@@ -639,14 +648,17 @@ class IncomingMail:
         return await self.reader_for(settings).check()
 
     async def start(self, *, poll_interval_s: float = 60.0) -> bool:
-        """Run the IMAP reader in the background when imap.host is set; whether it runs."""
+        """Run the IMAP reader in the background when imap.host is set; whether it runs.
+
+        One process of a workspace reads a mailbox at a time (issue 9): this one reads while
+        it holds the mailbox's lease, and otherwise waits for it (`reader` is None meanwhile).
+        """
         settings = self.settings()
         if settings is None or self._task is not None:
             return self._task is not None
         self._stop.clear()
-        self.reader = self.reader_for(settings)
         self._task = asyncio.create_task(
-            self.reader.run(self._stop, poll_interval_s=poll_interval_s), name="deskbell-imap"
+            self._read_while_leased(settings, poll_interval_s), name="deskbell-imap"
         )
         return True
 
@@ -657,3 +669,71 @@ class IncomingMail:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.reader = None
+
+    async def _read_while_leased(self, settings: ImapSettings, poll_interval_s: float) -> None:
+        account = account_key(username=settings.username, host=settings.host, port=settings.port)
+        wake = asyncio.Event()
+        stopping = asyncio.ensure_future(self._stop.wait())
+        stopping.add_done_callback(lambda _: wake.set())
+        unwatch = await self._db.watch(wake.set)  # the holder may give the lease up
+        try:
+            while not self._stop.is_set():
+                wake.clear()
+                state = await self._take_lease(account)
+                if state is not None and state.held:
+                    await self._read_leased(settings, account, poll_interval_s, wake)
+                    continue
+                # Someone else reads it: look again when its lease runs out, or sooner if
+                # the database changes (it may have stopped); a fault: after a pause.
+                retry = self._clock.now() + timedelta(seconds=READER_LEASE_S / 3)
+                ends_at = state.ends_at if state is not None else retry
+                await self._clock.sleep_until(ends_at or retry, wake)
+        finally:
+            unwatch()
+            stopping.cancel()
+
+    async def _take_lease(self, account: str) -> LeaseState | None:
+        try:
+            return await self._db.write(
+                reader_lease.take,
+                account=account,
+                owner=self._owner,
+                now=self._clock.now(),
+                span_s=READER_LEASE_S,
+            )
+        except StoreError as exc:
+            log.warning("could not take the mailbox's reading lease: %s", exc)
+            return None
+
+    async def _read_leased(
+        self, settings: ImapSettings, account: str, poll_interval_s: float, wake: asyncio.Event
+    ) -> None:
+        """Read while the lease holds, renewing it at a third of its span; give it up after."""
+        stop_reader = asyncio.Event()
+        self.reader = reader = self.reader_for(settings)
+        reading = asyncio.create_task(reader.run(stop_reader, poll_interval_s=poll_interval_s))
+        reading.add_done_callback(lambda _: wake.set())
+        try:
+            while not self._stop.is_set() and not reading.done():
+                wake.clear()
+                renew_at = self._clock.now() + timedelta(seconds=READER_LEASE_S / 3)
+                await self._clock.sleep_until(renew_at, wake)
+                if self._stop.is_set() or reading.done():
+                    break
+                if self._clock.now() < renew_at:
+                    continue  # woken by a database change: nothing to renew yet
+                state = await self._take_lease(account)
+                if state is not None and not state.held:
+                    log.warning("another process reads the mailbox now; this one stops reading")
+                    break
+        finally:
+            stop_reader.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            self.reader = None
+            # Bounded: a lease that cannot be given up runs out on its own.
+            with contextlib.suppress(StoreError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(
+                        self._db.write(reader_lease.give_up, account=account, owner=self._owner)
+                    )

@@ -9,13 +9,15 @@ restarts and processes; what goes over is logged as suppressed with the reason.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.domain.model import EmailStatus
+from services.store.database import Tx
 from services.store.models import Email
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "CAP_WINDOW",
     "RecentSends",
     "cap_reason",
+    "count_recent_sends",
     "recent_sends",
 ]
 
@@ -70,6 +73,39 @@ def cap_reason(
     return None
 
 
+def _recent_queries(
+    conversation_ids: Collection[int], recipient_ids: Collection[int], now: datetime
+) -> tuple[Select[int | None, int | None, int], Select[int | None, int]]:
+    """Two grouped counts over the log for everything a batch of decisions may need."""
+    recent = and_(
+        Email.direction == "out",
+        Email.created_at > now - CAP_WINDOW,
+        Email.status.not_in(_NOT_SENT),
+    )
+    per_pair = (
+        select(Email.recipient_id, Email.conversation_id, func.count())
+        .where(recent, Email.conversation_id.in_(conversation_ids))
+        .group_by(Email.recipient_id, Email.conversation_id)
+    )
+    per_recipient = (
+        select(Email.recipient_id, func.count())
+        .where(recent, Email.recipient_id.in_(recipient_ids))
+        .group_by(Email.recipient_id)
+    )
+    return per_pair, per_recipient
+
+
+def _tally(pairs: Iterable[Any], recipients: Iterable[Any]) -> RecentSends:
+    per_pair: Counter[tuple[int | None, int | None]] = Counter()
+    for recipient_id, conversation_id, count in pairs:
+        per_pair[(recipient_id, conversation_id)] = count
+    per_recipient: Counter[int] = Counter()
+    for recipient_id, count in recipients:
+        if recipient_id is not None:
+            per_recipient[recipient_id] = count
+    return RecentSends(per_pair, per_recipient)
+
+
 async def recent_sends(
     session: AsyncSession,
     *,
@@ -77,27 +113,24 @@ async def recent_sends(
     recipient_ids: Collection[int],
     now: datetime,
 ) -> RecentSends:
-    """Two grouped counts over the log for everything a batch of decisions may need."""
-    recent = and_(
-        Email.direction == "out",
-        Email.created_at > now - CAP_WINDOW,
-        Email.status.not_in(_NOT_SENT),
+    """The recent sends a batch of decisions may need (for code still on AsyncSession)."""
+    per_pair, per_recipient = _recent_queries(conversation_ids, recipient_ids, now)
+    return _tally(
+        (await session.execute(per_pair)).all() if conversation_ids else (),
+        (await session.execute(per_recipient)).all() if recipient_ids else (),
     )
-    per_pair: Counter[tuple[int | None, int | None]] = Counter()
-    if conversation_ids:
-        for recipient_id, conversation_id, count in await session.execute(
-            select(Email.recipient_id, Email.conversation_id, func.count())
-            .where(recent, Email.conversation_id.in_(conversation_ids))
-            .group_by(Email.recipient_id, Email.conversation_id)
-        ):
-            per_pair[(recipient_id, conversation_id)] = count
-    per_recipient: Counter[int] = Counter()
-    if recipient_ids:
-        for recipient_id, count in await session.execute(
-            select(Email.recipient_id, func.count())
-            .where(recent, Email.recipient_id.in_(recipient_ids))
-            .group_by(Email.recipient_id)
-        ):
-            if recipient_id is not None:
-                per_recipient[recipient_id] = count
-    return RecentSends(per_pair, per_recipient)
+
+
+def count_recent_sends(
+    tx: Tx,
+    *,
+    conversation_ids: Collection[int],
+    recipient_ids: Collection[int],
+    now: datetime,
+) -> RecentSends:
+    """The recent sends a batch of decisions may need, inside a unit of work."""
+    per_pair, per_recipient = _recent_queries(conversation_ids, recipient_ids, now)
+    return _tally(
+        tx.conn.execute(per_pair).all() if conversation_ids else (),
+        tx.conn.execute(per_recipient).all() if recipient_ids else (),
+    )

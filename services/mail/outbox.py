@@ -2,36 +2,33 @@
 outcome (E6, E7, T2).
 
 Crash safety (E7): a batch of rows is claimed and marked `sending` in its own committed
-transaction before any byte leaves. The claim of a row not yet in flight runs out after
-`lease` (another process may then take it); before each SMTP step of the email in flight its
-claim is extended past that step's timeout, so it is never taken over while in flight, and an
-email whose claim was lost meanwhile is not sent by its old owner. Each acceptance (the
-server's 250) is committed before the next email's DATA, so at most one accepted email is
-ever unrecorded. A process killed mid-send leaves a `sending` row whose claim runs out (or
-whose owner is visibly dead on this host); it is then sent again with the bytes fixed at
-queue time, so the same Message-ID. Only a crash between a 250 and the commit that follows it
-can duplicate an email, as no SMTP client can rule out.
+transaction before any byte leaves (services/mail/outbox_store.py: one atomic claim, leases on
+the database's clock). The claim of a row not yet in flight runs out after `lease` (another
+process may then take it); before each SMTP step of the email in flight its claim is extended
+past that step's timeout, so it is never taken over while in flight, and an email whose claim
+was lost meanwhile is not sent by its old owner. Each acceptance (the server's 250) is
+committed before the next email's content is sent, so at most one accepted email is ever
+unrecorded. A
+process killed mid-send leaves a `sending` row whose claim runs out (or whose owner is visibly
+dead on this host); it is then sent again with the bytes fixed at queue time, so the same
+Message-ID. Only a crash between a 250 and the commit that follows it can duplicate an email,
+as no SMTP client can rule out.
+
+Throughput: every database write of a batch goes through one lane (`_Lane`), one unit of work
+at a time, each gathering what is pending: the outcome of the email just sent, the claim
+extension of the email after the next, change rows. It commits while the next email's MAIL
+RCPT and DATA are on the wire, so the wait before its content is usually nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
-
-from sqlalchemy import Table, Update, and_, bindparam, case, func, or_, select, update
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
+from typing import TypeVar
 
 from services.clock import Clock
 from services.domain.model import EmailStatus
@@ -45,7 +42,9 @@ from services.domain.schedule import (
 from services.domain.verp import bounce_address
 from services.due_loop import DueLoop
 from services.errors import DeskbellError
-from services.mail.blocked import blocked_reasons
+from services.mail import outbox_store as store
+from services.mail.leases import instance_id
+from services.mail.outbox_store import Claimed
 from services.mail.smtp import (
     Outcome,
     Outgoing,
@@ -54,45 +53,19 @@ from services.mail.smtp import (
     SmtpTimeouts,
 )
 from services.retry_log import RetryLog
-from services.store.db import StoreSessions
-from services.store.models import Change, Delivery, Email, Message, Person
+from services.store.database import Database
 
-__all__ = ["ClaimLostError", "OutboxWorker", "instance_id"]
+__all__ = ["ClaimLostError", "Claimed", "OutboxWorker", "instance_id"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
 _T = TypeVar("_T")
-# Clocks of several hosts and a commit's latency: a claim outlasts its step by this much.
+# A commit's latency and a slow step's slack: a claim outlasts its step by this much.
 CLAIM_MARGIN = timedelta(seconds=60)
 # Stopping lets the email in flight finish this long, then records what finished regardless.
 STOP_GRACE_S = 10.0
 RECORD_ON_STOP_S = 30.0
-_SENDABLE = (EmailStatus.QUEUED, EmailStatus.RETRYING, EmailStatus.SENDING)
-
-
-def instance_id() -> str:
-    """host:pid:nonce, so a claim names its owner and a dead owner on this host is noticed."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_dead(claimed_by: str | None) -> bool:
-    if not claimed_by:
-        return False
-    host, _, rest = claimed_by.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class ClaimLostError(Exception):
@@ -102,9 +75,8 @@ class ClaimLostError(Exception):
 class OutboxWorker:
     def __init__(
         self,
-        sessions: StoreSessions,
+        db: Database,
         *,
-        engine: AsyncEngine,
         clock: Clock,
         smtp_settings: Callable[[], Awaitable[SmtpSettings | None]],
         lease: Callable[[], timedelta],
@@ -113,8 +85,7 @@ class OutboxWorker:
         owner: str | None = None,
     ) -> None:
         """`bounce_key` signs each email's bounce address (the envelope sender, E7)."""
-        self._sessions = sessions
-        self._engine = engine
+        self._db = db
         self._bounce_key = bounce_key
         self._clock = clock
         self._smtp_settings = smtp_settings
@@ -204,110 +175,67 @@ class OutboxWorker:
         """When `claim` can next take an email: its retry time, or when another sender's claim
         on it runs out (a sender stopped or killed mid-batch leaves `sending` rows that no
         wake-up announces). The loop sleeps until then and no longer (issue 9)."""
-        takeable: ColumnElement[datetime | None] = case(
-            (Email.claimed_until.is_(None), Email.next_attempt_at),
-            (Email.next_attempt_at.is_(None), Email.claimed_until),
-            (Email.claimed_until > Email.next_attempt_at, Email.claimed_until),
-            else_=Email.next_attempt_at,
-        )
-        async with self._sessions() as session:
-            return await session.scalar(
-                select(func.min(takeable)).where(
-                    Email.direction == "out", Email.status.in_(_SENDABLE)
-                )
-            )
+        return await self._db.read(store.next_takeable, self._clock.now())
 
-    async def claim(self, *, limit: int = BATCH) -> list[Email]:
-        """Take up to `limit` due emails for this process (T2: row claims, one sender each)."""
+    async def claim(self, *, limit: int = BATCH) -> list[Claimed]:
+        """Take up to `limit` due emails for this process (T2: row claims, one sender each).
+
+        A read first: with nothing due no write lock is taken (issue 9)."""
         now = self._clock.now()
+        found = await self._db.read(store.takeable, now)
+        if not found.free and not found.dead:
+            return []
         self._batch_no += 1
-        token = f"{self.owner}:{self._batch_no}"
-        # A claim until t is over at t: `next_attempt_at` may name t, and then this takes it.
-        free = or_(Email.claimed_until.is_(None), Email.claimed_until <= now)
-        due = and_(
-            Email.direction == "out",
-            Email.status.in_(_SENDABLE),
-            or_(Email.next_attempt_at.is_(None), Email.next_attempt_at <= now),
+        return await self._db.write(
+            store.claim,
+            token=f"{self.owner}:{self._batch_no}",
+            now=now,
+            lease_s=self._lease().total_seconds(),
+            limit=limit,
+            dead=found.dead,
         )
-        async with self._sessions.begin() as session:
-            stale = await session.execute(
-                select(Email.id, Email.claimed_by).where(
-                    due, Email.status == EmailStatus.SENDING, Email.claimed_until > now
-                )
-            )
-            dead = [i for i, owner in stale if _owner_dead(owner)]
-            ids = (
-                (
-                    await session.execute(
-                        select(Email.id).where(due, free).order_by(Email.id).limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            ids = [*dead, *ids][:limit]
-            if not ids:
-                return []
-            await session.execute(
-                update(Email)
-                .where(Email.id.in_(ids), or_(free, Email.id.in_(dead)))
-                .values(
-                    claimed_by=token,
-                    claimed_until=now + self._lease(),
-                    status=EmailStatus.SENDING,
-                    attempts=Email.attempts + 1,
-                )
-            )
-            claimed = (
-                (
-                    await session.execute(
-                        select(Email).where(Email.claimed_by == token).order_by(Email.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return list(claimed)
 
-    async def send_batch(self, sender: SmtpSender, batch: Sequence[Email]) -> None:
+    async def send_batch(self, sender: SmtpSender, batch: Sequence[Claimed]) -> None:
         """Send a claimed batch in order, one email in flight at a time (E7)."""
         self._idle.clear()
-        left_out, blocked = await self._recheck(batch)
-        key = self._bounce_key()
-        recorder = _Recorder(self._sessions, engine=self._engine, clock=self._clock)
-        timeouts = sender.settings.timeouts
-        claims = {
-            e.id: _Claim(
-                e,
-                recorder,
-                clock=self._clock,
-                lease=self._lease(),
-                timeouts=timeouts,
-                recipients=len(e.to_addrs),
-            )
-            for e in batch
-            if e.id not in left_out and e.raw is not None
-        }
-        upcoming = [e.id for e in batch if e.id in claims]
+        lane = _Lane(self._db, clock=self._clock)
         try:
+            left_out, blocked = await self._recheck(batch)
+            key = self._bounce_key()
+            timeouts = sender.settings.timeouts
+            claims = {
+                e.id: _Claim(
+                    e,
+                    lane,
+                    clock=self._clock,
+                    lease=self._lease(),
+                    timeouts=timeouts,
+                    recipients=len(e.to_addrs),
+                )
+                for e in batch
+                if e.id not in left_out and e.raw is not None
+            }
+            upcoming = [e.id for e in batch if e.id in claims]
             for index, email in enumerate(batch):
                 if self._stopping:
-                    recorder.release(batch[index:])  # not started: free for the next sender
+                    lane.release(batch[index:])  # not started: free for the next sender
                     break
                 if email.id in left_out:
-                    recorder.add(
-                        email, _Finish(status=EmailStatus.SUPPRESSED, reason=left_out[email.id])
+                    lane.finished(
+                        email,
+                        _Finish(status=EmailStatus.SUPPRESSED, reason=left_out[email.id]),
                     )
                     continue
                 if email.raw is None:
-                    recorder.add(
+                    lane.finished(
                         email, _Finish(status=EmailStatus.FAILED, reason="nothing to send")
                     )
                     continue
                 claim = claims[email.id]
                 after = upcoming.index(email.id) + 1
                 if after < len(upcoming):
-                    claims[upcoming[after]].ahead()  # rides on this email's record
+                    # The next email's extension rides on this one's MAIL and RCPT.
+                    claims[upcoming[after]].ahead()
                 to = tuple(a for a in email.to_addrs if a.lower() not in blocked)
                 try:
                     outcome = await sender.send(
@@ -331,54 +259,33 @@ class OutboxWorker:
                     self._smtp.succeeded()
                 else:
                     self._smtp.failed(sender.trouble)
-                recorder.attempted(email, self._finish_for(email, outcome))
+                lane.finished(email, self._finish_for(email, outcome))
         finally:
-            await _finish_recording(recorder)
+            await _finish_recording(lane)
             self._on_change()
             self._idle.set()
 
-    async def _recheck(self, batch: Sequence[Email]) -> tuple[dict[int, str], dict[str, str]]:
+    async def _recheck(self, batch: Sequence[Claimed]) -> tuple[dict[int, str], dict[str, str]]:
         """At the last moment, which emails to leave out and why (E3: every message seen
         meanwhile, emails turned off; E7: every recipient blocked after repeated bounces),
         and which addresses are blocked (a blocked one among several is left out alone)."""
-        ids = [e.id for e in batch if e.kind == "notification"]
-        async with self._sessions() as session:
-            blocked = await blocked_reasons(session, {a for e in batch for a in e.to_addrs})
-            seen: dict[int | None, bool] = {}
-            off: set[int] = set()
-            if ids:
-                rows = await session.execute(
-                    select(
-                        Delivery.email_id,
-                        func.count(),
-                        func.count(Delivery.seen_at),
-                        func.count(Message.deleted_at),
-                    )
-                    .join(Message, Message.id == Delivery.message_id)
-                    .where(Delivery.email_id.in_(ids))
-                    .group_by(Delivery.email_id)
-                )
-                seen = {eid: n == s + d for eid, n, s, d in rows}
-                off = set(
-                    (
-                        await session.execute(
-                            select(Email.id)
-                            .join(Person, Person.id == Email.recipient_id)
-                            .where(Email.id.in_(ids), Person.notify_email.is_(False))
-                        )
-                    ).scalars()
-                )
+        found = await self._db.read(
+            store.recheck,
+            [e.id for e in batch if e.kind == "notification"],
+            {a for e in batch for a in e.to_addrs},
+        )
+        blocked = found.blocked
         left: dict[int, str] = {}
         for email in batch:
-            if email.id in off:
+            if email.id in found.off:
                 left[email.id] = REASON_EMAILS_OFF
-            elif seen.get(email.id):
+            elif email.id in found.seen:
                 left[email.id] = REASON_SEEN
             elif email.to_addrs and all(a.lower() in blocked for a in email.to_addrs):
                 left[email.id] = blocked[email.to_addrs[0].lower()]
         return left, blocked
 
-    def _finish_for(self, email: Email, outcome: Outcome) -> _Finish:
+    def _finish_for(self, email: Claimed, outcome: Outcome) -> _Finish:
         now = self._clock.now()
         if outcome.verdict is SmtpVerdict.SENT:
             return _Finish(status=EmailStatus.SENT, reply=outcome.reply, sent_at=now)
@@ -391,7 +298,7 @@ class OutboxWorker:
                 reason="gave up after 5 days of retries",
             )
         # E7: a recipient the server already accepted is never sent the email again.
-        remaining = list(outcome.retry_to) if outcome.sent_to else None
+        remaining = tuple(outcome.retry_to) if outcome.sent_to else None
         return _Finish(
             status=EmailStatus.RETRYING,
             reply=outcome.reply,
@@ -403,16 +310,18 @@ class OutboxWorker:
 
 class _Claim:
     """One email's claim while it is in flight (E7): before each SMTP step, make sure the claim
-    outlasts that step's timeout; before DATA, that the previous acceptance is on disk.
+    outlasts that step's timeout; before the content, that the previous acceptance is on disk.
 
-    `ahead()` asks for the extension early, in the commit that records the email before:
-    that commit then runs while this email's MAIL and RCPT are on the wire.
+    The claim's end is kept on this process's monotonic clock, counted from before the write
+    that set it: the lease runs on the database's clock, so it can only end later than that.
+    `ahead()` asks for the extension early, in the commit that records the email before: that
+    commit then runs while the email before this one is on the wire.
     """
 
     def __init__(
         self,
-        email: Email,
-        recorder: _Recorder,
+        email: Claimed,
+        lane: _Lane,
         *,
         clock: Clock,
         lease: timedelta,
@@ -420,10 +329,10 @@ class _Claim:
         recipients: int,
     ) -> None:
         self._email = email
-        self._recorder = recorder
+        self._lane = lane
         self._clock = clock
-        # As claimed: the batch's lease from the claim's time, at the latest.
-        self._until = email.claimed_until or clock.now()
+        # Unknown until an extension lands (the claim's age is not known here).
+        self._ends = float("-inf")
         # One extension usually covers the whole transaction; a longer step asks for more.
         self._horizon = max(
             lease,
@@ -436,38 +345,42 @@ class _Claim:
             )
             + CLAIM_MARGIN,
         )
-        self._pending: tuple[datetime, asyncio.Future[bool]] | None = None
+        self._pending: tuple[float, asyncio.Future[bool]] | None = None
 
     def ahead(self) -> None:
         if self._pending is None:
             self._ask(self._horizon)
 
     async def before(self, step: str, timeout_s: float) -> None:
-        """The StepGuard: may wait for a commit; raises ClaimLostError if the email is gone."""
-        if step == "DATA":
-            await self._recorder.settled()
-        needed = timedelta(seconds=timeout_s) + CLAIM_MARGIN
+        """The StepGuard: may wait for a commit; raises ClaimLostError if the email is gone.
+
+        Before the content (".": the server can accept an email only once its content is
+        complete), the previous acceptance must be committed; MAIL, RCPT and DATA of this
+        email overlap that commit."""
+        if step == ".":
+            await self._lane.settled()
+        needed = (timedelta(seconds=timeout_s) + CLAIM_MARGIN).total_seconds()
         for _ in range(2):  # the extension asked ahead, then one for a longer step
             if self._pending is None:
-                if self._until - self._clock.now() >= needed:
+                if self._ends - self._clock.monotonic() >= needed:
                     return
-                self._ask(max(needed, self._horizon) + CLAIM_MARGIN)
+                self._ask(max(timedelta(seconds=needed), self._horizon) + CLAIM_MARGIN)
             assert self._pending is not None
-            until, extended = self._pending
+            ends, extended = self._pending
             self._pending = None
             if not await extended:
                 raise ClaimLostError(self._email.id)
-            self._until = max(self._until, until)
+            self._ends = max(self._ends, ends)
 
     def _ask(self, span: timedelta) -> None:
-        until = self._clock.now() + span
-        self._pending = until, self._recorder.extend(self._email, until)
+        ends = self._clock.monotonic() + span.total_seconds()
+        self._pending = ends, self._lane.extend(self._email, span)
 
 
-async def _finish_recording(recorder: _Recorder) -> None:
+async def _finish_recording(lane: _Lane) -> None:
     """Record every outcome so far, even when stopping cancels us: an accepted email whose
     outcome is lost would be sent again (E7). Bounded, so a dead database cannot hang a stop."""
-    closing = asyncio.ensure_future(recorder.close())
+    closing = asyncio.ensure_future(lane.close())
     try:
         await asyncio.shield(closing)
     except asyncio.CancelledError:
@@ -486,316 +399,149 @@ class _Finish:
     reason: str | None = None
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
-    to_addrs: list[str] | None = None
+    to_addrs: tuple[str, ...] | None = None
 
 
-@dataclass(slots=True)
-class _Extension:
-    email: Email
-    until: datetime
-    done: asyncio.Future[bool]
+class _Lane:
+    """The batch's database writes, one unit of work at a time, in order (E7).
 
-
-class _Recorder:
-    """Writes outcomes, claim extensions and change rows as they come, in two lanes.
-
-    The durable lane: the outcome of each SMTP attempt (an acceptance may be in it), and on
-    SQLite each claim extension, are written at once, on their own, in order; `settled()`
-    waits for the last outcome, and the outbox calls it before each DATA (E7). On SQLite each
-    is one UPDATE on the driver's connection in autocommit (a fraction of a millisecond: one
-    thread hop, against over a dozen for a transaction through the ORM), which keeps the
-    window between a 250 and its record as small as the disk allows. The group lane: left-out
-    emails, releases and the change rows the other processes' views follow go in one
-    transaction at a time, a burst's change rows gathered into one. A failed write is
-    retried, as dropping an accepted email's outcome would send it again.
+    Whatever is pending when a write starts goes in it: outcomes (an acceptance may be among
+    them), claim extensions, releases, and the change rows the other processes' views follow.
+    `settled()` waits until the last outcome is committed; the outbox calls it before each
+    email's content. A failed write is retried for a while, as dropping an accepted email's
+    outcome would send it again; giving up fails what waits on it.
     """
 
     RETRY_FOR_S = 30.0
-    CHANGES_GATHER_S = 0.05
+    # Change rows (what other processes' views follow) ride along at most this often, and
+    # once more at the end: nobody waits for them, and one per email would cost a statement.
+    CHANGES_EVERY_S = 0.05
 
-    def __init__(self, sessions: StoreSessions, *, engine: AsyncEngine, clock: Clock) -> None:
-        self._sessions = sessions
-        self._engine = engine
+    def __init__(self, db: Database, *, clock: Clock) -> None:
+        self._db = db
         self._clock = clock
-        self._waiting: list[tuple[Email, _Finish]] = []
-        self._changes: set[int | None] = set()  # conversations whose emails changed
-        self._extensions: list[_Extension] = []
-        self._releases: list[Email] = []
+        self._outcomes: list[store.Finished] = []
+        self._extensions: list[tuple[store.Extension, asyncio.Future[bool]]] = []
+        self._releases: list[tuple[int, str]] = []
+        self._changes: set[int | None] = set()
+        self._changes_at = float("-inf")  # monotonic time of the last change rows
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._durable: asyncio.Task[None] | None = None  # the last write in the lane
-        self._outcome: asyncio.Task[None] | None = None  # the last outcome's
-        self._connection: AsyncConnection | None = None  # held for the durable lane
-        self._driver: Any = None
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._next: asyncio.Future[None] | None = None  # the commit of the pending outcomes
+        self._last: asyncio.Future[None] | None = None  # the commit of the last outcome
 
-    def attempted(self, email: Email, finish: _Finish) -> None:
-        """The outcome of an SMTP attempt: written at once, after the one before it."""
-        row = _outcome_row(email, finish)
-
-        async def write() -> None:
-            written = await self._retrying(
-                f"the outcome of email {email.id}", lambda: self._write_one(_RECORD_OUTCOME, row)
+    def finished(self, email: Claimed, finish: _Finish) -> None:
+        """How `email` ends this attempt: committed in the next write, after the ones before."""
+        self._outcomes.append(
+            store.Finished(
+                id=email.id,
+                claimed_by=email.claimed_by,
+                status=finish.status.value,
+                reply=finish.reply if finish.reply is not None else email.reply,
+                reason=finish.reason,
+                sent_at=finish.sent_at,
+                next_attempt_at=finish.next_attempt_at,
+                to_addrs=finish.to_addrs if finish.to_addrs is not None else email.to_addrs,
+                suppressed=finish.status is EmailStatus.SUPPRESSED,
             )
-            if not written:
-                log.warning("email %d was taken over by another process meanwhile", email.id)
-            self._changes.add(email.conversation_id)
-            self._kick()
-
-        self._outcome = self._chain(write)
-
-    def add(self, email: Email, finish: _Finish) -> None:
-        """An outcome without an SMTP attempt (left out, nothing to send)."""
-        self._waiting.append((email, finish))
+        )
         self._changes.add(email.conversation_id)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        self._last = self._next
         self._kick()
 
-    def release(self, emails: Sequence[Email]) -> None:
+    def release(self, emails: Sequence[Claimed]) -> None:
         """Give up claims on emails never started, so another sender takes them at once."""
-        self._releases.extend(emails)
+        self._releases.extend((e.id, e.claimed_by) for e in emails)
         self._kick()
 
-    def extend(self, email: Email, until: datetime) -> asyncio.Future[bool]:
-        """Extend `email`'s claim to `until`; the future says whether it is still ours once
-        that is written (False: another process took it). On SQLite it goes in the durable
-        lane (one statement); elsewhere in the next group commit."""
+    def extend(self, email: Claimed, span: timedelta) -> asyncio.Future[bool]:
+        """Extend `email`'s claim by `span` from the database's now; the future says whether
+        it is still ours once that is committed (False: another process took it)."""
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if not self._sqlite:
-            self._extensions.append(_Extension(email, until, done))
-            self._kick()
-            return done
-        row = {"b_id": email.id, "b_claimed_by": email.claimed_by, "b_until": until}
-
-        async def write() -> None:
-            try:
-                kept = await self._retrying(
-                    f"the claim on email {email.id}", lambda: self._write_one(_EXTEND_CLAIM, row)
-                )
-            except BaseException as exc:
-                done.set_exception(exc)
-                raise
-            done.set_result(bool(kept))
-
-        self._chain(write)
+        self._extensions.append(
+            (store.Extension(email.id, email.claimed_by, span.total_seconds()), done)
+        )
+        self._kick()
         return done
 
     async def settled(self) -> None:
-        """The last attempt's outcome is on disk; raises if it could not be written."""
-        if self._outcome is not None:
-            await asyncio.shield(self._outcome)
+        """The last outcome is committed; raises if it could not be written."""
+        if self._last is not None:
+            await asyncio.shield(self._last)
 
     async def close(self) -> None:
-        try:
-            if self._durable is not None:
-                await asyncio.shield(self._durable)
-            while self._task is not None and not self._task.done():
-                await asyncio.shield(self._task)
-            if self._task is not None:
-                self._task.result()
-            if self._pending_group():
-                await self._drain()
-        finally:
-            connection, self._connection, self._driver = self._connection, None, None
-            if connection is not None:
-                await connection.close()
+        """Wait until everything given is committed; raises the first write that failed."""
+        self._closing = True
+        self._kick()
+        while (task := self._task) is not None:
+            await asyncio.shield(task)
+            if self._task is task:  # nothing was added meanwhile
+                return
 
-    def _pending_group(self) -> bool:
-        return bool(self._waiting or self._changes or self._extensions or self._releases)
+    def _pending(self) -> bool:
+        return bool(
+            self._outcomes
+            or self._extensions
+            or self._releases
+            or (self._closing and self._changes)
+        )
 
     def _kick(self) -> None:
-        if self._task is None or self._task.done():
+        if self._pending() and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._drain(), name="deskbell-outbox-record")
 
-    async def _retrying(self, what: str, write: Callable[[], Awaitable[_T]]) -> _T:
+    async def _drain(self) -> None:
+        while self._pending():
+            outcomes, self._outcomes = self._outcomes, []
+            extensions, self._extensions = self._extensions, []
+            releases, self._releases = self._releases, []
+            changes: set[int | None] = set()
+            if self._closing or self._clock.monotonic() - self._changes_at >= self.CHANGES_EVERY_S:
+                changes, self._changes = self._changes, set()
+                self._changes_at = self._clock.monotonic()
+            waiting, self._next = self._next, None
+            writes = store.Writes(
+                now=self._clock.now(),
+                outcomes=tuple(outcomes),
+                extensions=tuple(e for e, _ in extensions),
+                releases=tuple(releases),
+                conversations=frozenset(changes),
+            )
+            try:
+                recorded = await self._retrying(len(outcomes), writes)
+            except BaseException as exc:
+                for done in [*(d for _, d in extensions), waiting]:
+                    if done is None or done.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        done.set_exception(exc)
+                        done.exception()  # whoever waits sees it; nobody waiting is fine
+                    else:
+                        done.cancel()
+                raise
+            if recorded.lost:
+                log.warning(
+                    "emails %s were taken over by another process meanwhile",
+                    ", ".join(map(str, recorded.lost)),
+                )
+            for ext, done in extensions:
+                if not done.done():
+                    done.set_result(ext.id in recorded.kept)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+
+    async def _retrying(self, outcomes: int, writes: store.Writes) -> store.Recorded:
         delay = 0.05
         started = self._clock.monotonic()
         while True:
             try:
-                return await write()
+                return await self._db.write(store.record, writes)
             except Exception:
                 if self._clock.monotonic() - started > self.RETRY_FOR_S:
-                    log.exception("could not record %s; giving up", what)
+                    log.exception("could not record %d email outcomes; giving up", outcomes)
                     raise
-                log.warning("recording %s failed; retrying", what, exc_info=True)
+                log.warning("recording %d email outcomes failed; retrying", outcomes, exc_info=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-
-    def _chain(self, write: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        """Run `write` in the durable lane, after whatever is there already."""
-        previous = self._durable
-
-        async def after_previous() -> None:
-            earlier: Exception | None = None
-            if previous is not None:
-                try:
-                    await previous
-                except Exception as exc:  # this one is still written; then the failure stands
-                    earlier = exc
-            await write()
-            if earlier is not None:
-                raise earlier
-
-        self._durable = asyncio.create_task(after_previous(), name="deskbell-outbox-outcome")
-        return self._durable
-
-    async def _write_one(self, statement: Update, row: dict[str, Any]) -> int:
-        """One single-row UPDATE, committed; how many rows it changed (0: not ours)."""
-        if not self._sqlite:
-            async with self._sessions.begin() as session:
-                result = await (await session.connection()).execute(statement, [row])
-                return int(result.rowcount)
-        if self._driver is None:
-            connection = await self._engine.connect()
-            try:
-                self._driver = (await connection.get_raw_connection()).driver_connection
-            except BaseException:
-                await connection.close()
-                raise
-            self._connection = connection
-        sql, params = _for_driver(statement, self._engine.dialect, row)
-        async with self._sessions.write_turn():  # this process's writers queue fairly
-            cursor = await self._driver.execute(sql, params)  # autocommit: durable on return
-        return int(cursor.rowcount)
-
-    async def _drain(self) -> None:
-        while self._pending_group():
-            if not (self._waiting or self._extensions or self._releases):
-                # Only change rows: nobody waits for them, so gather a burst's into one
-                # commit instead of competing with the durable lane once per email.
-                await asyncio.sleep(self.CHANGES_GATHER_S)
-            group, self._waiting = self._waiting, []
-            changes, self._changes = self._changes, set()
-            extensions, self._extensions = self._extensions, []
-            releases, self._releases = self._releases, []
-            try:
-                kept = await self._retrying(
-                    f"{len(group)} email outcomes",
-                    lambda: self._commit(group, changes, extensions, releases),  # noqa: B023
-                )
-            except BaseException as exc:
-                for ext in extensions:
-                    if not ext.done.done():
-                        ext.done.set_exception(exc)
-                raise
-            for ext in extensions:
-                ext.done.set_result(ext.email.id in kept)
-
-    async def _commit(
-        self,
-        group: list[tuple[Email, _Finish]],
-        changes: set[int | None],
-        extensions: list[_Extension],
-        releases: list[Email],
-    ) -> set[int]:
-        """One transaction: outcomes, change rows, claim extensions (the ids still ours),
-        releases."""
-        now = self._clock.now()
-        kept: set[int] = set()
-        async with self._sessions.begin() as session:
-            conn = await session.connection()
-            if group:
-                await self._record(conn, group)
-            if changes:
-                # Core, not the ORM's unit of work: this runs about once per email sent.
-                await conn.execute(
-                    _ADD_CHANGE,
-                    [{"kind": "email", "at": now, "conversation_id": c} for c in changes],
-                )
-            for ext in extensions:
-                result = await conn.execute(
-                    _EXTEND_CLAIM,
-                    {
-                        "b_id": ext.email.id,
-                        "b_claimed_by": ext.email.claimed_by,
-                        "b_until": ext.until,
-                    },
-                )
-                if result.rowcount:
-                    kept.add(ext.email.id)
-            if releases:
-                await conn.execute(
-                    _RELEASE_CLAIM,
-                    [{"b_id": e.id, "b_claimed_by": e.claimed_by} for e in releases],
-                )
-        return kept
-
-    @staticmethod
-    async def _record(conn: AsyncConnection, group: list[tuple[Email, _Finish]]) -> None:
-        rows = [_outcome_row(email, finish) for email, finish in group]
-        result = await conn.execute(_RECORD_OUTCOME, rows)
-        if result.rowcount != len(rows):
-            log.warning(
-                "%d of %d emails were taken over by another process meanwhile",
-                len(rows) - result.rowcount,
-                len(rows),
-            )
-        suppressed = [
-            {"b_email_id": email.id, "b_reason": finish.reason}
-            for email, finish in group
-            if finish.status is EmailStatus.SUPPRESSED
-        ]
-        if suppressed:
-            await conn.execute(_SUPPRESS_DELIVERIES, suppressed)
-
-
-def _outcome_row(email: Email, finish: _Finish) -> dict[str, Any]:
-    return {
-        "b_id": email.id,
-        "b_claimed_by": email.claimed_by,
-        "b_status": finish.status.value,
-        "b_reply": finish.reply if finish.reply is not None else email.reply,
-        "b_reason": finish.reason,
-        "b_sent_at": finish.sent_at,
-        "b_next_attempt_at": finish.next_attempt_at,
-        "b_to_addrs": finish.to_addrs if finish.to_addrs is not None else email.to_addrs,
-    }
-
-
-@functools.cache
-def _compiled(
-    statement: Update, dialect: Dialect
-) -> tuple[SQLCompiler, list[tuple[str, Callable[[Any], Any] | None]]]:
-    compiled = statement.compile(dialect=dialect)
-    order = compiled.positiontup or []
-    return compiled, [(k, compiled.binds[k].type.bind_processor(dialect)) for k in order]
-
-
-def _for_driver(statement: Update, dialect: Dialect, row: dict[str, Any]) -> tuple[str, list[Any]]:
-    """`statement` as the driver takes it: SQLAlchemy's own SQL and type conversions."""
-    compiled, binds = _compiled(statement, dialect)
-    values = compiled.construct_params(row) or {}
-    return str(compiled), [
-        process(values[key]) if process is not None else values[key] for key, process in binds
-    ]
-
-
-_emails = cast(Table, Email.__table__)
-_deliveries = cast(Table, Delivery.__table__)
-_ADD_CHANGE = cast(Table, Change.__table__).insert()
-_OURS = and_(_emails.c.id == bindparam("b_id"), _emails.c.claimed_by == bindparam("b_claimed_by"))
-# One statement, executed for many rows: the claim check keeps a row another process took
-# over (after our lease ran out) from being overwritten.
-_RECORD_OUTCOME = (
-    _emails.update()
-    .where(_OURS)
-    .values(
-        status=bindparam("b_status"),
-        reply=bindparam("b_reply"),
-        reason=bindparam("b_reason"),
-        sent_at=bindparam("b_sent_at", type_=_emails.c.sent_at.type),
-        next_attempt_at=bindparam("b_next_attempt_at", type_=_emails.c.next_attempt_at.type),
-        to_addrs=bindparam("b_to_addrs", type_=_emails.c.to_addrs.type),
-        claimed_by=None,
-        claimed_until=None,
-    )
-)
-_EXTEND_CLAIM = (
-    _emails.update()
-    .where(_OURS)
-    .values(claimed_until=bindparam("b_until", type_=_emails.c.claimed_until.type))
-)
-_RELEASE_CLAIM = _emails.update().where(_OURS).values(claimed_by=None, claimed_until=None)
-_SUPPRESS_DELIVERIES = (
-    _deliveries.update()
-    .where(_deliveries.c.email_id == bindparam("b_email_id"))
-    .values(state="suppressed", reason=bindparam("b_reason"))
-)

@@ -373,6 +373,8 @@ class Database:
             return
         # SQLAlchemy's "begin" event, not the sqlite3 module, starts transactions (below).
         dbapi_conn.isolation_level = None
+        # D8: bytes that are not UTF-8 inside a row read as U+FFFD, as through the old store.
+        dbapi_conn.text_factory = _decode_text
         timeout_ms = int(self._busy_timeout_s * 1000)
         for pragma in ("foreign_keys=ON", f"busy_timeout={timeout_ms}"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
@@ -447,6 +449,10 @@ class Database:
             if tx.notified:
                 self.changes.fire_threadsafe()
             return result
+
+
+def _decode_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def _data_version(slot: ConnectionSlot) -> int:

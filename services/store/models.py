@@ -182,6 +182,15 @@ class Delivery(Base):
             postgresql_where=text("seen_at IS NULL"),
         ),
         Index("ix_deliveries_recipient_conversation", "recipient_id", "conversation_id", "state"),
+        # The scheduler's due query (services/fallback.py): pending rows only, covering.
+        Index(
+            "ix_deliveries_pending_due",
+            "due_at",
+            "recipient_id",
+            "conversation_id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -360,6 +369,17 @@ class ImapCursor(Base):
 
 # I6: the sender hold is rebuilt from one sender's recent incoming log rows.
 Index("ix_emails_from_addr_created_at", Email.from_addr, Email.created_at)
+
+
+class ImapReaderLease(Base):
+    """Which process reads one mailbox (I1, issue 9): one process of a workspace at a time.
+    Migration 0007_mail_engine creates it; services/incoming/reader_lease.py uses it."""
+
+    __tablename__ = "imap_reader_leases"
+
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)  # user@host:port
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)  # host:pid:nonce
+    until: Mapped[datetime | None] = mapped_column(default=None)  # the database's clock
 
 
 # --- Bounces (issue 8: E7) -------------------------------------------------------------------

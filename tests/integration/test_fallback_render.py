@@ -57,7 +57,7 @@ async def world(svc: Service) -> World:
 
 def scheduler(svc: Service, clock: ManualClock, renderer: TemplateRenderer) -> FallbackScheduler:
     return FallbackScheduler(
-        svc.store.sessions,
+        svc.db,
         clock=clock,
         identity=svc.mail_identity,
         renderer=lambda: renderer,

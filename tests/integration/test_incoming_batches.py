@@ -91,6 +91,7 @@ def incoming_failing_on(svc: Service, title: str, error: Exception) -> IncomingM
 
     return IncomingMail(
         svc.store.sessions,
+        db=svc.db,
         clock=svc.clock,
         secrets=svc.secrets,
         config=svc.config,
