@@ -336,8 +336,24 @@ def _shown_url(url: str) -> str:
         return "(an invalid URL)"
 
 
+def _async_url(url: str) -> str:
+    """The asyncio driver's URL for a plain one: aiosqlite for SQLite, psycopg's async
+    connection for PostgreSQL (`postgresql://` alone names psycopg's sync one)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # refused below, with the URL in the message
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(False)
+    return url
+
+
 async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
     """Open (and create, repair or migrate) the database behind `url`."""
+    url = _async_url(url)
     notice = None
     kwargs: dict[str, Any] = {"echo": echo}
     sqlite = url.startswith("sqlite")
