@@ -52,8 +52,10 @@ from services.mail.smtp import (
     SmtpSettings,
     SmtpTimeouts,
 )
+from services.store import queries
 from services.store.db import StoreSessions
-from services.store.models import Change, Delivery, Email, Message, Person
+from services.store.models import Delivery, Email, Message, Person
+from services.views import ChangeKind
 
 __all__ = ["ClaimLostError", "OutboxWorker", "instance_id"]
 
@@ -692,11 +694,9 @@ class _Recorder:
             conn = await session.connection()
             if group:
                 await self._record(conn, group)
-            if changes:
-                # Core, not the ORM's unit of work: this runs about once per email sent.
-                await conn.execute(
-                    _ADD_CHANGE,
-                    [{"kind": "email", "at": now, "conversation_id": c} for c in changes],
+            for conversation_id in changes:  # written with their feed positions at commit
+                queries.add_change(
+                    session, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id
                 )
             for ext in extensions:
                 result = await conn.execute(
@@ -768,7 +768,6 @@ def _for_driver(statement: Update, dialect: Dialect, row: dict[str, Any]) -> tup
 
 _emails = cast(Table, Email.__table__)
 _deliveries = cast(Table, Delivery.__table__)
-_ADD_CHANGE = cast(Table, Change.__table__).insert()
 _OURS = and_(_emails.c.id == bindparam("b_id"), _emails.c.claimed_by == bindparam("b_claimed_by"))
 # One statement, executed for many rows: the claim check keeps a row another process took
 # over (after our lease ran out) from being overwritten.
