@@ -70,6 +70,7 @@ from services.inbox_reads import InboxReads
 from services.incoming.router import IncomingMail, IncomingResult, MailPolicy
 from services.mail.outbox import OutboxWorker
 from services.mail.smtp import Outgoing, Security, SmtpSender, SmtpSettings, SmtpVerdict
+from services.retry_log import RetryLog
 from services.secrets import SecretStore
 from services.store import queries
 from services.store.database import Database
@@ -182,7 +183,7 @@ class Service(InboxReads, EmailLog):
         self.clock = clock
         self.secrets = secrets
         self._sessions = store.sessions
-        self.feed = ChangeFeed(store.sessions, clock=clock)
+        self.feed = ChangeFeed(db, clock=clock)
         self._config: dict[str, str] = {}
         self._refused: dict[str, str] = {}  # stored settings refused at load: key, why
         self._token_key = b""
@@ -283,7 +284,7 @@ class Service(InboxReads, EmailLog):
         await self.feed.start()
         self.scheduler.start()
         self.outbox.start()
-        self._purge_task = asyncio.create_task(self._purge_forever(), name="deskbell-log-purge")
+        self._purge_task = asyncio.create_task(self._upkeep_forever(), name="deskbell-upkeep")
         await self._start_incoming()
         self._running = True
 
@@ -315,6 +316,20 @@ class Service(InboxReads, EmailLog):
             self._running = False
         await self.db.close()
         await self.store.close()
+
+    async def _upkeep_forever(self) -> None:
+        """Hourly: the email log past 72 hours (M6) and the change feed past its window."""
+        retry = RetryLog(log, "purging old log entries and changes")
+        while True:
+            try:
+                removed = await self.purge_log()
+                if removed:
+                    log.info("purged %d log entries older than 72 hours", removed)
+                await self.feed.purge()
+                retry.succeeded()
+            except Exception as exc:
+                retry.failed(exc)
+            await asyncio.sleep(PURGE_EVERY.total_seconds())
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Change events from any process, in batches, within 0.5 s (needs `start()`)."""

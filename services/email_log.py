@@ -4,7 +4,6 @@ addresses that bounced (E7), which an administrator may clear. A part of `Servic
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +16,6 @@ from sqlalchemy.orm import defer
 from services.clock import Clock
 from services.domain.model import MAX_SEARCH_CHARS, EmailStatus
 from services.errors import InputError, NotFoundError, PermissionDeniedError
-from services.retry_log import RetryLog
 from services.store import queries
 from services.store.db import Store, StoreSessions
 from services.store.models import Delivery, Email, MailBounce
@@ -198,15 +196,3 @@ class EmailLog:
             queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
         log.info("%s cleared the bounces of %s", actor.email, wanted)
         return Changes(emails=True)
-
-    async def _purge_forever(self) -> None:
-        retry = RetryLog(log, "purging the email log")
-        while True:
-            try:
-                removed = await self.purge_log()
-                if removed:
-                    log.info("purged %d log entries older than 72 hours", removed)
-                retry.succeeded()
-            except Exception as exc:
-                retry.failed(exc)
-            await asyncio.sleep(PURGE_EVERY.total_seconds())

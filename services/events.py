@@ -1,9 +1,11 @@
-"""The change feed: every process learns what any process wrote (T1's LISTEN/NOTIFY comes later).
+"""The change feed: every process learns what any process wrote, when it was written.
 
-Writers append a row to `changes` in the same transaction as the change. Each process reads rows
-past the last id it saw: at once when it wrote itself (`poke`), else on a short poll. One small
-indexed query every 0.2 s costs far under 1 % of a core and keeps other processes' writes under
-the 0.5 s promise.
+Writers append rows to `changes` in the transaction of the change, each with a position that
+only grows in commit order (services/store/changes.py). The feed reads "every change past
+the last position I saw" when the database says something was committed
+(`Database.watch`: this process's commits at once; another process's through inotify and
+`PRAGMA data_version` on SQLite, LISTEN/NOTIFY on PostgreSQL, with one read after a
+reconnect to catch up on what NOTIFY dropped). Nothing runs while nothing happens: no poll.
 """
 
 from __future__ import annotations
@@ -12,41 +14,77 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, delete, select
 
 from services.clock import Clock
 from services.retry_log import RetryLog
-from services.store.models import Change
+from services.store import counters
+from services.store.database import Database, Tx
+from services.store.models import Change, Counter
+from services.store.prepared import Prepared
 from services.views import ChangeEvent, ChangeKind
 
-__all__ = ["ChangeFeed", "Listener"]
+__all__ = ["KEEP", "ChangeFeed", "Listener"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Sequence[ChangeEvent]], None]
 
+KEEP = timedelta(hours=6)  # how long changes stay readable (a client further behind resyncs)
+_RETRY_S = 1.0  # after a failed read (the database busy or unreachable)
+_PAGE = 5_000  # changes per read: a long-stopped process catches up in pages
+
+_LAST = Prepared[tuple[int]](select(Counter.value).where(Counter.name == counters.CHANGES))
+_AFTER = Prepared[tuple[int, str, int | None, int | None]](
+    select(Change.position, Change.kind, Change.conversation_id, Change.person_id)
+    .where(Change.position > bindparam("after"))
+    .order_by(Change.position)
+    .limit(_PAGE)
+)
+_PURGE = Prepared(delete(Change).where(Change.at < bindparam("before")))
+
+
+def _last_position(tx: Tx) -> int:
+    rows = tx.run(_LAST)
+    return int(rows[0][0]) if rows else 0
+
+
+def _changes_after(tx: Tx, after: int) -> list[ChangeEvent]:
+    return [
+        ChangeEvent(
+            position=position, kind=ChangeKind(kind), conversation_id=conv, person_id=person
+        )
+        for position, kind, conv, person in tx.run(_AFTER, {"after": after})
+    ]
+
+
+def _purge(tx: Tx, before: datetime) -> None:
+    # Positions come from the counter, never from the rows: emptying the table hands none
+    # out again.
+    tx.run(_PURGE, {"before": before})
+
 
 class ChangeFeed:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        clock: Clock,
-        poll_interval_s: float = 0.2,
-        keep: timedelta = timedelta(hours=6),
-    ) -> None:
-        self._sessions = sessions
+    """Reads new changes when woken and hands each batch, in position order, to listeners."""
+
+    def __init__(self, db: Database, *, clock: Clock, keep: timedelta = KEEP) -> None:
+        self._db = db
         self._clock = clock
-        self._poll_interval_s = poll_interval_s
         self._keep = keep
         self._listeners: list[Listener] = []
-        self._last_id = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._last = 0
         self._lock = asyncio.Lock()
+        self._reading: asyncio.Task[None] | None = None
+        self._again = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self._retry_log = RetryLog(log, "reading the change feed")
+
+    @property
+    def last_position(self) -> int:
+        return self._last
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with each batch of new events; returns the unsubscribe function."""
@@ -54,65 +92,79 @@ class ChangeFeed:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def start(self) -> None:
-        async with self._sessions() as session:
-            self._last_id = (await session.scalar(select(func.max(Change.id)))) or 0
-        self._task = asyncio.create_task(self._run(), name="deskbell-change-feed")
+        """Listen from the newest change on: what was written before is not news."""
+        self._last = await self._db.read(_last_position)
+        self._unwatch = await self._db.watch(self.poke)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        task, self._reading = self._reading, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     def poke(self) -> None:
-        """Read the feed now: this process just wrote something."""
-        self._wake.set()
+        """Read the feed soon: something was committed (here or elsewhere). Calls made while a
+        read runs give one more read after it, never a read per call. Nothing before `start`."""
+        if self._unwatch is None:
+            return
+        if self._reading is not None:
+            self._again = True
+            return
+        self._reading = asyncio.get_running_loop().create_task(
+            self._read_until_quiet(), name="deskbell-change-feed"
+        )
+
+    async def _read_until_quiet(self) -> None:
+        try:
+            while True:
+                self._again = False
+                try:
+                    await self.read_now()
+                    self._retry_log.succeeded()
+                except Exception as exc:
+                    self._retry_log.failed(exc)
+                    if self._retry is None:
+                        loop = asyncio.get_running_loop()
+                        self._retry = loop.call_later(_RETRY_S, self._retry_now)
+                    return
+                if not self._again:
+                    return
+        finally:
+            self._reading = None
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self.poke()
 
     async def read_now(self) -> list[ChangeEvent]:
+        """Every change past the last one read, handed to the listeners; returns them."""
         async with self._lock:
-            async with self._sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(Change).where(Change.id > self._last_id).order_by(Change.id)
-                    )
-                ).scalars()
-                events = [
-                    ChangeEvent(
-                        id=r.id,
-                        kind=ChangeKind(r.kind),
-                        conversation_id=r.conversation_id,
-                        person_id=r.person_id,
-                    )
-                    for r in rows
-                ]
-            if events:
-                self._last_id = events[-1].id
-                for listener in list(self._listeners):
-                    try:
-                        listener(events)
-                    except Exception:
-                        log.exception("a change listener failed")
-            return events
+            found: list[ChangeEvent] = []
+            while True:
+                batch = await self._db.read(_changes_after, self._last)
+                if not batch:
+                    break
+                self._last = batch[-1].position
+                found.extend(batch)
+                self._deliver(batch)
+                if len(batch) < _PAGE:
+                    break
+            return found
+
+    def _deliver(self, events: Sequence[ChangeEvent]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(events)
+            except Exception:
+                log.exception("a change listener failed")
 
     async def purge(self) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(delete(Change).where(Change.at < self._clock.now() - self._keep))
-
-    async def _run(self) -> None:
-        polls = 0
-        retry = RetryLog(log, "reading the change feed")
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval_s):
-                    await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.read_now()
-                polls += 1
-                if polls % 18_000 == 0:  # about hourly
-                    await self.purge()
-                retry.succeeded()
-            except Exception as exc:
-                retry.failed(exc)
-                await asyncio.sleep(1.0)
+        """Forget changes older than `keep` (the service's hourly upkeep)."""
+        await self._db.write(_purge, self._clock.now() - self._keep)

@@ -167,9 +167,10 @@ class ChangeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """One entry of the change feed, from this process or another."""
+    """One entry of the change feed, from this process or another. `position` only grows, in
+    the order changes were committed: "everything past N" misses nothing."""
 
-    id: int
+    position: int
     kind: ChangeKind
     conversation_id: int | None
     person_id: int | None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +24,12 @@ pytest_plugins = [
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[object]:
-    """A Service on a fresh SQLite file with a hand-driven clock (see tests/support/world.py)."""
+async def service(database_url: str) -> AsyncIterator[object]:
+    """A Service with a hand-driven clock on a fresh database, SQLite then PostgreSQL (see
+    tests/support/world.py and tests/support/databases.py)."""
     from tests.support.world import open_service
 
-    svc = await open_service(tmp_path)
+    svc = await open_service(database_url)
     try:
         yield svc
     finally:

@@ -1,22 +1,28 @@
 """Recording a change inside a unit of work: the row the change feed reads, and the wake-up.
 
 Every unit of work that changes what a client may see calls `record_change` once per thing it
-changed, in the same transaction, so the feed's row commits (or rolls back) with the change.
+changed. The rows are written as the transaction's last statements (`Tx.before_commit`), with
+positions taken from the "changes" counter (services/store/counters.py): they commit (or roll
+back) with the change, and a reader asking for "every change past position N" never misses
+one that committed out of order. Then every watcher is woken (`Tx.notify_after_commit`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert
 
-from services.store.database import Tx
+from services.store import counters
+from services.store.database import Tx, add_before_commit
 from services.store.models import Change
 from services.store.prepared import Prepared
 from services.views import ChangeKind
 
-__all__ = ["record_change"]
+__all__ = ["queue_change", "record_change"]
 
+_PENDING = "deskbell.changes"
 _INSERT_CHANGE = Prepared(insert(Change))
 
 
@@ -28,9 +34,46 @@ def record_change(
     conversation_id: int | None = None,
     person_id: int | None = None,
 ) -> None:
-    """Append a change-feed row and wake every watcher once this transaction commits."""
-    tx.run(
+    """Append a change-feed row at commit and wake every watcher once this transaction commits."""
+    if not tx.writing:
+        raise RuntimeError("a read changes nothing: use Database.write")
+    queue_change(tx.info, kind=kind, at=at, conversation_id=conversation_id, person_id=person_id)
+
+
+def queue_change(
+    info: dict[str, Any],
+    *,
+    kind: ChangeKind,
+    at: datetime,
+    conversation_id: int | None = None,
+    person_id: int | None = None,
+) -> None:
+    """`record_change` on a transaction's `info` dict (a `Tx`'s, or an old-store session's)."""
+    pending: dict[tuple[str, int | None, int | None], datetime] | None = info.get(_PENDING)
+    if pending is None:
+        pending = info[_PENDING] = {}
+        add_before_commit(info, _write_changes)
+    # The same change twice in one transaction tells a reader nothing more.
+    pending.setdefault((kind.value, conversation_id, person_id), at)
+
+
+def _write_changes(tx: Tx) -> None:
+    pending: dict[tuple[str, int | None, int | None], datetime] = tx.info.pop(_PENDING, {})
+    if not pending:
+        return
+    last = counters.take(tx, counters.CHANGES, len(pending))
+    first = last - len(pending) + 1
+    tx.run_many(
         _INSERT_CHANGE,
-        {"at": at, "kind": kind.value, "conversation_id": conversation_id, "person_id": person_id},
+        [
+            {
+                "position": first + n,
+                "at": at,
+                "kind": kind,
+                "conversation_id": conversation_id,
+                "person_id": person_id,
+            }
+            for n, ((kind, conversation_id, person_id), at) in enumerate(pending.items())
+        ],
     )
     tx.notify_after_commit()

@@ -59,7 +59,7 @@ from services.store.workers import ConnectionSlot, WorkerPool
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["CHANNEL", "Database", "Tx", "database_target"]
+__all__ = ["CHANNEL", "Database", "Tx", "add_before_commit", "database_target", "has_before_commit"]
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +100,57 @@ class Tx:
       hot); flushed before COMMIT, `expire_on_commit=False`.
     - `run` / `run_many`: hot `Prepared` statements straight on the DBAPI cursor.
     - `notify_after_commit`: tell watchers (this process's and others') once this commits.
+    - `before_commit`: run a function as the transaction's last statements (the change feed
+      takes its positions there); `info`: a dict that lives as long as the transaction.
     - `dialect`, `is_postgres`, `writing` (False inside `Database.read`).
     """
 
     __slots__ = (
         "_dbapi",
+        "_owns_session",
         "_session",
         "conn",
         "dialect",
+        "info",
         "is_postgres",
         "notified",
         "writing",
     )
 
-    def __init__(self, conn: Connection, *, writing: bool, is_postgres: bool) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        writing: bool,
+        is_postgres: bool,
+        session: Session | None = None,
+        dbapi: Any = None,
+    ) -> None:
         self.conn = conn
         self.dialect: Dialect = conn.dialect
         self.is_postgres = is_postgres
         self.writing = writing
         self.notified = False
-        self._dbapi: Any = _driver(conn)
-        self._session: Session | None = None
+        self._dbapi: Any = _driver(conn) if dbapi is None else dbapi
+        self._session: Session | None = session
+        self._owns_session = session is None
+        self.info: dict[str, Any] = {} if session is None else session.info
+
+    @classmethod
+    def in_session(cls, session: Session) -> Tx:
+        """A `Tx` inside the transaction of an existing ORM session (the async store's, run
+        through `run_sync`): for the modules not yet on `Database`, so one function serves
+        both. Its `before_commit` functions run at that session's commit
+        (services/store/db.py), and its `info` is the session's."""
+        conn = session.connection()
+        return cls(
+            conn,
+            writing=True,
+            is_postgres=conn.dialect.name == "postgresql",
+            session=session,
+            # The DBAPI face of the driver: an async driver's is adapted to plain calls.
+            dbapi=conn.connection.dbapi_connection,
+        )
 
     @property
     def session(self) -> Session:
@@ -179,17 +209,48 @@ class Tx:
         if len(payload.encode()) > _MAX_PAYLOAD:  # checked on SQLite too: same code, both engines
             raise ValueError("a notification payload must stay under 8,000 bytes")
         if self.is_postgres:
-            self._dbapi.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            cursor = self._dbapi.cursor()
+            try:
+                cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            finally:
+                cursor.close()
         self.notified = True
+
+    def before_commit(self, fn: Callable[[Tx], None]) -> None:
+        """Run `fn(tx)` once, after the unit of work returned and just before COMMIT (in the
+        order registered; registering the same function again changes nothing)."""
+        if not self.writing:
+            raise RuntimeError("a read has nothing to commit: use Database.write")
+        add_before_commit(self.info, fn)
+
+    def run_before_commit(self) -> None:
+        """The `before_commit` functions, each once (for `Database` and the old store)."""
+        hooks: list[Callable[[Tx], None]] = self.info.get(_BEFORE_COMMIT, [])
+        while hooks:
+            hooks.pop(0)(self)
 
     def _flush(self) -> None:
         if self._session is not None:
             self._session.flush()
 
     def _close(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._owns_session:
             self._session.close()
             self._session = None
+
+
+_BEFORE_COMMIT = "deskbell.before_commit"
+
+
+def add_before_commit(info: dict[str, Any], fn: Callable[[Tx], None]) -> None:
+    """`Tx.before_commit` on a transaction's `info` (also a session's, for the old store)."""
+    hooks: list[Callable[[Tx], None]] = info.setdefault(_BEFORE_COMMIT, [])
+    if fn not in hooks:
+        hooks.append(fn)
+
+
+def has_before_commit(info: dict[str, Any]) -> bool:
+    return bool(info.get(_BEFORE_COMMIT))
 
 
 def _check_plain(result: object) -> None:
@@ -416,6 +477,8 @@ class Database:
                 tx = Tx(conn, writing=writing, is_postgres=self.is_postgres)
                 try:
                     result = work(tx)
+                    if writing:
+                        tx.run_before_commit()
                     tx._flush()
                     _check_plain(result)
                 except BaseException:

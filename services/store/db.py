@@ -9,12 +9,12 @@ import functools
 import logging
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from services.errors import StoreBusyError, StoreUnavailableError
+from services.store.database import Tx, has_before_commit
 from services.store.failures import is_damage, store_error, watch_engine
 
 if TYPE_CHECKING:
@@ -38,10 +40,14 @@ __all__ = [
     "decode_text",
     "head_revision",
     "open_store",
+    "run_in_session",
     "sqlite_url",
 ]
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DB_FILENAME = "deskbell.db"
 
@@ -103,6 +109,25 @@ def _begin_sqlite(conn: Connection) -> None:
 _WRITE_OPTION = "deskbell_write"
 
 
+class _StoreSession(Session):
+    """The old store's sessions run a unit of work's `before_commit` functions too (the
+    change feed's rows, services/store/changes.py), so both paths record changes alike."""
+
+
+@event.listens_for(_StoreSession, "before_commit")
+def _before_commit(session: Session) -> None:
+    if has_before_commit(session.info):
+        Tx.in_session(session).run_before_commit()
+
+
+async def run_in_session(
+    session: AsyncSession, work: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run a unit of work (`work(tx, ...)`, as `Database.write` runs it) inside an open
+    old-store session's transaction: for the modules not yet on `Database`."""
+    return await session.run_sync(lambda sync: work(Tx.in_session(sync), *args, **kwargs))
+
+
 class StoreSessions(async_sessionmaker[AsyncSession]):
     """`sessions()` for reads; `sessions.begin()` for a unit of work that writes.
 
@@ -113,7 +138,7 @@ class StoreSessions(async_sessionmaker[AsyncSession]):
     """
 
     def __init__(self, engine: AsyncEngine, *, serialize_writes: bool, **kw: Any) -> None:
-        super().__init__(engine, **kw)
+        super().__init__(engine, sync_session_class=_StoreSession, **kw)
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if serialize_writes else None
 
     @contextlib.asynccontextmanager
@@ -336,8 +361,24 @@ def _shown_url(url: str) -> str:
         return "(an invalid URL)"
 
 
+def _async_url(url: str) -> str:
+    """The asyncio driver's URL for a plain one: aiosqlite for SQLite, psycopg's async
+    connection for PostgreSQL (`postgresql://` alone names psycopg's sync one)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # refused below, with the URL in the message
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(False)
+    return url
+
+
 async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
     """Open (and create, repair or migrate) the database behind `url`."""
+    url = _async_url(url)
     notice = None
     kwargs: dict[str, Any] = {"echo": echo}
     sqlite = url.startswith("sqlite")

@@ -30,6 +30,7 @@ __all__ = [
     "Change",
     "Conversation",
     "ConversationMember",
+    "Counter",
     "Delivery",
     "Email",
     "EmailTemplate",
@@ -275,6 +276,8 @@ class Change(Base):
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Where the change stands in commit order (the feed reads by it): see `Counter`.
+    position: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True, unique=True)
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(30))
     conversation_id: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -399,3 +402,18 @@ class MailBounce(Base):
     last_reason: Mapped[str] = mapped_column(String(500))
     last_at: Mapped[datetime]
     blocked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- Counters (issue 9: T1, T2) -------------------------------------------------------------
+# Appended in its own section; migration 0006_change_positions creates the table.
+
+
+class Counter(Base):
+    """A number handed out in commit order: "changes" (the feed's positions) and "items" (item
+    numbers). Taken with `UPDATE ... SET value = value + k RETURNING value`, whose row lock
+    lasts until the taking transaction ends (services/store/counters.py). Never goes back."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

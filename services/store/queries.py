@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
+from services.store.changes import queue_change
 from services.store.models import (
-    Change,
     Conversation,
     ConversationMember,
     Delivery,
@@ -178,7 +178,10 @@ def add_change(
     conversation_id: int | None = None,
     person_id: int | None = None,
 ) -> None:
-    session.add(Change(kind=kind, at=at, conversation_id=conversation_id, person_id=person_id))
+    """`record_change` for the modules still on the old store's sessions."""
+    queue_change(
+        session.info, kind=kind, at=at, conversation_id=conversation_id, person_id=person_id
+    )
 
 
 def visible_conversations_clause(person_id: int) -> object:

@@ -4,7 +4,6 @@ bounce address; real-shaped delivery reports for them come back through the rout
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -33,9 +32,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def svc(
-    tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer
+    database_url: str, clock: ManualClock, smtp_server: SmtpServer
 ) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+    service = await open_service(database_url, clock=clock)
     await use_smtp_server(service, smtp_server)
     yield service
     await service.close()

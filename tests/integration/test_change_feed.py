@@ -13,6 +13,7 @@ from pathlib import Path
 
 from services.api import ChangeEvent, ConversationKind, Service
 from services.clock import ManualClock
+from services.store.database import Database
 from tests.support.world import seed
 
 
@@ -85,7 +86,7 @@ async def test_t1_after_a_quiet_purge_a_running_feed_still_hears_new_changes(
         events: list[ChangeEvent] = []
         reader.subscribe(lambda batch: events.extend(batch))
         await reader.feed.read_now()
-        seen_before = max(e.id for e in events)
+        seen_before = max(e.position for e in events)
         clock.advance(7 * 3600)  # six quiet hours and more: the purge empties the table
         await writer.feed.purge()
         await writer.post(
@@ -94,7 +95,90 @@ async def test_t1_after_a_quiet_purge_a_running_feed_still_hears_new_changes(
         events.clear()
         await reader.feed.read_now()
         assert [e.kind for e in events if e.kind == "message"] == ["message"]
-        assert min(e.id for e in events) > seen_before
+        assert min(e.position for e in events) > seen_before
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_t1_a_change_committed_out_of_start_order_is_never_missed(postgres_url: str) -> None:
+    """T1 (issue 9): on PostgreSQL, transaction A records a change first but commits last,
+    while B starts after it: a subscriber reading between and after the commits sees both
+    changes, once each, in commit order (positions come from a counter locked until commit,
+    not from ids handed out at INSERT)."""
+    import threading
+
+    import psycopg
+
+    from services.events import ChangeFeed
+    from services.store.changes import record_change
+    from services.store.database import Database, Tx
+    from services.views import ChangeKind
+
+    clock = ManualClock()
+    db = await Database.open(postgres_url, pool_size=3)
+    feed = ChangeFeed(db, clock=clock)
+    events: list[ChangeEvent] = []
+    feed.subscribe(lambda batch: events.extend(batch))
+    paused, release = threading.Event(), threading.Event()
+
+    def first(tx: Tx) -> None:
+        record_change(tx, kind=ChangeKind.ITEM, at=clock.now(), conversation_id=1)
+        tx.before_commit(lambda _tx: (paused.set(), release.wait(60)))  # after its rows
+
+    def second(tx: Tx) -> None:
+        record_change(tx, kind=ChangeKind.ITEM, at=clock.now(), conversation_id=2)
+
+    def someone_waits_for_a_lock() -> bool:
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+            return bool(row and row[0])
+
+    try:
+        await feed.start()
+        a = asyncio.create_task(db.write(first))
+        assert await asyncio.to_thread(paused.wait, 60)
+        b = asyncio.create_task(db.write(second))
+        deadline = time.monotonic() + 60
+        while not b.done() and not await asyncio.to_thread(someone_waits_for_a_lock):
+            assert time.monotonic() < deadline, "B neither committed nor waited"
+            await asyncio.sleep(0.01)
+        await feed.read_now()  # between the two commits (if B could commit first)
+        release.set()
+        await asyncio.gather(a, b)
+        await feed.read_now()
+        assert sorted(e.conversation_id for e in events) == [1, 2]
+        positions = [e.position for e in events]
+        assert positions == sorted(positions) and len(set(positions)) == 2
+    finally:
+        release.set()
+        await feed.stop()
+        await db.close()
+
+
+async def test_t1_the_feed_is_woken_by_commits_and_keeps_no_timer_while_idle(
+    database: Database,
+) -> None:
+    """Issue 9: no poll. An idle feed has nothing scheduled on the loop; a commit (here one of
+    this process's units of work) reaches its listeners without anyone poking it."""
+    from services.events import ChangeFeed
+    from services.store.changes import record_change
+    from services.views import ChangeKind
+
+    clock = ManualClock()
+    feed = ChangeFeed(database, clock=clock)
+    got: asyncio.Queue[ChangeEvent] = asyncio.Queue()
+    feed.subscribe(lambda batch: [got.put_nowait(e) for e in batch])
+    await feed.start()
+    try:
+        if sys.platform.startswith("linux"):
+            loop = asyncio.get_running_loop()
+            timers = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+            assert timers == []
+        await database.write(
+            lambda tx: record_change(tx, kind=ChangeKind.SEEN, at=clock.now(), person_id=7)
+        )
+        event = await asyncio.wait_for(got.get(), timeout=60)
+        assert (event.kind, event.person_id) == (ChangeKind.SEEN, 7)
+    finally:
+        await feed.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from email.message import Message
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def svc(tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer) -> Service:
-    service = await open_service(tmp_path, clock=clock)
+async def svc(database_url: str, clock: ManualClock, smtp_server: SmtpServer) -> Service:
+    service = await open_service(database_url, clock=clock)
     await service.set_config("smtp.host", "127.0.0.1")
     await service.set_config("smtp.port", str(smtp_server.port))
     await service.set_config("smtp.security", "none")
@@ -197,12 +196,12 @@ async def test_e3_recipient_who_turned_emails_off_is_left_out_with_reason(
 
 
 async def test_e6_smtp_down_then_up_each_email_arrives_exactly_once(
-    tmp_path: Path, clock: ManualClock
+    database_url: str, clock: ManualClock
 ) -> None:
     from tests.support.smtpd import free_port
 
     port = free_port()
-    svc = await open_service(tmp_path, clock=clock)
+    svc = await open_service(database_url, clock=clock)
     try:
         await svc.set_config("smtp.host", "127.0.0.1")
         await svc.set_config("smtp.port", str(port))
@@ -268,9 +267,9 @@ async def test_e6_each_recipient_has_its_own_outcome(
 
 
 async def test_e7_interrupted_send_is_resent_with_the_same_message_id(
-    tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer
+    database_url: str, clock: ManualClock, smtp_server: SmtpServer
 ) -> None:
-    svc = await open_service(tmp_path, clock=clock)
+    svc = await open_service(database_url, clock=clock)
     await svc.set_config("smtp.host", "127.0.0.1")
     await svc.set_config("smtp.port", str(smtp_server.port))
     await svc.set_config("smtp.security", "none")
@@ -282,7 +281,7 @@ async def test_e7_interrupted_send_is_resent_with_the_same_message_id(
     claimed = await svc.outbox.claim()  # claimed, then the process "dies" before sending
     assert len(claimed) == 1
     await svc.close()
-    again = await open_service(tmp_path, clock=clock)
+    again = await open_service(database_url, clock=clock)
     try:
         assert await again.outbox.flush() == 0  # the claim still holds
         clock.advance(31)

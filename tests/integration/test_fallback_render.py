@@ -21,6 +21,7 @@ from services.fallback import FallbackScheduler
 from services.store.db import DB_FILENAME
 from services.store.models import Delivery
 from services.templates import TemplateError, TemplateRenderer
+from tests.support.databases import sqlite_only
 from tests.support.world import World, open_service, seed
 
 
@@ -44,8 +45,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def svc(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+async def svc(database_url: str, clock: ManualClock) -> AsyncIterator[Service]:
+    service = await open_service(database_url, clock=clock)
     yield service
     await service.close()
 
@@ -84,6 +85,7 @@ def other_writer(tmp_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(tmp_path / DB_FILENAME, timeout=0, isolation_level=None)
 
 
+@sqlite_only  # another sqlite3 connection on the file
 async def test_e6_no_write_lock_is_held_while_a_template_renders(
     svc: Service, world: World, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -103,6 +105,7 @@ async def test_e6_no_write_lock_is_held_while_a_template_renders(
     assert {e.to_addrs for e in queued} == {("bob@example.com",), ("carl@customer.org",)}
 
 
+@sqlite_only  # another sqlite3 connection on the file
 async def test_e3_seen_while_rendering_is_rechecked_before_the_write(
     svc: Service, world: World, clock: ManualClock, tmp_path: Path
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -31,8 +30,8 @@ def folder(dovecot: DovecotServer) -> str:
 
 
 @pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=ManualClock())
+async def svc(database_url: str) -> AsyncIterator[Service]:
+    service = await open_service(database_url, clock=ManualClock())
     yield service
     await service.close()
 

@@ -95,8 +95,8 @@ def assert_all_logged(rows: list[Email], sent: int) -> None:
 
 
 @pytest.fixture
-async def svc(tmp_path: Path) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=ManualClock())
+async def svc(database_url: str) -> AsyncIterator[Service]:
+    service = await open_service(database_url, clock=ManualClock())
     await service.set_config("smtp.from", OUR)
     yield service
     await service.close()

@@ -40,13 +40,13 @@ def folder(dovecot: DovecotServer) -> str:
 
 @pytest.fixture
 async def svc(
-    tmp_path: Path,
+    database_url: str,
     clock: ManualClock,
     smtp_server: SmtpServer,
     dovecot: DovecotServer,
     folder: str,
 ) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+    service = await open_service(database_url, clock=clock)
     for key, value in {
         "smtp.host": "127.0.0.1",
         "smtp.port": str(smtp_server.port),

@@ -32,9 +32,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def svc(
-    tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer
+    database_url: str, clock: ManualClock, smtp_server: SmtpServer
 ) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+    service = await open_service(database_url, clock=clock)
     await service.set_config("smtp.host", "127.0.0.1")
     await service.set_config("smtp.port", str(smtp_server.port))
     await service.set_config("smtp.security", "none")

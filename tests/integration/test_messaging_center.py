@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def svc(
-    tmp_path: Path, clock: ManualClock, smtp_server: SmtpServer
+    database_url: str, clock: ManualClock, smtp_server: SmtpServer
 ) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+    service = await open_service(database_url, clock=clock)
     for key, value in (
         ("smtp.host", "127.0.0.1"),
         ("smtp.port", str(smtp_server.port)),

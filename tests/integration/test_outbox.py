@@ -25,6 +25,7 @@ from services.domain.model import EmailStatus
 from services.mail.smtp import SmtpSender
 from services.store.db import DB_FILENAME
 from services.store.models import Email, Setting
+from tests.support.databases import sqlite_only
 from tests.support.smtpd import CatcherHandler, SmtpServer, free_port
 from tests.support.tls import CertBundle
 from tests.support.world import World, open_service, seed
@@ -38,8 +39,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def svc(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+async def svc(database_url: str, clock: ManualClock) -> AsyncIterator[Service]:
+    service = await open_service(database_url, clock=clock)
     await service.set_config("smtp.from", "support@deskbell.test")
     await service.set_config("smtp.security", "none")
     await service.set_config("smtp.host", "127.0.0.1")
@@ -86,6 +87,7 @@ class RecordWatcher(CatcherHandler):
         return reply
 
 
+@sqlite_only  # another sqlite3 connection on the file
 async def test_e7_each_acceptance_is_on_disk_before_the_next_data(
     svc: Service, world: World, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -190,7 +192,7 @@ async def test_e6_a_wrong_password_or_an_untrusted_certificate_is_logged_once(
 
 
 async def _started_with_an_unusable_host(
-    svc: Service, clock: ManualClock, tmp_path: Path
+    svc: Service, clock: ManualClock, database_url: str
 ) -> Service:
     """Emails queued, then a process started with an SMTP host stored before validation
     existed (refused when the settings are loaded)."""
@@ -199,17 +201,17 @@ async def _started_with_an_unusable_host(
         await session.execute(
             update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
         )
-    return await open_service(tmp_path, clock=clock)
+    return await open_service(database_url, clock=clock)
 
 
 async def test_e6_unusable_settings_are_logged_once(
     svc: Service,
     world: World,
     clock: ManualClock,
-    tmp_path: Path,
+    database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    started = await _started_with_an_unusable_host(svc, clock, tmp_path)
+    started = await _started_with_an_unusable_host(svc, clock, database_url)
     try:
         with caplog.at_level(logging.INFO, logger="services.mail.outbox"):
             await _retry_until_logged(started, clock, 3)
@@ -224,12 +226,12 @@ async def test_e6_unusable_settings_surface_once_from_the_running_outbox(
     svc: Service,
     world: World,
     clock: ManualClock,
-    tmp_path: Path,
+    database_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """E6 with the outbox's own loop running: the outbox says it once, the loop says nothing
     (the outbox's failure is not a failed step, so it is not logged a second time)."""
-    started = await _started_with_an_unusable_host(svc, clock, tmp_path)
+    started = await _started_with_an_unusable_host(svc, clock, database_url)
     caplog.set_level(logging.INFO, logger="services")
     await started.start()
     try:
@@ -297,11 +299,11 @@ class TickingClock(ManualClock):
         return super().now()
 
 
-async def test_e7_claims_are_extended_once_per_step_while_time_moves(tmp_path: Path) -> None:
+async def test_e7_claims_are_extended_once_per_step_while_time_moves(database_url: str) -> None:
     """With a clock that moves, a claim extended to cover a step still covers it: the guard
     never chases its own tail (one extension, not one per millisecond)."""
     clock = TickingClock()
-    svc = await open_service(tmp_path, clock=clock)
+    svc = await open_service(database_url, clock=clock)
     try:
         await svc.set_config("smtp.from", "support@deskbell.test")
         await svc.set_config("smtp.security", "none")

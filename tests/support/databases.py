@@ -26,8 +26,13 @@ __all__ = [
     "migrate",
     "postgres_cluster",
     "postgres_url",
+    "sqlite_only",
     "sqlite_template",
 ]
+
+# For a test about SQLite itself (its file, its write lock, another sqlite3 connection): the
+# `database_url` fixture, and every fixture built on it, gives SQLite only.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def migrate(url: str) -> None:

@@ -11,8 +11,11 @@ from services.clock import ManualClock
 __all__ = ["World", "open_service", "seed"]
 
 
-async def open_service(tmp_path: Path, *, clock: ManualClock | None = None) -> Service:
-    return await Service.open(data_dir=tmp_path, clock=clock or ManualClock())
+async def open_service(where: Path | str, *, clock: ManualClock | None = None) -> Service:
+    """A Service on a data folder (SQLite) or on a database URL (`database_url`: each engine)."""
+    if isinstance(where, Path):
+        return await Service.open(data_dir=where, clock=clock or ManualClock())
+    return await Service.open(url=where, clock=clock or ManualClock())
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -23,8 +22,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def svc(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
-    service = await open_service(tmp_path, clock=clock)
+async def svc(database_url: str, clock: ManualClock) -> AsyncIterator[Service]:
+    service = await open_service(database_url, clock=clock)
     yield service
     await service.close()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from services.api import ConversationKind
 from tests.support.world import open_service, seed
 
@@ -13,9 +11,9 @@ CARL = "carl@customer.org"
 
 
 async def test_d5_find_by_number_or_title_words_case_blind_in_both_inboxes(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    service = await open_service(tmp_path)
+    service = await open_service(database_url)
     try:
         world = await seed(service)
         for n in range(2, 15):
@@ -63,8 +61,8 @@ async def test_d5_find_by_number_or_title_words_case_blind_in_both_inboxes(
         await service.close()
 
 
-async def test_r2_customer_search_never_finds_internal_conversations(tmp_path: Path) -> None:
-    service = await open_service(tmp_path)
+async def test_r2_customer_search_never_finds_internal_conversations(database_url: str) -> None:
+    service = await open_service(database_url)
     try:
         world = await seed(service)
         await service.post(

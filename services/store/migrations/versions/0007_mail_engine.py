@@ -7,7 +7,7 @@ history of emailed and suppressed deliveries, whatever the table's statistics sa
 One lease row per mailbox: the process holding it is the one that reads it (I1).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
