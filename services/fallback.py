@@ -363,8 +363,10 @@ async def _write_chunk(
         ).scalars()
     )
     threads = await _threads(session, recipient_ids, conversation_ids)
-    sends = await recent_sends(
-        session, conversation_ids=conversation_ids, recipient_ids=recipient_ids, now=now
+    sends = await session.run_sync(
+        lambda sync: recent_sends(
+            sync, conversation_ids=conversation_ids, recipient_ids=recipient_ids, now=now
+        )
     )
     changed = False
     written: list[tuple[_Draft, Email]] = []

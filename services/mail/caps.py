@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services.domain.model import EmailStatus
 from services.store.models import Email
@@ -70,8 +70,8 @@ def cap_reason(
     return None
 
 
-async def recent_sends(
-    session: AsyncSession,
+def recent_sends(
+    session: Session,
     *,
     conversation_ids: Collection[int],
     recipient_ids: Collection[int],
@@ -85,7 +85,7 @@ async def recent_sends(
     )
     per_pair: Counter[tuple[int | None, int | None]] = Counter()
     if conversation_ids:
-        for recipient_id, conversation_id, count in await session.execute(
+        for recipient_id, conversation_id, count in session.execute(
             select(Email.recipient_id, Email.conversation_id, func.count())
             .where(recent, Email.conversation_id.in_(conversation_ids))
             .group_by(Email.recipient_id, Email.conversation_id)
@@ -93,7 +93,7 @@ async def recent_sends(
             per_pair[(recipient_id, conversation_id)] = count
     per_recipient: Counter[int] = Counter()
     if recipient_ids:
-        for recipient_id, count in await session.execute(
+        for recipient_id, count in session.execute(
             select(Email.recipient_id, func.count())
             .where(recent, Email.recipient_id.in_(recipient_ids))
             .group_by(Email.recipient_id)
