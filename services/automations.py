@@ -23,15 +23,17 @@ from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import conversations as ops
+from services import conversations
 from services.clock import Clock
 from services.domain.model import ConversationKind, PersonKind
 from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.fallback import MailIdentity
 from services.store import queries
-from services.store.models import Automation, EmailTemplate, Follower, Item, Message, Person
+from services.store.changes import record_change
+from services.store.database import Database, Tx
+from services.store.models import Automation, Conversation, EmailTemplate, Follower, Item, Message
+from services.store.models import Person as PersonRow
 from services.template_store import (
     DEFAULT_INTRO,
     obj,
@@ -41,7 +43,7 @@ from services.template_store import (
     validate_intro,
 )
 from services.templates import validate_template
-from services.views import ChangeKind
+from services.views import ChangeKind, PersonInfo
 
 __all__ = [
     "ACTION_KINDS",
@@ -53,9 +55,10 @@ __all__ = [
     "AutomationInfo",
     "Automations",
     "FireResult",
+    "Rules",
     "Trigger",
-    "cache_automations",
     "fire",
+    "load_rules",
     "seed_automations",
 ]
 
@@ -178,7 +181,7 @@ def _check_text(text: str) -> str:
     return cleaned
 
 
-def _summary(auto: Automation) -> str:
+def _summary(auto: Automation | AutomationInfo) -> str:
     when = auto.trigger.replace("_", " ")
     conds = ", ".join(f"{k.replace('_', ' ')} is {v}" for k, v in (auto.conditions or {}).items())
     does = []
@@ -214,9 +217,10 @@ def _info(auto: Automation) -> AutomationInfo:
 CLOSED_TEXT: Final = "{{ item.ref }} {{ item.title }} was closed by {{ actor.name }}."
 
 
-async def seed_automations(session: AsyncSession, *, now: datetime) -> None:
+def seed_automations(tx: Tx, *, now: datetime) -> None:
     """The critical automation and the shipped examples, once, in an empty table."""
-    if await session.scalar(select(func.count()).select_from(Automation)):
+    session = tx.session
+    if session.scalar(select(func.count()).select_from(Automation)):
         return
     session.add_all(
         [
@@ -260,55 +264,130 @@ async def seed_automations(session: AsyncSession, *, now: datetime) -> None:
     )
 
 
+# --- the rules and their cache ------------------------------------------------------------------
+
+# Each trigger's enabled, non-critical automations, in their order.
+Rules = Mapping[Trigger, tuple[AutomationInfo, ...]]
+
+
+def load_rules(tx: Tx) -> Rules:
+    """Every enabled automation a trigger fires (the critical one is the notification
+    itself, services/fallback.py), in position order."""
+    rows = tx.session.scalars(
+        select(Automation)
+        .where(Automation.enabled.is_(True), Automation.critical.is_(False))
+        .order_by(Automation.position, Automation.id)
+    )
+    rules: dict[Trigger, list[AutomationInfo]] = {}
+    for auto in rows:
+        try:
+            trigger = Trigger(auto.trigger)
+        except ValueError:
+            continue  # a newer version's trigger: not ours to run
+        rules.setdefault(trigger, []).append(_info(auto))
+    return {trigger: tuple(found) for trigger, found in rules.items()}
+
+
+class AutomationCache:
+    """The rules, kept across transactions by the service: every post asks for them and they
+    change rarely. Cleared on every "automation" change, from this process or another."""
+
+    def __init__(self) -> None:
+        self._rules: Rules | None = None
+        self._generation = 0
+
+    def clear(self) -> None:
+        self._rules = None
+        self._generation += 1
+
+    async def rules(self, db: Database) -> Rules:
+        if self._rules is not None:
+            return self._rules
+        generation = self._generation
+        rules = await db.read(load_rules)
+        if generation == self._generation:  # not cleared while reading
+            self._rules = rules
+        return rules
+
+
 # --- the engine -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemFacts:
+    id: int
+    number: int
+    title: str
+    status: str
+    requester_id: int | None
+    assignee_id: int | None
 
 
 @dataclass(slots=True)
 class _Facts:
-    item: Item | None = None
-    actor: Person | None = None
-    person: Person | None = None
-    message: Message | None = None
-    author: Person | None = None
+    item: _ItemFacts | None = None
+    actor: PersonInfo | None = None
+    person: PersonInfo | None = None
+    message_text: str | None = None
+    author: PersonInfo | None = None
     conversation_kind: ConversationKind | None = None
-    followers: list[Person] = field(default_factory=list)
+    followers: list[PersonInfo] = field(default_factory=list)
 
 
-async def _facts(session: AsyncSession, event: AutomationEvent) -> _Facts:
+def _facts(tx: Tx, event: AutomationEvent, default_delay_s: int) -> _Facts:
     facts = _Facts(conversation_kind=event.conversation_kind)
+
+    def person(person_id: int | None) -> PersonInfo | None:
+        if person_id is None:
+            return None
+        try:
+            return queries.person_by_id(tx, person_id, default_delay_s=default_delay_s)
+        except NotFoundError:
+            return None
+
     if event.item_id is not None:
-        facts.item = await session.get(Item, event.item_id)
-        facts.followers = list(
-            (
-                await session.execute(
-                    select(Person)
-                    .join(Follower, Follower.person_id == Person.id)
-                    .where(Follower.item_id == event.item_id)
-                    .order_by(Person.id)
-                )
-            ).scalars()
-        )
-    if event.actor_id is not None:
-        facts.actor = await session.get(Person, event.actor_id)
-    if event.person_id is not None:
-        facts.person = await session.get(Person, event.person_id)
+        row = tx.conn.execute(
+            select(
+                Item.id,
+                Item.number,
+                Item.title,
+                Item.status,
+                Item.requester_id,
+                Item.assignee_id,
+            ).where(Item.id == event.item_id)
+        ).first()
+        facts.item = _ItemFacts(*row) if row is not None else None
+        facts.followers = [
+            queries.person_info_from_row(r, default_delay_s=default_delay_s)
+            for r in tx.conn.execute(
+                select(*queries.PERSON_COLUMNS)
+                .join(Follower, Follower.person_id == PersonRow.id)
+                .where(Follower.item_id == event.item_id)
+                .order_by(PersonRow.id)
+            )
+        ]
+    facts.actor = person(event.actor_id)
+    facts.person = person(event.person_id)
     if event.message_id is not None:
-        facts.message = await session.get(Message, event.message_id)
-        if facts.message is not None and facts.message.author_id is not None:
-            facts.author = await session.get(Person, facts.message.author_id)
+        message = tx.conn.execute(
+            select(Message.text, Message.author_id).where(Message.id == event.message_id)
+        ).first()
+        if message is not None:
+            facts.message_text = message.text
+            facts.author = person(message.author_id)
     return facts
 
 
-def _holds(auto: Automation, event: AutomationEvent, facts: _Facts) -> bool:
-    for key, wanted in (auto.conditions or {}).items():
+def _holds(auto: AutomationInfo, event: AutomationEvent, facts: _Facts) -> bool:
+    for key, wanted in auto.conditions.items():
         if key == "item_status":
             have = event.new_status or (facts.item.status if facts.item else None)
         elif key == "conversation_kind":
             have = facts.conversation_kind.value if facts.conversation_kind else None
         elif key == "author_kind":
-            have = facts.author.kind if facts.author else None
+            have = facts.author.kind.value if facts.author else None
         elif key == "person_kind":
-            have = facts.person.kind if facts.person else None
+            have = facts.person.kind.value if facts.person else None
         else:
             return False
         if (have or "").lower() != wanted:
@@ -320,7 +399,6 @@ def _variables(
     event: AutomationEvent, facts: _Facts, identity: MailIdentity, *, show_text: bool
 ) -> dict[str, object]:
     item = facts.item
-    message = facts.message
     return {
         "item": obj(
             number=item.number if item else None,
@@ -337,68 +415,10 @@ def _variables(
         "message": obj(
             author=facts.author.name if facts.author else "",
             conversation=facts.conversation_kind.value if facts.conversation_kind else "",
-            text=message.text if message is not None and show_text else "",
+            text=facts.message_text if facts.message_text is not None and show_text else "",
         ),
         "workspace": obj(name=identity.from_name, address=identity.from_addr),
     }
-
-
-_CACHE_KEY: Final = "deskbell.automations_by_trigger"
-
-
-def cache_automations(session: AsyncSession) -> None:
-    """Let `fire` read each trigger's automations once for the life of `session`.
-
-    For sessions that edit no automation (a batch of incoming mail): one query per trigger
-    per batch instead of one per event.
-    """
-    session.info.setdefault(_CACHE_KEY, {})
-
-
-class AutomationCache:
-    """Each trigger's enabled automations, kept across transactions by the service.
-
-    Posting a message asks for them every time and they change rarely; the service clears
-    this on every "automation" change event, from this process or another.
-    """
-
-    def __init__(self) -> None:
-        self._by_trigger: dict[Trigger, Sequence[Automation]] = {}
-
-    def clear(self) -> None:
-        self._by_trigger.clear()
-
-    async def enabled(self, session: AsyncSession, trigger: Trigger) -> Sequence[Automation]:
-        if trigger not in self._by_trigger:
-            autos = await _enabled_automations(session, trigger)
-            for auto in autos:
-                session.expunge(auto)  # read-only snapshots, safe to share between sessions
-            self._by_trigger[trigger] = autos
-        return self._by_trigger[trigger]
-
-
-async def _enabled_automations(session: AsyncSession, trigger: Trigger) -> Sequence[Automation]:
-    cache: dict[Trigger, Sequence[Automation]] | None = session.info.get(_CACHE_KEY)
-    if cache is not None and trigger in cache:
-        return cache[trigger]
-    autos = (
-        (
-            await session.execute(
-                select(Automation)
-                .where(
-                    Automation.trigger == trigger.value,
-                    Automation.enabled.is_(True),
-                    Automation.critical.is_(False),
-                )
-                .order_by(Automation.position, Automation.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if cache is not None:
-        cache[trigger] = autos
-    return autos
 
 
 def _may_pass_on(facts: _Facts, *, to_customer: bool) -> bool:
@@ -407,14 +427,14 @@ def _may_pass_on(facts: _Facts, *, to_customer: bool) -> bool:
     return kind is None or not kind.users_only or not to_customer
 
 
-async def fire(
-    session: AsyncSession,
+def fire(
+    tx: Tx,
     event: AutomationEvent,
     *,
+    rules: Rules,
     now: datetime,
     identity: MailIdentity,
     default_delay_s: int,
-    cache: AutomationCache | None = None,
 ) -> FireResult:
     """Run every enabled automation for `event` in the caller's transaction.
 
@@ -423,14 +443,10 @@ async def fire(
     """
     if event.automated:
         return FireResult()  # M3
-    autos = await (
-        cache.enabled(session, event.trigger)
-        if cache is not None
-        else _enabled_automations(session, event.trigger)
-    )
+    autos = rules.get(event.trigger, ())
     if not autos:
         return FireResult()
-    facts = await _facts(session, event)
+    facts = _facts(tx, event, default_delay_s)
     fired: list[int] = []
     messages: list[int] = []
     emails: list[int] = []
@@ -439,19 +455,17 @@ async def fire(
         if not _holds(auto, event, facts):
             continue
         fired.append(auto.id)
-        for action in auto.actions or []:
+        for action in auto.actions:
             try:
                 if action.get("kind") == "message":
-                    new = await _insert_message(
-                        session, auto, action, event, facts, now, identity, default_delay_s
+                    new = _insert_message(
+                        tx, auto, action, event, facts, now, identity, default_delay_s
                     )
                     if new is not None:
-                        messages.append(new[0])
-                        convs.add(new[1])
+                        messages.append(new.message_id)
+                        convs.add(new.conversation.id)
                 elif action.get("kind") == "email":
-                    emails.extend(
-                        await _send_template(session, auto, action, event, facts, now, identity)
-                    )
+                    emails.extend(_send_template(tx, action, event, facts, now, identity))
             except (InputError, PermissionDeniedError) as exc:
                 log.warning(
                     "automation %s (%s): action %s skipped: %s", auto.id, auto.name, action, exc
@@ -464,25 +478,29 @@ async def fire(
     )
 
 
-async def _insert_message(
-    session: AsyncSession,
-    auto: Automation,
+def _insert_message(
+    tx: Tx,
+    auto: AutomationInfo,
     action: Mapping[str, Any],
     event: AutomationEvent,
     facts: _Facts,
     now: datetime,
     identity: MailIdentity,
     default_delay_s: int,
-) -> tuple[int, int] | None:
+) -> conversations.Posted | None:
     if facts.item is None:
         return None
     kind = ConversationKind(str(action.get("conversation")))
-    conv = await queries.conversation_for_item(session, facts.item.id, kind)
+    conv_id = tx.conn.execute(
+        select(Conversation.id).where(
+            Conversation.item_id == facts.item.id, Conversation.kind == kind.value
+        )
+    ).scalar_one()
     show = _may_pass_on(facts, to_customer=not kind.users_only)
     text = render_text(auto.text, _variables(event, facts, identity, show_text=show))
-    new = await ops.post_message(
-        session,
-        conversation=conv,
+    return conversations.post_message(
+        tx,
+        conversation=conversations.ConversationRef(id=conv_id, kind=kind, item_id=facts.item.id),
         author=None,
         text=text,
         now=now,
@@ -490,41 +508,39 @@ async def _insert_message(
         source="automation",
         automation_id=auto.id,
     )
-    return new.message.id, conv.id
 
 
-async def _send_template(
-    session: AsyncSession,
-    auto: Automation,
+def _send_template(
+    tx: Tx,
     action: Mapping[str, Any],
     event: AutomationEvent,
     facts: _Facts,
     now: datetime,
     identity: MailIdentity,
 ) -> list[int]:
-    template = await session.get(EmailTemplate, str(action.get("template")))
+    template = tx.session.get(EmailTemplate, str(action.get("template")))
     if template is None:
         raise NotFoundError(f"no template {action.get('template')!r}")
     to = action.get("to")
     item = facts.item
-    targets: list[Person] = []
+    targets: list[PersonInfo] = []
     if to == "followers":
         targets = [p for p in facts.followers if facts.actor is None or p.id != facts.actor.id]
     elif to in ("requester", "assignee") and item is not None:
         pid = item.requester_id if to == "requester" else item.assignee_id
-        person = await session.get(Person, pid) if pid is not None else None
-        targets = [person] if person is not None else []
+        found = queries.person_by_id(tx, pid, default_delay_s=0) if pid is not None else None
+        targets = [found] if found is not None else []
     elif to == "person" and facts.person is not None:
         targets = [facts.person]
     ids: list[int] = []
     for person in targets:
-        to_customer = person.kind == PersonKind.CUSTOMER
+        to_customer = person.kind is PersonKind.CUSTOMER
         variables = _variables(
             event, facts, identity, show_text=_may_pass_on(facts, to_customer=to_customer)
         )
         variables["recipient"] = obj(name=person.name, email=person.email)
-        email = await queue_template_email(
-            session,
+        email = queue_template_email(
+            tx,
             template=template,
             variables=variables,
             to_addr=person.email,
@@ -542,36 +558,116 @@ async def _send_template(
 # --- the sub-API the service exposes ----------------------------------------------------------
 
 
+def _row(tx: Tx, automation_id: int) -> Automation:
+    auto = tx.session.get(Automation, automation_id)
+    if auto is None:
+        raise NotFoundError(f"no automation {automation_id}")
+    return auto
+
+
+def _list(tx: Tx) -> list[AutomationInfo]:
+    rows = tx.session.scalars(select(Automation).order_by(Automation.position, Automation.id))
+    return [_info(a) for a in rows]
+
+
+def _get(tx: Tx, automation_id: int) -> AutomationInfo:
+    return _info(_row(tx, automation_id))
+
+
+def _create(
+    tx: Tx,
+    *,
+    name: str,
+    trigger: Trigger,
+    actions: list[dict[str, str]],
+    conditions: dict[str, str],
+    text: str,
+    enabled: bool,
+    now: datetime,
+) -> AutomationInfo:
+    session = tx.session
+    for a in actions:
+        if a["kind"] == "email" and session.get(EmailTemplate, a["template"]) is None:
+            raise NotFoundError(f"no template {a['template']!r}")
+    last = session.scalar(select(func.max(Automation.position))) or 0
+    auto = Automation(
+        position=last + 10,
+        name=name,
+        trigger=trigger.value,
+        conditions=conditions,
+        actions=actions,
+        text=text,
+        enabled=enabled,
+        critical=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(auto)
+    session.flush()
+    record_change(tx, kind=ChangeKind.AUTOMATION, at=now)
+    return _info(auto)
+
+
+def _set_enabled(tx: Tx, automation_id: int, *, enabled: bool, now: datetime) -> AutomationInfo:
+    auto = _row(tx, automation_id)
+    if auto.critical and not enabled:
+        raise PermissionDeniedError(
+            f"automation {auto.id} ({auto.name}) is critical: it cannot be disabled"
+        )
+    auto.enabled = enabled
+    auto.updated_at = now
+    record_change(tx, kind=ChangeKind.AUTOMATION, at=now)
+    return _info(auto)
+
+
+def _delete(tx: Tx, automation_id: int, *, now: datetime) -> None:
+    auto = _row(tx, automation_id)
+    if auto.critical:
+        raise PermissionDeniedError(
+            f"automation {auto.id} ({auto.name}) is critical: it cannot be deleted"
+        )
+    tx.session.delete(auto)
+    record_change(tx, kind=ChangeKind.AUTOMATION, at=now)
+
+
+def _set_text(tx: Tx, automation_id: int, text: str, *, now: datetime) -> AutomationInfo:
+    auto = _row(tx, automation_id)
+    body = validate_intro(text) if auto.critical else _check_text(text)
+    if not body:
+        raise InputError("the text is empty")
+    auto.text = body
+    auto.updated_at = now
+    record_change(tx, kind=ChangeKind.AUTOMATION, at=now)
+    return _info(auto)
+
+
+def critical_text(tx: Tx) -> str | None:
+    """The critical automation's text: the notification email's intro (E5)."""
+    text: str | None = tx.session.scalar(
+        select(Automation.text).where(Automation.critical.is_(True))
+    )
+    return text
+
+
 class Automations:
     """`service.automations`: list, show, create, enable, disable, delete, set-text (M1, M8)."""
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db: Database,
         *,
         clock: Clock,
         on_change: Callable[[], Awaitable[None]],
     ) -> None:
-        self._sessions = sessions
+        self._db = db
         self._clock = clock
         self._on_change = on_change
 
     async def list(self) -> list[AutomationInfo]:
-        async with self._sessions() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(Automation).order_by(Automation.position, Automation.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            return [_info(a) for a in rows]
+        return await self._db.read(_list)
 
     async def get(self, automation_id: int) -> AutomationInfo:
-        async with self._sessions() as session:
-            return _info(await self._row(session, automation_id))
+        return await self._db.read(_get, automation_id)
 
     async def create(
         self,
@@ -597,42 +693,23 @@ class Automations:
         clean_name = name.strip()
         if not clean_name or len(clean_name) > 200:
             raise InputError("the name is empty or longer than 200 characters")
-        now = self._clock.now()
-        async with self._sessions.begin() as session:
-            for a in checked_actions:
-                if a["kind"] == "email" and await session.get(EmailTemplate, a["template"]) is None:
-                    raise NotFoundError(f"no template {a['template']!r}")
-            last = await session.scalar(select(func.max(Automation.position))) or 0
-            auto = Automation(
-                position=last + 10,
-                name=clean_name,
-                trigger=when.value,
-                conditions=checked_conditions,
-                actions=checked_actions,
-                text=body,
-                enabled=enabled,
-                critical=False,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(auto)
-            await session.flush()
-            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=now)
-            info = _info(auto)
+        info = await self._db.write(
+            _create,
+            name=clean_name,
+            trigger=when,
+            actions=checked_actions,
+            conditions=checked_conditions,
+            text=body,
+            enabled=enabled,
+            now=self._clock.now(),
+        )
         await self._on_change()
         return info
 
     async def set_enabled(self, automation_id: int, *, enabled: bool) -> AutomationInfo:
-        async with self._sessions.begin() as session:
-            auto = await self._row(session, automation_id)
-            if auto.critical and not enabled:
-                raise PermissionDeniedError(
-                    f"automation {auto.id} ({auto.name}) is critical: it cannot be disabled"
-                )
-            auto.enabled = enabled
-            auto.updated_at = self._clock.now()
-            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=auto.updated_at)
-            info = _info(auto)
+        info = await self._db.write(
+            _set_enabled, automation_id, enabled=enabled, now=self._clock.now()
+        )
         await self._on_change()
         return info
 
@@ -643,27 +720,12 @@ class Automations:
         return await self.set_enabled(automation_id, enabled=False)
 
     async def delete(self, automation_id: int) -> None:
-        async with self._sessions.begin() as session:
-            auto = await self._row(session, automation_id)
-            if auto.critical:
-                raise PermissionDeniedError(
-                    f"automation {auto.id} ({auto.name}) is critical: it cannot be deleted"
-                )
-            await session.delete(auto)
-            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=self._clock.now())
+        await self._db.write(_delete, automation_id, now=self._clock.now())
         await self._on_change()
 
     async def set_text(self, automation_id: int, text: str) -> AutomationInfo:
         """The inserted message, or the critical automation's email intro (M1, E5)."""
-        async with self._sessions.begin() as session:
-            auto = await self._row(session, automation_id)
-            body = validate_intro(text) if auto.critical else _check_text(text)
-            if not body:
-                raise InputError("the text is empty")
-            auto.text = body
-            auto.updated_at = self._clock.now()
-            queries.add_change(session, kind=ChangeKind.AUTOMATION, at=auto.updated_at)
-            info = _info(auto)
+        info = await self._db.write(_set_text, automation_id, text, now=self._clock.now())
         await self._on_change()
         return info
 
@@ -677,15 +739,4 @@ class Automations:
         return render_text(_check_text(text), sample_variables(kind="automation"), name="text")
 
     async def critical_text(self) -> str:
-        async with self._sessions() as session:
-            text = await session.scalar(
-                select(Automation.text).where(Automation.critical.is_(True))
-            )
-        return text or DEFAULT_INTRO
-
-    @staticmethod
-    async def _row(session: AsyncSession, automation_id: int) -> Automation:
-        auto = await session.get(Automation, automation_id)
-        if auto is None:
-            raise NotFoundError(f"no automation {automation_id}")
-        return auto
+        return await self._db.read(critical_text) or DEFAULT_INTRO

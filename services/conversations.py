@@ -1,24 +1,35 @@
-"""Writes on people, items and conversations, inside a caller's transaction.
+"""Messages and conversations, as units of work: post, delete, mark seen, direct conversations.
 
-Every function takes an open session and the time, and returns what changed; the caller
-(`services.api`, the mail reader, the automations) owns the transaction and the change feed.
+Every function here runs inside a caller's transaction (`Tx`, services/store/database.py),
+returns plain frozen dataclasses, and records what it changed (`record_change`). The hot ones
+(posting, marking seen) use prepared statements and as few of them as the rules allow.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
+from sqlalchemy.orm import aliased
 
-from services.domain.headers import check_header_text, normalize_address
-from services.domain.model import MAX_MESSAGE_CHARS, ConversationKind, PersonKind
+from services.domain.headers import check_header_text
+from services.domain.model import (
+    MAX_MESSAGE_CHARS,
+    ConversationKind,
+    DeliveryState,
+    PersonKind,
+)
+from services.domain.model import Person as DomainPerson
 from services.domain.recipients import recipients
-from services.domain.schedule import due_at
-from services.errors import InputError, PermissionDeniedError
+from services.domain.schedule import REASON_DELETED, due_at
+from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.store import queries
+from services.store.changes import record_change
+from services.store.database import Tx
 from services.store.models import (
     Conversation,
     ConversationMember,
@@ -28,23 +39,31 @@ from services.store.models import (
     Message,
     Person,
 )
-from services.views import ChangeKind
+from services.store.prepared import Prepared
+from services.views import ChangeKind, ConversationInfo, PersonInfo
 
 __all__ = [
     "MAX_NAME_CHARS",
     "MAX_TITLE_CHARS",
-    "NewMessage",
-    "add_person",
+    "ConversationRef",
+    "Posted",
+    "Target",
+    "audience",
+    "clean_line",
     "clean_message_text",
-    "create_item",
+    "conversation_info",
+    "conversation_ref",
+    "delete_message",
     "direct_conversation",
-    "follow",
+    "find_target",
+    "mark_item_seen",
+    "mark_seen",
     "post_message",
-    "unfollow",
 ]
 
 MAX_NAME_CHARS = 200
 MAX_TITLE_CHARS = 300
+_SEEN_CHUNK = 500  # message ids per statement: under every engine's bound-parameter limit
 
 
 def clean_message_text(text: str) -> str:
@@ -63,8 +82,9 @@ def clean_message_text(text: str) -> str:
     return cleaned
 
 
-def _clean_line(value: str, *, field: str, limit: int) -> str:
-    # Names and titles end up in email headers (E11): refuse line breaks and encoded words here.
+def clean_line(value: str, *, field: str, limit: int) -> str:
+    """A name or a title: they end up in email headers (E11), so line breaks and encoded
+    words are refused here."""
     cleaned = check_header_text(value.strip(), field=field)
     if not cleaned:
         raise InputError(f"the {field} is empty")
@@ -73,177 +93,409 @@ def _clean_line(value: str, *, field: str, limit: int) -> str:
     return cleaned
 
 
-async def add_person(
-    session: AsyncSession,
-    *,
-    email: str,
-    name: str,
-    kind: PersonKind,
-    now: datetime,
-    is_admin: bool | None = None,
-) -> Person:
-    address = normalize_address(email)
-    clean_name = _clean_line(name, field="name", limit=MAX_NAME_CHARS)
-    exists = await session.scalar(select(Person.id).where(Person.email == address))
-    if exists is not None:
-        raise InputError(f"{address} already exists")
-    if is_admin is None:
-        # The first user of a workspace administers it.
-        users = await session.scalar(select(func.count()).where(Person.kind == PersonKind.USER))
-        is_admin = kind is PersonKind.USER and users == 0
-    person = Person(
-        email=address,
-        name=clean_name,
-        kind=kind,
-        is_admin=is_admin,
-        created_at=now,
-        dnd_weekly=[],
-    )
-    session.add(person)
-    await session.flush()
-    queries.add_change(session, kind=ChangeKind.PERSON, at=now, person_id=person.id)
-    return person
+@dataclass(frozen=True, slots=True)
+class ConversationRef:
+    """What posting needs to know of a conversation."""
 
-
-async def create_item(
-    session: AsyncSession,
-    *,
-    title: str,
-    followers: list[Person],
-    now: datetime,
-    requester: Person | None = None,
-) -> Item:
-    clean_title = _clean_line(title, field="title", limit=MAX_TITLE_CHARS)
-    number = (await session.scalar(select(func.max(Item.number)))) or 0
-    item = Item(
-        number=number + 1,
-        title=clean_title,
-        status="open",
-        requester_id=requester.id if requester else None,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(item)
-    await session.flush()
-    # N2: the internal conversation is where the team starts: it is active from now on, so
-    # the new item shows in the inbox before anyone writes.
-    internal = Conversation(
-        kind=ConversationKind.INTERNAL, item_id=item.id, created_at=now, last_message_at=now
-    )
-    session.add(internal)
-    session.add(Conversation(kind=ConversationKind.EXTERNAL, item_id=item.id, created_at=now))
-    wanted = {p.id: p for p in followers}
-    if requester is not None:
-        wanted.setdefault(requester.id, requester)
-    for person_id in wanted:
-        session.add(Follower(item_id=item.id, person_id=person_id))
-    await session.flush()
-    queries.add_change(session, kind=ChangeKind.ITEM, at=now, conversation_id=internal.id)
-    return item
-
-
-async def follow(session: AsyncSession, *, item: Item, person: Person, now: datetime) -> bool:
-    if await session.get(Follower, (item.id, person.id)) is not None:
-        return False
-    session.add(Follower(item_id=item.id, person_id=person.id))
-    queries.add_change(session, kind=ChangeKind.FOLLOW, at=now, person_id=person.id)
-    return True
-
-
-async def unfollow(session: AsyncSession, *, item: Item, person: Person, now: datetime) -> bool:
-    result = await session.execute(
-        delete(Follower).where(Follower.item_id == item.id, Follower.person_id == person.id)
-    )
-    queries.add_change(session, kind=ChangeKind.FOLLOW, at=now, person_id=person.id)
-    return bool(getattr(result, "rowcount", 0))
-
-
-async def direct_conversation(
-    session: AsyncSession, *, a: Person, b: Person, now: datetime
-) -> Conversation:
-    if not (a.kind == PersonKind.USER and b.kind == PersonKind.USER):
-        raise PermissionDeniedError("direct conversations are between users only")
-    if a.id == b.id:
-        raise InputError("a direct conversation needs two different people")
-    low, high = sorted((a.id, b.id))
-    key = f"{low}:{high}"
-    conv = (
-        await session.execute(select(Conversation).where(Conversation.direct_key == key))
-    ).scalar_one_or_none()
-    if conv is None:
-        conv = Conversation(kind=ConversationKind.DIRECT, direct_key=key, created_at=now)
-        session.add(conv)
-        await session.flush()
-        session.add_all(
-            [
-                ConversationMember(conversation_id=conv.id, person_id=low),
-                ConversationMember(conversation_id=conv.id, person_id=high),
-            ]
-        )
-    return conv
+    id: int
+    kind: ConversationKind
+    item_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
-class NewMessage:
-    message: Message
+class Posted:
+    """A message written, and who it is for (R1-R4)."""
+
+    message_id: int
+    conversation: ConversationRef
+    author_id: int | None
     recipient_ids: tuple[int, ...]
 
 
-async def post_message(
-    session: AsyncSession,
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The author and the conversation of a post, with the conversation's audience."""
+
+    author: PersonInfo
+    conversation: ConversationRef
+    audience: tuple[PersonInfo, ...]
+
+
+# --- reading what a post needs ---------------------------------------------------------------
+
+_member = aliased(Person, name="member")
+_author = aliased(Person, name="author")
+_AUDIENCE_COLUMNS = tuple(getattr(_member, c.key) for c in queries.PERSON_COLUMNS)
+
+
+def _with_audience(stmt: Any) -> Any:
+    """An item's followers, or a direct conversation's two members, joined to each row
+    (outer joins: a conversation nobody follows still yields its one row)."""
+    return (
+        stmt.outerjoin(Follower, Follower.item_id == Conversation.item_id)
+        .outerjoin(
+            ConversationMember,
+            and_(
+                ConversationMember.conversation_id == Conversation.id,
+                Conversation.item_id.is_(None),
+            ),
+        )
+        .outerjoin(
+            _member, _member.id == func.coalesce(Follower.person_id, ConversationMember.person_id)
+        )
+        .order_by(_member.id)
+    )
+
+
+_TARGET_COLUMNS = (
+    *(getattr(_author, c.key) for c in queries.PERSON_COLUMNS),
+    Conversation.id,
+    Conversation.kind,
+    Conversation.item_id,
+    *_AUDIENCE_COLUMNS,
+)
+# One statement for the author, the conversation and everyone who may receive the message.
+_TARGET_BY_CONVERSATION = Prepared(
+    _with_audience(
+        select(*_TARGET_COLUMNS)
+        .select_from(_author)
+        .join(Conversation, Conversation.id == bindparam("conversation_id"))
+        .where(_author.email == bindparam("email"))
+    )
+)
+_TARGET_BY_ITEM = Prepared(
+    _with_audience(
+        select(*_TARGET_COLUMNS)
+        .select_from(_author)
+        .join(Item, Item.number == bindparam("number"))
+        .join(
+            Conversation,
+            and_(Conversation.item_id == Item.id, Conversation.kind == bindparam("kind")),
+        )
+        .where(_author.email == bindparam("email"))
+    )
+)
+_AUDIENCE = Prepared(
+    _with_audience(
+        select(Conversation.id, *_AUDIENCE_COLUMNS).where(
+            Conversation.id == bindparam("conversation_id")
+        )
+    )
+)
+_CONVERSATION = Prepared[tuple[int, str, int | None]](
+    select(Conversation.id, Conversation.kind, Conversation.item_id).where(
+        Conversation.id == bindparam("conversation_id")
+    )
+)
+_WIDTH = len(queries.PERSON_COLUMNS)
+
+
+def _members(
+    rows: Iterable[Sequence[Any]], at: int, default_delay_s: int
+) -> tuple[PersonInfo, ...]:
+    return tuple(
+        queries.person_info_from_row(row[at : at + _WIDTH], default_delay_s=default_delay_s)
+        for row in rows
+        if row[at] is not None
+    )
+
+
+def find_target(
+    tx: Tx,
     *,
-    conversation: Conversation,
-    author: Person | None,
+    author: str,
+    default_delay_s: int,
+    conversation_id: int | None = None,
+    item_number: int | None = None,
+    kind: ConversationKind | None = None,
+) -> Target:
+    """`author` (an address) and the conversation they post in, by id or by item number and
+    kind, with its audience: one statement."""
+    email = author.strip().lower()
+    if conversation_id is not None:
+        rows = tx.run(_TARGET_BY_CONVERSATION, {"email": email, "conversation_id": conversation_id})
+    elif item_number is not None and kind is not None:
+        rows = tx.run(_TARGET_BY_ITEM, {"email": email, "number": item_number, "kind": kind.value})
+    else:
+        raise InputError("say which conversation to post in")
+    if not rows:
+        queries.person_by_email(tx, author, default_delay_s=default_delay_s)  # names the author
+        if conversation_id is not None:
+            raise NotFoundError(f"no conversation {conversation_id}")
+        raise NotFoundError(f"no item #{item_number}")
+    first = rows[0]
+    return Target(
+        author=queries.person_info_from_row(first[:_WIDTH], default_delay_s=default_delay_s),
+        conversation=ConversationRef(
+            id=first[_WIDTH],
+            kind=ConversationKind(first[_WIDTH + 1]),
+            item_id=first[_WIDTH + 2],
+        ),
+        audience=_members(rows, _WIDTH + 3, default_delay_s),
+    )
+
+
+def conversation_ref(tx: Tx, conversation_id: int) -> ConversationRef:
+    rows = tx.run(_CONVERSATION, {"conversation_id": conversation_id})
+    if not rows:
+        raise NotFoundError(f"no conversation {conversation_id}")
+    cid, kind, item_id = rows[0]
+    return ConversationRef(id=cid, kind=ConversationKind(kind), item_id=item_id)
+
+
+def audience(tx: Tx, conversation_id: int, *, default_delay_s: int) -> tuple[PersonInfo, ...]:
+    """Who a message in the conversation may reach before R1-R4: followers or members."""
+    rows = tx.run(_AUDIENCE, {"conversation_id": conversation_id})
+    return _members(rows, 1, default_delay_s)
+
+
+# --- posting ------------------------------------------------------------------------------------
+
+_INSERT_MESSAGE = Prepared[tuple[int]](insert(Message).returning(Message.id))
+_INSERT_DELIVERY = Prepared(insert(Delivery))
+_INSERT_FOLLOWER = Prepared(insert(Follower))
+_TOUCH_CONVERSATION = Prepared(
+    update(Conversation)
+    .where(Conversation.id == bindparam("b_id"))
+    .values(last_message_at=bindparam("b_at"), last_message_id=bindparam("b_message"))
+)
+
+
+def _domain(person: PersonInfo) -> DomainPerson:
+    return DomainPerson(id=person.id, email=person.email, name=person.name, kind=person.kind)
+
+
+def post_message(
+    tx: Tx,
+    *,
+    conversation: ConversationRef,
+    author: PersonInfo | None,
     text: str,
     now: datetime,
     default_delay_s: int,
+    audience_: Sequence[PersonInfo] | None = None,
     source: str = "person",
     automation_id: int | None = None,
     email_id: int | None = None,
-) -> NewMessage:
-    """Write a message and one delivery per recipient (R1-R4), with its due time (E1)."""
-    kind = ConversationKind(conversation.kind)
+) -> Posted:
+    """Write a message and one delivery per recipient (R1-R4), with its due time (E1).
+
+    `audience_` is the conversation's audience when the caller read it already (a post reads
+    it with its author and conversation); otherwise it is read here.
+    """
     body = clean_message_text(text)
-    people = list(await queries.audience(session, conversation))
+    people = (
+        audience_
+        if audience_ is not None
+        else audience(tx, conversation.id, default_delay_s=default_delay_s)
+    )
     if author is not None:
-        if author.kind == PersonKind.CUSTOMER and kind.users_only:
+        if author.kind is PersonKind.CUSTOMER and conversation.kind.users_only:
             raise PermissionDeniedError("customers cannot write in internal conversations")
         if all(p.id != author.id for p in people):
-            if author.kind == PersonKind.CUSTOMER or conversation.item_id is None:
+            if author.kind is PersonKind.CUSTOMER or conversation.item_id is None:
                 raise PermissionDeniedError(
                     f"{author.email} does not take part in this conversation"
                 )
             # A user who writes about an item follows it from then on.
-            session.add(Follower(item_id=conversation.item_id, person_id=author.id))
-    message = Message(
-        conversation_id=conversation.id,
-        author_id=author.id if author else None,
-        text=body,
-        created_at=now,
-        source=source,
-        automation_id=automation_id,
-        email_id=email_id,
-    )
-    session.add(message)
-    await session.flush()
-    targets = recipients(
-        kind=kind,
-        author_id=author.id if author else None,
-        audience=[queries.domain_person(p) for p in people],
+            tx.run(_INSERT_FOLLOWER, {"item_id": conversation.item_id, "person_id": author.id})
+    ((message_id,),) = tx.run(
+        _INSERT_MESSAGE,
+        {
+            "conversation_id": conversation.id,
+            "author_id": author.id if author else None,
+            "text": body,
+            "created_at": now,
+            "source": source,
+            "automation_id": automation_id,
+            "email_id": email_id,
+        },
     )
     by_id = {p.id: p for p in people}
-    for target in targets:
-        settings = queries.settings_of(by_id[target.id], default_delay_s=default_delay_s)
-        session.add(
-            Delivery(
-                message_id=message.id,
-                recipient_id=target.id,
-                conversation_id=conversation.id,
-                created_at=now,
-                due_at=due_at(created_at=now, settings=settings),
-            )
+    targets = recipients(
+        kind=conversation.kind,
+        author_id=author.id if author else None,
+        audience=[_domain(p) for p in people],
+    )
+    tx.run_many(
+        _INSERT_DELIVERY,
+        [
+            {
+                "message_id": message_id,
+                "recipient_id": target.id,
+                "conversation_id": conversation.id,
+                "created_at": now,
+                "due_at": due_at(created_at=now, settings=by_id[target.id].settings),
+            }
+            for target in targets
+        ],
+    )
+    tx.run(_TOUCH_CONVERSATION, {"b_id": conversation.id, "b_at": now, "b_message": message_id})
+    record_change(tx, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation.id)
+    return Posted(
+        message_id=message_id,
+        conversation=conversation,
+        author_id=author.id if author else None,
+        recipient_ids=tuple(t.id for t in targets),
+    )
+
+
+# --- deleting and seeing ------------------------------------------------------------------------
+
+_MESSAGE_FOR_DELETE = Prepared[tuple[int, int | None, datetime | None]](
+    select(Message.conversation_id, Message.author_id, Message.deleted_at).where(
+        Message.id == bindparam("message_id")
+    )
+)
+_DELETE_MESSAGE = Prepared(
+    update(Message).where(Message.id == bindparam("b_id")).values(deleted_at=bindparam("b_at"))
+)
+# E3: a pending delivery will never be emailed; one already queued is left out by the
+# outbox's re-check. Either way the message stops counting as unseen (N3).
+_SUPPRESS_DELETED = Prepared(
+    update(Delivery)
+    .where(Delivery.message_id == bindparam("b_id"))
+    .values(
+        state=case(
+            (Delivery.state == DeliveryState.PENDING.value, DeliveryState.SUPPRESSED.value),
+            else_=Delivery.state,
+        ),
+        reason=case(
+            (Delivery.state == DeliveryState.PENDING.value, REASON_DELETED),
+            else_=Delivery.reason,
+        ),
+        seen_at=func.coalesce(Delivery.seen_at, bindparam("b_at")),
+    )
+)
+
+
+def delete_message(tx: Tx, *, message_id: int, actor: PersonInfo, now: datetime) -> int:
+    """Delete a message (its author or an administrator); returns its conversation."""
+    rows = tx.run(_MESSAGE_FOR_DELETE, {"message_id": message_id})
+    if not rows or rows[0][2] is not None:
+        raise NotFoundError(f"no message {message_id}")
+    conversation_id, author_id, _deleted = rows[0]
+    if author_id != actor.id and not actor.is_admin:
+        raise PermissionDeniedError("only its author or an administrator may delete a message")
+    tx.run(_DELETE_MESSAGE, {"b_id": message_id, "b_at": now})
+    tx.run(_SUPPRESS_DELETED, {"b_id": message_id, "b_at": now})
+    record_change(tx, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation_id)
+    return conversation_id
+
+
+# S2, S3: a pending delivery seen in time is never emailed; one already handed to an email
+# keeps its state, and the outbox leaves it out if still unsent (E3). One statement.
+_MARK_SEEN = Prepared[tuple[int]](
+    update(Delivery)
+    .where(
+        Delivery.recipient_id == bindparam("b_person"),
+        Delivery.message_id.in_(bindparam("b_ids", expanding=True)),
+        Delivery.seen_at.is_(None),
+    )
+    .values(
+        seen_at=bindparam("b_at"),
+        state=case(
+            (Delivery.state == DeliveryState.PENDING.value, DeliveryState.SEEN.value),
+            else_=Delivery.state,
+        ),
+    )
+    .returning(Delivery.conversation_id)
+)
+
+
+def mark_seen(tx: Tx, *, person_id: int, message_ids: Sequence[int], at: datetime) -> set[int]:
+    """S2: record that `person_id` saw these messages; returns the conversations whose counts
+    fell."""
+    convs: set[int] = set()
+    for start in range(0, len(message_ids), _SEEN_CHUNK):
+        chunk = list(message_ids[start : start + _SEEN_CHUNK])
+        rows = tx.run(_MARK_SEEN, {"b_person": person_id, "b_ids": chunk, "b_at": at})
+        convs.update(cid for (cid,) in rows)
+    for conversation_id in sorted(convs):
+        record_change(
+            tx, kind=ChangeKind.SEEN, at=at, conversation_id=conversation_id, person_id=person_id
         )
-    conversation.last_message_at = now
-    conversation.last_message_id = message.id
-    queries.add_change(session, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation.id)
-    return NewMessage(message=message, recipient_ids=tuple(t.id for t in targets))
+    return convs
+
+
+_UNSEEN_IN_ITEM = Prepared[tuple[int]](
+    select(Delivery.message_id)
+    .join(Conversation, Conversation.id == Delivery.conversation_id)
+    .join(Item, Item.id == Conversation.item_id)
+    .join(Person, Person.id == Delivery.recipient_id)
+    .where(
+        Item.number == bindparam("number"),
+        Person.email == bindparam("email"),
+        Delivery.seen_at.is_(None),
+    )
+)
+
+
+def mark_item_seen(
+    tx: Tx, *, number: int, email: str, at: datetime, default_delay_s: int
+) -> set[int]:
+    """`deskbell seen N --as EMAIL`: everything EMAIL may see in item N, seen now."""
+    person = queries.person_by_email(tx, email, default_delay_s=default_delay_s)
+    queries.item_id_by_number(tx, number)  # a clear error for a missing item
+    ids = [m for (m,) in tx.run(_UNSEEN_IN_ITEM, {"number": number, "email": person.email})]
+    return mark_seen(tx, person_id=person.id, message_ids=ids, at=at)
+
+
+# --- direct conversations and what a conversation is ---------------------------------------------
+
+_DIRECT_BY_KEY = Prepared[tuple[int]](
+    select(Conversation.id).where(Conversation.direct_key == bindparam("key"))
+)
+_INSERT_CONVERSATION = Prepared[tuple[int]](insert(Conversation).returning(Conversation.id))
+_INSERT_MEMBER = Prepared(insert(ConversationMember))
+
+
+def direct_conversation(tx: Tx, *, a: str, b: str, now: datetime) -> int:
+    """The one direct conversation of two users, created on first use."""
+    first = queries.person_by_email(tx, a, default_delay_s=0)
+    second = queries.person_by_email(tx, b, default_delay_s=0)
+    if not (first.kind is PersonKind.USER and second.kind is PersonKind.USER):
+        raise PermissionDeniedError("direct conversations are between users only")
+    if first.id == second.id:
+        raise InputError("a direct conversation needs two different people")
+    low, high = sorted((first.id, second.id))
+    key = f"{low}:{high}"
+    found = tx.run(_DIRECT_BY_KEY, {"key": key})
+    if found:
+        return found[0][0]
+    ((conversation_id,),) = tx.run(
+        _INSERT_CONVERSATION,
+        {"kind": ConversationKind.DIRECT.value, "direct_key": key, "created_at": now},
+    )
+    tx.run_many(
+        _INSERT_MEMBER,
+        [
+            {"conversation_id": conversation_id, "person_id": low},
+            {"conversation_id": conversation_id, "person_id": high},
+        ],
+    )
+    return conversation_id
+
+
+_CONVERSATION_INFO = Prepared[tuple[int, str, int | None, str | None]](
+    select(Conversation.id, Conversation.kind, Item.number, Item.title)
+    .outerjoin(Item, Item.id == Conversation.item_id)
+    .where(Conversation.id == bindparam("conversation_id"))
+)
+
+
+def conversation_info(tx: Tx, conversation_id: int, *, default_delay_s: int) -> ConversationInfo:
+    rows = tx.run(_CONVERSATION_INFO, {"conversation_id": conversation_id})
+    if not rows:
+        raise NotFoundError(f"no conversation {conversation_id}")
+    cid, kind, number, title = rows[0]
+    conversation_kind = ConversationKind(kind)
+    members = audience(tx, cid, default_delay_s=default_delay_s)
+    if title is None:
+        title = " & ".join(m.name for m in members)
+    if conversation_kind is ConversationKind.INTERNAL:
+        # R2: an internal conversation is read by users only.
+        members = tuple(m for m in members if m.kind is PersonKind.USER)
+    return ConversationInfo(
+        id=cid, kind=conversation_kind, item_number=number, title=title, members=members
+    )

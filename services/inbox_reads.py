@@ -1,12 +1,15 @@
 """The reads behind the window: unseen counts, the Open Conversations list, a conversation's
-messages with their status icons (N2, N3, E10, D5). A part of `Service` (services/api.py)."""
+messages with their status icons (N2, N3, E10, D5). Units of work for `Database.read`; the
+window's first page (counts, the list, the open conversation) runs on prepared statements."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 
 from services.domain.model import (
@@ -16,10 +19,11 @@ from services.domain.model import (
     EmailStatus,
     PersonKind,
 )
+from services.domain.model import Person as DomainPerson
 from services.domain.recipients import may_see
 from services.errors import NotFoundError, PermissionDeniedError
 from services.store import queries
-from services.store.db import StoreSessions
+from services.store.database import Tx
 from services.store.models import (
     Conversation,
     ConversationMember,
@@ -29,10 +33,10 @@ from services.store.models import (
     Message,
     Person,
 )
+from services.store.prepared import Prepared
 from services.views import (
     ConversationRow,
     EmailedEntry,
-    Inbox,
     MessageRow,
     MessageStatus,
     PersonInfo,
@@ -40,310 +44,379 @@ from services.views import (
     UnseenCounts,
 )
 
-__all__ = ["InboxReads"]
+__all__ = [
+    "find_conversations",
+    "item_messages",
+    "messages",
+    "open_conversations",
+    "unseen_counts",
+]
+
+_CHUNK = 500  # ids per IN list: under every engine's bound-parameter limit
+
+_UNSEEN = Prepared[tuple[int, str, int]](
+    select(Delivery.conversation_id, Conversation.kind, func.count())
+    .join(Conversation, Conversation.id == Delivery.conversation_id)
+    .where(Delivery.recipient_id == bindparam("person_id"), Delivery.seen_at.is_(None))
+    .group_by(Delivery.conversation_id, Conversation.kind)
+)
 
 
-class InboxReads:
-    """Read-only queries of the desktop window; `Service` provides the sessions."""
-
-    _sessions: StoreSessions
-    # Service's: a person as the UI sees them, with the workspace's default delay.
-    _info: Callable[[Person], PersonInfo]
-
-    async def unseen_counts(self, *, person_id: int) -> UnseenCounts:
-        """N3: one query; the bubble, the tabs and the rows all read from it."""
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(Delivery.conversation_id, Conversation.kind, func.count())
-                .join(Conversation, Conversation.id == Delivery.conversation_id)
-                .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
-                .group_by(Delivery.conversation_id, Conversation.kind)
-            )
-            by_conv: dict[int, int] = {}
-            internal = external = 0
-            for conv_id, kind, n in rows:
-                by_conv[conv_id] = n
-                if kind == ConversationKind.EXTERNAL:
-                    external += n
-                else:
-                    internal += n
-        return UnseenCounts(
-            total=internal + external, internal=internal, external=external, by_conversation=by_conv
-        )
-
-    async def open_conversations(
-        self,
-        *,
-        person_id: int,
-        inbox: Sequence[ConversationKind] = Inbox.INTERNAL,
-        limit: int = 200,
-        offset: int = 0,
-        conversation_ids: Sequence[int] | None = None,
-    ) -> list[ConversationRow]:
-        """N2: the person's conversations with activity (a message, or a new item's internal
-        conversation, which shows from its creation on), most recent activity first."""
-        unseen = (
-            select(Delivery.conversation_id, func.count().label("n"))
-            .where(Delivery.recipient_id == person_id, Delivery.seen_at.is_(None))
-            .group_by(Delivery.conversation_id)
-            .subquery()
-        )
-        last = aliased(Message)
-        author = aliased(Person)
-        stmt = (
-            select(
-                Conversation.id,
-                Conversation.kind,
-                Item.number,
-                Item.title,
-                Conversation.last_message_at,
-                last.text,
-                author.name,
-                func.coalesce(unseen.c.n, 0),
-            )
-            .outerjoin(Item, Item.id == Conversation.item_id)
-            .outerjoin(last, last.id == Conversation.last_message_id)
-            .outerjoin(author, author.id == last.author_id)
-            .outerjoin(unseen, unseen.c.conversation_id == Conversation.id)
-            .where(
-                Conversation.kind.in_([k.value for k in inbox]),
-                Conversation.last_message_at.is_not(None),
-                queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
-            )
-            .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        )
-        if conversation_ids is not None:
-            stmt = stmt.where(Conversation.id.in_(conversation_ids))
+def unseen_counts(tx: Tx, person_id: int) -> UnseenCounts:
+    """N3: one query; the bubble, the tabs and the rows all read from it."""
+    by_conv: dict[int, int] = {}
+    internal = external = 0
+    for conv_id, kind, n in tx.run(_UNSEEN, {"person_id": person_id}):
+        by_conv[conv_id] = n
+        if kind == ConversationKind.EXTERNAL:
+            external += n
         else:
-            stmt = stmt.limit(limit).offset(offset)
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
-            direct_titles = await self._direct_titles(
-                session, [r[0] for r in rows if r[1] == ConversationKind.DIRECT], person_id
-            )
-        return [
-            ConversationRow(
-                id=cid,
-                kind=ConversationKind(kind),
-                item_number=number,
-                title=title if title is not None else direct_titles.get(cid, "Direct"),
-                last_text=(text or "")[:300],
-                # A message without an author is an automation's; no message, no author.
-                last_author=author_name or ("Deskbell" if text is not None else ""),
-                last_at=last_at,
-                unseen=n,
-            )
-            for cid, kind, number, title, last_at, text, author_name, n in rows
-        ]
+            internal += n
+    return UnseenCounts(
+        total=internal + external, internal=internal, external=external, by_conversation=by_conv
+    )
 
-    async def find_conversations(
-        self, *, person_id: int, text: str, limit: int = 20
-    ) -> list[ConversationRow]:
-        """D5 (Ctrl+K): the person's conversations in both inboxes whose item number is `text`
-        ('12' or '#12'), or whose title (a direct one's: the other person's name) holds every
-        word of it, case-blind; the exact number first, then the most recent."""
-        query = text.strip().lstrip("#").strip()
-        words = query.lower().split()
-        if not words or len(query) > MAX_SEARCH_CHARS:  # longer than anything it could match
-            return []
-        async with self._sessions() as session:
-            person = await session.get(Person, person_id)
-            if person is None:
-                raise NotFoundError(f"no person {person_id}")
-            # R2: a customer never learns that an internal conversation exists.
-            kinds = (
-                list(ConversationKind)
-                if person.kind == PersonKind.USER
-                else [ConversationKind.EXTERNAL]
-            )
-            other = aliased(Person)
-            direct_names = (
-                select(ConversationMember.conversation_id)
-                .join(other, other.id == ConversationMember.person_id)
-                .where(
-                    ConversationMember.person_id != person_id,
-                    *(func.lower(other.name).contains(w, autoescape=True) for w in words),
-                )
-            )
-            found = or_(
-                and_(*(func.lower(Item.title).contains(w, autoescape=True) for w in words)),
-                and_(
-                    Conversation.kind == ConversationKind.DIRECT.value,
-                    Conversation.id.in_(direct_names),
-                ),
-            )
-            number = int(query) if query.isdigit() and len(query) < 10 else None
-            if number is not None:
-                found = or_(Item.number == number, found)
-            stmt = (
-                select(Conversation.id)
-                .outerjoin(Item, Item.id == Conversation.item_id)
-                .where(
-                    Conversation.kind.in_([k.value for k in kinds]),
-                    Conversation.last_message_at.is_not(None),
-                    queries.visible_conversations_clause(person_id),  # type: ignore[arg-type]
-                    found,
-                )
-                .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-                .limit(limit)
-            )
-            if number is not None:
-                stmt = stmt.order_by(None).order_by(
-                    func.coalesce(Item.number == number, False).desc(),
-                    Conversation.last_message_at.desc(),
-                    Conversation.id.desc(),
-                )
-            ids = list((await session.execute(stmt)).scalars())
-        rows = await self.open_conversations(person_id=person_id, inbox=kinds, conversation_ids=ids)
-        order = {cid: i for i, cid in enumerate(ids)}
-        return sorted(rows, key=lambda r: order[r.id])
 
-    async def _direct_titles(
-        self, session: AsyncSession, conv_ids: Sequence[int], person_id: int
-    ) -> dict[int, str]:
-        if not conv_ids:
-            return {}
-        rows = await session.execute(
-            select(ConversationMember.conversation_id, Person.name)
-            .join(Person, Person.id == ConversationMember.person_id)
-            .where(
-                ConversationMember.conversation_id.in_(conv_ids),
-                ConversationMember.person_id != person_id,
-            )
+# --- Open Conversations (N2) -------------------------------------------------------------
+
+
+def _open_rows(kinds: tuple[str, ...], *, by_ids: bool) -> Any:
+    unseen = (
+        select(Delivery.conversation_id, func.count().label("n"))
+        .where(Delivery.recipient_id == bindparam("person_id"), Delivery.seen_at.is_(None))
+        .group_by(Delivery.conversation_id)
+        .subquery()
+    )
+    last = aliased(Message)
+    author = aliased(Person)
+    viewer: Any = bindparam("person_id")
+    stmt = (
+        select(
+            Conversation.id,
+            Conversation.kind,
+            Item.number,
+            Item.title,
+            Conversation.last_message_at,
+            last.text,
+            author.name,
+            func.coalesce(unseen.c.n, 0),
         )
-        return dict(rows.all())  # a TupleResult has .keys(): dict() took it for a mapping
+        .outerjoin(Item, Item.id == Conversation.item_id)
+        .outerjoin(last, last.id == Conversation.last_message_id)
+        .outerjoin(author, author.id == last.author_id)
+        .outerjoin(unseen, unseen.c.conversation_id == Conversation.id)
+        .where(
+            # The kinds are written into the statement (one per inbox): no list to expand.
+            Conversation.kind.in_(
+                [literal_column(f"'{ConversationKind(k).value}'") for k in kinds]
+            ),
+            Conversation.last_message_at.is_not(None),
+            queries.visible_conversations_clause(viewer),
+        )
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+    )
+    if by_ids:
+        return stmt.where(Conversation.id.in_(bindparam("ids", expanding=True)))
+    return stmt.limit(bindparam("limit")).offset(bindparam("offset"))
 
-    async def messages(
-        self,
-        *,
-        conversation_id: int,
-        viewer_id: int,
-        before_id: int | None = None,
-        limit: int = 200,
-        message_ids: Sequence[int] | None = None,
-    ) -> list[MessageRow]:
-        """A page of a conversation, oldest first, with each message's status (E10)."""
-        async with self._sessions() as session:
-            conv = await session.get(Conversation, conversation_id)
-            viewer = await session.get(Person, viewer_id)
-            if conv is None or viewer is None:
-                raise NotFoundError("no such conversation or person")
-            if not may_see(queries.domain_person(viewer), ConversationKind(conv.kind)):
-                raise PermissionDeniedError("customers cannot read internal conversations")
-            stmt = select(Message).where(
-                Message.conversation_id == conversation_id, Message.deleted_at.is_(None)
-            )
-            if message_ids is not None:
-                stmt = stmt.where(Message.id.in_(message_ids))
-            else:
-                if before_id is not None:
-                    stmt = stmt.where(Message.id < before_id)
-                stmt = stmt.order_by(Message.id.desc()).limit(limit)
-            msgs = sorted((await session.execute(stmt)).scalars().all(), key=lambda m: m.id)
-            return await self._message_rows(session, msgs, viewer_id)
 
-    async def _message_rows(
-        self, session: AsyncSession, msgs: Sequence[Message], viewer_id: int
-    ) -> list[MessageRow]:
-        ids = [m.id for m in msgs]
-        author_ids = {m.author_id for m in msgs if m.author_id}
-        authors = {
-            p.id: self._info(p)
-            for p in (
-                await session.execute(select(Person).where(Person.id.in_(author_ids)))
-            ).scalars()
-        }
-        seen: dict[int, list[SeenEntry]] = {}
-        emailed: dict[int, list[EmailedEntry]] = {}
-        waiting: dict[int, list[str]] = {}
-        unseen_by_viewer: set[int] = set()
-        for start in range(0, len(ids), 500):
-            rows = await session.execute(
-                select(
-                    Delivery.message_id,
-                    Delivery.recipient_id,
-                    Delivery.seen_at,
-                    Delivery.state,
-                    Delivery.reason,
-                    Person.name,
-                    Person.email,
-                    Email.status,
-                    Email.sent_at,
-                    Email.reply,
-                    Email.next_attempt_at,
-                    Email.reason,
+def _literal(kind: str) -> Any:
+    return literal_column(f"'{ConversationKind(kind).value}'")
+
+
+@functools.cache
+def _open_page(kinds: tuple[str, ...], by_ids: bool) -> Prepared[Any]:
+    """The list's statement for one set of conversation kinds (the window asks for two)."""
+    return Prepared(_open_rows(kinds, by_ids=by_ids))
+
+
+_DIRECT_NAMES = Prepared[tuple[int, str]](
+    select(ConversationMember.conversation_id, Person.name)
+    .join(Person, Person.id == ConversationMember.person_id)
+    .where(
+        ConversationMember.conversation_id.in_(bindparam("ids", expanding=True)),
+        ConversationMember.person_id != bindparam("person_id"),
+    )
+)
+
+
+def open_conversations(
+    tx: Tx,
+    *,
+    person_id: int,
+    inbox: Sequence[ConversationKind],
+    limit: int = 200,
+    offset: int = 0,
+    conversation_ids: Sequence[int] | None = None,
+) -> list[ConversationRow]:
+    """N2: the person's conversations with activity (a message, or a new item's internal
+    conversation, which shows from its creation on), most recent activity first."""
+    kinds = tuple(sorted(k.value for k in inbox))
+    if conversation_ids is not None:
+        if not conversation_ids:
+            return []
+        rows = tx.run(
+            _open_page(kinds, True), {"person_id": person_id, "ids": list(conversation_ids)}
+        )
+    else:
+        rows = tx.run(
+            _open_page(kinds, False), {"person_id": person_id, "limit": limit, "offset": offset}
+        )
+    directs = [r[0] for r in rows if r[1] == ConversationKind.DIRECT]
+    direct_titles = (
+        dict(tx.run(_DIRECT_NAMES, {"ids": directs, "person_id": person_id})) if directs else {}
+    )
+    return [
+        ConversationRow(
+            id=cid,
+            kind=ConversationKind(kind),
+            item_number=number,
+            title=title if title is not None else direct_titles.get(cid, "Direct"),
+            last_text=(text or "")[:300],
+            # A message without an author is an automation's; no message, no author.
+            last_author=author_name or ("Deskbell" if text is not None else ""),
+            last_at=last_at,
+            unseen=n,
+        )
+        for cid, kind, number, title, last_at, text, author_name, n in rows
+    ]
+
+
+def find_conversations(tx: Tx, *, person_id: int, text: str, limit: int) -> list[ConversationRow]:
+    """D5 (Ctrl+K): the person's conversations in both inboxes whose item number is `text`
+    ('12' or '#12'), or whose title (a direct one's: the other person's name) holds every
+    word of it, case-blind; the exact number first, then the most recent."""
+    query = text.strip().lstrip("#").strip()
+    words = query.lower().split()
+    if not words or len(query) > MAX_SEARCH_CHARS:  # longer than anything it could match
+        return []
+    person = queries.person_by_id(tx, person_id, default_delay_s=0)
+    # R2: a customer never learns that an internal conversation exists.
+    kinds = (
+        list(ConversationKind) if person.kind is PersonKind.USER else [ConversationKind.EXTERNAL]
+    )
+    other = aliased(Person)
+    direct_names = (
+        select(ConversationMember.conversation_id)
+        .join(other, other.id == ConversationMember.person_id)
+        .where(
+            ConversationMember.person_id != person_id,
+            *(func.lower(other.name).contains(w, autoescape=True) for w in words),
+        )
+    )
+    found = or_(
+        and_(*(func.lower(Item.title).contains(w, autoescape=True) for w in words)),
+        and_(
+            Conversation.kind == ConversationKind.DIRECT.value,
+            Conversation.id.in_(direct_names),
+        ),
+    )
+    number = int(query) if query.isdigit() and len(query) < 10 else None
+    if number is not None:
+        found = or_(Item.number == number, found)
+    stmt = (
+        select(Conversation.id)
+        .outerjoin(Item, Item.id == Conversation.item_id)
+        .where(
+            Conversation.kind.in_([k.value for k in kinds]),
+            Conversation.last_message_at.is_not(None),
+            queries.visible_conversations_clause(person_id),
+            found,
+        )
+        .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    if number is not None:
+        stmt = stmt.order_by(None).order_by(
+            func.coalesce(Item.number == number, False).desc(),
+            Conversation.last_message_at.desc(),
+            Conversation.id.desc(),
+        )
+    ids = list(tx.conn.execute(stmt).scalars())
+    rows = open_conversations(tx, person_id=person_id, inbox=kinds, conversation_ids=ids)
+    order = {cid: i for i, cid in enumerate(ids)}
+    return sorted(rows, key=lambda r: order[r.id])
+
+
+# --- a conversation's messages (E10) --------------------------------------------------------------
+
+_MESSAGE_COLUMNS = (
+    Message.id,
+    Message.conversation_id,
+    Message.author_id,
+    Message.text,
+    Message.created_at,
+    Message.source,
+)
+_MessageRow = tuple[int, int, int | None, str, datetime, str]
+_VIEWER = Prepared[tuple[int, str, str, str, str | None]](
+    select(Person.id, Person.email, Person.name, Person.kind, Conversation.kind)
+    .select_from(Person)
+    .outerjoin(Conversation, Conversation.id == bindparam("conversation_id"))
+    .where(Person.id == bindparam("viewer_id"))
+)
+_PAGE = Prepared[_MessageRow](
+    select(*_MESSAGE_COLUMNS)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.deleted_at.is_(None),
+        Message.id < bindparam("before_id"),
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+_BY_IDS = Prepared[_MessageRow](
+    select(*_MESSAGE_COLUMNS).where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.deleted_at.is_(None),
+        Message.id.in_(bindparam("ids", expanding=True)),
+    )
+)
+_AUTHORS = Prepared(
+    select(*queries.PERSON_COLUMNS).where(Person.id.in_(bindparam("ids", expanding=True)))
+)
+_STATUS = Prepared(
+    select(
+        Delivery.message_id,
+        Delivery.recipient_id,
+        Delivery.seen_at,
+        Delivery.state,
+        Delivery.reason,
+        Person.name,
+        Person.email,
+        Email.status,
+        Email.sent_at,
+        Email.reply,
+        Email.next_attempt_at,
+        Email.reason,
+    )
+    .join(Person, Person.id == Delivery.recipient_id)
+    .outerjoin(Email, Email.id == Delivery.email_id)
+    .where(Delivery.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Delivery.id)
+)
+_NO_LIMIT = 2**31 - 1  # "before no message": ids are 32-bit INTEGER on PostgreSQL
+
+
+def messages(
+    tx: Tx,
+    *,
+    conversation_id: int,
+    viewer_id: int,
+    default_delay_s: int,
+    before_id: int | None = None,
+    limit: int = 200,
+    message_ids: Sequence[int] | None = None,
+) -> list[MessageRow]:
+    """A page of a conversation, oldest first, with each message's status (E10)."""
+    found = tx.run(_VIEWER, {"conversation_id": conversation_id, "viewer_id": viewer_id})
+    if not found or found[0][4] is None:
+        raise NotFoundError("no such conversation or person")
+    pid, email, name, kind, conversation_kind = found[0]
+    viewer = DomainPerson(id=pid, email=email, name=name, kind=PersonKind(kind))
+    if not may_see(viewer, ConversationKind(str(conversation_kind))):
+        raise PermissionDeniedError("customers cannot read internal conversations")
+    if message_ids is not None:
+        rows = (
+            tx.run(_BY_IDS, {"conversation_id": conversation_id, "ids": list(message_ids)})
+            if message_ids
+            else []
+        )
+    else:
+        rows = tx.run(
+            _PAGE,
+            {
+                "conversation_id": conversation_id,
+                "before_id": _NO_LIMIT if before_id is None else before_id,
+                "limit": limit,
+            },
+        )
+    rows.sort(key=lambda r: r[0])
+    return _message_rows(tx, rows, viewer_id, default_delay_s)
+
+
+def _message_rows(
+    tx: Tx, rows: Sequence[_MessageRow], viewer_id: int, default_delay_s: int
+) -> list[MessageRow]:
+    ids = [r[0] for r in rows]
+    author_ids = sorted({r[2] for r in rows if r[2]})
+    authors: dict[int, PersonInfo] = {}
+    for start in range(0, len(author_ids), _CHUNK):
+        for row in tx.run(_AUTHORS, {"ids": author_ids[start : start + _CHUNK]}):
+            person = queries.person_info_from_row(row, default_delay_s=default_delay_s)
+            authors[person.id] = person
+    seen: dict[int, list[SeenEntry]] = {}
+    emailed: dict[int, list[EmailedEntry]] = {}
+    waiting: dict[int, list[str]] = {}
+    unseen_by_viewer: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        for (
+            mid,
+            rid,
+            seen_at,
+            state,
+            reason,
+            name,
+            email,
+            e_status,
+            e_sent,
+            e_reply,
+            e_next,
+            e_reason,
+        ) in tx.run(_STATUS, {"ids": ids[start : start + _CHUNK]}):
+            if rid == viewer_id and seen_at is None:
+                unseen_by_viewer.add(mid)
+            if seen_at is not None:
+                seen.setdefault(mid, []).append(SeenEntry(name=name, email=email, at=seen_at))
+            if e_status is not None:
+                detail = e_reason or e_reply
+                if e_status == EmailStatus.RETRYING and e_next is not None:
+                    detail = f"{e_reply or 'not reached'}; next try {e_next:%H:%M:%S} UTC"
+                emailed.setdefault(mid, []).append(
+                    EmailedEntry(name=name, email=email, status=e_status, at=e_sent, detail=detail)
                 )
-                .join(Person, Person.id == Delivery.recipient_id)
-                .outerjoin(Email, Email.id == Delivery.email_id)
-                .where(Delivery.message_id.in_(ids[start : start + 500]))
-                .order_by(Delivery.id)
-            )
-            for (
-                mid,
-                rid,
-                seen_at,
-                state,
-                reason,
-                name,
-                email,
-                e_status,
-                e_sent,
-                e_reply,
-                e_next,
-                e_reason,
-            ) in rows:
-                if rid == viewer_id and seen_at is None:
-                    unseen_by_viewer.add(mid)
-                if seen_at is not None:
-                    seen.setdefault(mid, []).append(SeenEntry(name=name, email=email, at=seen_at))
-                if e_status is not None:
-                    detail = e_reason or e_reply
-                    if e_status == EmailStatus.RETRYING and e_next is not None:
-                        detail = f"{e_reply or 'not reached'}; next try {e_next:%H:%M:%S} UTC"
-                    emailed.setdefault(mid, []).append(
-                        EmailedEntry(
-                            name=name, email=email, status=e_status, at=e_sent, detail=detail
-                        )
+            elif state == DeliveryState.SUPPRESSED and seen_at is None:
+                emailed.setdefault(mid, []).append(
+                    EmailedEntry(
+                        name=name, email=email, status="suppressed", at=None, detail=reason
                     )
-                elif state == DeliveryState.SUPPRESSED and seen_at is None:
-                    emailed.setdefault(mid, []).append(
-                        EmailedEntry(
-                            name=name, email=email, status="suppressed", at=None, detail=reason
-                        )
-                    )
-                elif seen_at is None:
-                    waiting.setdefault(mid, []).append(name)
-        return [
-            MessageRow(
-                id=m.id,
-                conversation_id=m.conversation_id,
-                author=authors.get(m.author_id) if m.author_id else None,
-                text=m.text,
-                created_at=m.created_at,
-                source=m.source,
-                status=MessageStatus(
-                    sent_at=m.created_at,
-                    seen=tuple(seen.get(m.id, ())),
-                    emailed=tuple(emailed.get(m.id, ())),
-                    waiting=tuple(waiting.get(m.id, ())),
-                ),
-                unseen_by_viewer=m.id in unseen_by_viewer,
-            )
-            for m in msgs
-        ]
-
-    async def item_messages(self, number: int) -> list[tuple[ConversationKind, MessageRow]]:
-        """Every message of item N, both conversations, oldest first (`deskbell item show`)."""
-        async with self._sessions() as session:
-            item = await queries.item_by_number(session, number)
-            rows = (
-                await session.execute(
-                    select(Message, Conversation.kind)
-                    .join(Conversation, Conversation.id == Message.conversation_id)
-                    .where(Conversation.item_id == item.id, Message.deleted_at.is_(None))
-                    .order_by(Message.id)
                 )
-            ).all()
-            kinds = {m.id: ConversationKind(k) for m, k in rows}
-            views = await self._message_rows(session, [m for m, _ in rows], viewer_id=0)
-        return [(kinds[v.id], v) for v in views]
+            elif seen_at is None:
+                waiting.setdefault(mid, []).append(name)
+    return [
+        MessageRow(
+            id=mid,
+            conversation_id=conv_id,
+            author=authors.get(author_id) if author_id else None,
+            text=text,
+            created_at=created_at,
+            source=source,
+            status=MessageStatus(
+                sent_at=created_at,
+                seen=tuple(seen.get(mid, ())),
+                emailed=tuple(emailed.get(mid, ())),
+                waiting=tuple(waiting.get(mid, ())),
+            ),
+            unseen_by_viewer=mid in unseen_by_viewer,
+        )
+        for mid, conv_id, author_id, text, created_at, source in rows
+    ]
+
+
+def item_messages(
+    tx: Tx, number: int, *, default_delay_s: int
+) -> list[tuple[ConversationKind, MessageRow]]:
+    """Every message of item N, both conversations, oldest first (`deskbell item show`)."""
+    item_id = queries.item_id_by_number(tx, number)
+    found = list(
+        tx.conn.execute(
+            select(*_MESSAGE_COLUMNS, Conversation.kind)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.item_id == item_id, Message.deleted_at.is_(None))
+            .order_by(Message.id)
+        )
+    )
+    kinds = {row[0]: ConversationKind(row[-1]) for row in found}
+    rows: list[Any] = [tuple(row[:-1]) for row in found]
+    views = _message_rows(tx, rows, 0, default_delay_s)
+    return [(kinds[v.id], v) for v in views]

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
 from services.domain.headers import normalize_address
@@ -28,9 +27,11 @@ from services.domain.model import PersonKind
 from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.fallback import MailIdentity
 from services.store import queries
-from services.store.models import Email, EmailTemplate, PasswordReset, Person, SystemEmail
+from services.store.changes import record_change
+from services.store.database import Database, Tx
+from services.store.models import Email, EmailTemplate, PasswordReset, SystemEmail
 from services.template_store import BUILTIN_TEMPLATES, PASSWORD_RESET, obj, queue_template_email
-from services.views import ChangeKind
+from services.views import ChangeKind, PersonInfo
 
 __all__ = [
     "ALWAYS_ON",
@@ -66,8 +67,9 @@ class ResetRequest:
     expires_at: datetime
 
 
-async def seed_system_emails(session: AsyncSession) -> None:
-    have = set((await session.execute(select(SystemEmail.name))).scalars())
+def seed_system_emails(tx: Tx) -> None:
+    session = tx.session
+    have = set(session.scalars(select(SystemEmail.name)))
     for name, enabled in DEFAULTS.items():
         if name not in have:
             session.add(SystemEmail(name=name, enabled=enabled))
@@ -78,21 +80,21 @@ def _hash_code(code: str, salt: bytes) -> str:
     return f"{salt.hex()}${digest.hex()}"
 
 
-async def send_system_email(
-    session: AsyncSession,
+def send_system_email(
+    tx: Tx,
     *,
     name: str,
-    person: Person,
+    person: PersonInfo,
     now: datetime,
     identity: MailIdentity,
     extra: Mapping[str, object] | None = None,
 ) -> Email | None:
     """Queue system email `name` to `person` in the caller's transaction, if it is enabled."""
-    row = await session.get(SystemEmail, name)
+    row = tx.session.get(SystemEmail, name)
     enabled = DEFAULTS.get(name, False) if row is None else row.enabled
     if not enabled and name not in ALWAYS_ON:
         return None
-    template = await session.get(EmailTemplate, name)
+    template = tx.session.get(EmailTemplate, name)
     if template is None:
         raise NotFoundError(f"no template {quoted(name)}")
     variables: dict[str, object] = {
@@ -100,8 +102,8 @@ async def send_system_email(
         "workspace": obj(name=identity.from_name, address=identity.from_addr),
         **(extra or {}),
     }
-    return await queue_template_email(
-        session,
+    return queue_template_email(
+        tx,
         template=template,
         variables=variables,
         to_addr=person.email,
@@ -113,46 +115,85 @@ async def send_system_email(
     )
 
 
-async def on_person_created(
-    session: AsyncSession, *, person: Person, now: datetime, identity: MailIdentity
+def on_person_created(
+    tx: Tx, *, person: PersonInfo, now: datetime, identity: MailIdentity
 ) -> Email | None:
     """Welcome a new user, or greet a new customer (each if enabled)."""
-    name = WELCOME if person.kind == PersonKind.USER else NEW_CUSTOMER
-    return await send_system_email(session, name=name, person=person, now=now, identity=identity)
+    name = WELCOME if person.kind is PersonKind.USER else NEW_CUSTOMER
+    return send_system_email(tx, name=name, person=person, now=now, identity=identity)
+
+
+def _list(tx: Tx) -> list[SystemEmailInfo]:
+    rows = {r.name: r.enabled for r in tx.session.scalars(select(SystemEmail))}
+    return [
+        SystemEmailInfo(
+            name=name,
+            description=BUILTIN_TEMPLATES[name][1],
+            enabled=rows.get(name, default) or name in ALWAYS_ON,
+            always_on=name in ALWAYS_ON,
+        )
+        for name, default in DEFAULTS.items()
+    ]
+
+
+def _set_enabled(tx: Tx, key: str, *, enabled: bool, now: datetime) -> None:
+    row = tx.session.get(SystemEmail, key)
+    if row is None:
+        tx.session.add(SystemEmail(name=key, enabled=enabled))
+    else:
+        row.enabled = enabled
+    record_change(tx, kind=ChangeKind.SETTINGS, at=now)
+
+
+def _reset_password(
+    tx: Tx, *, email: str, code: str, now: datetime, identity: MailIdentity
+) -> ResetRequest:
+    person = queries.person_by_email(tx, normalize_address(email), default_delay_s=0)
+    if person.kind is not PersonKind.USER:
+        raise InputError(f"{person.email} is a customer: only users have a password")
+    expires = now + RESET_CODE_TTL
+    row = tx.session.get(PasswordReset, person.id)
+    hashed = _hash_code(code, secrets.token_bytes(16))
+    if row is None:
+        tx.session.add(
+            PasswordReset(person_id=person.id, code_hash=hashed, created_at=now, expires_at=expires)
+        )
+    else:
+        row.code_hash, row.created_at, row.expires_at = hashed, now, expires
+    sent = send_system_email(
+        tx,
+        name=PASSWORD_RESET,
+        person=person,
+        now=now,
+        identity=identity,
+        extra={"code": code, "expires_minutes": int(RESET_CODE_TTL.total_seconds() // 60)},
+    )
+    assert sent is not None  # always on
+    return ResetRequest(email_id=sent.id, expires_at=expires)
+
+
+def _check_reset_code(tx: Tx, *, email: str, code: str, now: datetime) -> bool:
+    person = queries.person_by_email(tx, normalize_address(email), default_delay_s=0)
+    row = tx.session.get(PasswordReset, person.id)
+    if row is None:
+        return False
+    salt_hex, _, _ = row.code_hash.partition("$")
+    good = hmac.compare_digest(_hash_code(code.strip(), bytes.fromhex(salt_hex)), row.code_hash)
+    if good or now >= row.expires_at:
+        tx.session.delete(row)
+    return good and now < row.expires_at
 
 
 class SystemEmails:
     """`service.system_emails`: list, enable, disable, and the password reset (M5, M8)."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        clock: Clock,
-        identity: Callable[[], MailIdentity],
-        on_change: Callable[[], None],
-        on_queued: Callable[[], None],
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database, *, clock: Clock, identity: Callable[[], MailIdentity]) -> None:
+        self._db = db
         self._clock = clock
         self._identity = identity
-        self._on_change = on_change
-        self._on_queued = on_queued
 
     async def list(self) -> list[SystemEmailInfo]:
-        async with self._sessions() as session:
-            rows = {
-                r.name: r.enabled for r in (await session.execute(select(SystemEmail))).scalars()
-            }
-        return [
-            SystemEmailInfo(
-                name=name,
-                description=BUILTIN_TEMPLATES[name][1],
-                enabled=rows.get(name, default) or name in ALWAYS_ON,
-                always_on=name in ALWAYS_ON,
-            )
-            for name, default in DEFAULTS.items()
-        ]
+        return await self._db.read(_list)
 
     async def set_enabled(self, name: str, *, enabled: bool) -> SystemEmailInfo:
         key = name.strip().lower().replace("-", "_")
@@ -160,14 +201,7 @@ class SystemEmails:
             raise NotFoundError(f"no system email {quoted(name)}; one of: {', '.join(DEFAULTS)}")
         if key in ALWAYS_ON and not enabled:
             raise PermissionDeniedError(f"the {key} email is always on: it cannot be disabled")
-        async with self._sessions.begin() as session:
-            row = await session.get(SystemEmail, key)
-            if row is None:
-                session.add(SystemEmail(name=key, enabled=enabled))
-            else:
-                row.enabled = enabled
-            queries.add_change(session, kind=ChangeKind.SETTINGS, at=self._clock.now())
-        self._on_change()
+        await self._db.write(_set_enabled, key, enabled=enabled, now=self._clock.now())
         return SystemEmailInfo(
             name=key,
             description=BUILTIN_TEMPLATES[key][1],
@@ -183,48 +217,17 @@ class SystemEmails:
 
     async def reset_password(self, email: str) -> ResetRequest:
         """Send a one-time code to `email` (a user); any earlier code stops working."""
-        now = self._clock.now()
         code = f"{secrets.randbelow(10**8):08d}"
-        expires = now + RESET_CODE_TTL
-        async with self._sessions.begin() as session:
-            person = await queries.person_by_email(session, normalize_address(email))
-            if person.kind != PersonKind.USER:
-                raise InputError(f"{person.email} is a customer: only users have a password")
-            row = await session.get(PasswordReset, person.id)
-            hashed = _hash_code(code, secrets.token_bytes(16))
-            if row is None:
-                session.add(
-                    PasswordReset(
-                        person_id=person.id, code_hash=hashed, created_at=now, expires_at=expires
-                    )
-                )
-            else:
-                row.code_hash, row.created_at, row.expires_at = hashed, now, expires
-            sent = await send_system_email(
-                session,
-                name=PASSWORD_RESET,
-                person=person,
-                now=now,
-                identity=self._identity(),
-                extra={"code": code, "expires_minutes": int(RESET_CODE_TTL.total_seconds() // 60)},
-            )
-            assert sent is not None  # always on
-            email_id = sent.id
-        self._on_queued()
-        return ResetRequest(email_id=email_id, expires_at=expires)
+        return await self._db.write(
+            _reset_password,
+            email=email,
+            code=code,
+            now=self._clock.now(),
+            identity=self._identity(),
+        )
 
     async def check_reset_code(self, *, email: str, code: str) -> bool:
         """True once for the right code within its time; the code is used up either way."""
-        now = self._clock.now()
-        async with self._sessions.begin() as session:
-            person = await queries.person_by_email(session, normalize_address(email))
-            row = await session.get(PasswordReset, person.id)
-            if row is None:
-                return False
-            salt_hex, _, _ = row.code_hash.partition("$")
-            good = hmac.compare_digest(
-                _hash_code(code.strip(), bytes.fromhex(salt_hex)), row.code_hash
-            )
-            if good or now >= row.expires_at:
-                await session.delete(row)
-            return good and now < row.expires_at
+        return await self._db.write(
+            _check_reset_code, email=email, code=code, now=self._clock.now()
+        )

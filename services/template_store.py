@@ -26,7 +26,6 @@ from typing import Final
 import jinja2
 from jinja2 import meta
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clock import Clock
 from services.domain.email_plan import AUTO_HEADERS, SUBJECT_MAX_CHARS, NotificationEmail
@@ -40,8 +39,9 @@ from services.domain.mime import compose
 from services.domain.model import EmailStatus
 from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.fallback import MailIdentity
-from services.mail.caps import cap_reason, recent_sends
-from services.store import queries
+from services.mail.caps import cap_reason, count_recent_sends
+from services.store.changes import record_change
+from services.store.database import Database, Tx
 from services.store.models import Automation, Email, EmailTemplate
 
 # The sandbox itself lives in services.templates; its one-template render helpers are private
@@ -344,9 +344,10 @@ def _builtin_sources(name: str) -> tuple[str, str, str]:
     return _resource(subject).strip(), _resource(text), _resource(html)
 
 
-async def seed_templates(session: AsyncSession, *, now: datetime) -> None:
+def seed_templates(tx: Tx, *, now: datetime) -> None:
     """Insert the built-in templates that are missing; never overwrite an edited one."""
-    have = set((await session.execute(select(EmailTemplate.name))).scalars())
+    session = tx.session
+    have = set(session.scalars(select(EmailTemplate.name)))
     for name, (kind, description) in BUILTIN_TEMPLATES.items():
         if name in have:
             continue
@@ -393,8 +394,8 @@ def _mime(
     return raw, message_id
 
 
-async def queue_template_email(
-    session: AsyncSession,
+def queue_template_email(
+    tx: Tx,
     *,
     template: EmailTemplate,
     variables: Mapping[str, object],
@@ -416,8 +417,8 @@ async def queue_template_email(
     rendered: RenderedEmail | None = None
     failure: str | None = None
     if suppress_reason is None and (recipient_id is not None or conversation_id is not None):
-        sends = await recent_sends(
-            session,
+        sends = count_recent_sends(
+            tx,
             conversation_ids=[conversation_id] if conversation_id is not None else [],
             recipient_ids=[recipient_id] if recipient_id is not None else [],
             now=now,
@@ -437,8 +438,8 @@ async def queue_template_email(
         except InputError as exc:
             log.warning("template %s did not render for %s: %s", template.name, to_addr, exc)
             failure = f"template did not render: {exc}"
-    return await queue_rendered_email(
-        session,
+    return queue_rendered_email(
+        tx,
         rendered=rendered,
         failure=failure,
         suppress_reason=suppress_reason,
@@ -454,8 +455,8 @@ async def queue_template_email(
     )
 
 
-async def queue_rendered_email(
-    session: AsyncSession,
+def queue_rendered_email(
+    tx: Tx,
     *,
     rendered: RenderedEmail | None,
     template_name: str | None,
@@ -499,9 +500,9 @@ async def queue_rendered_email(
         email.body_text = rendered.text
         email.message_id = message_id
         email.raw = raw
-    session.add(email)
-    await session.flush()
-    queries.add_change(session, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id)
+    tx.session.add(email)
+    tx.session.flush()
+    record_change(tx, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id)
     return email
 
 
@@ -540,43 +541,151 @@ def _info(row: EmailTemplate, used_by: tuple[str, ...] = ()) -> TemplateInfo:
     )
 
 
+def _row(tx: Tx, name: str) -> EmailTemplate:
+    row = tx.session.get(EmailTemplate, name.strip().lower())
+    if row is None:
+        raise NotFoundError(f"no template {quoted(name)}")
+    return row
+
+
+def _senders(tx: Tx) -> dict[str, list[str]]:
+    senders: dict[str, list[str]] = {}
+    for auto in tx.session.scalars(select(Automation).order_by(Automation.position)):
+        for action in auto.actions:
+            template = action.get("template") if isinstance(action, dict) else None
+            if template:
+                senders.setdefault(str(template), []).append(f"#{auto.id} {auto.name}")
+        if auto.critical:
+            senders.setdefault(NEW_MESSAGE, []).append(f"#{auto.id} {auto.name}")
+    return senders
+
+
+def _intro(tx: Tx) -> str | None:
+    intro: str | None = tx.session.scalar(
+        select(Automation.text).where(Automation.critical.is_(True))
+    )
+    return intro
+
+
+def _list(tx: Tx) -> list[TemplateInfo]:
+    rows = tx.session.scalars(
+        select(EmailTemplate).order_by(EmailTemplate.kind, EmailTemplate.name)
+    ).all()
+    senders = _senders(tx)
+    return [_info(r, tuple(senders.get(r.name, ()))) for r in rows]
+
+
+def _get(tx: Tx, name: str) -> TemplateInfo:
+    row = _row(tx, name)
+    return _info(row, tuple(_senders(tx).get(row.name, ())))
+
+
+@dataclass(frozen=True, slots=True)
+class _Editing:
+    """What a save starts from: the stored template (if any) and the notification intro."""
+
+    found: TemplateInfo | None
+    intro: str | None
+
+
+def _editing(tx: Tx, key: str) -> _Editing:
+    row = tx.session.get(EmailTemplate, key)
+    return _Editing(found=_info(row) if row is not None else None, intro=_intro(tx))
+
+
+def _save(
+    tx: Tx,
+    *,
+    key: str,
+    kind: str,
+    subject: str,
+    body_text: str,
+    body_html: str,
+    description: str | None,
+    now: datetime,
+) -> TemplateInfo:
+    session = tx.session
+    row = session.get(EmailTemplate, key)
+    if row is None:
+        row = EmailTemplate(name=key, kind=kind, description="", builtin=False, updated_at=now)
+        session.add(row)
+    row.subject = subject
+    row.body_text = body_text
+    row.body_html = body_html
+    if description is not None:
+        row.description = check_header_text(description.strip(), field="description")[:300]
+    row.updated_at = now
+    record_change(tx, kind=ChangeKind.TEMPLATE, at=now)
+    return _info(row)
+
+
+def _delete(tx: Tx, name: str, *, now: datetime) -> None:
+    row = _row(tx, name)
+    if row.builtin:
+        raise PermissionDeniedError(f"{row.name} is a built-in template; edit it instead")
+    senders = _senders(tx).get(row.name)
+    if senders:
+        raise InputError(f"{row.name} is sent by: {', '.join(senders)}; change those first")
+    tx.session.delete(row)
+    record_change(tx, kind=ChangeKind.TEMPLATE, at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Previewed:
+    info: TemplateInfo
+    intro: str | None
+
+
+def _for_preview(tx: Tx, name: str) -> _Previewed:
+    row = _row(tx, name)
+    return _Previewed(info=_info(row), intro=_intro(tx) if row.kind == "notification" else None)
+
+
+def _queue_test(
+    tx: Tx, *, rendered: RenderedEmail, name: str, to: str, identity: MailIdentity, now: datetime
+) -> int:
+    email = queue_rendered_email(
+        tx,
+        rendered=rendered,
+        template_name=name,
+        to_addr=to,
+        to_name="",
+        identity=identity,
+        now=now,
+        kind="test",
+    )
+    return email.id
+
+
+def notification_sources(tx: Tx) -> tuple[str | None, str, str] | None:
+    """The stored new-message template (intro, plain text, HTML), or None (E5)."""
+    template = tx.session.get(EmailTemplate, NEW_MESSAGE)
+    if template is None:
+        return None
+    return _intro(tx), template.body_text, template.body_html
+
+
 class TemplateStore:
     """`service.templates`: list, show, save, delete, preview and test-send (M4, M8)."""
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db: Database,
         *,
         clock: Clock,
         identity: Callable[[], MailIdentity],
         on_change: Callable[[], Awaitable[None]],
-        on_queued: Callable[[], None],
     ) -> None:
-        self._sessions = sessions
+        self._db = db
         self._clock = clock
         self._identity = identity
         self._on_change = on_change
-        self._on_queued = on_queued
 
-    async def list(self) -> list[TemplateInfo]:
-        async with self._sessions() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(EmailTemplate).order_by(EmailTemplate.kind, EmailTemplate.name)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            senders = await self._senders(session)
-        return [_info(r, tuple(senders.get(r.name, ()))) for r in rows]
+    async def list(self) -> builtins.list[TemplateInfo]:
+        return await self._db.read(_list)
 
     async def get(self, name: str) -> TemplateInfo:
-        async with self._sessions() as session:
-            row = await self._row(session, name)
-            senders = await self._senders(session)
-        return _info(row, tuple(senders.get(row.name, ())))
+        return await self._db.read(_get, name)
 
     async def save(
         self,
@@ -594,11 +703,8 @@ class TemplateStore:
         transaction: a template that breaks a limit costs its own time only.
         """
         key = _check_name(name)
-        async with self._sessions() as session:
-            found = await session.get(EmailTemplate, key)
-            intro = await session.scalar(
-                select(Automation.text).where(Automation.critical.is_(True))
-            )
+        editing = await self._db.read(_editing, key)
+        found = editing.found
         if found is None:
             if kind == "notification":
                 raise PermissionDeniedError("there is only one notification template")
@@ -614,38 +720,24 @@ class TemplateStore:
             subject=wanted_subject,
             body_text=wanted_text,
             body_html=wanted_html,
-            intro=intro,
+            intro=editing.intro,
             workspace=self._identity().from_name,
         )
-        now = self._clock.now()
-        async with self._sessions.begin() as session:
-            row = await session.get(EmailTemplate, key)
-            if row is None:
-                row = EmailTemplate(
-                    name=key, kind=wanted_kind, description="", builtin=False, updated_at=now
-                )
-                session.add(row)
-            row.subject = wanted_subject
-            row.body_text = wanted_text
-            row.body_html = wanted_html
-            if description is not None:
-                row.description = check_header_text(description.strip(), field="description")[:300]
-            row.updated_at = now
-            queries.add_change(session, kind=ChangeKind.TEMPLATE, at=now)
-            info = _info(row)
+        info = await self._db.write(
+            _save,
+            key=key,
+            kind=wanted_kind,
+            subject=wanted_subject,
+            body_text=wanted_text,
+            body_html=wanted_html,
+            description=description,
+            now=self._clock.now(),
+        )
         await self._on_change()
         return info
 
     async def delete(self, name: str) -> None:
-        async with self._sessions.begin() as session:
-            row = await self._row(session, name)
-            if row.builtin:
-                raise PermissionDeniedError(f"{row.name} is a built-in template; edit it instead")
-            senders = (await self._senders(session)).get(row.name)
-            if senders:
-                raise InputError(f"{row.name} is sent by: {', '.join(senders)}; change those first")
-            await session.delete(row)
-            queries.add_change(session, kind=ChangeKind.TEMPLATE, at=self._clock.now())
+        await self._db.write(_delete, name, now=self._clock.now())
         await self._on_change()
 
     async def preview(
@@ -658,12 +750,8 @@ class TemplateStore:
         intro: str | None = None,
     ) -> RenderedEmail:
         """Render with sample data; unsaved edits can be given to see them before saving."""
-        async with self._sessions() as session:
-            row = await self._row(session, name)
-            if intro is None and row.kind == "notification":
-                intro = await session.scalar(
-                    select(Automation.text).where(Automation.critical.is_(True))
-                )
+        found = await self._db.read(_for_preview, name)
+        row = found.info
         return await asyncio.to_thread(
             render_sample,
             name=row.name,
@@ -671,7 +759,7 @@ class TemplateStore:
             subject=row.subject if subject is None else subject,
             body_text=row.body_text if body_text is None else body_text,
             body_html=row.body_html if body_html is None else body_html,
-            intro=intro,
+            intro=intro if intro is not None else found.intro,
             workspace=self._identity().from_name,
         )
 
@@ -679,48 +767,19 @@ class TemplateStore:
         """Queue the template with sample data to `to`; returns the log entry's id."""
         address = normalize_address(to)
         rendered = await self.preview(name)
-        now = self._clock.now()
-        identity = self._identity()
         test = RenderedEmail(
             subject=clean_header_text("[test] " + rendered.subject, max_len=SUBJECT_MAX_CHARS),
             text=rendered.text,
             html=rendered.html,
         )
-        async with self._sessions.begin() as session:
-            email = await queue_rendered_email(
-                session,
-                rendered=test,
-                template_name=name.strip().lower(),
-                to_addr=address,
-                to_name="",
-                identity=identity,
-                now=now,
-                kind="test",
-            )
-            email_id = email.id
-        self._on_queued()
-        return email_id
-
-    @staticmethod
-    async def _row(session: AsyncSession, name: str) -> EmailTemplate:
-        row = await session.get(EmailTemplate, name.strip().lower())
-        if row is None:
-            raise NotFoundError(f"no template {quoted(name)}")
-        return row
-
-    @staticmethod
-    async def _senders(session: AsyncSession) -> dict[str, builtins.list[str]]:
-        senders: dict[str, builtins.list[str]] = {}
-        for auto in (
-            await session.execute(select(Automation).order_by(Automation.position))
-        ).scalars():
-            for action in auto.actions:
-                template = action.get("template") if isinstance(action, dict) else None
-                if template:
-                    senders.setdefault(str(template), []).append(f"#{auto.id} {auto.name}")
-            if auto.critical:
-                senders.setdefault(NEW_MESSAGE, []).append(f"#{auto.id} {auto.name}")
-        return senders
+        return await self._db.write(
+            _queue_test,
+            rendered=test,
+            name=name.strip().lower(),
+            to=address,
+            identity=self._identity(),
+            now=self._clock.now(),
+        )
 
 
 class StoredNotificationRenderer(TemplateRenderer):

@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import conversations as ops
-from services.automations import cache_automations
+from services import legacy_ops as ops
 from services.clock import Clock
 from services.domain.email_plan import LOOP_TAG
 from services.domain.headers import clean_header_text
@@ -556,8 +555,6 @@ class IncomingMail:
         policy = self._policy()
         mails = await _parse_off_loop(raws)
         async with self._sessions.begin() as session:
-            # Nothing in a batch edits automations: each trigger's list is read once.
-            cache_automations(session)
             results = [
                 await self._route(session, raw, mail, policy)
                 for raw, mail in zip(raws, mails, strict=True)

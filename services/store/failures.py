@@ -27,6 +27,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
 from services.errors import (
+    DeskbellError,
     StoreBusyError,
     StoreConflictError,
     StoreCorruptError,
@@ -223,6 +224,8 @@ def translate_error(
     """The service's error for a driver's `exc` (raise it `from exc`); `exc` itself when the
     failure is not the store's to explain (a bug, bad SQL, an error the work raised).
     `path` names the SQLite file in the message."""
+    if isinstance(exc, DeskbellError):
+        return exc  # the work's own refusal (PermissionDeniedError is also an OSError)
     failure = failure or classify(exc)
     orig = _driver_error(exc)
     if isinstance(orig, sqlite3.Error | OSError) and failure is not Failure.INTEGRITY:

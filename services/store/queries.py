@@ -1,89 +1,147 @@
-"""Plain query functions over a session: the only place that knows table shapes."""
+"""Look-ups shared by units of work: the only place that knows how a person or an item reads.
+
+A person is read as one typed snapshot (`PersonInfo`, with its `NotificationSettings`) from one
+row, by `person_info_from_row`; nothing else interprets the `persons` columns. Everything here
+runs inside a unit of work (`Tx`), with statements prepared once (services/store/prepared.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
 from services.store.changes import queue_change
+from services.store.database import Tx
 from services.store.models import (
     Conversation,
     ConversationMember,
-    Delivery,
     Follower,
     Item,
     Person,
 )
+from services.store.prepared import Prepared
 from services.views import ChangeKind, PersonInfo
 
 __all__ = [
+    "NEVER_DELAY",
+    "PERSON_COLUMNS",
     "add_change",
     "audience",
     "conversation_for_item",
     "domain_person",
-    "item_by_number",
-    "item_conversation",
+    "item_id_by_number",
     "person_by_email",
-    "person_info",
+    "person_by_id",
+    "person_info_from_row",
+    "settings_from_row",
     "settings_of",
+    "stored_delay",
+    "visible_conversations_clause",
 ]
-
-
-async def person_by_email(session: AsyncSession, email: str) -> Person:
-    person = (
-        await session.execute(select(Person).where(Person.email == email.strip().lower()))
-    ).scalar_one_or_none()
-    if person is None:
-        raise NotFoundError(f"no person with the address {email}")
-    return person
-
-
-async def item_by_number(session: AsyncSession, number: int) -> Item:
-    item = (await session.execute(select(Item).where(Item.number == number))).scalar_one_or_none()
-    if item is None:
-        raise NotFoundError(f"no item #{number}")
-    return item
-
-
-async def conversation_for_item(
-    session: AsyncSession, item_id: int, kind: ConversationKind
-) -> Conversation:
-    conv = (
-        await session.execute(
-            select(Conversation).where(Conversation.item_id == item_id, Conversation.kind == kind)
-        )
-    ).scalar_one()
-    return conv
-
-
-async def item_conversation(
-    session: AsyncSession, number: int, kind: ConversationKind
-) -> Conversation:
-    """Item N's internal or external conversation, in one query."""
-    conv = (
-        await session.execute(
-            select(Conversation)
-            .join(Item, Item.id == Conversation.item_id)
-            .where(Item.number == number, Conversation.kind == kind)
-        )
-    ).scalar_one_or_none()
-    if conv is None:
-        raise NotFoundError(f"no item #{number}")
-    return conv
-
 
 # A person's stored delay: NULL follows the workspace's default, 0 means "never email me".
 NEVER_DELAY = 0
 
+# The columns of a person snapshot, in the order `person_info_from_row` reads them.
+PERSON_COLUMNS = (
+    Person.id,
+    Person.email,
+    Person.name,
+    Person.kind,
+    Person.is_admin,
+    Person.notify_in_app,
+    Person.notify_email,
+    Person.notify_sound,
+    Person.delay_s,
+    Person.dnd_until,
+    Person.dnd_weekly,
+)
+_SETTINGS_AT = 5  # where the notification settings start in PERSON_COLUMNS
+
 
 def stored_delay(delay_s: int | None) -> int:
     return NEVER_DELAY if delay_s is None else delay_s
+
+
+def _delay(stored: int | None, default_delay_s: int) -> int | None:
+    if stored is None:
+        return default_delay_s
+    return None if stored == NEVER_DELAY else stored
+
+
+def settings_from_row(row: Sequence[Any], *, default_delay_s: int) -> NotificationSettings:
+    """R5, N6, E1: the settings part of a `PERSON_COLUMNS` row (from its sixth column on)."""
+    in_app, email, sound, delay_s, dnd_until, dnd_weekly = row[_SETTINGS_AT : _SETTINGS_AT + 6]
+    return NotificationSettings(
+        in_app=bool(in_app),
+        email=bool(email),
+        sound=bool(sound),
+        delay_s=_delay(delay_s, default_delay_s),
+        dnd_until=dnd_until,
+        dnd_weekly=tuple((int(w[0]), int(w[1]), int(w[2])) for w in dnd_weekly or ()),
+    )
+
+
+def person_info_from_row(row: Sequence[Any], *, default_delay_s: int) -> PersonInfo:
+    """A person as the service hands it out, from one `PERSON_COLUMNS` row."""
+    return PersonInfo(
+        id=row[0],
+        email=row[1],
+        name=row[2],
+        kind=PersonKind(row[3]),
+        is_admin=bool(row[4]),
+        settings=settings_from_row(row, default_delay_s=default_delay_s),
+    )
+
+
+_PERSON_BY_EMAIL = Prepared(select(*PERSON_COLUMNS).where(Person.email == bindparam("email")))
+_PERSON_BY_ID = Prepared(select(*PERSON_COLUMNS).where(Person.id == bindparam("person_id")))
+_ITEM_ID = Prepared[tuple[int]](select(Item.id).where(Item.number == bindparam("number")))
+
+
+def person_by_email(tx: Tx, email: str, *, default_delay_s: int) -> PersonInfo:
+    rows = tx.run(_PERSON_BY_EMAIL, {"email": email.strip().lower()})
+    if not rows:
+        raise NotFoundError(f"no person with the address {email}")
+    return person_info_from_row(rows[0], default_delay_s=default_delay_s)
+
+
+def person_by_id(tx: Tx, person_id: int, *, default_delay_s: int) -> PersonInfo:
+    rows = tx.run(_PERSON_BY_ID, {"person_id": person_id})
+    if not rows:
+        raise NotFoundError(f"no person {person_id}")
+    return person_info_from_row(rows[0], default_delay_s=default_delay_s)
+
+
+def item_id_by_number(tx: Tx, number: int) -> int:
+    rows = tx.run(_ITEM_ID, {"number": number})
+    if not rows:
+        raise NotFoundError(f"no item #{number}")
+    return rows[0][0]
+
+
+def visible_conversations_clause(person_id: Any) -> Any:
+    """The conversations `person_id` (an id or a bind parameter) takes part in: an item's
+    they follow, or a direct one."""
+    return or_(
+        Conversation.item_id.in_(select(Follower.item_id).where(Follower.person_id == person_id)),
+        Conversation.id.in_(
+            select(ConversationMember.conversation_id).where(
+                ConversationMember.person_id == person_id
+            )
+        ),
+    )
+
+
+# --- for the modules still on the old store's async sessions (fallback, incoming) ----------
+# They go once those modules run their transactions on `Database`.
 
 
 def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings:
@@ -91,13 +149,7 @@ def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings
         in_app=person.notify_in_app,
         email=person.notify_email,
         sound=person.notify_sound,
-        delay_s=(
-            default_delay_s
-            if person.delay_s is None
-            else None
-            if person.delay_s == NEVER_DELAY
-            else person.delay_s
-        ),
+        delay_s=_delay(person.delay_s, default_delay_s),
         dnd_until=person.dnd_until,
         dnd_weekly=tuple((int(w[0]), int(w[1]), int(w[2])) for w in person.dnd_weekly or ()),
     )
@@ -109,15 +161,15 @@ def domain_person(person: Person) -> DomainPerson:
     )
 
 
-def person_info(person: Person, *, default_delay_s: int = 60) -> PersonInfo:
-    return PersonInfo(
-        id=person.id,
-        email=person.email,
-        name=person.name,
-        kind=PersonKind(person.kind),
-        is_admin=person.is_admin,
-        settings=settings_of(person, default_delay_s=default_delay_s),
-    )
+async def conversation_for_item(
+    session: AsyncSession, item_id: int, kind: ConversationKind
+) -> Conversation:
+    conv = (
+        await session.execute(
+            select(Conversation).where(Conversation.item_id == item_id, Conversation.kind == kind)
+        )
+    ).scalar_one()
+    return conv
 
 
 async def audience(session: AsyncSession, conv: Conversation) -> Sequence[Person]:
@@ -139,37 +191,6 @@ async def audience(session: AsyncSession, conv: Conversation) -> Sequence[Person
     return (await session.execute(stmt)).scalars().all()
 
 
-async def mark_seen_rows(
-    session: AsyncSession, *, person_id: int, message_ids: Iterable[int], at: datetime
-) -> set[int]:
-    """Record seen for `person_id`; returns the conversations whose counts fell."""
-    ids = list(message_ids)
-    if not ids:
-        return set()
-    convs: set[int] = set()
-    for start in range(0, len(ids), 500):  # stay under bound-parameter limits
-        chunk = ids[start : start + 500]
-        where = and_(
-            Delivery.recipient_id == person_id,
-            Delivery.message_id.in_(chunk),
-            Delivery.seen_at.is_(None),
-        )
-        convs.update(
-            (await session.execute(select(Delivery.conversation_id).where(where).distinct()))
-            .scalars()
-            .all()
-        )
-        # A pending delivery seen in time is never emailed (S3); one already handed to an email
-        # keeps its state, and the outbox leaves it out if still unsent (E3).
-        await session.execute(
-            update(Delivery)
-            .where(where, Delivery.state == "pending")
-            .values(seen_at=at, state="seen")
-        )
-        await session.execute(update(Delivery).where(where).values(seen_at=at))
-    return convs
-
-
 def add_change(
     session: AsyncSession,
     *,
@@ -181,15 +202,4 @@ def add_change(
     """`record_change` for the modules still on the old store's sessions."""
     queue_change(
         session.info, kind=kind, at=at, conversation_id=conversation_id, person_id=person_id
-    )
-
-
-def visible_conversations_clause(person_id: int) -> object:
-    return or_(
-        Conversation.item_id.in_(select(Follower.item_id).where(Follower.person_id == person_id)),
-        Conversation.id.in_(
-            select(ConversationMember.conversation_id).where(
-                ConversationMember.person_id == person_id
-            )
-        ),
     )

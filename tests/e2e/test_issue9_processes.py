@@ -334,7 +334,7 @@ def test_t1_no_change_is_missed_by_any_subscriber(target: Target, tmp_path: Path
     outs += heard_by_posters
 
     def messages_heard(out: Path) -> Counter[int]:
-        ids = {(e["id"], e["conversation_id"]) for e in heard(out) if e["kind"] == "message"}
+        ids = {(e["position"], e["conversation_id"]) for e in heard(out) if e["kind"] == "message"}
         return Counter(conversation for _id, conversation in ids)
 
     for out in outs:

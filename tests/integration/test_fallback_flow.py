@@ -10,6 +10,7 @@ from services.api import ConversationKind, Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.errors import InputError, PermissionDeniedError
+from tests.support.databases import sqlite_only
 from tests.support.smtpd import SmtpServer
 from tests.support.world import World, open_service, seed
 
@@ -266,9 +267,14 @@ async def test_e6_each_recipient_has_its_own_outcome(
     assert by_to == {"ann@example.com": EmailStatus.SENT, "bob@example.com": EmailStatus.FAILED}
 
 
+@sqlite_only
 async def test_e7_interrupted_send_is_resent_with_the_same_message_id(
     database_url: str, clock: ManualClock, smtp_server: SmtpServer
 ) -> None:
+    """E7: a claim is resent with the same Message-ID once it runs out.
+
+    The lease follows the injected clock, which is the database's clock on SQLite only (on
+    PostgreSQL it is the server's: test_outbox_claims proves that one)."""
     svc = await open_service(database_url, clock=clock)
     await svc.set_config("smtp.host", "127.0.0.1")
     await svc.set_config("smtp.port", str(smtp_server.port))

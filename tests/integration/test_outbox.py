@@ -102,11 +102,15 @@ async def test_e7_each_acceptance_is_on_disk_before_the_next_data(
     assert handler.unrecorded_at_data == [0] * queued
 
 
+@sqlite_only
 async def test_e7_a_lost_claim_is_never_sent_by_the_old_owner(
     svc: Service, world: World, clock: ManualClock
 ) -> None:
     """A process that fell behind (its batch's claims ran out, another process took them) sends
-    none of the emails it no longer owns."""
+    none of the emails it no longer owns.
+
+    The lease follows the injected clock, which is the database's clock on SQLite only (on
+    PostgreSQL it is the server's: test_outbox_claims proves that one)."""
     async with SmtpServer() as server:
         await svc.set_config("smtp.port", str(server.port))
         await _queue(svc, clock)
@@ -253,12 +257,16 @@ async def test_e6_unusable_settings_surface_once_from_the_running_outbox(
     assert "SMTP settings cannot be used" in lines[0] and "mail example.com" in lines[0]
 
 
+@sqlite_only
 async def test_t2_an_email_claimed_elsewhere_is_a_deadline_for_this_sender(
     svc: Service, world: World, clock: ManualClock
 ) -> None:
     """T2, E7: the outbox sleeps until its next deadline and no other wake-up (issue 9), so
     an email another process holds (or freed when it stopped) must be one: when the claim
-    runs out, this sender takes the email, at that very moment, not an instant later."""
+    runs out, this sender takes the email, at that very moment, not an instant later.
+
+    The lease follows the injected clock, which is the database's clock on SQLite only (on
+    PostgreSQL it is the server's: test_outbox_claims proves that one)."""
     queued = await _queue(svc, clock)
     held_until = clock.now() + timedelta(seconds=30)  # sooner than this sender's lease
     async with svc.store.sessions.begin() as session:

@@ -15,10 +15,8 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from services.api import ConversationKind, Service
 from services.clock import ManualClock
@@ -30,6 +28,7 @@ from services.errors import (
     StoreReadOnlyError,
 )
 from services.store import db as store_db
+from services.store.database import Tx
 from services.store.db import DB_FILENAME
 from services.store.rescue import rescue_database
 from tests.support.storage import (
@@ -252,15 +251,13 @@ async def _post_until_it_fails(service: Service, text: str) -> None:
     raise AssertionError("100 big messages fitted")
 
 
-def _limit_pages(service: Service, limit: dict[str, int]) -> None:
-    """SQLite's max_page_count on every connection: the file cannot grow past it."""
+async def _limit_pages(service: Service, pages: int) -> None:
+    """SQLite's max_page_count on the connection that writes: the file cannot grow past it."""
 
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA max_page_count = {limit['pages']}")
-        cursor.close()
+    def limit(tx: Tx) -> None:
+        tx.conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
 
-    event.listen(service.store.engine.sync_engine, "connect", on_connect)
+    await service.db.write(limit)
 
 
 async def test_d8_a_full_database_file_refuses_the_write_keeps_the_rest_and_recovers(
@@ -271,17 +268,14 @@ async def test_d8_a_full_database_file_refuses_the_write_keeps_the_rest_and_reco
     try:
         with contextlib.closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
             pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-        limit = {"pages": pages}
-        _limit_pages(service, limit)
-        await service.store.engine.dispose()
+        await _limit_pages(service, pages)
         big = "x" * 60_000
         with pytest.raises(StoreFullError) as caught:
             await _post_until_it_fails(service, big)
         assert "full" in _one_line(caught.value)
         before = [m.text for _, m in await service.item_messages(1)]
         assert before[0] == "kept"
-        limit["pages"] = 1_000_000
-        await service.store.engine.dispose()
+        await _limit_pages(service, 1_000_000)
         await service.post(author=ANN, text="after", item_number=1, kind=ConversationKind.INTERNAL)
         assert [m.text for _, m in await service.item_messages(1)] == [*before, "after"]
     finally:

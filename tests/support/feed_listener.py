@@ -3,7 +3,7 @@
     python -m tests.support.feed_listener (--data-dir DIR | --database-url URL) --out FILE
 
 It opens and starts the service as the app does, subscribes with `Service.subscribe`, prints
-"ready", and appends one JSON line per event heard to FILE (`id`, `kind`, `conversation_id`,
+"ready", and appends one JSON line per event heard to FILE (`position`, `kind`, `conversation_id`,
 `person_id`), flushed at once, until its standard input closes.
 """
 
@@ -38,7 +38,7 @@ def recorder(out: TextIO) -> Callable[[Sequence[ChangeEvent]], None]:
     def on_events(events: Sequence[ChangeEvent]) -> None:
         for e in events:
             row = {
-                "id": e.id,
+                "position": e.position,
                 "kind": str(e.kind),
                 "conversation_id": e.conversation_id,
                 "person_id": e.person_id,

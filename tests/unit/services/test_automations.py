@@ -261,17 +261,19 @@ async def test_m3_an_automation_never_triggers_on_its_own_output(
 
 
 async def test_m3_automated_events_fire_nothing(svc: Service, world: World) -> None:
-    from services.automations import AutomationEvent, Trigger, fire
+    from services.automations import AutomationEvent, Trigger, fire, load_rules
 
     item = await svc.item(1)
-    async with svc.store.sessions.begin() as session:
-        result = await fire(
-            session,
-            AutomationEvent(trigger=Trigger.ITEM_CLOSED, item_id=item.id, automated=True),
-            now=svc.clock.now(),
-            identity=svc.mail_identity(),
-            default_delay_s=60,
-        )
+    rules = await svc.db.read(load_rules)
+    assert rules[Trigger.ITEM_CLOSED]  # the shipped example would fire for a person's close
+    result = await svc.db.write(
+        fire,
+        AutomationEvent(trigger=Trigger.ITEM_CLOSED, item_id=item.id, automated=True),
+        rules=rules,
+        now=svc.clock.now(),
+        identity=svc.mail_identity(),
+        default_delay_s=60,
+    )
     assert result.automations == ()
     assert await _messages(svc) == []
 

@@ -1,0 +1,282 @@
+"""How the service is put together: its parts built in one place, started and stopped in order.
+
+Start: the settings and the notification template are read at open; `start()` then runs the
+change feed (with the reactor listening), the fallback scheduler, the outbox, the hourly
+upkeep and the IMAP reader, in that order; `stop()` ends them in reverse. The mail parts
+(scheduler, outbox, incoming mail) are built, and their code imported, on first use: a
+window that only reads never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from services import operations
+from services.automations import AutomationCache, Automations
+from services.clock import Clock
+from services.email_log import LOG_WINDOW, PURGE_EVERY, purge_log
+from services.events import ChangeFeed
+from services.reactor import ChangeReactor
+from services.retry_log import RetryLog
+from services.secrets import SecretStore
+from services.settings import Config, load_settings
+from services.store.database import Database
+from services.store.db import Store, run_in_session
+from services.system_emails import SystemEmails
+from services.template_store import TemplateStore, notification_renderer, notification_sources
+from services.templates import TemplateRenderer
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from services.fallback import FallbackScheduler, MailIdentity
+    from services.incoming.router import IncomingMail, MailPolicy
+    from services.mail.outbox import OutboxWorker
+    from services.mail.smtp import SmtpSettings
+    from services.store.models import Conversation, Item, Message, Person
+
+__all__ = ["Wiring"]
+
+log = logging.getLogger(__name__)
+
+
+class Wiring:
+    """The service's parts and their life; `services.api.Service` is the door to them."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: Store,
+        clock: Clock,
+        secrets: SecretStore,
+        identity: Callable[[], MailIdentity],
+        smtp_settings: Callable[[], Awaitable[SmtpSettings | None]],
+        mail_policy: Callable[[], MailPolicy],
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.clock = clock
+        self.secrets = secrets
+        self.identity = identity
+        self._smtp_settings = smtp_settings
+        self._mail_policy = mail_policy
+        self.config = Config()
+        self.rules = AutomationCache()
+        self.renderer: TemplateRenderer = TemplateRenderer()
+        self.feed = ChangeFeed(db, clock=clock)
+        self.automations = Automations(db, clock=clock, on_change=self.templates_changed)
+        self.templates = TemplateStore(
+            db, clock=clock, identity=identity, on_change=self.templates_changed
+        )
+        self.system_emails = SystemEmails(db, clock=clock, identity=identity)
+        self._scheduler: FallbackScheduler | None = None
+        self._outbox: OutboxWorker | None = None
+        self._incoming: IncomingMail | None = None
+        self._reactor: ChangeReactor | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._upkeep: asyncio.Task[None] | None = None
+        self._imap_started_with: tuple[str, ...] = ()
+        self._restarts: set[asyncio.Task[None]] = set()
+        self.running = False
+
+    # --- the mail parts, built on first use ------------------------------------------------
+
+    @property
+    def scheduler(self) -> FallbackScheduler:
+        if self._scheduler is None:
+            from services.fallback import FallbackScheduler
+
+            self._scheduler = FallbackScheduler(
+                self.db,
+                clock=self.clock,
+                identity=self.identity,
+                renderer=lambda: self.renderer,
+                on_queued=self._queued,
+            )
+        return self._scheduler
+
+    @property
+    def outbox(self) -> OutboxWorker:
+        if self._outbox is None:
+            from services.mail.outbox import OutboxWorker
+
+            self._outbox = OutboxWorker(
+                self.db,
+                clock=self.clock,
+                smtp_settings=self._smtp_settings,
+                lease=lambda: timedelta(seconds=int(self.config("outbox.lease_s"))),
+                bounce_key=lambda: self.config.token_key,
+                on_change=self.feed.poke,
+            )
+        return self._outbox
+
+    @property
+    def incoming(self) -> IncomingMail:
+        if self._incoming is None:
+            from services.incoming.router import IncomingMail
+
+            self._incoming = IncomingMail(
+                self.store.sessions,
+                db=self.db,
+                clock=self.clock,
+                secrets=self.secrets,
+                config=self.config,
+                policy=self._mail_policy,
+                on_posted=self._mail_posted,
+                on_item_created=self._mail_item_created,
+                on_person_created=self._mail_person_created,
+                on_written=self.feed.poke,
+            )
+        return self._incoming
+
+    def _queued(self) -> None:
+        self.outbox.wake()
+        self.feed.poke()
+
+    # --- what writes need ---------------------------------------------------------------------
+
+    def default_delay_s(self) -> int:
+        return int(self.config("unseen_delay_s"))
+
+    async def context(self) -> operations.Context:
+        """What a write needs: the time, the default delay, the automations, who mails."""
+        return operations.Context(
+            now=self.clock.now(),
+            default_delay_s=self.default_delay_s(),
+            rules=await self.rules.rules(self.db),
+            identity=self.identity(),
+        )
+
+    # --- loading and reloading ------------------------------------------------------------
+
+    async def load(self) -> None:
+        """At open: the settings and the notification template."""
+        self.config.use(await self.db.read(load_settings))
+        await self.reload_templates()
+
+    async def reload_settings(self) -> None:
+        self.config.use(await self.db.read(load_settings))
+        await self.restart_incoming_if_changed()
+
+    async def reload_templates(self) -> None:
+        """The notification renderer: the stored new-message template and intro (E5, M1)."""
+        sources = await self.db.read(notification_sources)
+        if sources is not None:
+            intro, body_text, body_html = sources
+            self.renderer = notification_renderer(
+                intro=intro, body_text=body_text, body_html=body_html
+            )
+
+    async def templates_changed(self) -> None:
+        """This process changed an automation or a template: in force for its next write."""
+        self.rules.clear()
+        await self.reload_templates()
+
+    # --- start and stop ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the background work: change feed, fallback scheduler, outbox, upkeep, IMAP."""
+        self._reactor = ChangeReactor(
+            scheduler=self.scheduler,
+            outbox=self.outbox,
+            reload_settings=self.reload_settings,
+            forget_automations=self.rules.clear,
+            reload_templates=self.reload_templates,
+        )
+        self._unsubscribe = self.feed.subscribe(self._reactor)
+        await self.feed.start()
+        self.scheduler.start()
+        self.outbox.start()
+        self._upkeep = asyncio.create_task(self._upkeep_forever(), name="deskbell-upkeep")
+        await self._start_incoming()
+        self.running = True
+
+    async def stop(self) -> None:
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
+            self._upkeep = None
+        if self._incoming is not None:
+            await self._incoming.stop()  # also when started alone (its reader holds a lease)
+        if self.running:
+            await self.outbox.stop()
+            await self.scheduler.stop()
+            self.running = False
+        await self.feed.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._reactor is not None:
+            await self._reactor.stop()
+            self._reactor = None
+
+    async def _upkeep_forever(self) -> None:
+        """Hourly: the email log past 72 hours (M6) and the change feed past its window."""
+        retry = RetryLog(log, "purging old log entries and changes")
+        while True:
+            try:
+                removed = await self.db.write(purge_log, before=self.clock.now() - LOG_WINDOW)
+                if removed:
+                    log.info("purged %d log entries older than 72 hours", removed)
+                await self.feed.purge()
+                retry.succeeded()
+            except Exception as exc:
+                retry.failed(exc)
+            await asyncio.sleep(PURGE_EVERY.total_seconds())
+
+    # --- the IMAP reader (I1) ------------------------------------------------------------------
+
+    def _imap_signature(self) -> tuple[str, ...]:
+        return tuple(v for k, v in self.config.known().items() if k.startswith("imap."))
+
+    async def _start_incoming(self) -> None:
+        """The IMAP reader, when imap.host is set (I1), with the settings it started with."""
+        self._imap_started_with = self._imap_signature()
+        await self.incoming.start()
+
+    def restart_incoming_in_background(self) -> None:
+        """A new IMAP password: the reader starts again with it."""
+        task = asyncio.get_running_loop().create_task(self.restart_incoming_if_changed(force=True))
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
+
+    async def restart_incoming_if_changed(self, *, force: bool = False) -> None:
+        """New mailbox settings take effect at once, not at the next launch."""
+        if self.running and (force or self._imap_signature() != self._imap_started_with):
+            await self.incoming.stop()
+            await self._start_incoming()
+
+    # --- the incoming router's hooks, in its own transaction (old store) -----------------------
+
+    async def _mail_posted(
+        self, session: AsyncSession, message: Message, conv: Conversation, author: Person
+    ) -> None:
+        # Loop-checked mail was written by a person, so it fires like a post (M3 keeps
+        # automatic mail out before it gets here).
+        from services.conversations import Posted
+        from services.legacy_ops import conversation_ref
+
+        posted = Posted(
+            message_id=message.id,
+            conversation=conversation_ref(conv),
+            author_id=author.id,
+            recipient_ids=(),
+        )
+        await run_in_session(session, operations.message_posted, await self.context(), posted)
+
+    async def _mail_item_created(self, session: AsyncSession, item: Item) -> None:
+        await run_in_session(session, operations.item_created, await self.context(), item.id)
+
+    async def _mail_person_created(self, session: AsyncSession, person: Person) -> None:
+        from services.legacy_ops import person_info
+
+        ctx = await self.context()
+        info = person_info(person, default_delay_s=ctx.default_delay_s)
+        await run_in_session(session, operations.person_created, ctx, info)
