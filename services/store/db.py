@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from services.errors import StoreBusyError, StoreUnavailableError
 from services.store.database import Tx, decode_text, has_before_commit
 from services.store.failures import is_damage, store_error, watch_engine
+from services.store.workspace_lock import lock_workspace
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -229,6 +230,7 @@ def _upgrade(connection: Connection) -> None:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
+    lock_workspace(connection)  # then look: another process may have just migrated
     if MigrationContext.configure(connection).get_current_revision() != head_revision():
         command.upgrade(_alembic_config(connection), "head")
 
@@ -340,9 +342,13 @@ def _check_and_migrate(path: Path, now: datetime) -> str | None:
         _backup_sqlite(path, now)
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "connect", _driver_autocommit)
+    event.listen(engine, "begin", _begin_sqlite)
     watch_engine(engine, path=path)
     try:
-        with engine.begin() as conn:
+        # One transaction under the write lock: a process starting at the same time waits,
+        # then finds the schema migrated; a migration that fails leaves nothing half done.
+        with engine.connect().execution_options(**{_WRITE_OPTION: True}) as conn, conn.begin():
             _upgrade(conn)
     finally:
         engine.dispose()
