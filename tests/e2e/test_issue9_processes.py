@@ -181,17 +181,7 @@ def _serve_running(log: Path) -> bool:
 FIRST_STARTS = 8
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(
-        sqlite="first starts must migrate and seed idempotently: two processes create the "
-        "same tables ('table changes already exists')",
-        postgresql="migrations and first-start seeding must take an advisory lock: "
-        "concurrent first starts fail creating the same types and tables",
-        race=True,  # seen passing once on SQLite under a load of 9: the starts did not overlap
-    ),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_t1_eight_simultaneous_first_starts_migrate_once_and_seed_once(
     target: Target, tmp_path: Path
 ) -> None:
