@@ -359,6 +359,10 @@ def test_t1_no_change_is_missed_by_any_subscriber(target: Target, tmp_path: Path
 # --- idle ------------------------------------------------------------------------------------
 
 IDLE_WINDOW_S = 5.0
+# Start-up work is over once the process reports itself running; what follows (a first feed
+# read, a scheduler pass) takes well under a second even on a slow machine. The bound only
+# limits what a process that never goes quiet (today's engine) costs the suite.
+QUIET_WITHIN_S = 20
 # An idle process has nothing to do until its next deadline: no wake-up at all. A handful is
 # allowed for what no program controls (a signal, the kernel's own housekeeping of a thread).
 IDLE_MAX_SWITCHES = 3
@@ -388,10 +392,10 @@ def test_issue9_an_idle_serve_does_not_wake_up(target: Target, tmp_path: Path) -
     log = tmp_path / "serve.log"
     serve = target.start("-m", "app.cli", *target.where, "serve", log=log)
     assert wait_until(lambda: _serve_running(log), timeout_s=TIMEOUT_S), log.read_text()
-    settled = wait_until_quiet(serve.pid, timeout_s=60)
+    settled = wait_until_quiet(serve.pid, timeout_s=QUIET_WITHIN_S)
     idle = measure(serve.pid, IDLE_WINDOW_S)
     assert settled is not None and idle.switches <= IDLE_MAX_SWITCHES, f"idle serve: {idle}" + (
-        "" if settled else " (it never went quiet for 1 s in 60 s)"
+        "" if settled else f" (it never went quiet for 1 s in {QUIET_WITHIN_S} s)"
     )
     assert serve.poll() is None, log.read_text()
 
@@ -427,9 +431,9 @@ def test_issue9_an_idle_desktop_app_does_not_wake_up(target: Target, tmp_path: P
         env={"QT_QPA_PLATFORM": "offscreen", "DESKBELL_TEST_STATE_FILE": str(state)},
     )
     assert wait_until(state.exists, timeout_s=TIMEOUT_S), (tmp_path / "desktop.log").read_text()
-    settled = wait_until_quiet(app.pid, timeout_s=60)
+    settled = wait_until_quiet(app.pid, timeout_s=QUIET_WITHIN_S)
     idle = measure(app.pid, IDLE_WINDOW_S)
     assert settled is not None and idle.switches <= IDLE_MAX_SWITCHES, f"idle desktop: {idle}" + (
-        "" if settled else " (it never went quiet for 1 s in 60 s)"
+        "" if settled else f" (it never went quiet for 1 s in {QUIET_WITHIN_S} s)"
     )
     assert app.poll() is None, (tmp_path / "desktop.log").read_text()
