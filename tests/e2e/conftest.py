@@ -29,12 +29,18 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 @dataclass
 class Deskbell:
-    """Runs `python -m app.cli ...` on one data folder; keeps the `serve` processes it started
-    (their logs go to `log_dir`, the data folder unless told: a full disk must not stop them)."""
+    """Runs `python -m app.cli ...` on one data folder (and on the PostgreSQL database `url`,
+    when given); keeps the `serve` processes it started (their logs go to `log_dir`, the data
+    folder unless told: a full disk must not stop them)."""
 
     data_dir: Path
     served: list[subprocess.Popen[str]] = field(default_factory=list)
     log_dir: Path | None = None
+    url: str | None = None
+
+    def _command(self, *args: str) -> list[str]:
+        team = ["--database-url", self.url] if self.url else []
+        return [sys.executable, "-m", "app.cli", *team, *args]
 
     def run(
         self,
@@ -45,7 +51,7 @@ class Deskbell:
     ) -> subprocess.CompletedProcess[str]:
         """`prefix` runs it through another command (setpriv, say)."""
         done = subprocess.run(
-            [*prefix, sys.executable, "-m", "app.cli", *args],
+            [*prefix, *self._command(*args)],
             cwd=ROOT,
             env=_env(self.data_dir),
             input=stdin,
@@ -71,7 +77,7 @@ class Deskbell:
     def serve(self, *args: str) -> subprocess.Popen[str]:
         log = self._log_path(len(self.served)).open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", *args],
+            self._command("serve", *args),
             cwd=ROOT,
             env=_env(self.data_dir),
             stdout=log,

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from services.api import Service
 from services.store.database import Tx
 from services.store.models import Email
-from tests.e2e.conftest import ROOT, _env, wait_until
+from tests.e2e.conftest import ROOT, Deskbell, _env, wait_until
 from tests.support.service_url import service_url
 from tests.support.smtpd import CatcherHandler, SmtpServer
 
@@ -71,49 +71,21 @@ class _Accepted(CatcherHandler):
         return reply
 
 
-@dataclass
-class _Team:
-    """Processes on one database: the SQLite file of `data_dir`, or a PostgreSQL URL."""
+def _post(team: Deskbell, numbers: list[int]) -> subprocess.Popen[str]:
+    """A posting process writing on `numbers` through the service, on the team's database."""
+    url = team.url or f"sqlite+aiosqlite:///{team.data_dir / 'deskbell.db'}"
+    return subprocess.Popen(
+        [sys.executable, "-c", _POSTER, url, AUTHOR, *map(str, numbers)],
+        cwd=ROOT,
+        env=_env(team.data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
-    data_dir: Path
-    url: str | None
-    logs: Path
-    serves: list[subprocess.Popen[str]] = field(default_factory=list)
 
-    def serve(self) -> subprocess.Popen[str]:
-        team = ["--database-url", self.url] if self.url else []
-        log = (self.logs / f"serve-{len(self.serves)}.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *team, "serve"],
-            cwd=ROOT,
-            env=_env(self.data_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        log.close()
-        self.serves.append(proc)
-        return proc
-
-    def post(self, numbers: list[int]) -> subprocess.Popen[str]:
-        url = self.url or f"sqlite+aiosqlite:///{self.data_dir / 'deskbell.db'}"
-        return subprocess.Popen(
-            [sys.executable, "-c", _POSTER, url, AUTHOR, *map(str, numbers)],
-            cwd=ROOT,
-            env=_env(self.data_dir),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def log(self) -> str:
-        return "\n".join(p.read_text()[-3000:] for p in sorted(self.logs.glob("serve-*.log")))
-
-    def stop_all(self) -> None:
-        for proc in self.serves:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=10)
+def _logs(team: Deskbell) -> str:
+    return "\n".join(team.serve_log(i)[-3000:] for i in range(len(team.served)))
 
 
 async def _set_up(url: str, smtp_port: int) -> list[int]:
@@ -172,7 +144,7 @@ def test_e7_t2_serves_and_posters_send_every_email_once_through_kills(
     logs.mkdir()
     on_postgres = database_url.startswith("postgresql")
     url = service_url(database_url) if on_postgres else None
-    team = _Team(data_dir=data_dir, url=url, logs=logs)
+    team = Deskbell(data_dir=data_dir, log_dir=logs, url=url)
     open_url = url or f"sqlite+aiosqlite:///{data_dir / 'deskbell.db'}"
     rng = random.Random(os.getpid())
     killed_ports: set[int] = set()
@@ -181,7 +153,7 @@ def test_e7_t2_serves_and_posters_send_every_email_once_through_kills(
             numbers = asyncio.run(_set_up(open_url, server.port))
             for _ in range(SERVES):
                 team.serve()
-            posters = [team.post(numbers[k::POSTERS]) for k in range(POSTERS)]
+            posters = [_post(team, numbers[k::POSTERS]) for k in range(POSTERS)]
             expected = ITEMS * len(FOLLOWERS)
 
             kills: list[str] = []
@@ -193,7 +165,7 @@ def test_e7_t2_serves_and_posters_send_every_email_once_through_kills(
                 """Kill or stop a live serve at random moments while mail flows; replace it."""
                 for moment in moments:
                     wait_until(lambda: len(handler.messages) >= moment, timeout_s=120)  # noqa: B023
-                    live = [p for p in team.serves if p.poll() is None]
+                    live = [p for p in team.served if p.poll() is None]
                     victim = rng.choice(live)
                     if len(kills) % 2 == 0:
                         killed_ports.update(_client_ports(victim, server.port))
@@ -217,12 +189,12 @@ def test_e7_t2_serves_and_posters_send_every_email_once_through_kills(
 
             chaos_thread.join(timeout=120)
             assert kills == ["SIGKILL", "SIGTERM"] * (KILLS // 2)
-            assert wait_until(all_sent, timeout_s=180, step_s=0.5), team.log()
+            assert wait_until(all_sent, timeout_s=180, step_s=0.5), _logs(team)
             time.sleep(1.0)  # anything sent twice by a late sender would show now
-            for proc in team.serves:
+            for proc in team.served:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-                    assert proc.wait(timeout=30) == 0, team.log()
+                    assert proc.wait(timeout=30) == 0, _logs(team)
     finally:
         team.stop_all()
 
