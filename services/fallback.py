@@ -21,6 +21,7 @@ from sqlalchemy import (
     Executable,
     FromClause,
     Integer,
+    Select,
     Table,
     TextClause,
     bindparam,
@@ -32,7 +33,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.clock import Clock
-from services.domain.email_plan import MessageView, build_mime, plan_notification_email
+from services.domain.email_plan import (
+    MAX_CONTEXT_MESSAGES,
+    MessageView,
+    build_mime,
+    plan_notification_email,
+)
 from services.domain.model import ConversationKind, DeliveryState, EmailStatus
 from services.domain.model import Person as DomainPerson
 from services.domain.schedule import DeliveryFacts, dnd_ends_at, next_email_at, recheck
@@ -627,6 +633,16 @@ def _load_facts(session: Session, groups: Sequence[_Group]) -> _Facts:
     )
 
 
+def _earlier(conversation_id: int, first_id: int) -> Select[Message]:
+    """E4's context: the 3 messages before `first_id` in its conversation, newest first."""
+    return (
+        select(Message)
+        .where(queries.messages_before(conversation_id, first_id))
+        .order_by(Message.id.desc())
+        .limit(MAX_CONTEXT_MESSAGES)
+    )
+
+
 def _context_messages(
     session: Session, to_queue: Sequence[tuple[_Group, list[tuple[Delivery, Message]]]]
 ) -> dict[tuple[_Group, int], list[Message]]:
@@ -640,18 +656,7 @@ def _context_messages(
         starts.setdefault((group.conversation_id, rows[0][1].id), []).append(group)
     found: dict[tuple[_Group, int], list[Message]] = {}
     for (conversation_id, first_id), members in starts.items():
-        earlier = list(
-            session.execute(
-                select(Message)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.id < first_id,
-                    Message.deleted_at.is_(None),
-                )
-                .order_by(Message.id.desc())
-                .limit(3)
-            ).scalars()
-        )
+        earlier = list(session.execute(_earlier(conversation_id, first_id)).scalars())
         for group in members:
             found[(group, first_id)] = earlier
     return found

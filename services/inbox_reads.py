@@ -257,11 +257,7 @@ _VIEWER = Prepared[tuple[int, str, str, str, str | None]](
 )
 _PAGE = Prepared[_MessageRow](
     select(*_MESSAGE_COLUMNS)
-    .where(
-        Message.conversation_id == bindparam("conversation_id"),
-        Message.deleted_at.is_(None),
-        Message.id < bindparam("before_id"),
-    )
+    .where(queries.messages_before(bindparam("conversation_id"), bindparam("before_id")))
     .order_by(Message.id.desc())
     .limit(bindparam("limit"))
 )
