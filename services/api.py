@@ -13,7 +13,6 @@ command line call writes and leaves the sending to them.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -24,10 +23,9 @@ from services import conversations, email_log, inbox_reads, items, operations, p
 from services.automations import AutomationInfo, Automations
 from services.clock import Clock, ManualClock, SystemClock, utcnow
 from services.config import parse_value
-from services.domain.headers import check_header_text, format_address, normalize_address
+from services.domain.headers import check_header_text, normalize_address
 from services.domain.model import (
     ConversationKind,
-    EmailStatus,
     NotificationSettings,
     PersonKind,
 )
@@ -54,9 +52,9 @@ from services.setup import first_start
 from services.store import queries
 from services.store.database import Database, Tx
 from services.store.db import Store, open_store, sqlite_url
-from services.store.models import Email
 from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
-from services.template_store import RenderedEmail, TemplateInfo, TemplateStore
+from services.template_catalog import RenderedEmail
+from services.template_store import TemplateInfo, TemplateStore
 from services.templates import TemplateError
 from services.views import (
     BounceInfo,
@@ -79,8 +77,9 @@ from services.views import (
 from services.wiring import Wiring
 
 if TYPE_CHECKING:
-    from services.fallback import FallbackScheduler, MailIdentity
+    from services.fallback import FallbackScheduler
     from services.incoming.router import IncomingMail, IncomingResult, MailPolicy
+    from services.mail.identity import MailIdentity
     from services.mail.outbox import OutboxWorker
     from services.mail.smtp import SmtpSettings
 
@@ -171,7 +170,6 @@ class Service:
         self.db = db
         self.clock = clock
         self.secrets = secrets
-        self._sessions = store.sessions  # for the test email, until it moves to services/mail
         self._parts = Wiring(
             db=db,
             store=store,
@@ -258,9 +256,6 @@ class Service:
         """Queue what is due now (tests and benchmarks drive time by hand)."""
         return await self.scheduler.run_once()
 
-    def _wrote(self) -> None:
-        self.feed.poke()
-
     # --- settings --------------------------------------------------------------------------
 
     async def set_config(self, key: str, value: str) -> Changes:
@@ -277,7 +272,7 @@ class Service:
         return self.config.token_key
 
     def mail_identity(self) -> MailIdentity:
-        from services.fallback import MailIdentity
+        from services.mail.identity import MailIdentity
 
         return MailIdentity(
             from_addr=self.config("smtp.from"),
@@ -322,75 +317,17 @@ class Service:
             return await sender.check()
 
     async def send_test_email(self, *, to: str) -> str:
-        """Settings' "Send test email" (E9): a short plain email sent now, past the outbox.
+        """Settings' "Send test email" (E9): sent now, past the outbox; returns the server's
+        answer, or raises MailServerUnreachableError / MailServerError with its words."""
+        from services.mail.trial_email import send_trial_email
 
-        Returns the server's answer ("250 ..."); raises MailServerUnreachableError or
-        MailServerError with the server's words. Logged in the email log with kind "test",
-        as sent or failed, never pending, so the outbox leaves it alone.
-        """
-        from services.domain.email_plan import AUTO_HEADERS
-        from services.domain.mime import compose
-        from services.mail.smtp import Outgoing, SmtpSender, SmtpVerdict
-
-        address = normalize_address(to)
+        normalize_address(to)  # a bad address is refused before any connection
         settings = await self.smtp_settings()
         if settings is None:
             raise InputError("set the SMTP host first")
-        identity = self.mail_identity()
-        now = self.clock.now()
-        uid = uuid.uuid4().hex
-        subject = "Deskbell test email"
-        body = (
-            "This is a test email from Deskbell.\n\n"
-            f"It was sent through {settings.host}:{settings.port} "
-            f"({settings.security.value}). If you can read it, notification emails "
-            "will reach people too.\n"
+        return await send_trial_email(
+            self.db, settings=settings, identity=self.mail_identity(), to=to, now=self.clock.now()
         )
-        message_id = f"<test-{uid}@{identity.message_id_domain}>"
-        raw = compose(
-            headers=[
-                ("From", format_address(name=identity.from_name, address=identity.from_addr)),
-                ("To", address),
-                ("Subject", subject),
-                ("Message-ID", message_id),
-                *AUTO_HEADERS,  # I6: our own mail coming back is recognised
-            ],
-            date=now,
-            text=body,
-        )
-        async with SmtpSender(settings=settings) as sender:
-            outcome = await sender.send(
-                Outgoing(key=0, sender=identity.from_addr, recipients=(address,), data=raw)
-            )
-        sent = outcome.verdict is SmtpVerdict.SENT
-        answer = f"{outcome.code} {outcome.reply}" if outcome.code is not None else outcome.reply
-        async with self._sessions.begin() as session:
-            session.add(
-                Email(
-                    direction="out",
-                    kind="test",
-                    status=EmailStatus.SENT if sent else EmailStatus.FAILED,
-                    uid=uid,
-                    message_id=message_id,
-                    from_addr=identity.from_addr,
-                    to_addrs=[address],
-                    subject=subject,
-                    body_text=body,
-                    raw=raw,
-                    attempts=1,
-                    reply=answer,
-                    reason=None if sent else answer,
-                    created_at=now,
-                    sent_at=now if sent else None,
-                )
-            )
-            queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
-        self._wrote()
-        if sent:
-            return answer
-        if outcome.code is None:
-            raise MailServerUnreachableError(answer)
-        raise MailServerError(f"the server refused the test email: {answer}")
 
     # --- incoming mail (I1-I7) -------------------------------------------------------------
 

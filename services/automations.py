@@ -28,16 +28,16 @@ from services import conversations
 from services.clock import Clock
 from services.domain.model import ConversationKind, PersonKind
 from services.errors import InputError, NotFoundError, PermissionDeniedError
-from services.fallback import MailIdentity
+from services.mail.compose import queue_template_email
+from services.mail.identity import MailIdentity
 from services.store import queries
 from services.store.changes import record_change
 from services.store.database import Database, Tx
 from services.store.models import Automation, Conversation, EmailTemplate, Follower, Item, Message
 from services.store.models import Person as PersonRow
-from services.template_store import (
+from services.template_catalog import (
     DEFAULT_INTRO,
     obj,
-    queue_template_email,
     render_text,
     sample_variables,
     validate_intro,

@@ -45,6 +45,7 @@ from services.domain.schedule import DeliveryFacts, dnd_ends_at, next_email_at, 
 from services.domain.tokens import make_token
 from services.due_loop import DueLoop
 from services.mail.caps import cap_reason, count_recent_sends
+from services.mail.identity import MailIdentity
 from services.store import queries
 from services.store.changes import record_change
 from services.store.database import Database, Tx
@@ -64,8 +65,6 @@ from services.views import ChangeKind
 
 __all__ = [
     "FallbackScheduler",
-    "MailIdentity",
-    "message_id_domain",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,26 +74,6 @@ GROUPS_PER_TRANSACTION = 50
 # Due times a few ms apart (a burst of posts) are decided together, not one run each: a run
 # costs about twenty statements however few groups it decides (E1: never earlier, this late).
 RUN_GAP = timedelta(seconds=0.2)
-
-
-@dataclass(frozen=True, slots=True)
-class MailIdentity:
-    """Who our emails are from, and the key that signs their reply tokens (I2)."""
-
-    from_addr: str
-    from_name: str
-    token_key: bytes
-    default_delay_s: int
-
-    @property
-    def message_id_domain(self) -> str:
-        """The right-hand side of our Message-IDs: a subdomain of the From address's own, so
-        mail an agent writes from that domain is never mistaken for ours (I6)."""
-        return message_id_domain(self.from_addr)
-
-
-def message_id_domain(from_addr: str) -> str:
-    return f"deskbell.{from_addr.rpartition('@')[2] or 'localhost'}"
 
 
 @dataclass(frozen=True, slots=True, order=True)

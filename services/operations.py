@@ -15,7 +15,7 @@ from datetime import datetime
 from services import conversations, items, people
 from services.automations import AutomationEvent, FireResult, Rules, Trigger, fire
 from services.domain.model import ConversationKind, PersonKind
-from services.fallback import MailIdentity
+from services.mail.identity import MailIdentity
 from services.store import queries
 from services.store.database import Tx
 from services.system_emails import on_person_created

@@ -25,12 +25,13 @@ from services.clock import Clock
 from services.domain.headers import normalize_address
 from services.domain.model import PersonKind
 from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
-from services.fallback import MailIdentity
+from services.mail.compose import queue_template_email
+from services.mail.identity import MailIdentity
 from services.store import queries
 from services.store.changes import record_change
 from services.store.database import Database, Tx
 from services.store.models import Email, EmailTemplate, PasswordReset, SystemEmail
-from services.template_store import BUILTIN_TEMPLATES, PASSWORD_RESET, obj, queue_template_email
+from services.template_catalog import BUILTIN_TEMPLATES, PASSWORD_RESET, obj
 from services.views import ChangeKind, PersonInfo
 
 __all__ = [

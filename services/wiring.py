@@ -28,14 +28,16 @@ from services.settings import Config, load_settings
 from services.store.database import Database
 from services.store.db import Store, run_in_session
 from services.system_emails import SystemEmails
-from services.template_store import TemplateStore, notification_renderer, notification_sources
+from services.template_catalog import notification_renderer
+from services.template_store import TemplateStore, notification_sources
 from services.templates import TemplateRenderer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from services.fallback import FallbackScheduler, MailIdentity
+    from services.fallback import FallbackScheduler
     from services.incoming.router import IncomingMail, MailPolicy
+    from services.mail.identity import MailIdentity
     from services.mail.outbox import OutboxWorker
     from services.mail.smtp import SmtpSettings
     from services.store.models import Conversation, Item, Message, Person

@@ -28,7 +28,6 @@ from services.domain.headers import clean_header_text
 from services.domain.model import ConversationKind, EmailStatus, PersonKind
 from services.domain.tokens import find_token
 from services.errors import DeskbellError, InputError, StoreError
-from services.fallback import message_id_domain
 from services.incoming import reader_lease
 from services.incoming.bounces import apply_report, looks_like_report, read_report
 from services.incoming.cursor import DbImapCursor, account_key
@@ -42,6 +41,7 @@ from services.incoming.imap import (
 from services.incoming.loops import SenderHold, loop_reason
 from services.incoming.parse import ParsedMail, parse_mail, storable
 from services.incoming.reader_lease import LeaseState
+from services.mail.identity import message_id_domain
 from services.mail.leases import instance_id
 from services.secrets import SecretStore
 from services.store import queries
