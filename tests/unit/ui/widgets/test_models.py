@@ -44,22 +44,27 @@ async def test_n2_lazy_pages_of_200_for_10000_conversations() -> None:
     assert [r.id for r in model.rows[:3]] == [1, 2, 3]
 
 
-async def test_n2_move_to_top_is_one_move_and_fast() -> None:
+async def test_n2_move_to_top_is_one_move() -> None:
+    """N2: a conversation with news moves to the top in one row move: no reset, no layout
+    change, and no other row repainted (its cost is that of one move, whatever the list's
+    length; bench_desktop measures it, a test must not time it on a shared machine)."""
     model = ConversationListModel(fetch_page=_page, tasks=Tasks())
     await model.reload()
     while model.rowCount() < 5000:
         await model.load_more()
     moves: list[tuple[int, int]] = []
     resets: list[bool] = []
+    layouts: list[bool] = []
+    changed: list[tuple[int, int]] = []
     model.rowsMoved.connect(lambda _p, s, _e, _d, dest: moves.append((s, dest)))
     model.modelReset.connect(lambda: resets.append(True))
-    start = time.perf_counter()
+    model.layoutChanged.connect(lambda *_: layouts.append(True))
+    model.dataChanged.connect(lambda top, bottom, *_: changed.append((top.row(), bottom.row())))
     model.upsert([_row(4999, at=T0 + timedelta(seconds=1), unseen=3)])
-    elapsed = time.perf_counter() - start
-    assert moves == [(4998, 0)] and not resets
+    assert moves == [(4998, 0)] and not resets and not layouts
+    assert all(top == bottom == 0 for top, bottom in changed), changed
     assert model.rows[0].id == 4999 and model.rows[0].unseen == 3
     assert model.row_of(4999) == 0 and model.row_of(1) == 1
-    assert elapsed < 0.005
 
 
 async def test_n2_new_conversation_inserted_at_top_and_counts_update() -> None:
