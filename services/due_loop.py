@@ -41,13 +41,25 @@ class DueLoop:
         self._step = step
         self._on_stop = on_stop
         self._wake = asyncio.Event()
+        self._run_now = False
+        self._soon: datetime | None = None  # the earliest run asked by `wake_within`
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._retry = RetryLog(log, name)
 
     def wake(self) -> None:
         """Run the step again now: something new arrived, or the machine resumed."""
+        self._run_now = True
         self._wake.set()
+
+    def wake_within(self, delay: timedelta) -> None:
+        """Run the step again within `delay`: for news that cannot fall due sooner than that.
+        A burst of such news costs one run, not one each (a post's deliveries are due a delay
+        after it, never at once). Nothing changes when the loop runs sooner anyway."""
+        at = self._clock.now() + delay
+        if self._soon is None or at < self._soon:
+            self._soon = at
+            self._wake.set()  # a sleeping loop looks at its deadline again
 
     def start(self) -> None:
         self._stopping = False
@@ -76,6 +88,7 @@ class DueLoop:
         retry_s = self.RETRY_S[0]
         try:
             while not self._stopping:
+                self._soon = None  # this run sees what was asked before it
                 try:
                     next_at = await self._step()
                     retry_s = self.RETRY_S[0]
@@ -84,10 +97,25 @@ class DueLoop:
                     self._retry.failed(exc)
                     next_at = self._clock.now() + timedelta(seconds=retry_s)
                     retry_s = min(retry_s * 2, self.RETRY_S[1])
-                if next_at is None or next_at > self._clock.now():
-                    await self._clock.sleep_until(next_at, self._wake)
-                self._wake.clear()
+                await self._sleep(next_at)
         finally:
             if self._on_stop is not None:
                 with contextlib.suppress(Exception):
                     await self._on_stop()
+
+    async def _sleep(self, next_at: datetime | None) -> None:
+        """Until `next_at` or the earlier time `wake_within` asked for, or a `wake`."""
+        while not self._stopping and not self._run_now:
+            deadline = _earliest(next_at, self._soon)
+            if deadline is not None and deadline <= self._clock.now():
+                break
+            await self._clock.sleep_until(deadline, self._wake)
+            self._wake.clear()
+            if _earliest(next_at, self._soon) == deadline:
+                break  # the deadline came, or the wall clock jumped: look now (E8)
+        self._run_now = False
+        self._wake.clear()
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)

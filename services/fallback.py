@@ -188,8 +188,14 @@ class FallbackScheduler:
         self._loop = DueLoop(name="email fallback", clock=clock, step=self.run_once)
 
     def wake(self) -> None:
-        """Look again now: new deliveries, something seen, a resume from sleep."""
+        """Look again now: settings or follows changed, a resume from sleep."""
         self._loop.wake()
+
+    def wake_soon(self) -> None:
+        """Look again within RUN_GAP: new messages (their deliveries fall due a delay of at
+        least a second after them) or something seen (which only cancels); a burst of posts
+        costs the scheduler one look, not one per post."""
+        self._loop.wake_within(RUN_GAP)
 
     def start(self) -> None:
         self._loop.start()

@@ -15,20 +15,14 @@ from typing import Any, Protocol
 
 from services.views import ChangeEvent, ChangeKind
 
-__all__ = ["ChangeReactor", "Wakeable"]
+__all__ = ["ChangeReactor", "Scheduler", "Wakeable"]
 
 log = logging.getLogger(__name__)
 
-# The scheduler decides from deliveries, people's settings, follows and the workspace's.
-_SCHEDULER = frozenset(
-    {
-        ChangeKind.MESSAGE,
-        ChangeKind.SEEN,
-        ChangeKind.PERSON,
-        ChangeKind.SETTINGS,
-        ChangeKind.FOLLOW,
-    }
-)
+# The scheduler decides from deliveries, people's settings, follows and the workspace's. A
+# message or a seen mark cannot make anything due sooner than the scheduler's own gap.
+_SCHEDULER_NOW = frozenset({ChangeKind.PERSON, ChangeKind.SETTINGS, ChangeKind.FOLLOW})
+_SCHEDULER_SOON = frozenset({ChangeKind.MESSAGE, ChangeKind.SEEN})
 _OUTBOX = frozenset({ChangeKind.EMAIL, ChangeKind.SETTINGS})
 _TEMPLATES = frozenset({ChangeKind.TEMPLATE, ChangeKind.AUTOMATION})
 
@@ -37,13 +31,17 @@ class Wakeable(Protocol):
     def wake(self) -> None: ...
 
 
+class Scheduler(Wakeable, Protocol):
+    def wake_soon(self) -> None: ...
+
+
 class ChangeReactor:
     """A change-feed listener: wakes, reloads and clears what the changes concern."""
 
     def __init__(
         self,
         *,
-        scheduler: Wakeable,
+        scheduler: Scheduler,
         outbox: Wakeable,
         reload_settings: Callable[[], Awaitable[None]],
         forget_automations: Callable[[], None],
@@ -58,8 +56,10 @@ class ChangeReactor:
 
     def __call__(self, events: Sequence[ChangeEvent]) -> None:
         kinds = {e.kind for e in events}
-        if kinds & _SCHEDULER:
+        if kinds & _SCHEDULER_NOW:
             self._scheduler.wake()
+        elif kinds & _SCHEDULER_SOON:
+            self._scheduler.wake_soon()
         if kinds & _OUTBOX:
             self._outbox.wake()
         if ChangeKind.SETTINGS in kinds:

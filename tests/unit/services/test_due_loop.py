@@ -110,6 +110,49 @@ async def test_e8_a_wall_clock_jump_wakes_sleepers_to_recompute() -> None:
         await loop.stop()
 
 
+async def test_e1_news_within_a_gap_costs_one_run_for_a_burst() -> None:
+    """Issue 9: `wake_within` (a post's news) runs the step once within the gap, however
+    many posts came: not once per post, and not before the gap is over."""
+    clock = ManualClock()
+    steps = Steps(None, None)
+    loop = DueLoop(name="test", clock=clock, step=steps)
+    loop.start()
+    try:
+        await steps.next_run()
+        for _ in range(50):
+            loop.wake_within(timedelta(seconds=0.2))
+            await _settle()
+        assert steps.runs == 1
+        clock.advance(0.2)
+        await steps.next_run()
+        await _settle()
+        assert steps.runs == 2
+    finally:
+        await loop.stop()
+
+
+async def test_e1_news_never_postpones_a_sooner_deadline_and_wake_is_at_once() -> None:
+    """Issue 9: a loop due in 0.1 s still runs then after `wake_within(1 s)`; `wake` runs it
+    at once, whatever was asked before."""
+    clock = ManualClock()
+    steps = Steps(clock.now() + timedelta(seconds=0.1), None, None)
+    loop = DueLoop(name="test", clock=clock, step=steps)
+    loop.start()
+    try:
+        await steps.next_run()
+        loop.wake_within(timedelta(seconds=1))
+        clock.advance(0.1)
+        await steps.next_run()
+        assert steps.runs == 2
+        loop.wake_within(timedelta(seconds=1))
+        await _settle()
+        loop.wake()
+        await steps.next_run()
+        assert steps.runs == 3
+    finally:
+        await loop.stop()
+
+
 async def test_a_failing_step_is_retried_after_a_pause() -> None:
     clock = ManualClock()
     calls = 0
