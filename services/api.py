@@ -401,7 +401,6 @@ class Service:
             own_address=self.config("smtp.from"),
             token_key=self.config.token_key,
             create_items=self.config("mail.create_items") == "true",
-            default_delay_s=self._parts.default_delay_s(),
         )
 
     async def receive_mail(self, raw: bytes) -> IncomingResult:

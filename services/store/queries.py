@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.domain.model import ConversationKind, NotificationSettings, PersonKind
+from services.domain.model import NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
 from services.store.changes import queue_change
@@ -33,8 +33,6 @@ __all__ = [
     "NEVER_DELAY",
     "PERSON_COLUMNS",
     "add_change",
-    "audience",
-    "conversation_for_item",
     "domain_person",
     "item_id_by_number",
     "person_by_email",
@@ -159,36 +157,6 @@ def domain_person(person: Person) -> DomainPerson:
     return DomainPerson(
         id=person.id, email=person.email, name=person.name, kind=PersonKind(person.kind)
     )
-
-
-async def conversation_for_item(
-    session: AsyncSession, item_id: int, kind: ConversationKind
-) -> Conversation:
-    conv = (
-        await session.execute(
-            select(Conversation).where(Conversation.item_id == item_id, Conversation.kind == kind)
-        )
-    ).scalar_one()
-    return conv
-
-
-async def audience(session: AsyncSession, conv: Conversation) -> Sequence[Person]:
-    """Who a message in `conv` may reach before the rules of R1-R4: followers or members."""
-    if conv.item_id is not None:
-        stmt = (
-            select(Person)
-            .join(Follower, Follower.person_id == Person.id)
-            .where(Follower.item_id == conv.item_id)
-            .order_by(Person.id)
-        )
-    else:
-        stmt = (
-            select(Person)
-            .join(ConversationMember, ConversationMember.person_id == Person.id)
-            .where(ConversationMember.conversation_id == conv.id)
-            .order_by(Person.id)
-        )
-    return (await session.execute(stmt)).scalars().all()
 
 
 def add_change(

@@ -130,13 +130,13 @@ async def test_i7_a_hostile_mail_never_stalls_the_imap_reader(
 
 
 async def test_i7_a_mail_that_cannot_be_processed_is_logged_as_ignored_and_skipped(
-    svc: Service, dovecot: DovecotServer
+    svc: Service, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Processing fails with an error that carries the mail's own hostile text: the mail is
     still logged as ignored, with a storable reason, and the next one is processed."""
 
     error = RuntimeError("automation choked on \ud800\x00 text")
-    incoming = incoming_failing_on(svc, "breaks", error)
+    incoming = incoming_failing_on(svc, monkeypatch, "breaks", error)
     folder = f"Hostile{next(_folders)}"
     dovecot.create_folder(folder)
     dovecot.deliver(mail("n@example.org", "breaks", b"x"), folder=folder)
