@@ -74,7 +74,7 @@ def arrive(raw: bytes) -> Arrival:
 
 # --- the look-ups ------------------------------------------------------------------------------
 
-# I6: one sender's recent incoming mail, newest first (ix_emails_from_addr_created_at).
+# I6: one sender's recent incoming mail, newest first (ix_emails_sender_direction_created_at).
 _RECENT = Prepared[tuple[datetime]](
     select(Email.created_at)
     .where(
