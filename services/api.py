@@ -54,7 +54,6 @@ from services.setup import first_start
 from services.store import queries
 from services.store.database import Database, Tx
 from services.store.db import Store, open_store, sqlite_url
-from services.store.models import Email
 from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
 from services.template_store import RenderedEmail, TemplateInfo, TemplateStore
 from services.templates import TemplateError
@@ -171,7 +170,6 @@ class Service:
         self.db = db
         self.clock = clock
         self.secrets = secrets
-        self._sessions = store.sessions  # for the test email, until it moves to services/mail
         self._parts = Wiring(
             db=db,
             store=store,
@@ -364,27 +362,24 @@ class Service:
             )
         sent = outcome.verdict is SmtpVerdict.SENT
         answer = f"{outcome.code} {outcome.reply}" if outcome.code is not None else outcome.reply
-        async with self._sessions.begin() as session:
-            session.add(
-                Email(
-                    direction="out",
-                    kind="test",
-                    status=EmailStatus.SENT if sent else EmailStatus.FAILED,
-                    uid=uid,
-                    message_id=message_id,
-                    from_addr=identity.from_addr,
-                    to_addrs=[address],
-                    subject=subject,
-                    body_text=body,
-                    raw=raw,
-                    attempts=1,
-                    reply=answer,
-                    reason=None if sent else answer,
-                    created_at=now,
-                    sent_at=now if sent else None,
-                )
-            )
-            queries.add_change(session, kind=ChangeKind.EMAIL, at=now)
+        await self.db.write(
+            email_log.log_email,
+            direction="out",
+            kind="test",
+            status=(EmailStatus.SENT if sent else EmailStatus.FAILED).value,
+            uid=uid,
+            message_id=message_id,
+            from_addr=identity.from_addr,
+            to_addrs=[address],
+            subject=subject,
+            body_text=body,
+            raw=raw,
+            attempts=1,
+            reply=answer,
+            reason=None if sent else answer,
+            created_at=now,
+            sent_at=now if sent else None,
+        )
         self._wrote()
         if sent:
             return answer
