@@ -30,6 +30,7 @@ from _common import build_fallback_world, catcher, parser, report
 from sqlalchemy import select, update
 
 from services.api import Service
+from services.store.database import Tx
 from services.store.models import Delivery, Email
 
 
@@ -48,13 +49,16 @@ async def _run(folder: Path, n: int, spread_s: float, idle_s: float) -> dict[str
             # E3 re-checks created_at + delay too: a short delay lets the due times set below rule.
             await service.set_config("unseen_delay_s", "1")
             first_due = datetime.now(UTC) + timedelta(seconds=idle_s + 1.0)
-            async with service.store.sessions.begin() as session:
-                ids = (await session.execute(select(Delivery.id).order_by(Delivery.id))).scalars()
+
+            def spread(tx: Tx) -> None:
+                ids = tx.conn.execute(select(Delivery.id).order_by(Delivery.id)).scalars()
                 rows = [
                     {"id": d, "due_at": first_due + timedelta(seconds=spread_s * i / n)}
                     for i, d in enumerate(ids.all())
                 ]
-                await session.execute(update(Delivery), rows)
+                tx.session.execute(update(Delivery), rows)
+
+            await service.db.write(spread)
             await service.start()
             await asyncio.sleep(0.5)  # start-up work is not idle time
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -63,17 +67,16 @@ async def _run(folder: Path, n: int, spread_s: float, idle_s: float) -> dict[str
             deadline = time.monotonic() + spread_s + 60
             while len(server.arrivals()) < n and time.monotonic() < deadline:  # noqa: ASYNC110 (a file)
                 await asyncio.sleep(0.5)
-            async with service.store.sessions() as session:
-                due = {
-                    mid.strip().strip("<>"): at
-                    for mid, at in (
-                        await session.execute(
-                            select(Email.message_id, Delivery.due_at).join(
-                                Delivery, Delivery.email_id == Email.id
-                            )
+            rows = await service.db.read(
+                lambda tx: list(
+                    tx.conn.execute(
+                        select(Email.message_id, Delivery.due_at).join(
+                            Delivery, Delivery.email_id == Email.id
                         )
-                    ).all()
-                }
+                    )
+                )
+            )
+            due = {mid.strip().strip("<>"): at for mid, at in rows}
         finally:
             await service.close()
         arrivals = server.arrivals()

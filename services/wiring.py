@@ -26,7 +26,6 @@ from services.retry_log import RetryLog
 from services.secrets import SecretStore
 from services.settings import Config, load_settings
 from services.store.database import Database
-from services.store.db import Store
 from services.system_emails import SystemEmails
 from services.template_store import TemplateStore, notification_renderer, notification_sources
 from services.templates import TemplateRenderer
@@ -49,7 +48,6 @@ class Wiring:
         self,
         *,
         db: Database,
-        store: Store,
         clock: Clock,
         secrets: SecretStore,
         identity: Callable[[], MailIdentity],
@@ -57,7 +55,6 @@ class Wiring:
         mail_policy: Callable[[], MailPolicy],
     ) -> None:
         self.db = db
-        self.store = store
         self.clock = clock
         self.secrets = secrets
         self.identity = identity

@@ -8,16 +8,13 @@ runs inside a unit of work (`Tx`), with statements prepared once (services/store
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.domain.model import NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
-from services.store.changes import queue_change
 from services.store.database import Tx
 from services.store.models import (
     Conversation,
@@ -27,12 +24,11 @@ from services.store.models import (
     Person,
 )
 from services.store.prepared import Prepared
-from services.views import ChangeKind, PersonInfo
+from services.views import PersonInfo
 
 __all__ = [
     "NEVER_DELAY",
     "PERSON_COLUMNS",
-    "add_change",
     "domain_person",
     "item_id_by_number",
     "person_by_email",
@@ -138,8 +134,7 @@ def visible_conversations_clause(person_id: Any) -> Any:
     )
 
 
-# --- for the modules still on the old store's async sessions (fallback, incoming) ----------
-# They go once those modules run their transactions on `Database`.
+# --- from ORM rows (the fallback scheduler reads persons through the unit of work's session) --
 
 
 def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings:
@@ -156,18 +151,4 @@ def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings
 def domain_person(person: Person) -> DomainPerson:
     return DomainPerson(
         id=person.id, email=person.email, name=person.name, kind=PersonKind(person.kind)
-    )
-
-
-def add_change(
-    session: AsyncSession,
-    *,
-    kind: ChangeKind,
-    at: datetime,
-    conversation_id: int | None = None,
-    person_id: int | None = None,
-) -> None:
-    """`record_change` for the modules still on the old store's sessions."""
-    queue_change(
-        session.info, kind=kind, at=at, conversation_id=conversation_id, person_id=person_id
     )

@@ -222,14 +222,7 @@ ITEMS_EACH = 25
 CLI_ITEMS = 4
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(
-        postgresql="item numbers must come from a sequence or a locked counter: "
-        "concurrent new items collide on their number"
-    ),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_t1_items_created_by_many_processes_at_once_never_share_a_number(
     target: Target,
 ) -> None:
@@ -269,10 +262,7 @@ SERVES = 2
 
 @pytest.mark.parametrize(
     "target",
-    engines(
-        postgresql="the change feed must not miss a change whose id commits out of order "
-        "(a transaction-ordered cursor, or NOTIFY carrying the change with a catch-up read)"
-    ),
+    engines(),
     indirect=True,
 )
 def test_t1_no_change_is_missed_by_any_subscriber(target: Target, tmp_path: Path) -> None:
@@ -367,9 +357,6 @@ IDLE_MAX_SWITCHES = 3
 @pytest.mark.parametrize(
     "target",
     engines(
-        sqlite="the change feed polls every 0.2 s and the outbox takes the write lock every "
-        "5 s with nothing queued: another process's write must be noticed by a file-change "
-        "signal (Database.watch), and no timer may run before the next real deadline",
         postgresql="the change feed polls every 0.2 s and the outbox takes the write lock "
         "every 5 s with nothing queued: another process's write must be noticed by "
         "LISTEN/NOTIFY (Database.watch), and no timer may run before the next real deadline",
@@ -399,9 +386,6 @@ def test_issue9_an_idle_serve_does_not_wake_up(target: Target, tmp_path: Path) -
 @pytest.mark.parametrize(
     "target",
     engines(
-        sqlite="the change feed polls every 0.2 s (through aiosqlite, whose threads wake "
-        "10 times a second each) and the outbox takes the write lock every 5 s with nothing "
-        "queued: the service must wait on Database.watch and its next real deadline only",
         postgresql="the change feed polls every 0.2 s and the outbox takes the write lock "
         "every 5 s with nothing queued: the service must wait on LISTEN/NOTIFY "
         "(Database.watch) and its next real deadline only",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -119,13 +120,19 @@ async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
     finally:
         await reader.close()
 
-    async with svc.store.sessions() as session:
-        rows = (await session.execute(select(Email).order_by(Email.id))).scalars().all()
-        [position] = (await session.execute(select(ImapCursor))).scalars().all()
-        items = (await session.execute(select(Item.title).order_by(Item.id))).scalars().all()
-        messages = (await session.execute(select(Message.text))).scalars().all()
-        people = (await session.execute(select(Person.email))).scalars().all()
-        conversations = (await session.execute(select(Conversation.id))).scalars().all()
+    def column(tx: Tx, column: Any, *, order: Any = None) -> list[Any]:
+        return list(tx.conn.execute(select(column).order_by(order)).scalars())
+
+    rows = await svc.db.read(
+        lambda tx: list(
+            tx.conn.execute(select(Email.subject, Email.action, Email.reason).order_by(Email.id))
+        )
+    )
+    [position] = await svc.db.read(column, ImapCursor.last_uid)
+    items = await svc.db.read(column, Item.title, order=Item.id)
+    messages = await svc.db.read(column, Message.text)
+    people = await svc.db.read(column, Person.email)
+    conversations = await svc.db.read(column, Conversation.id)
     assert [r.subject for r in rows] == ["mail 1", "mail 2", "mail 3"]
     assert [r.action for r in rows] == ["created #1", "ignored", "created #2"]
     assert "an automation bug" in (rows[1].reason or "")
@@ -133,4 +140,4 @@ async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
     assert sorted(messages) == ["body 1", "body 3"]
     assert people == ["carl@example.org"]  # the rolled-back batch left nothing behind
     assert len(conversations) == 4
-    assert position.last_uid == 3
+    assert position == 3
