@@ -20,7 +20,7 @@ from services.clock import Clock
 from services.errors import InputError, StoreError
 from services.incoming import reader_lease
 from services.incoming.cursor import CursorPosition, DbImapCursor, account_key
-from services.incoming.decide import IncomingResult, MailPolicy, own_address
+from services.incoming.decide import IncomingResult, MailPolicy
 from services.incoming.imap import (
     ImapMessage,
     ImapPosition,
@@ -39,7 +39,6 @@ __all__ = [
     "IncomingMail",
     "IncomingResult",
     "MailPolicy",
-    "own_address",
 ]
 
 log = logging.getLogger(__name__)
