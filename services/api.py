@@ -51,7 +51,7 @@ from services.settings import store_setting
 from services.setup import first_start
 from services.store import queries
 from services.store.database import Database, Tx
-from services.store.db import Store, open_store, sqlite_url
+from services.store.db import prepare_database, sqlite_url
 from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
 from services.template_catalog import RenderedEmail
 from services.template_store import TemplateInfo, TemplateStore
@@ -160,19 +160,18 @@ class Service:
 
     def __init__(
         self,
-        store: Store,
         *,
         db: Database,
         clock: Clock,
         secrets: SecretStore,
+        notice: str | None = None,
     ) -> None:
-        self.store = store
+        self._notice = notice
         self.db = db
         self.clock = clock
         self.secrets = secrets
         self._parts = Wiring(
             db=db,
-            store=store,
             clock=clock,
             secrets=secrets,
             identity=self.mail_identity,
@@ -201,26 +200,21 @@ class Service:
                 raise ValueError("give a data folder or a database URL")
             url = sqlite_url(data_dir)
         clock = clock or SystemClock()
-        store = await open_store(url, now=clock.now())
+        notice = await prepare_database(url, now=clock.now())
+        db = await Database.open(url)
         try:
-            db = await Database.open(url)
-        except BaseException:
-            await store.close()
-            raise
-        try:
-            service = cls(store, db=db, clock=clock, secrets=secrets or SecretStore())
+            service = cls(db=db, clock=clock, secrets=secrets or SecretStore(), notice=notice)
             await db.write(first_start, now=clock.now())
             await service._parts.load()
         except BaseException:  # a read-only or full database met after opening: close it
             await db.close()
-            await store.close()
             raise
         return service
 
     @property
     def notice(self) -> str | None:
         """Something a person should read about start-up (a repaired database), or None."""
-        return self.store.notice
+        return self._notice
 
     async def start(self) -> None:
         """Run the background work: change feed, fallback scheduler, outbox, IMAP reader."""
@@ -229,7 +223,6 @@ class Service:
     async def close(self) -> None:
         await self._parts.stop()
         await self.db.close()
-        await self.store.close()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Change events from any process, in batches, as they commit (needs `start()`)."""
@@ -338,7 +331,6 @@ class Service:
             own_address=self.config("smtp.from"),
             token_key=self.config.token_key,
             create_items=self.config("mail.create_items") == "true",
-            default_delay_s=self._parts.default_delay_s(),
         )
 
     async def receive_mail(self, raw: bytes) -> IncomingResult:

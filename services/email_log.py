@@ -29,6 +29,7 @@ __all__ = [
     "email_detail",
     "email_raw",
     "emails",
+    "log_email",
     "purge_log",
 ]
 
@@ -118,6 +119,14 @@ def _log_entry(e: Email) -> EmailLogEntry:
 def email_raw(tx: Tx, email_id: int) -> bytes | None:
     raw: bytes | None = tx.session.scalar(select(Email.raw).where(Email.id == email_id))
     return raw
+
+
+def log_email(tx: Tx, /, **columns: object) -> None:
+    """Log an email sent outside the outbox (the test email), by its `emails` columns."""
+    tx.session.add(Email(**columns))
+    at = columns["created_at"]
+    assert isinstance(at, datetime)
+    record_change(tx, kind=ChangeKind.EMAIL, at=at)
 
 
 def purge_log(tx: Tx, *, before: datetime) -> int:

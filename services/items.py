@@ -25,6 +25,7 @@ from services.store.prepared import Prepared
 from services.views import ChangeKind, ItemInfo, PersonInfo
 
 __all__ = [
+    "NewItem",
     "StatusChange",
     "assign_item",
     "check_status",
@@ -35,6 +36,17 @@ __all__ = [
     "set_status",
     "unfollow",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """What creating an item wrote: its id and number, and its two conversations."""
+
+    id: int
+    number: int
+    internal_id: int
+    external_id: int
+
 
 _INSERT_ITEM = Prepared[tuple[int]](insert(Item).returning(Item.id))
 _INSERT_CONVERSATION = Prepared[tuple[int]](insert(Conversation).returning(Conversation.id))
@@ -48,8 +60,8 @@ def create_item(
     followers: Sequence[PersonInfo],
     now: datetime,
     requester: PersonInfo | None = None,
-) -> int:
-    """A new item with its two conversations and its followers; returns its id."""
+) -> NewItem:
+    """A new item with its two conversations and its followers."""
     clean_title = clean_line(title, field="title", limit=MAX_TITLE_CHARS)
     number = counters.take(tx, counters.ITEMS)
     ((item_id,),) = tx.run(
@@ -74,7 +86,7 @@ def create_item(
             "last_message_at": now,
         },
     )
-    tx.run(
+    ((external,),) = tx.run(
         _INSERT_CONVERSATION,
         {"kind": ConversationKind.EXTERNAL.value, "item_id": item_id, "created_at": now},
     )
@@ -83,7 +95,7 @@ def create_item(
         wanted.setdefault(requester.id)
     tx.run_many(_INSERT_FOLLOWER, [{"item_id": item_id, "person_id": pid} for pid in wanted])
     record_change(tx, kind=ChangeKind.ITEM, at=now, conversation_id=internal)
-    return item_id
+    return NewItem(id=item_id, number=number, internal_id=internal, external_id=external)
 
 
 # --- reading ----------------------------------------------------------------------------------

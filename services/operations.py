@@ -160,7 +160,7 @@ def create_item(
         followers=[person(e) for e in followers],
         requester=person(requester) if requester else None,
         now=ctx.now,
-    )
+    ).id
     item_created(tx, ctx, item_id)
     return items.item_info(tx, item_id, default_delay_s=ctx.default_delay_s)
 

@@ -26,21 +26,17 @@ from services.retry_log import RetryLog
 from services.secrets import SecretStore
 from services.settings import Config, load_settings
 from services.store.database import Database
-from services.store.db import Store, run_in_session
 from services.system_emails import SystemEmails
 from services.template_catalog import notification_renderer
 from services.template_store import TemplateStore, notification_sources
 from services.templates import TemplateRenderer
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from services.fallback import FallbackScheduler
     from services.incoming.router import IncomingMail, MailPolicy
     from services.mail.identity import MailIdentity
     from services.mail.outbox import OutboxWorker
     from services.mail.smtp import SmtpSettings
-    from services.store.models import Conversation, Item, Message, Person
 
 __all__ = ["Wiring"]
 
@@ -54,7 +50,6 @@ class Wiring:
         self,
         *,
         db: Database,
-        store: Store,
         clock: Clock,
         secrets: SecretStore,
         identity: Callable[[], MailIdentity],
@@ -62,7 +57,6 @@ class Wiring:
         mail_policy: Callable[[], MailPolicy],
     ) -> None:
         self.db = db
-        self.store = store
         self.clock = clock
         self.secrets = secrets
         self.identity = identity
@@ -124,15 +118,12 @@ class Wiring:
             from services.incoming.router import IncomingMail
 
             self._incoming = IncomingMail(
-                self.store.sessions,
                 db=self.db,
                 clock=self.clock,
                 secrets=self.secrets,
                 config=self.config,
                 policy=self._mail_policy,
-                on_posted=self._mail_posted,
-                on_item_created=self._mail_item_created,
-                on_person_created=self._mail_person_created,
+                context=self.context,
                 on_written=self.feed.poke,
             )
         return self._incoming
@@ -254,31 +245,3 @@ class Wiring:
         if self.running and (force or self._imap_signature() != self._imap_started_with):
             await self.incoming.stop()
             await self._start_incoming()
-
-    # --- the incoming router's hooks, in its own transaction (old store) -----------------------
-
-    async def _mail_posted(
-        self, session: AsyncSession, message: Message, conv: Conversation, author: Person
-    ) -> None:
-        # Loop-checked mail was written by a person, so it fires like a post (M3 keeps
-        # automatic mail out before it gets here).
-        from services.conversations import Posted
-        from services.legacy_ops import conversation_ref
-
-        posted = Posted(
-            message_id=message.id,
-            conversation=conversation_ref(conv),
-            author_id=author.id,
-            recipient_ids=(),
-        )
-        await run_in_session(session, operations.message_posted, await self.context(), posted)
-
-    async def _mail_item_created(self, session: AsyncSession, item: Item) -> None:
-        await run_in_session(session, operations.item_created, await self.context(), item.id)
-
-    async def _mail_person_created(self, session: AsyncSession, person: Person) -> None:
-        from services.legacy_ops import person_info
-
-        ctx = await self.context()
-        info = person_info(person, default_delay_s=ctx.default_delay_s)
-        await run_in_session(session, operations.person_created, ctx, info)

@@ -12,29 +12,35 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, message_from_string
 from email.message import Message
 from email.policy import compat32
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
 
 from services.domain.model import EmailStatus
 from services.domain.verp import bounce_signature_ok, find_bounce_tokens
 from services.incoming.parse import ParsedMail
 from services.mail.blocked import HARD_BOUNCE_LIMIT
-from services.store import queries
+from services.store.changes import record_change
+from services.store.database import Tx
 from services.store.models import Email, MailBounce
+from services.store.prepared import Prepared
 from services.views import ChangeKind
 
 __all__ = [
+    "BounceDecision",
     "BounceOutcome",
     "DeliveryReport",
     "RecipientStatus",
+    "SentEmail",
+    "Tally",
     "apply_report",
+    "judge",
     "looks_like_report",
     "read_report",
 ]
@@ -243,38 +249,83 @@ def _read(raw: bytes) -> DeliveryReport | None:
     )
 
 
-async def _the_email(
-    session: AsyncSession, report: DeliveryReport, key: bytes
-) -> tuple[Email, str] | None:
-    """The email a report is about, and how it was found; only one the server accepted."""
-    for email_id, signature in find_bounce_tokens(" ".join(report.addresses)):
-        email = await session.get(Email, email_id)
-        if (
-            email is not None
-            and email.direction == "out"
-            and email.status in _ACCEPTED
-            and bounce_signature_ok(
-                key=key, email_id=email.id, email_uid=email.uid, signature=signature
-            )
-        ):
-            return email, "bounce address"
-    for message_id in report.original_message_ids:
-        email = await session.scalar(
-            select(Email)
-            .where(
-                Email.message_id == f"<{message_id}>",
-                Email.direction == "out",
-                Email.status.in_(_ACCEPTED),
-            )
-            .limit(1)
+@dataclass(frozen=True, slots=True)
+class SentEmail:
+    """The email a report is about, as the decision needs it."""
+
+    id: int
+    status: EmailStatus
+    to_addrs: tuple[str, ...]
+    conversation_id: int | None
+    item_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """An address's bounce counts (a `mail_bounces` row; all zero when it has none)."""
+
+    hard_bounces: int = 0
+    soft_bounces: int = 0
+    last_status: str = ""
+    last_reason: str = ""
+    last_at: datetime | None = None
+    blocked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BounceDecision:
+    """What a report changes: the email's status and reason, and each address's tally."""
+
+    outcome: BounceOutcome
+    status: EmailStatus | None = None  # the email's status after the report
+    reason: str = ""
+    tallies: tuple[tuple[str, Tally], ...] = ()  # (lowercased address, its new tally)
+
+
+def judge(
+    report: DeliveryReport,
+    email: SentEmail,
+    *,
+    found_by: str,
+    tallies: Mapping[str, Tally],
+    now: datetime,
+) -> BounceDecision:
+    """E7: what `report` says about `email`, found `found_by`, given the addresses' tallies."""
+    said = list(_whom(report, email, by_token=found_by == "bounce address"))
+    said = [(a, r) for a, r in said if r.failed or r.action == "delayed"]
+    if not said:
+        return BounceDecision(
+            BounceOutcome(email_id=None, action="names no recipient of the email it is about")
         )
-        if email is not None:
-            return email, "Message-ID"
-    return None
+    bounced = {a.lower() for a, r in said if r.failed}
+    first_bounce = email.status != EmailStatus.BOUNCED
+    status = email.status
+    if status == EmailStatus.SENT and bounced >= {a.lower() for a in email.to_addrs}:
+        status = EmailStatus.BOUNCED  # a row still retrying keeps retrying the others
+    counted = dict(tallies)
+    for address, r in said:
+        key = address.lower()
+        counted[key] = _count(counted.get(key, Tally()), r, counts=first_bounce, now=now)
+    what = "bounce" if bounced else "delay"
+    return BounceDecision(
+        outcome=BounceOutcome(
+            email_id=email.id,
+            action=(
+                f"recorded a {what} of email {email.id} for "
+                + ", ".join(f"{a} ({r.status})" for a, r in said)
+            )[:200],
+            found_by=found_by,
+            conversation_id=email.conversation_id,
+            item_number=email.item_number,
+        ),
+        status=status,
+        reason="; ".join(r.reason for _, r in said)[:500],
+        tallies=tuple((k, v) for k, v in counted.items() if v != tallies.get(k)),
+    )
 
 
 def _whom(
-    report: DeliveryReport, email: Email, *, by_token: bool
+    report: DeliveryReport, email: SentEmail, *, by_token: bool
 ) -> Iterable[tuple[str, RecipientStatus]]:
     """The report's recipients that are this email's, as the email spells them."""
     ours = {a.lower(): a for a in email.to_addrs}
@@ -289,61 +340,141 @@ def _whom(
             yield next(iter(ours.values())), r
 
 
-async def apply_report(
-    session: AsyncSession, *, report: DeliveryReport, now: datetime, key: bytes
-) -> BounceOutcome:
-    """Record what `report` says about the email it names, in the caller's transaction."""
-    found = await _the_email(session, report, key)
+def _count(tally: Tally, r: RecipientStatus, *, counts: bool, now: datetime) -> Tally:
+    """The address's tally after `r`; repeated hard bounces block it (services.mail.blocked)."""
+    hard, soft = tally.hard_bounces, tally.soft_bounces
+    if r.hard and counts:
+        hard += 1
+    elif not r.hard:
+        soft += 1
+    blocked_at = tally.blocked_at
+    if blocked_at is None and hard >= HARD_BOUNCE_LIMIT:
+        blocked_at = now
+    return Tally(
+        hard_bounces=hard,
+        soft_bounces=soft,
+        last_status=r.status,
+        last_reason=r.reason,
+        last_at=now,
+        blocked_at=blocked_at,
+    )
+
+
+# --- the look-ups and writes, inside the intake's unit of work -----------------------------
+
+_SENT_COLUMNS = (
+    Email.id,
+    Email.status,
+    Email.to_addrs,
+    Email.conversation_id,
+    Email.item_number,
+)
+_BY_ID = Prepared(
+    select(*_SENT_COLUMNS, Email.direction, Email.uid).where(Email.id == bindparam("email_id"))
+)
+_BY_MESSAGE_ID = Prepared(
+    select(*_SENT_COLUMNS)
+    .where(
+        Email.message_id == bindparam("message_id"),
+        Email.direction == "out",
+        Email.status.in_([s.value for s in _ACCEPTED]),
+    )
+    .limit(1)
+)
+_TALLY_COLUMNS = (
+    MailBounce.hard_bounces,
+    MailBounce.soft_bounces,
+    MailBounce.last_status,
+    MailBounce.last_reason,
+    MailBounce.last_at,
+    MailBounce.blocked_at,
+)
+_TALLY = Prepared(select(*_TALLY_COLUMNS).where(MailBounce.address == bindparam("address")))
+_UPDATE_EMAIL = Prepared(
+    update(Email)
+    .where(Email.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), reason=bindparam("b_reason"))
+)
+_INSERT_TALLY = Prepared(insert(MailBounce))
+_UPDATE_TALLY = Prepared(
+    update(MailBounce)
+    .where(MailBounce.address == bindparam("b_address"))
+    .values({c.key: bindparam(f"b_{c.key}") for c in _TALLY_COLUMNS})
+)
+
+
+def _sent(row: tuple[Any, ...]) -> SentEmail:
+    email_id, status, to_addrs, conversation_id, item_number = row[:5]
+    assert isinstance(email_id, int) and isinstance(to_addrs, list)
+    return SentEmail(
+        id=email_id,
+        status=EmailStatus(status),
+        to_addrs=tuple(str(a) for a in to_addrs),
+        conversation_id=conversation_id if isinstance(conversation_id, int) else None,
+        item_number=item_number if isinstance(item_number, int) else None,
+    )
+
+
+def _the_email(tx: Tx, report: DeliveryReport, key: bytes) -> tuple[SentEmail, str] | None:
+    """The email a report is about, and how it was found; only one the server accepted."""
+    for email_id, signature in find_bounce_tokens(" ".join(report.addresses)):
+        rows = tx.run(_BY_ID, {"email_id": email_id})
+        if not rows:
+            continue
+        *sent, direction, uid = rows[0]
+        email = _sent(tuple(sent))
+        if (
+            direction == "out"
+            and email.status in _ACCEPTED
+            and bounce_signature_ok(key=key, email_id=email.id, email_uid=uid, signature=signature)
+        ):
+            return email, "bounce address"
+    for message_id in report.original_message_ids:
+        rows = tx.run(_BY_MESSAGE_ID, {"message_id": f"<{message_id}>"})
+        if rows:
+            return _sent(rows[0]), "Message-ID"
+    return None
+
+
+def _tallies(tx: Tx, addresses: Iterable[str]) -> dict[str, Tally]:
+    found = {}
+    for address in dict.fromkeys(a.lower() for a in addresses):
+        rows = tx.run(_TALLY, {"address": address})
+        if rows:
+            found[address] = Tally(*rows[0])
+    return found
+
+
+def apply_report(tx: Tx, *, report: DeliveryReport, now: datetime, key: bytes) -> BounceOutcome:
+    """Record what `report` says about the email it names, in the caller's unit of work."""
+    found = _the_email(tx, report, key)
     if found is None:
         return BounceOutcome(email_id=None, action="names no email we sent")
     email, found_by = found
-    said = list(_whom(report, email, by_token=found_by == "bounce address"))
-    said = [(a, r) for a, r in said if r.failed or r.action == "delayed"]
-    if not said:
-        return BounceOutcome(email_id=None, action="names no recipient of the email it is about")
-    bounced = {a.lower() for a, r in said if r.failed}
-    first_bounce = email.status != EmailStatus.BOUNCED
-    if email.status == EmailStatus.SENT and bounced >= {a.lower() for a in email.to_addrs}:
-        email.status = EmailStatus.BOUNCED  # a row still retrying keeps retrying the others
-    for address, r in said:
-        await _count(session, address, r, counts=first_bounce, now=now)
-    email.reason = "; ".join(r.reason for _, r in said)[:500]
-    queries.add_change(
-        session, kind=ChangeKind.EMAIL, at=now, conversation_id=email.conversation_id
+    tallies = _tallies(tx, email.to_addrs)
+    decision = judge(report, email, found_by=found_by, tallies=tallies, now=now)
+    if decision.outcome.email_id is None:
+        return decision.outcome
+    tx.run(
+        _UPDATE_EMAIL,
+        {
+            "b_id": email.id,
+            "b_status": (decision.status or email.status).value,
+            "b_reason": decision.reason,
+        },
     )
-    what = "bounce" if bounced else "delay"
-    return BounceOutcome(
-        email_id=email.id,
-        action=(
-            f"recorded a {what} of email {email.id} for "
-            + ", ".join(f"{a} ({r.status})" for a, r in said)
-        )[:200],
-        found_by=found_by,
-        conversation_id=email.conversation_id,
-        item_number=email.item_number,
-    )
-
-
-async def _count(
-    session: AsyncSession, address: str, r: RecipientStatus, *, counts: bool, now: datetime
-) -> None:
-    """Keep the address's tally; repeated hard bounces block it (services.mail.blocked)."""
-    key = address.lower()
-    row = await session.get(MailBounce, key)
-    if row is None:
-        row = MailBounce(address=key, hard_bounces=0, soft_bounces=0)
-        session.add(row)
-    if r.hard and counts:
-        row.hard_bounces += 1
-    elif not r.hard:
-        row.soft_bounces += 1
-    row.last_status = r.status
-    row.last_reason = r.reason
-    row.last_at = now
-    if row.blocked_at is None and row.hard_bounces >= HARD_BOUNCE_LIMIT:
-        row.blocked_at = now
-        log.warning(
-            "%s bounced %d times; no more email goes to it until an administrator clears it",
-            key,
-            row.hard_bounces,
-        )
+    for address, tally in decision.tallies:
+        if tally.blocked_at == now and (tallies.get(address) or Tally()).blocked_at is None:
+            log.warning(
+                "%s bounced %d times; no more email goes to it until an administrator clears it",
+                address,
+                tally.hard_bounces,
+            )
+        values = {c.key: getattr(tally, c.key) for c in _TALLY_COLUMNS}
+        if address in tallies:
+            changed = {f"b_{k}": v for k, v in values.items()}
+            tx.run(_UPDATE_TALLY, {"b_address": address, **changed})
+        else:
+            tx.run(_INSERT_TALLY, {"address": address, **values})
+    record_change(tx, kind=ChangeKind.EMAIL, at=now, conversation_id=email.conversation_id)
+    return decision.outcome

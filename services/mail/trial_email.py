@@ -11,13 +11,11 @@ from services.domain.email_plan import AUTO_HEADERS
 from services.domain.headers import format_address, normalize_address
 from services.domain.mime import compose
 from services.domain.model import EmailStatus
+from services.email_log import log_email
 from services.errors import MailServerError, MailServerUnreachableError
 from services.mail.identity import MailIdentity
 from services.mail.smtp import Outgoing, SmtpSender, SmtpSettings, SmtpVerdict
-from services.store.changes import record_change
-from services.store.database import Database, Tx
-from services.store.models import Email
-from services.views import ChangeKind
+from services.store.database import Database
 
 __all__ = ["SUBJECT", "send_trial_email"]
 
@@ -31,11 +29,6 @@ def _body(settings: SmtpSettings) -> str:
         f"({settings.security.value}). If you can read it, notification emails "
         "will reach people too.\n"
     )
-
-
-def _record(tx: Tx, email: Email) -> None:
-    tx.session.add(email)
-    record_change(tx, kind=ChangeKind.EMAIL, at=email.created_at)
 
 
 async def send_trial_email(
@@ -64,10 +57,11 @@ async def send_trial_email(
         )
     sent = outcome.verdict is SmtpVerdict.SENT
     answer = f"{outcome.code} {outcome.reply}" if outcome.code is not None else outcome.reply
-    email = Email(
+    await db.write(
+        log_email,
         direction="out",
         kind="test",
-        status=EmailStatus.SENT if sent else EmailStatus.FAILED,
+        status=(EmailStatus.SENT if sent else EmailStatus.FAILED).value,
         uid=uid,
         message_id=message_id,
         from_addr=identity.from_addr,
@@ -81,7 +75,6 @@ async def send_trial_email(
         created_at=now,
         sent_at=now if sent else None,
     )
-    await db.write(_record, email)
     if sent:
         return answer
     if outcome.code is None:

@@ -10,17 +10,16 @@ one that committed out of order. Then every watcher is woken (`Tx.notify_after_c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert
 
 from services.store import counters
-from services.store.database import Tx, add_before_commit
+from services.store.database import Tx
 from services.store.models import Change
 from services.store.prepared import Prepared
 from services.views import ChangeKind
 
-__all__ = ["queue_change", "record_change"]
+__all__ = ["record_change"]
 
 _PENDING = "deskbell.changes"
 _INSERT_CHANGE = Prepared(insert(Change))
@@ -37,22 +36,10 @@ def record_change(
     """Append a change-feed row at commit and wake every watcher once this transaction commits."""
     if not tx.writing:
         raise RuntimeError("a read changes nothing: use Database.write")
-    queue_change(tx.info, kind=kind, at=at, conversation_id=conversation_id, person_id=person_id)
-
-
-def queue_change(
-    info: dict[str, Any],
-    *,
-    kind: ChangeKind,
-    at: datetime,
-    conversation_id: int | None = None,
-    person_id: int | None = None,
-) -> None:
-    """`record_change` on a transaction's `info` dict (a `Tx`'s, or an old-store session's)."""
-    pending: dict[tuple[str, int | None, int | None], datetime] | None = info.get(_PENDING)
+    pending: dict[tuple[str, int | None, int | None], datetime] | None = tx.info.get(_PENDING)
     if pending is None:
-        pending = info[_PENDING] = {}
-        add_before_commit(info, _write_changes)
+        pending = tx.info[_PENDING] = {}
+        tx.before_commit(_write_changes)
     # The same change twice in one transaction tells a reader nothing more.
     pending.setdefault((kind.value, conversation_id, person_id), at)
 

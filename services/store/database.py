@@ -67,7 +67,6 @@ __all__ = [
     "add_before_commit",
     "database_target",
     "decode_text",
-    "has_before_commit",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,6 @@ class Tx:
 
     __slots__ = (
         "_dbapi",
-        "_owns_session",
         "_session",
         "conn",
         "dialect",
@@ -137,34 +135,15 @@ class Tx:
         *,
         writing: bool,
         is_postgres: bool,
-        session: Session | None = None,
-        dbapi: Any = None,
     ) -> None:
         self.conn = conn
         self.dialect: Dialect = conn.dialect
         self.is_postgres = is_postgres
         self.writing = writing
         self.notified = False
-        self._dbapi: Any = _driver(conn) if dbapi is None else dbapi
-        self._session: Session | None = session
-        self._owns_session = session is None
-        self.info: dict[str, Any] = {} if session is None else session.info
-
-    @classmethod
-    def in_session(cls, session: Session) -> Tx:
-        """A `Tx` inside the transaction of an existing ORM session (the async store's, run
-        through `run_sync`): for the modules not yet on `Database`, so one function serves
-        both. Its `before_commit` functions run at that session's commit
-        (services/store/db.py), and its `info` is the session's."""
-        conn = session.connection()
-        return cls(
-            conn,
-            writing=True,
-            is_postgres=conn.dialect.name == "postgresql",
-            session=session,
-            # The DBAPI face of the driver: an async driver's is adapted to plain calls.
-            dbapi=conn.connection.dbapi_connection,
-        )
+        self._dbapi: Any = _driver(conn)
+        self._session: Session | None = None
+        self.info: dict[str, Any] = {}
 
     @property
     def session(self) -> Session:
@@ -238,7 +217,7 @@ class Tx:
         add_before_commit(self.info, fn)
 
     def run_before_commit(self) -> None:
-        """The `before_commit` functions, each once (for `Database` and the old store)."""
+        """The `before_commit` functions, each once (`Database` runs them before COMMIT)."""
         hooks: list[Callable[[Tx], None]] = self.info.get(_BEFORE_COMMIT, [])
         while hooks:
             hooks.pop(0)(self)
@@ -248,7 +227,7 @@ class Tx:
             self._session.flush()
 
     def _close(self) -> None:
-        if self._session is not None and self._owns_session:
+        if self._session is not None:
             self._session.close()
             self._session = None
 
@@ -257,14 +236,10 @@ _BEFORE_COMMIT = "deskbell.before_commit"
 
 
 def add_before_commit(info: dict[str, Any], fn: Callable[[Tx], None]) -> None:
-    """`Tx.before_commit` on a transaction's `info` (also a session's, for the old store)."""
+    """`Tx.before_commit` on a transaction's `info`."""
     hooks: list[Callable[[Tx], None]] = info.setdefault(_BEFORE_COMMIT, [])
     if fn not in hooks:
         hooks.append(fn)
-
-
-def has_before_commit(info: dict[str, Any]) -> bool:
-    return bool(info.get(_BEFORE_COMMIT))
 
 
 def _check_plain(result: object) -> None:

@@ -9,25 +9,17 @@ import functools
 import logging
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
-from services.errors import StoreBusyError, StoreUnavailableError
-from services.store.database import Tx, decode_text, has_before_commit
+from services.errors import StoreUnavailableError
+from services.store.database import database_target, decode_text
 from services.store.failures import is_damage, store_error, watch_engine
 from services.store.workspace_lock import lock_workspace
 
@@ -36,48 +28,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DB_FILENAME",
-    "Store",
-    "StoreSessions",
     "decode_text",
     "head_revision",
-    "open_store",
-    "run_in_session",
+    "prepare_database",
     "sqlite_url",
 ]
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 DB_FILENAME = "deskbell.db"
 
 
 def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite+aiosqlite:///{data_dir / DB_FILENAME}"
-
-
-@dataclass(frozen=True, slots=True)
-class Store:
-    engine: AsyncEngine
-    sessions: StoreSessions
-    # A message for a person when start-up had to repair something (a corrupt file moved aside).
-    notice: str | None = None
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
-
-    async def close(self) -> None:
-        await self.engine.dispose()
+    return f"sqlite:///{data_dir / DB_FILENAME}"
 
 
 BUSY_TIMEOUT_S = 10.0
 
 
 def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # The async adapter holds the sqlite3 connection's settings on its driver connection.
-    getattr(dbapi_conn, "driver_connection", dbapi_conn).text_factory = decode_text
+    dbapi_conn.text_factory = decode_text
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -91,98 +61,9 @@ def _driver_autocommit(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
 
 
-def _begin_sqlite(conn: Connection) -> None:
-    """Write transactions take SQLite's write lock at BEGIN.
-
-    A deferred transaction that reads, then writes, fails at once with "database is locked"
-    when another process committed in between (WAL cannot upgrade a stale snapshot); waiting
-    for the lock at BEGIN IMMEDIATE lets busy_timeout do its job instead.
-    """
-    writing = conn.get_execution_options().get(_WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
-
-
-_WRITE_OPTION = "deskbell_write"
-
-
-class _StoreSession(Session):
-    """The old store's sessions run a unit of work's `before_commit` functions too (the
-    change feed's rows, services/store/changes.py), so both paths record changes alike."""
-
-
-@event.listens_for(_StoreSession, "before_commit")
-def _before_commit(session: Session) -> None:
-    if has_before_commit(session.info):
-        Tx.in_session(session).run_before_commit()
-
-
-async def run_in_session(
-    session: AsyncSession, work: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """Run a unit of work (`work(tx, ...)`, as `Database.write` runs it) inside an open
-    old-store session's transaction: for the modules not yet on `Database`."""
-    return await session.run_sync(lambda sync: work(Tx.in_session(sync), *args, **kwargs))
-
-
-class StoreSessions(async_sessionmaker[AsyncSession]):
-    """`sessions()` for reads; `sessions.begin()` for a unit of work that writes.
-
-    SQLite has one writer at a time, and its busy handler is not fair: a task that commits
-    and begins again at once can starve another connection of this process for longer than
-    busy_timeout. So on SQLite this process's writers queue on one FIFO lock first, and only
-    other processes meet the busy handler.
-    """
-
-    def __init__(self, engine: AsyncEngine, *, serialize_writes: bool, **kw: Any) -> None:
-        super().__init__(engine, sync_session_class=_StoreSession, **kw)
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if serialize_writes else None
-
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncSession]:  # type: ignore[override]
-        bind = self.kw["bind"]
-        session = self(bind=bind.execution_options(**{_WRITE_OPTION: True}))
-        if self._write_lock is None:
-            async with session.begin():
-                yield session
-            await session.close()
-            return
-        try:
-            async with asyncio.timeout(WRITE_WAIT_S):
-                await self._write_lock.acquire()
-        except TimeoutError:
-            await session.close()
-            raise StoreBusyError(
-                f"the database stayed busy for {WRITE_WAIT_S:.0f} s; try again"
-            ) from None
-        try:
-            async with session.begin():
-                yield session
-        finally:
-            self._write_lock.release()
-            await session.close()
-
-    @contextlib.asynccontextmanager
-    async def write_turn(self) -> AsyncIterator[None]:
-        """This process's turn to write, for one statement run outside `begin()` (an UPDATE
-        in autocommit on the driver's connection): the same FIFO queue `begin()` waits in,
-        instead of SQLite's busy handler and its sleeps."""
-        if self._write_lock is None:
-            yield
-            return
-        try:
-            async with asyncio.timeout(WRITE_WAIT_S):
-                await self._write_lock.acquire()
-        except TimeoutError:
-            raise StoreBusyError(
-                f"the database stayed busy for {WRITE_WAIT_S:.0f} s; try again"
-            ) from None
-        try:
-            yield
-        finally:
-            self._write_lock.release()
-
-
-WRITE_WAIT_S = 30.0
+def _begin_immediate(conn: Connection) -> None:
+    """The migration takes SQLite's write lock at BEGIN, so DDL runs in its transaction."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -343,12 +224,12 @@ def _check_and_migrate(path: Path, now: datetime) -> str | None:
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _set_sqlite_pragmas)
     event.listen(engine, "connect", _driver_autocommit)
-    event.listen(engine, "begin", _begin_sqlite)
+    event.listen(engine, "begin", _begin_immediate)
     watch_engine(engine, path=path)
     try:
         # One transaction under the write lock: a process starting at the same time waits,
         # then finds the schema migrated; a migration that fails leaves nothing half done.
-        with engine.connect().execution_options(**{_WRITE_OPTION: True}) as conn, conn.begin():
+        with engine.begin() as conn:
             _upgrade(conn)
     finally:
         engine.dispose()
@@ -362,59 +243,34 @@ def _shown_url(url: str) -> str:
         return "(an invalid URL)"
 
 
-def _async_url(url: str) -> str:
-    """The asyncio driver's URL for a plain one: aiosqlite for SQLite, psycopg's async
-    connection for PostgreSQL (`postgresql://` alone names psycopg's sync one)."""
+def _migrate_server(url: str) -> None:
+    """Migrate a database server's schema (run in a worker thread, with the sync driver)."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url  # refused below, with the URL in the message
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(False)
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(False)
-    return url
-
-
-async def open_store(url: str, *, now: datetime, echo: bool = False) -> Store:
-    """Open (and create, repair or migrate) the database behind `url`."""
-    url = _async_url(url)
-    notice = None
-    kwargs: dict[str, Any] = {"echo": echo}
-    sqlite = url.startswith("sqlite")
-    if sqlite:
-        notice = await asyncio.to_thread(_prepare_sqlite, Path(url.split("///", 1)[1]), now)
-    else:
-        kwargs.update(pool_size=5, max_overflow=5, pool_pre_ping=True)
-    try:
-        engine = create_async_engine(url, **kwargs)
-    except (ImportError, ArgumentError) as exc:  # no driver for that URL, or a bad URL
+        engine = create_engine(url, poolclass=NullPool)
+    except (ImportError, ArgumentError) as exc:  # no driver for that URL
         raise StoreUnavailableError(f"cannot use the database {_shown_url(url)}: {exc}") from exc
-    if sqlite:
-        path = Path(url.split("///", 1)[1])
-        watch_engine(engine.sync_engine, path=path)
+    try:
+        with engine.begin() as conn:
+            _upgrade(conn)
+    except (OSError, SQLAlchemyError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+        raise StoreUnavailableError(
+            f"cannot reach the database {_shown_url(url)}: {first_line or type(exc).__name__}"
+        ) from exc
+    finally:
+        engine.dispose()
 
-        def before_connect(*_args: Any) -> None:
-            _writable_like_the_database(path)  # a fixed file mode takes effect without a restart
 
-        event.listen(engine.sync_engine, "do_connect", before_connect)
-        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
-        event.listen(engine.sync_engine, "connect", _driver_autocommit)
-        event.listen(engine.sync_engine, "begin", _begin_sqlite)
-    else:
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_upgrade)
-        except (OSError, SQLAlchemyError) as exc:
-            await engine.dispose()
-            reason = getattr(exc, "orig", None) or exc
-            first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
-            raise StoreUnavailableError(
-                f"cannot reach the database {_shown_url(url)}: {first_line or type(exc).__name__}"
-            ) from exc
-        except BaseException:
-            await engine.dispose()
-            raise
-    sessions = StoreSessions(engine, serialize_writes=sqlite, expire_on_commit=False)
-    return Store(engine=engine, sessions=sessions, notice=notice)
+async def prepare_database(url: str, *, now: datetime) -> str | None:
+    """Create, repair or migrate the database behind `url`, in a worker thread; a notice for a
+    person when start-up had to repair something (a corrupt file moved aside), else None."""
+    try:
+        backend, sync_url = database_target(url)
+    except (ArgumentError, ValueError) as exc:  # not a URL, or not one of ours
+        raise StoreUnavailableError(f"cannot use the database {_shown_url(url)}: {exc}") from exc
+    if backend == "sqlite":
+        path = Path(str(make_url(sync_url).database))
+        return await asyncio.to_thread(_prepare_sqlite, path, now)
+    await asyncio.to_thread(_migrate_server, sync_url)
+    return None

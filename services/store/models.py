@@ -370,8 +370,8 @@ class ImapCursor(Base):
     updated_at: Mapped[datetime]
 
 
-# I6: the sender hold is rebuilt from one sender's recent incoming log rows.
-Index("ix_emails_from_addr_created_at", Email.from_addr, Email.created_at)
+# I6: the sender hold is rebuilt from one sender's recent incoming log rows (migration 0009).
+Index("ix_emails_sender_direction_created_at", Email.from_addr, Email.direction, Email.created_at)
 
 
 class ImapReaderLease(Base):

@@ -8,16 +8,13 @@ runs inside a unit of work (`Tx`), with statements prepared once (services/store
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.domain.model import ConversationKind, NotificationSettings, PersonKind
+from services.domain.model import NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
-from services.store.changes import queue_change
 from services.store.database import Tx
 from services.store.models import (
     Conversation,
@@ -28,14 +25,11 @@ from services.store.models import (
     Person,
 )
 from services.store.prepared import Prepared
-from services.views import ChangeKind, PersonInfo
+from services.views import PersonInfo
 
 __all__ = [
     "NEVER_DELAY",
     "PERSON_COLUMNS",
-    "add_change",
-    "audience",
-    "conversation_for_item",
     "domain_person",
     "item_id_by_number",
     "messages_before",
@@ -158,8 +152,7 @@ def visible_conversations_clause(person_id: Any) -> Any:
     )
 
 
-# --- for the modules still on the old store's async sessions (fallback, incoming) ----------
-# They go once those modules run their transactions on `Database`.
+# --- from ORM rows (the fallback scheduler reads persons through the unit of work's session) --
 
 
 def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings:
@@ -176,48 +169,4 @@ def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings
 def domain_person(person: Person) -> DomainPerson:
     return DomainPerson(
         id=person.id, email=person.email, name=person.name, kind=PersonKind(person.kind)
-    )
-
-
-async def conversation_for_item(
-    session: AsyncSession, item_id: int, kind: ConversationKind
-) -> Conversation:
-    conv = (
-        await session.execute(
-            select(Conversation).where(Conversation.item_id == item_id, Conversation.kind == kind)
-        )
-    ).scalar_one()
-    return conv
-
-
-async def audience(session: AsyncSession, conv: Conversation) -> Sequence[Person]:
-    """Who a message in `conv` may reach before the rules of R1-R4: followers or members."""
-    if conv.item_id is not None:
-        stmt = (
-            select(Person)
-            .join(Follower, Follower.person_id == Person.id)
-            .where(Follower.item_id == conv.item_id)
-            .order_by(Person.id)
-        )
-    else:
-        stmt = (
-            select(Person)
-            .join(ConversationMember, ConversationMember.person_id == Person.id)
-            .where(ConversationMember.conversation_id == conv.id)
-            .order_by(Person.id)
-        )
-    return (await session.execute(stmt)).scalars().all()
-
-
-def add_change(
-    session: AsyncSession,
-    *,
-    kind: ChangeKind,
-    at: datetime,
-    conversation_id: int | None = None,
-    person_id: int | None = None,
-) -> None:
-    """`record_change` for the modules still on the old store's sessions."""
-    queue_change(
-        session.info, kind=kind, at=at, conversation_id=conversation_id, person_id=person_id
     )

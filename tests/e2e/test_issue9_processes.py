@@ -212,11 +212,7 @@ ITEMS_EACH = 25
 CLI_ITEMS = 4
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_t1_items_created_by_many_processes_at_once_never_share_a_number(
     target: Target,
 ) -> None:

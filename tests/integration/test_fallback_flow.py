@@ -346,6 +346,7 @@ async def test_e7_a_retry_goes_only_to_the_recipients_not_yet_accepted(
 async def _queue_raw(svc: Service, *, to: list[str]) -> int:
     from email.message import EmailMessage
 
+    from services.store.database import Tx
     from services.store.models import Email
 
     msg = EmailMessage()
@@ -354,7 +355,8 @@ async def _queue_raw(svc: Service, *, to: list[str]) -> int:
     msg["Subject"] = "to several"
     msg["Message-ID"] = "<several.1@deskbell.test>"
     msg.set_content("hello")
-    async with svc.store.sessions.begin() as session:
+
+    def queue(tx: Tx) -> int:
         row = Email(
             direction="out",
             kind="template",
@@ -367,9 +369,11 @@ async def _queue_raw(svc: Service, *, to: list[str]) -> int:
             raw=msg.as_bytes(),
             created_at=svc.clock.now(),
         )
-        session.add(row)
-        await session.flush()
+        tx.session.add(row)
+        tx.session.flush()
         return row.id
+
+    return await svc.db.write(queue)
 
 
 async def test_r5_never_email_me_is_kept_and_honoured(

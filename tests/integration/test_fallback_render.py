@@ -124,9 +124,10 @@ async def test_e3_seen_while_rendering_is_rechecked_before_the_write(
 
     log = [e for e in await svc.emails() if e.kind == "notification"]
     assert [e.to_addrs for e in log] == [("carl@customer.org",)]
-    async with svc.store.sessions() as session:
-        rows = await session.execute(select(Delivery.recipient_id, Delivery.state))
-        states = {recipient: state for recipient, state in rows}
+    rows = await svc.db.read(
+        lambda tx: list(tx.conn.execute(select(Delivery.recipient_id, Delivery.state)))
+    )
+    states = dict(rows)
     assert states == {world.bob: DeliveryState.SEEN, world.carl: DeliveryState.EMAILED}
 
 

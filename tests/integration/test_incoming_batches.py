@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import operations
 from services.api import Service
 from services.clock import ManualClock
 from services.incoming.imap import ImapMessage, ImapPosition, ImapReader, MemoryCursor
 from services.incoming.router import IncomingMail, MailPolicy
+from services.store.database import Tx
 from services.store.models import Conversation, Email, ImapCursor, Item, Message, Person
 from tests.integration.test_imap_reader import Collector, mail, settings_for
 from tests.support.dovecot import DovecotServer
@@ -78,40 +80,37 @@ async def test_i1_a_failed_batch_leaves_the_cursor_and_is_read_again(
         await reader.close()
 
 
-def incoming_failing_on(svc: Service, title: str, error: Exception) -> IncomingMail:
+def incoming_failing_on(
+    svc: Service, monkeypatch: pytest.MonkeyPatch, title: str, error: Exception
+) -> IncomingMail:
     """The service's incoming side, whose automations raise `error` for an item `title`."""
+    item_created = operations.item_created
 
-    async def on_item_created(session: AsyncSession, item: Item) -> None:
-        if item.title == title:
+    def failing(tx: Tx, ctx: operations.Context, item_id: int) -> None:
+        item = tx.session.get(Item, item_id)
+        if item is not None and item.title == title:
             raise error
+        item_created(tx, ctx, item_id)
 
-    async def nothing(*_args: object) -> None:
-        return None
-
+    monkeypatch.setattr(operations, "item_created", failing)
     return IncomingMail(
-        svc.store.sessions,
         db=svc.db,
         clock=svc.clock,
         secrets=svc.secrets,
         config=svc.config,
         policy=lambda: MailPolicy(
-            own_address="support@deskbell.test",
-            token_key=b"k" * 32,
-            create_items=True,
-            default_delay_s=60,
+            own_address="support@deskbell.test", token_key=b"k" * 32, create_items=True
         ),
-        on_posted=nothing,
-        on_item_created=on_item_created,
-        on_person_created=nothing,
+        context=svc._parts.context,
         on_written=lambda: None,
     )
 
 
 async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
-    svc: Service, dovecot: DovecotServer, folder: str
+    svc: Service, dovecot: DovecotServer, folder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A mail whose processing raises rolls its batch back; the batch is redone one by one."""
-    incoming = incoming_failing_on(svc, "mail 2", RuntimeError("an automation bug"))
+    incoming = incoming_failing_on(svc, monkeypatch, "mail 2", RuntimeError("an automation bug"))
     for n in range(1, 4):
         dovecot.deliver(mail(n), folder=folder)
     reader = incoming.reader_for(settings_for(dovecot, folder))
@@ -121,13 +120,19 @@ async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
     finally:
         await reader.close()
 
-    async with svc.store.sessions() as session:
-        rows = (await session.execute(select(Email).order_by(Email.id))).scalars().all()
-        [position] = (await session.execute(select(ImapCursor))).scalars().all()
-        items = (await session.execute(select(Item.title).order_by(Item.id))).scalars().all()
-        messages = (await session.execute(select(Message.text))).scalars().all()
-        people = (await session.execute(select(Person.email))).scalars().all()
-        conversations = (await session.execute(select(Conversation.id))).scalars().all()
+    def column(tx: Tx, column: Any, *, order: Any = None) -> list[Any]:
+        return list(tx.conn.execute(select(column).order_by(order)).scalars())
+
+    rows = await svc.db.read(
+        lambda tx: list(
+            tx.conn.execute(select(Email.subject, Email.action, Email.reason).order_by(Email.id))
+        )
+    )
+    [position] = await svc.db.read(column, ImapCursor.last_uid)
+    items = await svc.db.read(column, Item.title, order=Item.id)
+    messages = await svc.db.read(column, Message.text)
+    people = await svc.db.read(column, Person.email)
+    conversations = await svc.db.read(column, Conversation.id)
     assert [r.subject for r in rows] == ["mail 1", "mail 2", "mail 3"]
     assert [r.action for r in rows] == ["created #1", "ignored", "created #2"]
     assert "an automation bug" in (rows[1].reason or "")
@@ -135,4 +140,4 @@ async def test_i7_one_broken_mail_in_a_batch_is_logged_and_the_others_land_once(
     assert sorted(messages) == ["body 1", "body 3"]
     assert people == ["carl@example.org"]  # the rolled-back batch left nothing behind
     assert len(conversations) == 4
-    assert position.last_uid == 3
+    assert position == 3

@@ -139,10 +139,11 @@ async def test_i1_i2_replies_through_dovecot_with_a_reader_restart_between_mails
     assert "Out of office" not in external
 
     # The position lives in the database: a third reader takes nothing old again.
-    async with svc.store.sessions() as session:
-        [cursor] = (await session.execute(select(ImapCursor))).scalars().all()
-    assert cursor.folder == folder
-    assert cursor.last_uid == 5
+    [(cursor_folder, last_uid)] = await svc.db.read(
+        lambda tx: list(tx.conn.execute(select(ImapCursor.folder, ImapCursor.last_uid)))
+    )
+    assert cursor_folder == folder
+    assert last_uid == 5
     settings = svc.incoming.settings()
     assert settings is not None
     reader = svc.incoming.reader_for(settings)

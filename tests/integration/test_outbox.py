@@ -23,6 +23,7 @@ from services.api import ConversationKind, Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.mail.smtp import SmtpSender
+from services.store.database import Tx
 from services.store.db import DB_FILENAME
 from services.store.models import Email, Setting
 from tests.support.databases import sqlite_only
@@ -201,10 +202,13 @@ async def _started_with_an_unusable_host(
     """Emails queued, then a process started with an SMTP host stored before validation
     existed (refused when the settings are loaded)."""
     await _queue(svc, clock)
-    async with svc.store.sessions.begin() as session:
-        await session.execute(
+
+    def bad_host(tx: Tx) -> None:
+        tx.conn.execute(
             update(Setting).where(Setting.key == "smtp.host").values(value="mail example.com")
         )
+
+    await svc.db.write(bad_host)
     return await open_service(database_url, clock=clock)
 
 
@@ -269,15 +273,14 @@ async def test_t2_an_email_claimed_elsewhere_is_a_deadline_for_this_sender(
     PostgreSQL it is the server's: test_outbox_claims proves that one)."""
     queued = await _queue(svc, clock)
     held_until = clock.now() + timedelta(seconds=30)  # sooner than this sender's lease
-    async with svc.store.sessions.begin() as session:
+
+    def claimed_elsewhere(tx: Tx) -> list[int]:
         ids = list(
-            (
-                await session.execute(
-                    select(Email.id).where(Email.status == EmailStatus.QUEUED).order_by(Email.id)
-                )
+            tx.conn.execute(
+                select(Email.id).where(Email.status == EmailStatus.QUEUED).order_by(Email.id)
             ).scalars()
         )
-        await session.execute(
+        tx.conn.execute(
             update(Email)
             .where(Email.id.in_(ids))
             .values(
@@ -286,9 +289,12 @@ async def test_t2_an_email_claimed_elsewhere_is_a_deadline_for_this_sender(
                 claimed_until=held_until,
             )
         )
-        await session.execute(  # freed by a sender that stopped before starting it
+        tx.conn.execute(  # freed by a sender that stopped before starting it
             update(Email).where(Email.id == ids[-1]).values(claimed_by=None, claimed_until=None)
         )
+        return ids
+
+    ids = await svc.db.write(claimed_elsewhere)
     assert await svc.outbox.next_attempt_at() == clock.now()
     [mine] = await svc.outbox.claim()
     assert mine.id == ids[-1] and mine.claimed_until is not None

@@ -198,7 +198,6 @@ async def test_d8_damage_met_while_running_is_one_typed_error(tmp_path: Path) ->
     await _seeded(tmp_path)
     service = await Service.open(data_dir=tmp_path, clock=ManualClock())
     try:
-        await service.store.engine.dispose()  # nothing cached: the next read meets the disk
         db = tmp_path / DB_FILENAME
         damage_page(db, page_of(db, "messages", kind="leaf"))
         with pytest.raises(StoreCorruptError) as caught:

@@ -1,7 +1,8 @@
 """The URL `Service.open` and the command line take for a plain test database URL.
 
-The service's older store (services/store/db.py) still names an asyncio driver in its URL;
-the `database_url` fixture hands out plain `sqlite:///` and `postgresql://` URLs.
+The `database_url` fixture hands out plain `sqlite:///` and `postgresql://` URLs; this names
+the asyncio drivers instead, which the service still takes (they mean the sync drivers:
+services/store/database.py `database_target`), so tests keep covering both spellings.
 """
 
 from __future__ import annotations

@@ -328,10 +328,13 @@ async def test_m4_huge_loop_does_not_hang_and_sends_nothing_but_logs_why(
         await svc.templates.save(name="loop", subject="s", body_text=loop)
     # Stored all the same (before the check existed, or by hand): it fails to render alone.
     await svc.templates.save(name="loop", subject="s", body_text="fine")
-    async with svc.store.sessions.begin() as session:
-        await session.execute(
-            update(EmailTemplate).where(EmailTemplate.name == "loop").values(body_text=loop)
+    await svc.db.write(
+        lambda tx: (
+            tx.conn.execute(
+                update(EmailTemplate).where(EmailTemplate.name == "loop").values(body_text=loop)
+            ).rowcount
         )
+    )
     with pytest.raises(TemplateError):
         await svc.templates.preview("loop")
     await svc.automations.create(
@@ -439,14 +442,15 @@ async def test_m6_purge_removes_old_entries_but_never_pending_ones(
     await svc.templates.save(name="p", subject="s", body_text="x")
     old_pending = await svc.templates.test_send("p", to="a@example.com")
     sent_id = await svc.templates.test_send("p", to="b@example.com")
-    async with svc.store.sessions.begin() as session:
-        from services.store.models import Email
+    from services.store.models import Email
 
-        row = await session.get(Email, old_pending)
-        assert row is not None
-        row2 = await session.get(Email, sent_id)
-        assert row2 is not None
-        row2.status = EmailStatus.SENT
+    await svc.db.write(
+        lambda tx: (
+            tx.conn.execute(
+                update(Email).where(Email.id == sent_id).values(status=EmailStatus.SENT.value)
+            ).rowcount
+        )
+    )
     clock.advance(timedelta(hours=73).total_seconds())
     recent = await svc.templates.test_send("p", to="c@example.com")
     assert await svc.purge_log() == 1

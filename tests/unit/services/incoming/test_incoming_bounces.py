@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from services.domain.model import EmailStatus
 from services.domain.verp import bounce_address, bounce_signature_ok, find_bounce_tokens
-from services.incoming.bounces import DeliveryReport, looks_like_report, read_report
+from services.incoming.bounces import (
+    DeliveryReport,
+    RecipientStatus,
+    SentEmail,
+    judge,
+    looks_like_report,
+    read_report,
+)
 from services.incoming.parse import parse_mail
 
 CORPUS = Path(__file__).resolve().parents[4] / "tests" / "corpus"
@@ -86,3 +96,72 @@ def test_e7_bounce_address_names_the_email_and_is_signed() -> None:
 def test_e7_a_bounce_address_too_long_for_a_local_part_falls_back_to_the_from_address() -> None:
     long_from = "a-very-long-help-desk-notification-sender-name@deskbell.test"
     assert bounce_address(from_addr=long_from, key=KEY, email_id=10**12, email_uid="u") == long_from
+
+
+# --- what a report changes, judged without a database (issue 9) -----------------------------
+
+
+def _report(*recipients: RecipientStatus) -> DeliveryReport:
+    return DeliveryReport(recipients=recipients, original_message_ids=(), addresses=())
+
+
+def _status(address: str, action: str, status: str) -> RecipientStatus:
+    return RecipientStatus(
+        address=address, original=None, action=action, status=status, diagnostic="no"
+    )
+
+
+SENT = SentEmail(
+    id=7,
+    status=EmailStatus.SENT,
+    to_addrs=("Bob@Example.com",),
+    conversation_id=3,
+    item_number=1,
+)
+AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def test_e7_a_hard_bounce_marks_the_email_and_the_third_blocks_the_address() -> None:
+    report = _report(_status("bob@example.com", "failed", "5.1.1"))
+    first = judge(report, SENT, found_by="Message-ID", tallies={}, now=AT)
+    assert first.status is EmailStatus.BOUNCED
+    assert first.outcome.email_id == 7 and first.outcome.item_number == 1
+    [(address, tally)] = first.tallies
+    assert address == "bob@example.com"
+    assert (tally.hard_bounces, tally.blocked_at) == (1, None)
+    third = judge(
+        report,
+        SENT,
+        found_by="Message-ID",
+        tallies={address: replace(tally, hard_bounces=2)},
+        now=AT,
+    )
+    assert third.tallies[0][1].blocked_at == AT
+    again = judge(
+        report, replace(SENT, status=EmailStatus.BOUNCED), found_by="x", tallies={}, now=AT
+    )
+    assert again.tallies[0][1].hard_bounces == 0  # one email's bounces count once
+
+
+def test_e7_a_delay_counts_as_soft_and_keeps_the_email_sent() -> None:
+    decision = judge(
+        _report(_status("bob@example.com", "delayed", "4.4.1")),
+        SENT,
+        found_by="bounce address",
+        tallies={},
+        now=AT,
+    )
+    assert decision.status is EmailStatus.SENT
+    assert decision.tallies[0][1].soft_bounces == 1
+    assert decision.outcome.action.startswith("recorded a delay of email 7")
+
+
+def test_e7_a_report_about_someone_else_changes_nothing() -> None:
+    decision = judge(
+        _report(_status("carol@example.com", "failed", "5.1.1")),
+        SENT,
+        found_by="Message-ID",
+        tallies={},
+        now=AT,
+    )
+    assert decision.outcome.email_id is None and decision.tallies == ()
