@@ -56,6 +56,13 @@ from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
 from services.template_catalog import RenderedEmail
 from services.template_store import TemplateInfo, TemplateStore
 from services.templates import TemplateError
+from services.updates import (
+    DEFAULT_URL,
+    PUBLIC_KEY,
+    UpdateCheckError,
+    check_due,
+    check_for_update,
+)
 from services.views import (
     BounceInfo,
     ChangeEvent,
@@ -84,7 +91,9 @@ if TYPE_CHECKING:
     from services.mail.smtp import SmtpSettings
 
 __all__ = [
+    "DEFAULT_URL",
     "LOG_WINDOW",
+    "PUBLIC_KEY",
     "PURGE_EVERY",
     "AutomationInfo",
     "BounceInfo",
@@ -129,6 +138,9 @@ __all__ = [
     "TemplateError",
     "TemplateInfo",
     "UnseenCounts",
+    "UpdateCheckError",
+    "check_due",
+    "check_for_update",
     "dnd_ends_at",
     "dnd_until_choice",
     "in_do_not_disturb",

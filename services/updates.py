@@ -22,8 +22,6 @@ import base64
 import binascii
 import json
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -141,6 +139,10 @@ async def fetch_announcement(
     url: str, *, timeout_s: float = TIMEOUT_S, user_agent: str = "Deskbell"
 ) -> bytes:
     """The document at `url` (https; plain http only on this machine), at most MAX_BYTES."""
+    # Loaded here, not at start: urllib.request brings http.client and ssl (30 ms).
+    import urllib.error
+    import urllib.request
+
     parts = urlsplit(url)
     if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
         raise UpdateCheckError(f"the update address must be https: {url!r:.80}")

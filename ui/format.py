@@ -11,8 +11,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
-from services.domain.model import ConversationKind
-from services.views import ConversationRow, MessageStatus
+from services.api import ConversationKind, ConversationRow, MessageStatus
 
 __all__ = [
     "bubble_text",

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from PySide6.QtWidgets import QApplication
 
-from services.clock import Clock
+from services.api import Clock
 from ui.platform import PlatformUnavailable
 
 __all__ = [

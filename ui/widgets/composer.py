@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from services.domain.model import ConversationKind
+from services.api import ConversationKind
 from ui.theme import Theme
 
 __all__ = ["Composer"]

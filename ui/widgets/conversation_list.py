@@ -24,8 +24,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from services.domain.model import ConversationKind
-from services.views import ConversationRow
+from services.api import ConversationKind, ConversationRow
 from ui.format import format_time, row_label
 from ui.roles import CONVERSATION_ID_ROLE, ROW_ROLE
 from ui.tasks import Tasks

@@ -9,7 +9,7 @@ from datetime import datetime
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from services.views import ConversationInfo, PersonInfo
+from services.api import ConversationInfo, PersonInfo
 from ui.format import kind_label
 from ui.tasks import Tasks
 from ui.theme import Theme

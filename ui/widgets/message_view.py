@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.views import MessageRow
+from services.api import MessageRow
 from ui.format import day_label, format_time, local_time, status_parts, status_tooltip
 from ui.icons import status_icon
 from ui.platform.fonts import readable_emoji

@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.domain.model import PersonKind
-from services.views import PersonInfo
+from services.api import PersonInfo, PersonKind
 from ui.widgets.center_style import style_sheet, theme_for
 
 __all__ = ["NewItemDialog"]

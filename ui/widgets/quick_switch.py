@@ -22,8 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.domain.model import ConversationKind
-from services.views import ConversationRow
+from services.api import ConversationKind, ConversationRow
 from ui.format import row_label
 from ui.tasks import Tasks
 

@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import BounceInfo, Service
-from services.errors import DeskbellError
+from services.api import BounceInfo, DeskbellError, Service
 from ui.format import format_time
 from ui.tasks import Tasks
 from ui.widgets.center_style import show_result

@@ -16,8 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import validate_address, validate_name
-from services.errors import InputError
+from services.api import InputError, validate_address, validate_name
 from ui.icons import app_icon, app_icon_pixmap
 
 __all__ = ["FirstRunDialog", "check_name"]

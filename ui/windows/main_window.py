@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter
 
 from services.api import (
+    Clock,
     ConversationInfo,
     ConversationKind,
     ConversationRow,
@@ -27,7 +28,6 @@ from services.api import (
     Service,
     UnseenCounts,
 )
-from services.clock import Clock
 from ui.bridge import ServiceBridge
 from ui.format import row_label, window_title
 from ui.platform.idle import IdleProbe

@@ -34,8 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import AutomationInfo, PersonInfo, Service, TemplateInfo
-from services.errors import DeskbellError
+from services.api import AutomationInfo, DeskbellError, PersonInfo, Service, TemplateInfo
 from ui.tasks import Tasks
 from ui.widgets.center_style import caption, show_result, style_sheet, theme_for
 from ui.windows.bounced_addresses import BouncedAddressesPage

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QWidget
 
-from services.clock import Clock
+from services.api import Clock
 from ui.platform.idle import IdleProbe
 from ui.policies.seen import SeenPolicy
 from ui.roles import MESSAGE_ID_ROLE

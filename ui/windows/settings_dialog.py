@@ -40,19 +40,17 @@ from PySide6.QtWidgets import (
 )
 
 from services.api import (
-    NotificationSettings,
-    PersonInfo,
-    PersonKind,
-    Service,
-    dnd_until_choice,
-    validate_address,
-)
-from services.errors import (
     DeskbellError,
     InputError,
     MailboxError,
     MailServerError,
+    NotificationSettings,
+    PersonInfo,
+    PersonKind,
     SecretStoreUnavailable,
+    Service,
+    dnd_until_choice,
+    validate_address,
 )
 from ui.icons import app_icon
 from ui.policies.dnd import dnd_state

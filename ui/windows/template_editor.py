@@ -25,8 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import Service, TemplateInfo
-from services.errors import DeskbellError
+from services.api import DeskbellError, Service, TemplateInfo
 from ui.tasks import Tasks
 from ui.widgets.center_style import caption, text_color, theme_for
 

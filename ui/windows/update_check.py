@@ -16,13 +16,7 @@ from PySide6.QtCore import QObject, QSettings, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from services.updates import (
-    DEFAULT_URL,
-    PUBLIC_KEY,
-    UpdateCheckError,
-    check_due,
-    check_for_update,
-)
+from services.api import DEFAULT_URL, PUBLIC_KEY, UpdateCheckError, check_due, check_for_update
 from ui.tasks import Tasks
 
 __all__ = ["UpdateChecker", "UpdatePrefs"]
