@@ -43,6 +43,7 @@ __all__ = [
     "on_person_created",
     "seed_system_emails",
     "send_system_email",
+    "use_reset_code",
 ]
 
 WELCOME: Final = "welcome"
@@ -174,8 +175,16 @@ def _reset_password(
 
 def _check_reset_code(tx: Tx, *, email: str, code: str, now: datetime) -> bool:
     person = queries.person_by_email(tx, normalize_address(email), default_delay_s=0)
-    row = tx.session.get(PasswordReset, person.id)
+    return use_reset_code(tx, person_id=person.id, code=code, now=now)
+
+
+def use_reset_code(tx: Tx, *, person_id: int | None, code: str, now: datetime) -> bool:
+    """Whether `code` is the person's live reset code; a right or expired code is used up.
+    For no person (an unknown address) the same work is done, so the time taken tells
+    nothing."""
+    row = tx.session.get(PasswordReset, person_id) if person_id is not None else None
     if row is None:
+        _hash_code(code, bytes(16))
         return False
     salt_hex, _, _ = row.code_hash.partition("$")
     good = hmac.compare_digest(_hash_code(code.strip(), bytes.fromhex(salt_hex)), row.code_hash)
