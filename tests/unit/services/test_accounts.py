@@ -475,3 +475,25 @@ async def test_t4_m5_reset_codes_cannot_be_guessed_past_the_throttle(
         await svc.reset_password(email=BOB, code=code, password="new secret!!", address=HERE)
     clock.advance(30)
     await svc.reset_password(email=BOB, code=code, password="new secret!!", address=HERE)
+
+
+async def test_t4_m5_the_welcome_code_lets_a_new_user_choose_a_password(
+    svc: Service, world: World, clock: ManualClock
+) -> None:
+    await svc.system_emails.enable("welcome")
+    await svc.add_user(acting=LOCAL_OPERATOR, email="dan@example.com", name="Dan")
+    await svc.add_user(acting=LOCAL_OPERATOR, email="eve@example.com", name="Eve")
+    codes = {}
+    for entry in await svc.emails():
+        body = (await svc.email_detail(entry.id)).body
+        assert "within 7 days" in body
+        codes[entry.to_addrs[0]] = next(w for w in body.split() if w.isdigit() and len(w) == 8)
+    await svc.reset_password(
+        email="dan@example.com", code=codes["dan@example.com"], password=PW, address=HERE
+    )
+    await _sign_in(svc, "dan@example.com")
+    clock.advance(7 * 24 * 3600)  # a week later the invitation has lapsed
+    with pytest.raises(AuthenticationError, match="code is wrong or has expired"):
+        await svc.reset_password(
+            email="eve@example.com", code=codes["eve@example.com"], password=PW, address=HERE
+        )
