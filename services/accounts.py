@@ -142,9 +142,9 @@ class NewUser:
 # --- passwords -------------------------------------------------------------------------------
 
 
-def check_password(password: str, *, email: str) -> str:
+def check_password(password: str, *, email: str | None) -> str:
     """The password as it will be hashed (NFKC, so the same typed text always matches), or
-    InputError saying what is wrong with it."""
+    InputError saying what is wrong with it. `email`: the account's (None: any)."""
     for ch in password:
         if unicodedata.category(ch) in ("Cc", "Cs"):
             raise InputError(
@@ -156,7 +156,9 @@ def check_password(password: str, *, email: str) -> str:
     if len(text) > MAX_PASSWORD_CHARS:
         raise InputError(f"the password is too long: at most {MAX_PASSWORD_CHARS} characters")
     folded = text.strip().casefold()
-    if folded in (email.casefold(), email.partition("@")[0].casefold()):
+    if not folded:
+        raise InputError("the password is only spaces")
+    if email is not None and folded in (email.casefold(), email.partition("@")[0].casefold()):
         raise InputError("the password must not be the email address")
     return text
 
@@ -164,7 +166,7 @@ def check_password(password: str, *, email: str) -> str:
 def _candidate(password: str) -> str | None:
     """A typed password in the form it was hashed in, or None if no stored one can match."""
     try:
-        return check_password(password, email="")
+        return check_password(password, email=None)
     except InputError:
         return None
 
@@ -415,12 +417,33 @@ def _reset_with_code(
     return PasswordSet(person_id=attempt.person_id, ended_sessions=ended)
 
 
+def _is_admin(tx: Tx, acting: Caller) -> bool:
+    """Whether the caller administers the workspace, as the database says now; a caller
+    whose session has ended meanwhile is no one."""
+    if isinstance(acting, Operator):
+        return True
+    admin = tx.conn.execute(
+        select(Person.is_admin)
+        .join(DeviceSession, DeviceSession.person_id == Person.id)
+        .where(
+            DeviceSession.id == acting.session_id,
+            Person.id == acting.person_id,
+            DeviceSession.ended_at.is_(None),
+        )
+    ).first()
+    if admin is None:
+        raise AuthenticationError(_ENDED)
+    return bool(admin[0])
+
+
 def _require_admin(tx: Tx, acting: Caller, what: str) -> None:
-    if acting is LOCAL_OPERATOR:
-        return
-    assert isinstance(acting, SignedIn)
-    admin = tx.conn.execute(select(Person.is_admin).where(Person.id == acting.person_id)).scalar()
-    if not admin:
+    if not _is_admin(tx, acting):
+        raise PermissionDeniedError(f"only an administrator may {what}")
+
+
+def _require_self_or_admin(tx: Tx, acting: Caller, person_id: int, what: str) -> None:
+    admin = _is_admin(tx, acting)
+    if not admin and not (isinstance(acting, SignedIn) and acting.person_id == person_id):
         raise PermissionDeniedError(f"only an administrator may {what}")
 
 
@@ -455,8 +478,7 @@ def _session_rows(
 
 def _sessions(tx: Tx, *, acting: Caller, email: str) -> list[SessionInfo]:
     person = queries.person_by_email(tx, normalize_address(email), default_delay_s=0)
-    if not (isinstance(acting, SignedIn) and acting.person_id == person.id):
-        _require_admin(tx, acting, "see another person's sessions")
+    _require_self_or_admin(tx, acting, person.id, "see another person's sessions")
     return _session_rows(tx, person_id=person.id)
 
 
@@ -465,8 +487,7 @@ def _end_session(tx: Tx, *, acting: Caller, session_id: int, now: datetime) -> S
     if not found:
         raise NotFoundError(f"no session {session_id}")
     session = found[0]
-    if not (isinstance(acting, SignedIn) and acting.person_id == session.person_id):
-        _require_admin(tx, acting, "end another person's session")
+    _require_self_or_admin(tx, acting, session.person_id, "end another person's session")
     if session.ended_at is not None:
         return session
     tx.conn.execute(
@@ -644,6 +665,8 @@ class Accounts:
 
 def _ip(address: str) -> str:
     """The client's address as stored with its session (refused if it is not one)."""
+    if len(address) > 64:  # the longest IPv6 text is 45 characters, before a zone
+        raise InputError("the client address is too long")
     client_key(address)
     return str(ipaddress.ip_address(address))
 

@@ -82,6 +82,7 @@ def _rows(tx: Tx, stmt: Any) -> list[tuple[Any, ...]]:
         ("nul\x00in the middle", "control characters"),
         ("a lone \ud800 surrogate", "control characters"),
         ("x" * 100_000, "too long"),
+        (" " * 12, "only spaces"),
     ],
 )
 async def test_t4_password_policy_refuses_with_a_clear_input_error(
@@ -180,6 +181,7 @@ async def test_t4_wrong_password_and_unknown_email_give_the_same_error_after_the
         ("device", "d" * 5000, "too long"),
         ("address", "not-an-ip", "not an IP address"),
         ("address", "1.2.3.4\r\n", "not an IP address"),
+        ("address", "fe80::1%" + "e" * 100, "too long"),
     ],
 )
 async def test_t4_sign_in_refuses_a_bad_device_name_or_address(
@@ -337,7 +339,8 @@ async def test_t4_a_user_sees_and_ends_their_sessions(svc: Service, world: World
 
 
 async def test_t4_an_agent_cannot_do_admin_actions(svc: Service, world: World) -> None:
-    bob = (await _sign_in(svc, BOB)).who
+    bob_session = await _sign_in(svc, BOB)
+    bob, bob_token = bob_session.who, bob_session.token
     ann = await _sign_in(svc, ANN)
     with pytest.raises(PermissionDeniedError, match="administrator"):
         await svc.add_user(acting=bob, email="eve@example.com", name="Eve", admin=True)
@@ -358,6 +361,14 @@ async def test_t4_an_agent_cannot_do_admin_actions(svc: Service, world: World) -
     )
     with pytest.raises(PermissionDeniedError):
         await svc.end_session(acting=forged, session_id=ann.who.session_id)
+    # A caller whose session ended (or never was) is no one, even an administrator.
+    await svc.sign_out(ann.who)
+    for gone in (ann.who, SignedIn(10_000, ann.who.person_id, ANN, "Ann", True)):
+        with pytest.raises(AuthenticationError):
+            await svc.add_user(acting=gone, email="eve@example.com", name="Eve")
+        with pytest.raises(AuthenticationError):
+            await svc.end_session(acting=gone, session_id=bob.session_id)
+    assert await svc.authenticate(bob_token) == bob
 
 
 async def test_t4_an_administrator_sees_and_ends_anyones_sessions(
