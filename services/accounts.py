@@ -29,7 +29,7 @@ import ipaddress
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Final, cast
@@ -493,16 +493,7 @@ def _end_session(tx: Tx, *, acting: Caller, session_id: int, now: datetime) -> S
     tx.conn.execute(
         update(DeviceSession).where(DeviceSession.id == session_id).values(ended_at=now)
     )
-    return SessionInfo(
-        id=session.id,
-        person_id=session.person_id,
-        email=session.email,
-        device=session.device,
-        address=session.address,
-        created_at=session.created_at,
-        last_used_at=session.last_used_at,
-        ended_at=now,
-    )
+    return replace(session, ended_at=now)
 
 
 def add_user(
