@@ -7,6 +7,7 @@ clock (no sleeping); an agent cannot do what only an administrator may.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -276,6 +277,19 @@ async def test_t4_failed_sign_ins_are_throttled_per_account_with_backoff(
     for _ in range(5):
         with pytest.raises(AuthenticationError, match="wrong email or password"):
             await _sign_in(svc, BOB, "wrong password!")
+
+
+async def test_t4_parallel_guesses_cannot_slip_past_the_throttle(
+    svc: Service, world: World
+) -> None:
+    """Twelve guesses at once (PostgreSQL runs them on parallel connections): each is counted
+    before its password is checked, so exactly the five free ones are checked."""
+    results = await asyncio.gather(
+        *(_sign_in(svc, BOB, f"guess number {i}", address=f"198.51.100.{i}") for i in range(12)),
+        return_exceptions=True,
+    )
+    kinds = sorted(type(r).__name__ for r in results)
+    assert kinds == ["AuthenticationError"] * 5 + ["TooManyAttemptsError"] * 7, results
 
 
 async def test_t4_failures_are_forgotten_after_a_quiet_window(
