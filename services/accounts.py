@@ -53,9 +53,9 @@ from services.errors import (
 )
 from services.store import queries
 from services.store.database import Database, Tx
-from services.store.models import DeviceSession, Person, SignInThrottle, SystemEmail
+from services.store.models import DeviceSession, Person, SignInThrottle
 from services.store.prepared import Prepared
-from services.system_emails import DEFAULTS, WELCOME, use_reset_code
+from services.system_emails import WELCOME, is_enabled, use_reset_code
 from services.views import PersonInfo
 
 __all__ = [
@@ -457,7 +457,7 @@ def _user_id(tx: Tx, email: str) -> int:
 def _set_password(
     tx: Tx, *, acting: Caller, email: str, new_hash: str, now: datetime
 ) -> PasswordSet:
-    _require_admin(tx, acting, "set another person's password")
+    _require_admin(tx, acting, "set a password this way (change your own with the current one)")
     person_id = _user_id(tx, email)
     _set_hash(tx, person_id=person_id, new_hash=new_hash)
     keep = acting.session_id if isinstance(acting, SignedIn) else None
@@ -506,10 +506,7 @@ def add_user(
     person = operations.add_person(
         tx, ctx, email=email, name=name, kind=PersonKind.USER, is_admin=True if admin else None
     )
-    enabled = tx.conn.execute(
-        select(SystemEmail.enabled).where(SystemEmail.name == WELCOME)
-    ).scalar()
-    return NewUser(person=person, invited=DEFAULTS[WELCOME] if enabled is None else enabled)
+    return NewUser(person=person, invited=is_enabled(tx, WELCOME))
 
 
 # --- the service's face ----------------------------------------------------------------------

@@ -41,6 +41,7 @@ __all__ = [
     "ResetRequest",
     "SystemEmailInfo",
     "SystemEmails",
+    "is_enabled",
     "on_person_created",
     "seed_system_emails",
     "send_system_email",
@@ -93,7 +94,7 @@ def send_system_email(
     extra: Mapping[str, object] | None = None,
 ) -> Email | None:
     """Queue system email `name` to `person` in the caller's transaction, if it is enabled."""
-    if not _enabled(tx, name) and name not in ALWAYS_ON:
+    if not is_enabled(tx, name) and name not in ALWAYS_ON:
         return None
     template = tx.session.get(EmailTemplate, name)
     if template is None:
@@ -116,7 +117,8 @@ def send_system_email(
     )
 
 
-def _enabled(tx: Tx, name: str) -> bool:
+def is_enabled(tx: Tx, name: str) -> bool:
+    """Whether system email `name` is switched on."""
     row = tx.session.get(SystemEmail, name)
     return DEFAULTS.get(name, False) if row is None else row.enabled
 
@@ -128,7 +130,7 @@ def on_person_created(
     new customer (each if enabled)."""
     if person.kind is not PersonKind.USER:
         return send_system_email(tx, name=NEW_CUSTOMER, person=person, now=now, identity=identity)
-    if not _enabled(tx, WELCOME):
+    if not is_enabled(tx, WELCOME):
         return None
     code = _store_code(tx, person_id=person.id, now=now, ttl=INVITE_CODE_TTL)
     extra = {"code": code, "expires_minutes": int(INVITE_CODE_TTL.total_seconds() // 60)}
