@@ -32,10 +32,8 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from services import operations
@@ -58,6 +56,9 @@ from services.store.prepared import Prepared
 from services.system_emails import WELCOME, is_enabled, use_reset_code
 from services.views import PersonInfo
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 __all__ = [
     "LOCAL_OPERATOR",
     "MAX_PASSWORD_CHARS",
@@ -73,14 +74,12 @@ __all__ = [
     "SignedIn",
     "add_user",
     "check_password",
+    "hasher",
 ]
 
 MIN_PASSWORD_CHARS: Final = 10
 MAX_PASSWORD_CHARS: Final = 1000
 TOUCH_EVERY: Final = timedelta(minutes=1)  # a session's last use is written at most this often
-# argon2-cffi's defaults: RFC 9106's second recommended profile (argon2id, t=3, 64 MiB, p=4),
-# about 0.1 s here. A hash made with other parameters is replaced at the next sign-in.
-HASHER: Final = PasswordHasher()
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _CODE: Final = re.compile(r"[0-9]{1,32}")
 _WRONG: Final = "wrong email or password"
@@ -172,21 +171,34 @@ def _candidate(password: str) -> str | None:
 
 
 @functools.cache
+def hasher() -> PasswordHasher:
+    """The password hasher: argon2-cffi's defaults, RFC 9106's second recommended profile
+    (argon2id, t=3, 64 MiB, p=4; ~160 ms of CPU here). A hash made with other parameters is
+    replaced at the next sign-in. Made on first use: argon2's C library loads only for a
+    sign-in or a new password, never at the desktop's start."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+@functools.cache
 def _dummy_hash() -> str:
-    return HASHER.hash(secrets.token_urlsafe(16))
+    return hasher().hash(secrets.token_urlsafe(16))
 
 
 def _verify(stored: str | None, candidate: str | None) -> bool:
     """Whether `candidate` matches `stored`, after the same work whatever the inputs."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        HASHER.verify(stored or _dummy_hash(), candidate or "")
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        hasher().verify(stored or _dummy_hash(), candidate or "")
+    except (VerificationError, InvalidHashError):  # a mismatch is a VerificationError
         return False
     return stored is not None and candidate is not None
 
 
 def _hash(password: str) -> str:
-    return HASHER.hash(password)
+    return hasher().hash(password)
 
 
 def _token_hash(token: str) -> str:
@@ -544,7 +556,7 @@ class Accounts:
         assert attempt.stored_hash is not None and candidate is not None
         rehashed = (
             await asyncio.to_thread(_hash, candidate)
-            if HASHER.check_needs_rehash(attempt.stored_hash)
+            if hasher().check_needs_rehash(attempt.stored_hash)
             else None
         )
         token = secrets.token_urlsafe(32)

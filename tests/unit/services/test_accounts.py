@@ -127,7 +127,7 @@ async def test_t4_a_hash_made_with_old_parameters_is_replaced_at_sign_in(
     await _sign_in(svc, BOB)
     [(stored,)] = await svc.db.read(_rows, select(Person.password_hash).where(Person.email == BOB))
     assert stored != weak
-    assert not accounts.HASHER.check_needs_rehash(stored)
+    assert not accounts.hasher().check_needs_rehash(stored)
     await _sign_in(svc, BOB)
 
 
