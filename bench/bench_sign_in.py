@@ -6,6 +6,8 @@ SQLite file (counting the attempt, argon2 in a worker thread, the session row), 
 `Service.authenticate` of a session token (the check every server call makes). CPU seconds
 of the whole process per call, so "per core" means what it says on a shared machine.
 Ratio: baseline CPU per verify / service CPU per sign-in (1.0: the service adds nothing).
+
+    .venv/bin/python bench/bench_sign_in.py [--quick]
 """
 
 from __future__ import annotations
