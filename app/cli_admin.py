@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from services.api import AutomationInfo, NotificationSettings, Service, TemplateInfo
+from app import cli_users
 from app.cli_input import address, number, read_stdin_text
 from services.domain.model import ITEM_STATUSES
 from services.errors import InputError, quoted
@@ -76,8 +77,9 @@ def add_parsers(sub: Any) -> None:
     s.add_parser("enable").add_argument("name")
     s.add_parser("disable", help="(the password reset is always on)").add_argument("name")
 
-    user = sub.add_parser("user", help="users' passwords and notification settings")
+    user = sub.add_parser("user", help="users: accounts, passwords, sessions, notifications")
     u = user.add_subparsers(dest="action", required=True)
+    cli_users.add_parsers(u)
     u.add_parser("reset-password", help="email a one-time reset code").add_argument(
         "email", type=address
     )
@@ -245,6 +247,9 @@ async def _system_email(service: Service, args: argparse.Namespace) -> None:
 
 
 async def _user(service: Service, args: argparse.Namespace) -> None:
+    if args.action in cli_users.ACTIONS:
+        await cli_users.user_action(service, args)
+        return
     if args.action == "reset-password":
         request = await service.system_emails.reset_password(args.email)
         print(

@@ -19,7 +19,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services import conversations, email_log, inbox_reads, items, operations, people
+from services import accounts, conversations, email_log, inbox_reads, items, operations, people
+from services.accounts import (
+    LOCAL_OPERATOR,
+    Accounts,
+    Caller,
+    NewSession,
+    NewUser,
+    PasswordSet,
+    SessionInfo,
+    SignedIn,
+)
 from services.automations import AutomationInfo, Automations
 from services.clock import Clock, ManualClock, SystemClock, utcnow
 from services.config import parse_value
@@ -32,6 +42,7 @@ from services.domain.model import (
 from services.domain.schedule import DndChoice, dnd_ends_at, dnd_until_choice, in_do_not_disturb
 from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail
 from services.errors import (
+    AuthenticationError,
     DeskbellError,
     InputError,
     MailboxError,
@@ -44,6 +55,7 @@ from services.errors import (
     StoreError,
     StoreUnavailableError,
     StoreUnreachableError,
+    TooManyAttemptsError,
 )
 from services.events import ChangeFeed, Listener
 from services.secrets import SecretStore
@@ -92,11 +104,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_URL",
+    "LOCAL_OPERATOR",
     "LOG_WINDOW",
     "PUBLIC_KEY",
     "PURGE_EVERY",
+    "AuthenticationError",
     "AutomationInfo",
     "BounceInfo",
+    "Caller",
     "ChangeEvent",
     "ChangeKind",
     "Changes",
@@ -118,8 +133,11 @@ __all__ = [
     "ManualClock",
     "MessageRow",
     "MessageStatus",
+    "NewSession",
+    "NewUser",
     "NotFoundError",
     "NotificationSettings",
+    "PasswordSet",
     "PermissionDeniedError",
     "PersonInfo",
     "PersonKind",
@@ -129,6 +147,8 @@ __all__ = [
     "SecretStoreUnavailable",
     "SeenEntry",
     "Service",
+    "SessionInfo",
+    "SignedIn",
     "StoreBusyError",
     "StoreError",
     "StoreUnavailableError",
@@ -137,6 +157,7 @@ __all__ = [
     "SystemEmailInfo",
     "TemplateError",
     "TemplateInfo",
+    "TooManyAttemptsError",
     "UnseenCounts",
     "UpdateCheckError",
     "check_due",
@@ -195,6 +216,7 @@ class Service:
         self.automations: Automations = self._parts.automations
         self.templates: TemplateStore = self._parts.templates
         self.system_emails: SystemEmails = self._parts.system_emails
+        self.accounts = Accounts(db, clock=clock)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -651,6 +673,53 @@ class Service:
         )
         log.info("%s cleared the bounces of %s", actor, address.strip().lower())
         return Changes(emails=True)
+
+    # --- accounts and sign-in (T4) ---------------------------------------------------------
+
+    async def add_user(
+        self, *, acting: Caller, email: str, name: str, admin: bool = False
+    ) -> NewUser:
+        """An administrator adds a user; the welcome email (if on) invites them to set a
+        password."""
+        ctx = await self._parts.context()
+        return await self.db.write(
+            accounts.add_user, ctx, acting=acting, email=email, name=name, admin=admin
+        )
+
+    async def sign_in(self, *, email: str, password: str, device: str, address: str) -> NewSession:
+        return await self.accounts.sign_in(
+            email=email, password=password, device=device, address=address
+        )
+
+    async def authenticate(self, token: str) -> SignedIn:
+        return await self.accounts.authenticate(token)
+
+    async def sign_out(self, who: SignedIn) -> None:
+        await self.accounts.sign_out(who)
+
+    async def sessions(self, *, acting: Caller, email: str) -> list[SessionInfo]:
+        return await self.accounts.sessions(acting=acting, email=email)
+
+    async def end_session(self, *, acting: Caller, session_id: int) -> SessionInfo:
+        return await self.accounts.end_session(acting=acting, session_id=session_id)
+
+    async def set_password(self, *, acting: Caller, email: str, password: str) -> PasswordSet:
+        return await self.accounts.set_password(acting=acting, email=email, password=password)
+
+    async def change_password(
+        self, *, who: SignedIn, current: str, new: str, address: str
+    ) -> PasswordSet:
+        return await self.accounts.change_password(
+            who=who, current=current, new=new, address=address
+        )
+
+    async def reset_password(
+        self, *, email: str, code: str, password: str, address: str
+    ) -> PasswordSet:
+        """M5: the emailed code sets a new password (send one: `system_emails.reset_password`)."""
+        return await self.accounts.reset_password(
+            email=email, code=code, password=password, address=address
+        )
 
 
 # --- small units of work that only put look-ups and one operation together --------------------

@@ -6,7 +6,10 @@ built-in categories without knowing ours.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 __all__ = [
+    "AuthenticationError",
     "DeskbellError",
     "InputError",
     "MailServerError",
@@ -24,6 +27,7 @@ __all__ = [
     "StoreReadOnlyError",
     "StoreUnavailableError",
     "StoreUnreachableError",
+    "TooManyAttemptsError",
     "quoted",
 ]
 
@@ -101,3 +105,17 @@ class MailboxError(DeskbellError):
 
 class MailboxUnreachableError(MailboxError, ConnectionError):
     """The IMAP server did not answer or hung up (I1). The reader retries with backoff."""
+
+
+class AuthenticationError(DeskbellError):
+    """Who asks could not be told (T4): a wrong email or password, a wrong or spent reset code,
+    a session token that is unknown or ended. Sign in again."""
+
+
+class TooManyAttemptsError(AuthenticationError):
+    """Too many failed sign-ins for this account or address (T4); `retry_at` says when the
+    next attempt is taken."""
+
+    def __init__(self, message: str, *, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at

@@ -37,13 +37,16 @@ from services.views import ChangeKind, PersonInfo
 __all__ = [
     "ALWAYS_ON",
     "DEFAULTS",
+    "INVITE_CODE_TTL",
     "RESET_CODE_TTL",
     "ResetRequest",
     "SystemEmailInfo",
     "SystemEmails",
+    "is_enabled",
     "on_person_created",
     "seed_system_emails",
     "send_system_email",
+    "use_reset_code",
 ]
 
 WELCOME: Final = "welcome"
@@ -51,6 +54,7 @@ NEW_CUSTOMER: Final = "new_customer"
 DEFAULTS: Final[Mapping[str, bool]] = {WELCOME: False, PASSWORD_RESET: True, NEW_CUSTOMER: False}
 ALWAYS_ON: Final = frozenset({PASSWORD_RESET})
 RESET_CODE_TTL: Final = timedelta(minutes=30)
+INVITE_CODE_TTL: Final = timedelta(days=7)  # the welcome's code: read when the person starts
 _HASH_ROUNDS: Final = 100_000
 
 
@@ -91,9 +95,7 @@ def send_system_email(
     extra: Mapping[str, object] | None = None,
 ) -> Email | None:
     """Queue system email `name` to `person` in the caller's transaction, if it is enabled."""
-    row = tx.session.get(SystemEmail, name)
-    enabled = DEFAULTS.get(name, False) if row is None else row.enabled
-    if not enabled and name not in ALWAYS_ON:
+    if not is_enabled(tx, name) and name not in ALWAYS_ON:
         return None
     template = tx.session.get(EmailTemplate, name)
     if template is None:
@@ -116,12 +118,43 @@ def send_system_email(
     )
 
 
+def is_enabled(tx: Tx, name: str) -> bool:
+    """Whether system email `name` is switched on."""
+    row = tx.session.get(SystemEmail, name)
+    return DEFAULTS.get(name, False) if row is None else row.enabled
+
+
 def on_person_created(
     tx: Tx, *, person: PersonInfo, now: datetime, identity: MailIdentity
 ) -> Email | None:
-    """Welcome a new user, or greet a new customer (each if enabled)."""
-    name = WELCOME if person.kind is PersonKind.USER else NEW_CUSTOMER
-    return send_system_email(tx, name=name, person=person, now=now, identity=identity)
+    """Welcome a new user with a one-time code that sets their password (T4), or greet a
+    new customer (each if enabled)."""
+    if person.kind is not PersonKind.USER:
+        return send_system_email(tx, name=NEW_CUSTOMER, person=person, now=now, identity=identity)
+    if not is_enabled(tx, WELCOME):
+        return None
+    code = _store_code(tx, person_id=person.id, now=now, ttl=INVITE_CODE_TTL)
+    extra = {"code": code, "expires_minutes": int(INVITE_CODE_TTL.total_seconds() // 60)}
+    return send_system_email(
+        tx, name=WELCOME, person=person, now=now, identity=identity, extra=extra
+    )
+
+
+def _store_code(tx: Tx, *, person_id: int, now: datetime, ttl: timedelta) -> str:
+    """A new one-time code for the person (eight random digits); any earlier one stops
+    working. Only a salted hash is kept."""
+    code = f"{secrets.randbelow(10**8):08d}"
+    hashed = _hash_code(code, secrets.token_bytes(16))
+    row = tx.session.get(PasswordReset, person_id)
+    if row is None:
+        tx.session.add(
+            PasswordReset(
+                person_id=person_id, code_hash=hashed, created_at=now, expires_at=now + ttl
+            )
+        )
+    else:
+        row.code_hash, row.created_at, row.expires_at = hashed, now, now + ttl
+    return code
 
 
 def _list(tx: Tx) -> list[SystemEmailInfo]:
@@ -146,21 +179,12 @@ def _set_enabled(tx: Tx, key: str, *, enabled: bool, now: datetime) -> None:
     record_change(tx, kind=ChangeKind.SETTINGS, at=now)
 
 
-def _reset_password(
-    tx: Tx, *, email: str, code: str, now: datetime, identity: MailIdentity
-) -> ResetRequest:
+def _reset_password(tx: Tx, *, email: str, now: datetime, identity: MailIdentity) -> ResetRequest:
     person = queries.person_by_email(tx, normalize_address(email), default_delay_s=0)
     if person.kind is not PersonKind.USER:
         raise InputError(f"{person.email} is a customer: only users have a password")
     expires = now + RESET_CODE_TTL
-    row = tx.session.get(PasswordReset, person.id)
-    hashed = _hash_code(code, secrets.token_bytes(16))
-    if row is None:
-        tx.session.add(
-            PasswordReset(person_id=person.id, code_hash=hashed, created_at=now, expires_at=expires)
-        )
-    else:
-        row.code_hash, row.created_at, row.expires_at = hashed, now, expires
+    code = _store_code(tx, person_id=person.id, now=now, ttl=RESET_CODE_TTL)
     sent = send_system_email(
         tx,
         name=PASSWORD_RESET,
@@ -175,8 +199,16 @@ def _reset_password(
 
 def _check_reset_code(tx: Tx, *, email: str, code: str, now: datetime) -> bool:
     person = queries.person_by_email(tx, normalize_address(email), default_delay_s=0)
-    row = tx.session.get(PasswordReset, person.id)
+    return use_reset_code(tx, person_id=person.id, code=code, now=now)
+
+
+def use_reset_code(tx: Tx, *, person_id: int | None, code: str, now: datetime) -> bool:
+    """Whether `code` is the person's live reset code; a right or expired code is used up.
+    For no person (an unknown address) the same work is done, so the time taken tells
+    nothing."""
+    row = tx.session.get(PasswordReset, person_id) if person_id is not None else None
     if row is None:
+        _hash_code(code, bytes(16))
         return False
     salt_hex, _, _ = row.code_hash.partition("$")
     good = hmac.compare_digest(_hash_code(code.strip(), bytes.fromhex(salt_hex)), row.code_hash)
@@ -218,11 +250,9 @@ class SystemEmails:
 
     async def reset_password(self, email: str) -> ResetRequest:
         """Send a one-time code to `email` (a user); any earlier code stops working."""
-        code = f"{secrets.randbelow(10**8):08d}"
         return await self._db.write(
             _reset_password,
             email=email,
-            code=code,
             now=self._clock.now(),
             identity=self._identity(),
         )

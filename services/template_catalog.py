@@ -41,6 +41,7 @@ from services.templates import (
 
 __all__ = [
     "BUILTIN_TEMPLATES",
+    "CODE_TEMPLATES",
     "DEFAULT_INTRO",
     "INTRO_VARIABLE",
     "KINDS",
@@ -69,6 +70,8 @@ KINDS: Final = ("automation", "system", "notification")
 INTRO_VARIABLE: Final = "intro"
 NEW_MESSAGE: Final = "new_message"
 PASSWORD_RESET: Final = "password_reset"
+# System emails that carry a one-time code that sets a password (M5, T4).
+CODE_TEMPLATES: Final = frozenset({PASSWORD_RESET, "welcome"})
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 # What each kind of template may use (M4: the documented set). R2: no variable ever holds
@@ -86,8 +89,9 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
     "system": {
         "person": "the new user, customer, or who asked for the reset: name, email",
         "workspace": "name (the From name of emails), address",
-        "code": "password reset only: the one-time code (required there)",
-        "expires_minutes": "password reset only: how long the code works",
+        "code": "password reset and welcome: the one-time code that sets a password "
+        "(required in the reset)",
+        "expires_minutes": "password reset and welcome: how long the code works",
     },
     "notification": {
         "item": "number (none in a direct conversation), title, ref ('[#12]' or '')",
@@ -119,7 +123,7 @@ def allowed_variables(*, kind: str, name: str = "") -> frozenset[str]:
     if kind not in VARIABLES:
         raise InputError(f"unknown template kind {quoted(kind)}; one of: {', '.join(KINDS)}")
     names = set(VARIABLES[kind])
-    if kind == "system" and name != PASSWORD_RESET:
+    if kind == "system" and name not in CODE_TEMPLATES:
         names -= {"code", "expires_minutes"}
     return frozenset(names)
 
@@ -154,8 +158,8 @@ def sample_variables(
             "person": obj(name="Dana Example", email="dana@example.com"),
             "workspace": work,
         }
-        if name == PASSWORD_RESET:
-            values.update(code="482913", expires_minutes=30)
+        if name in CODE_TEMPLATES:
+            values.update(code="482913", expires_minutes=30 if name == PASSWORD_RESET else 10080)
         return values
     if kind == "notification":
         when = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

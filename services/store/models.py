@@ -32,6 +32,7 @@ __all__ = [
     "ConversationMember",
     "Counter",
     "Delivery",
+    "DeviceSession",
     "Email",
     "EmailTemplate",
     "EmailThread",
@@ -43,6 +44,7 @@ __all__ = [
     "PasswordReset",
     "Person",
     "Setting",
+    "SignInThrottle",
     "SystemEmail",
 ]
 
@@ -417,3 +419,36 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- Accounts and sign-in (issue 10: T4) ----------------------------------------------------
+# Appended in its own section; migration 0008_accounts creates the tables. The password hash
+# itself (argon2id) is `Person.password_hash`, there since the first schema.
+
+
+class DeviceSession(Base):
+    """One signed-in device of a user (T4): only the SHA-256 of its token is kept. Ending a
+    session (sign-out, a reset password, an administrator) sets `ended_at`; it never comes back."""
+
+    __tablename__ = "device_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
+    device: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(64))  # the client's address at sign-in
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime]  # written at most once a minute
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins of one account (by the address typed, known or not) or one client
+    address (an IPv6 client by its /64) within the window (T4); see services/domain/throttle.py."""
+
+    __tablename__ = "sign_in_throttles"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # "account" or "address"
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)

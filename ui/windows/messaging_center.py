@@ -6,6 +6,7 @@
 - *System emails*: welcome, password reset (always on), new customer; switches and templates.
 - *Incoming & Outgoing*: the 72-hour log (`ui.windows.email_log`).
 - *Bounced addresses*: what came back, and Clear (`ui.windows.bounced_addresses`).
+- *Users*: add a user, see and end a user's sessions (`ui.windows.users_page`).
 
 Open it from the main window for an administrator: `MessagingCenter(service, me, parent)`,
 then `show()`; it loads itself. Every refusal from the service shows as one line in red.
@@ -34,12 +35,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import AutomationInfo, DeskbellError, PersonInfo, Service, TemplateInfo
+from services.api import (
+    LOCAL_OPERATOR,
+    AutomationInfo,
+    DeskbellError,
+    PersonInfo,
+    Service,
+    TemplateInfo,
+)
 from ui.tasks import Tasks
 from ui.widgets.center_style import caption, show_result, style_sheet, theme_for
 from ui.windows.bounced_addresses import BouncedAddressesPage
 from ui.windows.email_log import EmailLogPage
 from ui.windows.template_editor import TemplateEditor
+from ui.windows.users_page import UsersPage
 
 __all__ = [
     "SECTIONS",
@@ -55,6 +64,7 @@ SECTIONS = (
     "System emails",
     "Incoming & Outgoing",
     "Bounced addresses",
+    "Users",
 )
 # One line under each section's title: what it is for.
 _DESCRIPTIONS = (
@@ -64,6 +74,7 @@ _DESCRIPTIONS = (
     "Every email sent and received in the last 72 hours, with the server's answer.",
     "Addresses whose emails came back. After repeated hard bounces Deskbell stops emailing an "
     "address until you clear it.",
+    "Agents and administrators: add one, and see or end the devices each is signed in on.",
 )
 _ID_ROLE = Qt.ItemDataRole.UserRole
 _TEXT_VARIABLES = (
@@ -436,6 +447,8 @@ class MessagingCenter(QDialog):
         self.system_page = SystemEmailsPage(service, self.tasks)
         self.log_page = EmailLogPage(service, self.tasks)
         self.bounces_page = BouncedAddressesPage(service, self.tasks, acting=me.email)
+        # The desktop holds its database (solo mode), so it acts as the machine's operator.
+        self.users_page = UsersPage(service, self.tasks, acting=LOCAL_OPERATOR)
         self.stack = QStackedWidget()
         for page in (
             self.messages_page,
@@ -443,6 +456,7 @@ class MessagingCenter(QDialog):
             self.system_page,
             self.log_page,
             self.bounces_page,
+            self.users_page,
         ):
             self.stack.addWidget(page)
         content = QVBoxLayout()
@@ -499,8 +513,10 @@ class MessagingCenter(QDialog):
             await self.system_page.load()
         elif row == 3:
             await self.log_page.apply_filter()
-        else:
+        elif row == 4:
             await self.bounces_page.load()
+        else:
+            await self.users_page.load()
 
     async def wait_idle(self) -> None:
         """Let every running load, preview and save finish (tests)."""

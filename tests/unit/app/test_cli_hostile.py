@@ -79,6 +79,10 @@ BASELINES: dict[tuple[str, ...], Baseline] = {
         "delay": "300",
         "acting": ANN,
     },
+    ("user", "add"): {"email": "dan@example.com", "name": "Dan", "admin": True},
+    ("user", "password"): {"email": BOB},
+    ("user", "sessions"): {"email": BOB, "json": True},
+    ("user", "end-session"): {"id": "1"},
     ("mail", "receive"): {},
     ("mail", "bounces"): {"json": True},
     ("mail", "clear-bounces"): {"email": BOB, "acting": ANN},
@@ -88,7 +92,11 @@ BASELINES: dict[tuple[str, ...], Baseline] = {
     ("rescue",): {"file": "DAMAGED_FILE"},
 }
 # Commands that read standard input (a password line), with a valid input for the baseline.
-STDIN = {("smtp", "password"): b"secret\n", ("imap", "password"): b"secret\n"}
+STDIN = {
+    ("smtp", "password"): b"secret\n",
+    ("imap", "password"): b"secret\n",
+    ("user", "password"): b"correct horse battery\n",
+}
 # Baselines not run: they need a server, run forever, or need a damaged file.
 NOT_RUN = {("smtp", "test"), ("imap", "test"), ("serve",), ("rescue",), ("mail", "receive")}
 
@@ -322,6 +330,13 @@ def _seed(folder: Path, template: Path) -> None:
             " last_reason, last_at, blocked_at) VALUES (?, 3, 0, '5.1.1', 'no such user',"
             " '2025-01-02 03:04:05.000000', '2025-01-02 03:04:05.000000')",
             (BOB,),
+        )
+        # A signed-in device of Bob's, for `user end-session` (signing in is the server's).
+        conn.execute(
+            "INSERT INTO device_sessions (person_id, token_hash, device, address, created_at,"
+            " last_used_at) SELECT id, ?, 'laptop', '192.0.2.1', '2025-01-02 03:04:05.000000',"
+            " '2025-01-02 03:04:05.000000' FROM persons WHERE email = ?",
+            ("0" * 64, BOB),
         )
 
 

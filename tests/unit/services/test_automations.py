@@ -393,7 +393,7 @@ async def test_m5_password_reset_is_always_on_and_needs_the_code(svc: Service) -
     with pytest.raises(TemplateError, match="must show the code"):
         await svc.templates.save(name="password_reset", body_text="Hello {{ person.name }}")
     with pytest.raises(TemplateError, match="unknown variable 'code'"):
-        await svc.templates.save(name="welcome", body_text="{{ code }}")
+        await svc.templates.save(name="new_customer", body_text="{{ code }}")
 
 
 async def test_m5_reset_code_is_emailed_works_once_and_expires(

@@ -1,0 +1,93 @@
+"""Sign-in cost (T4): argon2id with the shipped parameters, and what the service adds.
+
+Baseline: argon2-cffi's `PasswordHasher.verify` alone, with the parameters the service uses,
+in this process, one call after another. Measured: `Service.sign_in` one after another on a
+SQLite file (counting the attempt, argon2 in a worker thread, the session row), and
+`Service.authenticate` of a session token (the check every server call makes). CPU seconds
+of the whole process per call, so "per core" means what it says on a shared machine.
+Ratio: baseline CPU per verify / service CPU per sign-in (1.0: the service adds nothing).
+
+    .venv/bin/python bench/bench_sign_in.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from _common import load_average, parser, report
+
+from services.accounts import hasher
+from services.api import LOCAL_OPERATOR, Service
+from services.clock import ManualClock
+
+PASSWORD = "correct horse battery staple"
+
+
+def _cpu(fn_calls: int, fn: object) -> float:
+    assert callable(fn)
+    start = time.process_time()
+    for _ in range(fn_calls):
+        fn()
+    return (time.process_time() - start) / fn_calls
+
+
+async def _service_figures(folder: Path, sign_ins: int, checks: int) -> tuple[float, float, float]:
+    clock = ManualClock()
+    service = await Service.open(data_dir=folder, clock=clock)
+    try:
+        await service.add_person(email="ann@example.com", name="Ann")
+        await service.set_password(
+            acting=LOCAL_OPERATOR, email="ann@example.com", password=PASSWORD
+        )
+        start, wall = time.process_time(), time.perf_counter()
+        token = ""
+        for _ in range(sign_ins):
+            new = await service.sign_in(
+                email="ann@example.com", password=PASSWORD, device="bench", address="127.0.0.1"
+            )
+            token = new.token
+        per_sign_in = (time.process_time() - start) / sign_ins
+        wall_per = (time.perf_counter() - wall) / sign_ins
+        start = time.process_time()
+        for _ in range(checks):
+            await service.authenticate(token)
+        per_check = (time.process_time() - start) / checks
+        return per_sign_in, wall_per, per_check
+    finally:
+        await service.close()
+
+
+def main() -> None:
+    args = parser(__doc__ or "").parse_args()
+    sign_ins, checks = (5, 50) if args.quick else (60, 3000)
+    stored = hasher().hash(PASSWORD)
+    baseline = _cpu(sign_ins, lambda: hasher().verify(stored, PASSWORD))
+    with tempfile.TemporaryDirectory() as folder:
+        per_sign_in, wall_per, per_check = asyncio.run(
+            _service_figures(Path(folder), sign_ins, checks)
+        )
+    params = hasher()
+    report(
+        "sign-in (argon2id)",
+        ratio=baseline / per_sign_in,
+        aim="≥ 0.8: the service adds little to the hash",
+        details={
+            "argon2id parameters": (
+                f"t={params.time_cost}, m={params.memory_cost} KiB, p={params.parallelism}"
+            ),
+            "argon2 verify alone": f"{baseline * 1000:.1f} ms CPU ({1 / baseline:.1f}/s per core)",
+            "Service.sign_in": (
+                f"{per_sign_in * 1000:.1f} ms CPU ({1 / per_sign_in:.1f} sign-ins/s per core), "
+                f"{wall_per * 1000:.1f} ms wall"
+            ),
+            "Service.authenticate": f"{per_check * 1e6:.0f} µs CPU ({1 / per_check:.0f}/s)",
+            "load average": load_average(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
