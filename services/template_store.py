@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Final
 
-import jinja2
-from jinja2 import meta
 from sqlalchemy import select
 
 from services.clock import Clock
@@ -222,6 +220,9 @@ def _check_name(name: str) -> str:
 
 def _uses(source: str, variable: str) -> bool:
     # Parsing only (nothing runs), so a plain environment is safe here.
+    import jinja2  # loads when a template is first looked at (issue 9)
+    from jinja2 import meta
+
     return variable in meta.find_undeclared_variables(jinja2.Environment().parse(source))
 
 
