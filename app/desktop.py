@@ -348,6 +348,7 @@ async def _main(
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
             if not args.quit_after_shown:
+                _collect_garbage_from_now_on()  # the dialog waits for a person
                 QMessageBox.information(None, "Deskbell", service.notice)
 
         try:
