@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli_input import address, read_stdin_line
 from services.errors import InputError
-from services.incoming.listener import MAX_MAIL_BYTES, SmtpListener, parse_listen_address
 
 if TYPE_CHECKING:
     from services.api import Service
@@ -64,6 +63,8 @@ async def _mail(service: Service, args: argparse.Namespace) -> None:
         await service.clear_bounces(address=args.email, acting=args.acting)
         print(f"{args.email} will be emailed again")
     else:
+        from services.incoming.listener import MAX_MAIL_BYTES
+
         raw = sys.stdin.buffer.read(MAX_MAIL_BYTES + 1)
         if len(raw) > MAX_MAIL_BYTES:
             # The same limit as the SMTP listener's: nothing that large is a help-desk mail.
@@ -114,6 +115,7 @@ async def _imap(service: Service, args: argparse.Namespace) -> None:
 async def serve(service: Service, args: argparse.Namespace) -> None:
     """`deskbell serve`, with the SMTP listener when `--smtp-listen` is given."""
     from app.serve import serve_forever
+    from services.incoming.listener import SmtpListener, parse_listen_address
 
     listener: SmtpListener | None = None
     if getattr(args, "smtp_listen", None):

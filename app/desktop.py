@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -52,7 +53,7 @@ from app.single_instance import SingleInstance
 from app.wake import WakeWatch
 from resources import APP_ID
 from services.clock import SystemClock
-from services.errors import DeskbellError, NotFoundError
+from services.errors import DeskbellError, NotFoundError, StoreCorruptError
 from ui.icons import app_icon, app_icon_file
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
@@ -124,7 +125,7 @@ def run_desktop(args: argparse.Namespace) -> int:
         loop.add_signal_handler(getattr(signal, name), shutdown.request, name)
     runner = _EventLoopRunner(app, loop)
     try:
-        main = loop.create_task(_main(app, args, folder, single, shutdown))
+        main = loop.create_task(_start(app, args, folder, single, shutdown))
         shutdown.main = main
         return runner.run(main, shutdown)
     except asyncio.CancelledError:
@@ -132,7 +133,18 @@ def run_desktop(args: argparse.Namespace) -> int:
     finally:
         runner.close()
         single.release()
+        gc.enable()
         log.info("stopped")
+
+
+def _collect_garbage_from_now_on() -> None:
+    """The end of start-up (app.cli turned the garbage collector off for it): what start-up
+    built stays for the app's life, so it is frozen, never scanned again, then collection
+    resumes for what comes after."""
+    if not gc.isenabled():
+        gc.collect()
+        gc.freeze()
+        gc.enable()
 
 
 def identify_app(
@@ -254,12 +266,37 @@ def display_problem(env: Mapping[str, str], *, platform: str) -> str | None:
     )
 
 
+class _FileDamaged(Exception):
+    """The integrity check after the first window found the database file damaged."""
+
+
+async def _start(
+    app: QApplication,
+    args: argparse.Namespace,
+    folder: Path,
+    single: SingleInstance,
+    shutdown: Shutdown,
+) -> int:
+    """The app, with the database file's integrity check after its first window (D8): a file
+    found damaged then, or met damaged before the window showed, starts the app again with
+    the check first, which moves it aside and says so."""
+    try:
+        return await _main(app, args, folder, single, shutdown, check_first=False)
+    except (_FileDamaged, StoreCorruptError) as exc:
+        log.warning("the database is damaged (%s): starting again, checking it first", exc)
+    shutdown.stop.clear()
+    shutdown.running = False
+    return await _main(app, args, folder, single, shutdown, check_first=True)
+
+
 async def _main(
     app: QApplication,
     args: argparse.Namespace,
     folder: Path,
     single: SingleInstance,
     shutdown: Shutdown,
+    *,
+    check_first: bool,
 ) -> int:
     theme = apply_theme(app)
     tasks = Tasks()
@@ -293,7 +330,15 @@ async def _main(
             log.info("start: service in %s", folder)
             try:
                 service = await Service.open(
-                    data_dir=folder, url=paths.database_url(args.database_url)
+                    data_dir=folder,
+                    url=paths.database_url(args.database_url),
+                    check_file=check_first,
+                )
+            except StoreCorruptError as exc:
+                if not check_first:
+                    raise
+                return _cannot_start(
+                    "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
                 )
             except DeskbellError as exc:
                 return _cannot_start(
@@ -301,7 +346,10 @@ async def _main(
                 )
         stack.push_async_callback(_close_service, service)
         if service.notice:
-            QMessageBox.information(None, "Deskbell", service.notice)
+            print(f"deskbell: {service.notice}", file=sys.stderr)
+            if not args.quit_after_shown:
+                _collect_garbage_from_now_on()  # the dialog waits for a person
+                QMessageBox.information(None, "Deskbell", service.notice)
 
         try:
             me = await _sign_in(
@@ -316,8 +364,9 @@ async def _main(
             return 1
         log.info("start: signed in as %s", me.email)
 
-        log.info("start: background work (change feed, email fallback, outbox)")
-        await service.start()
+        # The change feed now; the mail parts once the window shows (they import the mail stack).
+        log.info("start: change feed")
+        await service.start(mail=False)
         bridge = ServiceBridge(service=service, me=me, tasks=tasks)
         await bridge.start()
         stack.callback(bridge.stop)
@@ -388,6 +437,7 @@ async def _main(
         window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
         single.activation_requested.connect(window.bring_forward)
+        stack.callback(single.activation_requested.disconnect, window.bring_forward)
         tray.open_requested.connect(window.bring_forward)
         tray.quit_requested.connect(stop.set)
         tray.dnd_requested.connect(
@@ -403,8 +453,21 @@ async def _main(
         await window.load()
         on_counts(bridge.counts)
         log.info("window shown with %d unseen", bridge.counts.total)
+        _collect_garbage_from_now_on()
+        damaged = asyncio.Event()
+        checking = (
+            None
+            if check_first
+            else tasks.start(_check_file(service, damaged, stop), name="file-check")
+        )
         if args.quit_after_shown:
+            if checking is not None:
+                await checking
+            if damaged.is_set():
+                raise _FileDamaged
             return 0
+        log.info("start: background work (email fallback, outbox, mailbox)")
+        await service.start_mail()
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
         else:
@@ -418,7 +481,22 @@ async def _main(
         window.save_place()
         window.hide()
         await asyncio.wait_for(_drain(tasks), timeout=3)
+        if damaged.is_set():
+            raise _FileDamaged
     return 0
+
+
+async def _check_file(service: Service, damaged: asyncio.Event, stop: asyncio.Event) -> None:
+    """D8 after the first window: a damaged file stops this run to start again without it."""
+    try:
+        problem = await service.file_problem()
+    except DeskbellError as exc:  # busy or unreadable now: the next start checks again
+        log.warning("could not check the database file: %s", exc)
+        return
+    if problem is not None:
+        log.warning("the database failed its integrity check (%s)", problem)
+        damaged.set()
+        stop.set()
 
 
 def _cannot_start(what: str, exc: DeskbellError, *, dialog: bool) -> int:
@@ -508,14 +586,19 @@ async def _sign_in(
     from services.api import PersonKind
 
     remembered = folder / SIGNED_IN_FILE
-    if email is None and remembered.exists():
+    from_memory = email is None and remembered.exists()
+    if from_memory:
         email = remembered.read_text().strip() or None
+    person: PersonInfo | None = None
     if email is not None:
         try:
             person = await service.person(email)
         except NotFoundError:
-            QMessageBox.warning(None, "Deskbell", f"There is no user {email} here.")
-            return None
+            if not from_memory:
+                QMessageBox.warning(None, "Deskbell", f"There is no user {email} here.")
+                return None
+            # Not in this database (a damaged one was moved aside, a rescue): ask below.
+    if person is not None:
         if person.kind != PersonKind.USER:
             QMessageBox.warning(None, "Deskbell", f"{email} is a customer, not a user.")
             return None
@@ -537,6 +620,7 @@ async def _exec(dialog: QDialog, *, just_show: bool = False) -> int:
     """Run a dialog without a nested event loop (qasync keeps running our tasks).
 
     `just_show`: paint it, close it and raise `_ShownOnly` (`--quit-after-shown`)."""
+    _collect_garbage_from_now_on()  # a dialog may wait for a person for long
     if just_show:
         dialog.show()
         QApplication.processEvents()

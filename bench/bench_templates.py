@@ -29,14 +29,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from services.domain.email_plan import MessageView, NotificationEmail
 from services.domain.model import ConversationKind
+from services.template_limits import MAX_STEPS
+from services.template_sandbox import environment, render_bounded
 from services.templates import (
     HTML_TEMPLATE,
     MAX_OUTPUT_CHARS,
-    MAX_STEPS,
     TEXT_TEMPLATE,
     TemplateRenderer,
-    _environment,
-    _render_bounded,
     notification_variables,
     render_source,
 )
@@ -122,9 +121,9 @@ def main() -> None:
     busy_plain = plain.get_template("busy.j2")
     assert render_source(BUSY, variables, name="busy.j2") == busy_plain.render(**variables)
     # render_source compiles each call: measure the bounded sandbox on a compiled template.
-    busy_env = _environment({"busy.j2": BUSY})
+    busy_env = environment({"busy.j2": BUSY})
     busy_ours, busy_theirs = _paired_medians_us(
-        lambda: _render_bounded(
+        lambda: render_bounded(
             busy_env, "busy.j2", variables, max_steps=MAX_STEPS, max_output=MAX_OUTPUT_CHARS
         ),
         lambda: busy_plain.render(**variables),

@@ -12,6 +12,7 @@ command line call writes and leaves the sending to them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -63,7 +64,7 @@ from services.settings import store_setting
 from services.setup import first_start
 from services.store import queries
 from services.store.database import Database, Tx
-from services.store.db import prepare_database, sqlite_url
+from services.store.db import file_problem, prepare_database, sqlite_url
 from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
 from services.template_catalog import RenderedEmail
 from services.template_store import TemplateInfo, TemplateStore
@@ -228,13 +229,16 @@ class Service:
         url: str | None = None,
         clock: Clock | None = None,
         secrets: SecretStore | None = None,
+        check_file: bool = True,
     ) -> Service:
+        """`check_file=False`: a SQLite file that opens is not checked now; call
+        `file_problem()` later (the desktop does, once its window shows)."""
         if url is None:
             if data_dir is None:
                 raise ValueError("give a data folder or a database URL")
             url = sqlite_url(data_dir)
         clock = clock or SystemClock()
-        notice = await prepare_database(url, now=clock.now())
+        notice = await prepare_database(url, now=clock.now(), check=check_file)
         db = await Database.open(url)
         try:
             service = cls(db=db, clock=clock, secrets=secrets or SecretStore(), notice=notice)
@@ -245,14 +249,26 @@ class Service:
             raise
         return service
 
+    async def file_problem(self) -> str | None:
+        """What the database file's integrity check finds wrong, or None; moves nothing (D8:
+        `open` with the check moves a damaged file aside and says so in `notice`)."""
+        path = self.db.sqlite_path
+        return None if path is None else await asyncio.to_thread(file_problem, path)
+
     @property
     def notice(self) -> str | None:
         """Something a person should read about start-up (a repaired database), or None."""
         return self._notice
 
-    async def start(self) -> None:
-        """Run the background work: change feed, fallback scheduler, outbox, IMAP reader."""
-        await self._parts.start()
+    async def start(self, *, mail: bool = True) -> None:
+        """Run the background work: change feed, fallback scheduler, outbox, IMAP reader.
+
+        `mail=False`: the change feed only, and `start_mail()` once the first window shows."""
+        await self._parts.start(mail=mail)
+
+    async def start_mail(self) -> None:
+        """The mail side of `start(mail=False)`: fallback scheduler, outbox, IMAP reader."""
+        await self._parts.start_mail()
 
     async def close(self) -> None:
         await self._parts.stop()

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import unicodedata
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
-from keyring.backends import fail, null
+from typing import TYPE_CHECKING
 
 from services.errors import InputError, SecretStoreUnavailable
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+    from keyring.errors import KeyringError
+
+# keyring (and the D-Bus and metadata packages it loads) is imported when a password is first
+# needed, not at start-up (issue 9).
 
 __all__ = ["IMAP_PASSWORD", "SERVICE_NAME", "SMTP_PASSWORD", "SecretStore"]
 
@@ -51,6 +54,9 @@ class SecretStore:
 
     def backend(self) -> KeyringBackend:
         """The keyring in use; raises SecretStoreUnavailable if there is none worth the name."""
+        import keyring
+        from keyring.backends import fail, null
+
         backend = self._backend if self._backend is not None else keyring.get_keyring()
         if isinstance(backend, fail.Keyring | null.Keyring):
             raise SecretStoreUnavailable(f"No keyring to keep passwords in. {_HOW_TO_FIX}")
@@ -65,31 +71,39 @@ class SecretStore:
 
     def get(self, *, name: str) -> str | None:
         backend = self.backend()
+        from keyring.errors import KeyringError
+
         try:
             value: str | None = backend.get_password(self._service, _check_name(name))
-        except keyring.errors.KeyringError as exc:
+        except KeyringError as exc:
             raise self._unavailable(exc) from exc
         return value
 
     def set(self, *, name: str, value: str) -> None:
         backend = self.backend()
+        from keyring.errors import KeyringError
+
         try:
             backend.set_password(self._service, _check_name(name), value)
-        except keyring.errors.KeyringError as exc:
+        except KeyringError as exc:
             raise self._unavailable(exc) from exc
 
     def delete(self, *, name: str) -> None:
         """Forget a password; forgetting one that is not there is not an error."""
         backend = self.backend()
+        from keyring.errors import KeyringError, PasswordDeleteError
+
         try:
             backend.delete_password(self._service, _check_name(name))
-        except keyring.errors.PasswordDeleteError:
+        except PasswordDeleteError:
             return
-        except keyring.errors.KeyringError as exc:
+        except KeyringError as exc:
             raise self._unavailable(exc) from exc
 
-    def _unavailable(self, exc: keyring.errors.KeyringError) -> SecretStoreUnavailable:
-        if isinstance(exc, keyring.errors.KeyringLocked):
+    def _unavailable(self, exc: KeyringError) -> SecretStoreUnavailable:
+        from keyring.errors import KeyringLocked
+
+        if isinstance(exc, KeyringLocked):
             return SecretStoreUnavailable(
                 f"The keyring is locked: unlock it and try again. ({exc})"
             )

@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Final
 
-import jinja2
-from jinja2 import meta
-
 from services.domain.email_plan import SUBJECT_MAX_CHARS, NotificationEmail
 from services.domain.headers import (
     check_header_text,
@@ -209,6 +206,9 @@ def check_name(name: str) -> str:
 
 def _uses(source: str, variable: str) -> bool:
     # Parsing only (nothing runs), so a plain environment is safe here.
+    import jinja2  # loads when a template is first looked at (issue 9)
+    from jinja2 import meta
+
     return variable in meta.find_undeclared_variables(jinja2.Environment().parse(source))
 
 

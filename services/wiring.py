@@ -21,7 +21,7 @@ from services.automations import AutomationCache, Automations
 from services.clock import Clock
 from services.email_log import LOG_WINDOW, PURGE_EVERY, purge_log
 from services.events import ChangeFeed
-from services.reactor import ChangeReactor
+from services.reactor import ChangeReactor, Wakeable
 from services.retry_log import RetryLog
 from services.secrets import SecretStore
 from services.settings import Config, load_settings
@@ -64,7 +64,8 @@ class Wiring:
         self._mail_policy = mail_policy
         self.config = Config()
         self.rules = AutomationCache()
-        self.renderer: TemplateRenderer = TemplateRenderer()
+        self._renderer: TemplateRenderer | None = None
+        self._template_sources: tuple[str | None, str, str] | None = None
         self.feed = ChangeFeed(db, clock=clock)
         self.automations = Automations(db, clock=clock, on_change=self.templates_changed)
         self.templates = TemplateStore(
@@ -159,12 +160,22 @@ class Wiring:
 
     async def reload_templates(self) -> None:
         """The notification renderer: the stored new-message template and intro (E5, M1)."""
-        sources = await self.db.read(notification_sources)
-        if sources is not None:
-            intro, body_text, body_html = sources
-            self.renderer = notification_renderer(
-                intro=intro, body_text=body_text, body_html=body_html
-            )
+        self._template_sources = await self.db.read(notification_sources)
+        self._renderer = None
+
+    @property
+    def renderer(self) -> TemplateRenderer:
+        """Built when first needed: checking the stored template loads Jinja2 (issue 9)."""
+        if self._renderer is None:
+            sources = self._template_sources
+            if sources is None:
+                self._renderer = TemplateRenderer()
+            else:
+                intro, body_text, body_html = sources
+                self._renderer = notification_renderer(
+                    intro=intro, body_text=body_text, body_html=body_html
+                )
+        return self._renderer
 
     async def templates_changed(self) -> None:
         """This process changed an automation or a template: in force for its next write."""
@@ -173,17 +184,29 @@ class Wiring:
 
     # --- start and stop ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Run the background work: change feed, fallback scheduler, outbox, upkeep, IMAP."""
+    async def start(self, *, mail: bool = True) -> None:
+        """Run the background work: change feed, fallback scheduler, outbox, upkeep, IMAP.
+
+        `mail=False`: the change feed only; `start_mail()` runs the rest later (the desktop,
+        once its first window shows: the mail stack is imported and queried only then).
+        """
         self._reactor = ChangeReactor(
-            scheduler=self.scheduler,
-            outbox=self.outbox,
+            scheduler=_SchedulerIfBuilt(lambda: self._scheduler),
+            outbox=_WakeIfBuilt(lambda: self._outbox),
             reload_settings=self.reload_settings,
             forget_automations=self.rules.clear,
             reload_templates=self.reload_templates,
         )
         self._unsubscribe = self.feed.subscribe(self._reactor)
         await self.feed.start()
+        if mail:
+            await self.start_mail()
+
+    async def start_mail(self) -> None:
+        """The fallback scheduler, outbox, upkeep and IMAP reader (after `start`): each first
+        pass looks at everything due, so nothing the feed reported before is missed."""
+        if self.running:
+            return
         self.scheduler.start()
         self.outbox.start()
         self._upkeep = asyncio.create_task(self._upkeep_forever(), name="deskbell-upkeep")
@@ -232,6 +255,8 @@ class Wiring:
     async def _start_incoming(self) -> None:
         """The IMAP reader, when imap.host is set (I1), with the settings it started with."""
         self._imap_started_with = self._imap_signature()
+        if self._incoming is None and not self.config("imap.host"):
+            return  # no mailbox: the incoming code loads when first used
         await self.incoming.start()
 
     def restart_incoming_in_background(self) -> None:
@@ -245,3 +270,26 @@ class Wiring:
         if self.running and (force or self._imap_signature() != self._imap_started_with):
             await self.incoming.stop()
             await self._start_incoming()
+
+
+class _WakeIfBuilt:
+    """Wakes a mail part only once it exists: one not built yet starts with a full pass."""
+
+    def __init__(self, part: Callable[[], Wakeable | None]) -> None:
+        self._part = part
+
+    def wake(self) -> None:
+        part = self._part()
+        if part is not None:
+            part.wake()
+
+
+class _SchedulerIfBuilt(_WakeIfBuilt):
+    def __init__(self, part: Callable[[], FallbackScheduler | None]) -> None:
+        super().__init__(part)
+        self._scheduler = part
+
+    def wake_soon(self) -> None:
+        scheduler = self._scheduler()
+        if scheduler is not None:
+            scheduler.wake_soon()

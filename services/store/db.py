@@ -122,24 +122,31 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _quick_check(path: Path) -> str | None:
+    """What `PRAGMA quick_check` or SQLite itself calls damaged in the file, or None.
+
+    A database that is locked, busy, read-only or on a full disk raises its own error."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        with contextlib.closing(_connect_sqlite(path)) as conn:
+            found = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.Error as exc:
+        if not is_damage(exc):
+            raise
+        return str(exc)
+    return None if found == ["ok"] else "; ".join(found[:3]) or "no answer"
+
+
 def _check_sqlite_file(path: Path, now: datetime) -> str | None:
     """Move a damaged database aside (D8) rather than crash on every start.
 
     Only a failed integrity check or a file SQLite calls damaged counts: a database that is
     locked, busy, read-only or on a full disk raises its own error and is left where it is.
     """
-    if not path.exists() or path.stat().st_size == 0:
+    problem = _quick_check(path)
+    if problem is None:
         return None
-    try:
-        with contextlib.closing(_connect_sqlite(path)) as conn:
-            found = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
-        if found == ["ok"]:
-            return None
-        problem = "; ".join(found[:3]) or "no answer"
-    except sqlite3.Error as exc:
-        if not is_damage(exc):
-            raise
-        problem = str(exc)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     for suffix in ("", "-wal", "-shm"):
@@ -183,15 +190,16 @@ def _backup_sqlite(path: Path, now: datetime) -> Path:
     return target
 
 
-def _prepare_sqlite(path: Path, now: datetime) -> str | None:
+def _prepare_sqlite(path: Path, now: datetime, *, check: bool = True) -> str | None:
     """Check, back up and migrate a SQLite file, synchronously (run in a worker thread).
 
     In a worker thread with the sync driver, a long migration or a backup copy never blocks the
     event loop (and with it the window). Whatever the file or its disk refuses becomes one
-    StoreError that says so.
+    StoreError that says so. `check=False` leaves the integrity check to `file_problem`
+    (the desktop runs it once its window shows), unless the file cannot even be read.
     """
     try:
-        return _check_and_migrate(path, now)
+        return _check_and_migrate(path, now, check=check)
     except (sqlite3.Error, OSError) as exc:
         error = store_error(exc, path=path)
         if error is None:
@@ -212,11 +220,17 @@ def _writable_like_the_database(path: Path) -> None:
         return  # not ours to change: opening the database says what is wrong
 
 
-def _check_and_migrate(path: Path, now: datetime) -> str | None:
+def _check_and_migrate(path: Path, now: datetime, *, check: bool) -> str | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _writable_like_the_database(path)
-    notice = _check_sqlite_file(path, now)
-    has_tables, current = _sqlite_revision(path)
+    notice = _check_sqlite_file(path, now) if check else None
+    try:
+        has_tables, current = _sqlite_revision(path)
+    except sqlite3.Error as exc:
+        if check or not is_damage(exc):
+            raise
+        notice = _check_sqlite_file(path, now)  # not even its schema reads: check it now
+        has_tables, current = _sqlite_revision(path)
     if current == head_revision():
         return notice  # the usual start: nothing to migrate, so no backup and no Alembic
     if has_tables:
@@ -234,6 +248,19 @@ def _check_and_migrate(path: Path, now: datetime) -> str | None:
     finally:
         engine.dispose()
     return notice
+
+
+def file_problem(path: Path) -> str | None:
+    """What SQLite's quick check finds wrong with the database file, or None. Reads only,
+    beside a running service; moving a damaged file aside is for the next open with the
+    check (`prepare_database`)."""
+    try:
+        return _quick_check(path)
+    except (sqlite3.Error, OSError) as exc:
+        error = store_error(exc, path=path)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _shown_url(url: str) -> str:
@@ -262,15 +289,17 @@ def _migrate_server(url: str) -> None:
         engine.dispose()
 
 
-async def prepare_database(url: str, *, now: datetime) -> str | None:
+async def prepare_database(url: str, *, now: datetime, check: bool = True) -> str | None:
     """Create, repair or migrate the database behind `url`, in a worker thread; a notice for a
-    person when start-up had to repair something (a corrupt file moved aside), else None."""
+    person when start-up had to repair something (a corrupt file moved aside), else None.
+
+    `check=False`: no integrity check of a SQLite file that opens (see `file_problem`)."""
     try:
         backend, sync_url = database_target(url)
     except (ArgumentError, ValueError) as exc:  # not a URL, or not one of ours
         raise StoreUnavailableError(f"cannot use the database {_shown_url(url)}: {exc}") from exc
     if backend == "sqlite":
         path = Path(str(make_url(sync_url).database))
-        return await asyncio.to_thread(_prepare_sqlite, path, now)
+        return await asyncio.to_thread(_prepare_sqlite, path, now, check=check)
     await asyncio.to_thread(_migrate_server, sync_url)
     return None

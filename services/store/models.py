@@ -172,6 +172,8 @@ class Delivery(Base):
     """One message for one recipient: notified, seen, emailed, or suppressed and why."""
 
     __tablename__ = "deliveries"
+    # The partial indexes' PostgreSQL `postgresql_where` is in the migrations (0001, 0007) that
+    # build the schema there: naming it here would load the PostgreSQL dialect on every start.
     __table_args__ = (
         UniqueConstraint("message_id", "recipient_id"),
         # The scheduler's one question: the earliest pending due time.
@@ -182,7 +184,6 @@ class Delivery(Base):
             "recipient_id",
             "conversation_id",
             sqlite_where=text("seen_at IS NULL"),
-            postgresql_where=text("seen_at IS NULL"),
         ),
         Index("ix_deliveries_recipient_conversation", "recipient_id", "conversation_id", "state"),
         # The scheduler's due query (services/fallback.py): pending rows only, covering.
@@ -192,7 +193,6 @@ class Delivery(Base):
             "recipient_id",
             "conversation_id",
             sqlite_where=text("state = 'pending'"),
-            postgresql_where=text("state = 'pending'"),
         ),
     )
 
