@@ -364,18 +364,7 @@ IDLE_WINDOW_S = 5.0
 IDLE_MAX_SWITCHES = 3
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(
-        sqlite="the change feed polls every 0.2 s and the outbox takes the write lock every "
-        "5 s with nothing queued: another process's write must be noticed by a file-change "
-        "signal (Database.watch), and no timer may run before the next real deadline",
-        postgresql="the change feed polls every 0.2 s and the outbox takes the write lock "
-        "every 5 s with nothing queued: another process's write must be noticed by "
-        "LISTEN/NOTIFY (Database.watch), and no timer may run before the next real deadline",
-    ),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_issue9_an_idle_serve_does_not_wake_up(target: Target, tmp_path: Path) -> None:
     """`deskbell serve` with people, an item and its messages, nothing due: once start-up work
     is over it sleeps until something happens, with no wake-up over 5 s (measured from
@@ -396,18 +385,7 @@ def test_issue9_an_idle_serve_does_not_wake_up(target: Target, tmp_path: Path) -
     assert serve.poll() is None, log.read_text()
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(
-        sqlite="the change feed polls every 0.2 s (through aiosqlite, whose threads wake "
-        "10 times a second each) and the outbox takes the write lock every 5 s with nothing "
-        "queued: the service must wait on Database.watch and its next real deadline only",
-        postgresql="the change feed polls every 0.2 s and the outbox takes the write lock "
-        "every 5 s with nothing queued: the service must wait on LISTEN/NOTIFY "
-        "(Database.watch) and its next real deadline only",
-    ),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_issue9_an_idle_desktop_app_does_not_wake_up(target: Target, tmp_path: Path) -> None:
     """The desktop app (offscreen) shown with its data, no input, nothing due: once start-up
     work is over, no wake-up over 5 s, Qt's and the service's together."""

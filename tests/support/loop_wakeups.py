@@ -1,0 +1,54 @@
+"""How often an asyncio event loop wakes up, counted where it sleeps: its selector.
+
+An idle loop sits in one `select()` until a file descriptor is ready or its earliest timer is
+due. Each return from `select()` is one wake-up of the loop's thread, whatever caused it (a
+timer, a socket, a callback from another thread). Used by the idle tests (issue 9) to check
+that nothing runs before the next real deadline, on the running loop, without a fixed sleep
+deciding the verdict: the count covers exactly the window between `start` and `stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["LoopWakeups", "next_timer_in"]
+
+
+class LoopWakeups:
+    """Counts the running loop's returns from `select()` while installed (a context manager)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.timeouts: list[float | None] = []  # what each select() was asked to wait
+        self._selector: Any = None
+        self._select: Callable[..., Any] | None = None
+
+    def __enter__(self) -> LoopWakeups:
+        loop = asyncio.get_running_loop()
+        self._selector = loop._selector  # type: ignore[attr-defined]
+        self._select = self._selector.select
+        original = self._select
+
+        def select(timeout: float | None = None) -> Any:
+            self.timeouts.append(timeout)
+            ready = original(timeout)
+            self.count += 1
+            return ready
+
+        self._selector.select = select
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._selector is not None:
+            del self._selector.select  # back to the class's own method
+            self._selector = None
+
+
+def next_timer_in() -> float | None:
+    """Seconds until the running loop's earliest live timer, or None when it has none."""
+    loop = asyncio.get_running_loop()
+    scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    live = [h.when() for h in scheduled if not h.cancelled()]
+    return min(live) - loop.time() if live else None
