@@ -1,10 +1,10 @@
 """How often an asyncio event loop wakes up, counted where it sleeps: its selector.
 
 An idle loop sits in one `select()` until a file descriptor is ready or its earliest timer is
-due. Each return from `select()` is one wake-up of the loop's thread, whatever caused it (a
-timer, a socket, a callback from another thread). Used by the idle tests (issue 9) to check
-that nothing runs before the next real deadline, on the running loop, without a fixed sleep
-deciding the verdict: the count covers exactly the window between `start` and `stop`.
+due. Each return from a `select()` that could block is one wake-up of the loop's thread,
+whatever caused it (a timer, a socket, a callback from another thread); a `select(0)` (the
+loop had callbacks ready) did not sleep, so it woke nothing. Used by the idle tests (issue 9):
+the count covers exactly the window inside the `with` block.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ __all__ = ["LoopWakeups", "next_timer_in"]
 
 
 class LoopWakeups:
-    """Counts the running loop's returns from `select()` while installed (a context manager)."""
+    """Counts the running loop's returns from a `select()` that could block, while installed
+    (a context manager)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -34,7 +35,8 @@ class LoopWakeups:
         def select(timeout: float | None = None) -> Any:
             self.timeouts.append(timeout)
             ready = original(timeout)
-            self.count += 1
+            if timeout is None or timeout > 0:
+                self.count += 1
             return ready
 
         self._selector.select = select
