@@ -11,13 +11,11 @@ deadlines (the hourly upkeep); the email's deadline waits on a timerfd, not on t
 from __future__ import annotations
 
 import asyncio
-import os
 
 from services.api import ConversationKind, Service
 from services.clock import SystemClock
 from services.email_log import PURGE_EVERY
-from tests.support.loop_wakeups import LoopWakeups, next_timer_in
-from tests.support.proc_stats import sample
+from tests.support.loop_wakeups import idle_window, next_timer_in
 from tests.support.world import seed
 
 IDLE_S = 3.0
@@ -27,20 +25,11 @@ SETTLE_S = 60.0  # generous: start-up work on a machine ten times slower than us
 MAX_WAKEUPS = 3
 
 
-async def _idle_window(seconds: float) -> tuple[int, int]:
-    """(the loop's wake-ups, all threads' context switches) over `seconds` of doing nothing."""
-    with LoopWakeups() as loop_wakeups:
-        before = sample(os.getpid())
-        await asyncio.sleep(seconds)
-        after = sample(os.getpid())
-    return loop_wakeups.count, after.switches_since(before)
-
-
 async def _settle() -> bool:
     """Wait until start-up work is over: one quiet half second; False if it never came."""
     deadline = asyncio.get_running_loop().time() + SETTLE_S
     while asyncio.get_running_loop().time() < deadline:
-        if max(await _idle_window(0.5)) <= 1:
+        if max(await idle_window(0.5)) <= 1:
             return True
     return False
 
@@ -59,7 +48,7 @@ async def test_issue9_an_idle_service_schedules_no_wake_up_before_its_next_deadl
         )
         await service.start()
         settled = await _settle()
-        loop_wakeups, switches = await _idle_window(IDLE_S)
+        loop_wakeups, switches = await idle_window(IDLE_S)
         never = "" if settled else f" (never quiet for half a second in {SETTLE_S:.0f} s)"
         assert loop_wakeups <= MAX_WAKEUPS, f"the event loop woke {loop_wakeups} times{never}"
         assert switches <= MAX_WAKEUPS, f"the threads switched {switches} times{never}"

@@ -10,10 +10,13 @@ the count covers exactly the window inside the `with` block.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LoopWakeups", "next_timer_in"]
+from tests.support.proc_stats import sample
+
+__all__ = ["LoopWakeups", "idle_window", "next_timer_in"]
 
 
 class LoopWakeups:
@@ -54,3 +57,13 @@ def next_timer_in() -> float | None:
     scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
     live = [h.when() for h in scheduled if not h.cancelled()]
     return min(live) - loop.time() if live else None
+
+
+async def idle_window(seconds: float) -> tuple[int, int]:
+    """(the loop's wake-ups, all this process's threads' context switches) over `seconds` of
+    doing nothing but this sleep, whose end is one wake-up of each."""
+    with LoopWakeups() as loop_wakeups:
+        before = sample(os.getpid())
+        await asyncio.sleep(seconds)
+        after = sample(os.getpid())
+    return loop_wakeups.count, after.switches_since(before)
