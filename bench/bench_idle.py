@@ -10,7 +10,8 @@ cost nothing: the figures are absolute, the aim ≤ 0.2 % of a core and ≤ 2 wa
 
     .venv/bin/python bench/bench_idle.py [--quick] [--seconds 30] [--settle 5]
 
-With PostgreSQL's server binaries installed, `serve` is measured on a private cluster too.
+With PostgreSQL's server binaries installed, `serve` and the desktop app are measured on a
+private cluster too.
 """
 
 from __future__ import annotations
@@ -132,7 +133,6 @@ def main() -> None:
         data.mkdir()
         asyncio.run(_seed({"data_dir": data}))
         cli = [py, "-m", "app.cli", "--data-dir", str(data)]
-        state = folder / "desktop-state.json"
         print(f"== idle, measured over {seconds:.0f} s each (aim ≤ 0.2 % CPU, ≤ 2 wake-ups/s)")
         results = {
             name: _idle(
@@ -153,14 +153,8 @@ def main() -> None:
         results.update(
             {
                 "deskbell serve (SQLite)": _serve(cli, folder, "sqlite", seconds, settle),
-                "desktop app, shown, no input (SQLite)": _idle(
-                    "desktop app, shown, no input (SQLite)",
-                    [*cli, "--as", ANN],
-                    ready=state.exists,
-                    log=folder / "desktop.log",
-                    env={"DESKBELL_TEST_STATE_FILE": str(state)},
-                    seconds=seconds,
-                    settle=settle,
+                "desktop app, shown, no input (SQLite)": _desktop(
+                    cli, folder, "sqlite", seconds, settle
                 ),
             }
         )
@@ -187,6 +181,20 @@ def _serve(cli: list[str], folder: Path, engine: str, seconds: float, settle: fl
     )
 
 
+def _desktop(cli: list[str], folder: Path, engine: str, seconds: float, settle: float) -> Usage:
+    name = f"desktop app, shown, no input ({ {'sqlite': 'SQLite'}.get(engine, 'PostgreSQL') })"
+    state = folder / f"desktop-state-{engine}.json"  # written once the window shows its data
+    return _idle(
+        name,
+        [*cli, "--as", ANN],
+        ready=state.exists,
+        log=folder / f"desktop-{engine}.log",
+        env={"DESKBELL_TEST_STATE_FILE": str(state)},
+        seconds=seconds,
+        settle=settle,
+    )
+
+
 def _postgres(folder: Path, seconds: float, settle: float) -> dict[str, Usage]:
     from tests.support.postgres import PostgresUnavailable, start_cluster
 
@@ -199,7 +207,12 @@ def _postgres(folder: Path, seconds: float, settle: float) -> dict[str, Usage]:
         url = cluster.url(cluster.create_database(template="template0"))
         asyncio.run(_seed({"url": url}))
         cli = [sys.executable, "-m", "app.cli", "--database-url", url]
-        return {"deskbell serve (PostgreSQL)": _serve(cli, folder, "postgresql", seconds, settle)}
+        return {
+            "deskbell serve (PostgreSQL)": _serve(cli, folder, "postgresql", seconds, settle),
+            "desktop app, shown, no input (PostgreSQL)": _desktop(
+                cli, folder, "postgresql", seconds, settle
+            ),
+        }
     finally:
         cluster.stop()
 
