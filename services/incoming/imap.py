@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import imaplib
 import logging
+import selectors
+import socket
 import ssl
 import threading
 import time
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 
 ImapSecurity = Literal["tls", "starttls", "none"]
 _T = TypeVar("_T")
-_IDLE_SLICE_S = 0.25  # how quickly an IDLE wait notices stop or a manual poll
 
 
 @dataclass(frozen=True)
@@ -203,15 +204,43 @@ def _fetch(client: IMAPClient, batch: list[tuple[int, int]], max_bytes: int) -> 
     return [ImapMessage(uid=uid, raw=found[uid]) for uid, _size in batch if uid in found]
 
 
+class _Doorbell:
+    """A socket pair: a thread waiting in select() on `fileno()` wakes when `ring()` is called,
+    so an IDLE wait needs no slices to notice a stop or a manual poll (issue 9)."""
+
+    def __init__(self) -> None:
+        self._inside, self._outside = socket.socketpair()
+        self._inside.setblocking(False)
+        self._outside.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._inside.fileno()
+
+    def ring(self) -> None:
+        with contextlib.suppress(OSError):  # full (already rung) or closed
+            self._outside.send(b"\0")
+
+    def quiet(self) -> None:
+        """Take back the rings heard so far (the waiter then rechecks what they said)."""
+        with contextlib.suppress(OSError):
+            while self._inside.recv(64):
+                pass
+
+    def close(self) -> None:
+        self._inside.close()
+        self._outside.close()
+
+
 def _idle_wait(
     client: IMAPClient,
     last: int,
     max_s: float,
     interrupted: Callable[[], bool],
     idling: threading.Event,
+    doorbell: _Doorbell,
 ) -> None:
-    """IDLE until the server reports a change, `max_s` passes, or `interrupted()`;
-    `idling` is set while the server is in IDLE."""
+    """IDLE until the server reports a change, `max_s` passes, or `interrupted()` (told by
+    `doorbell`); `idling` is set while the server is in IDLE."""
     # Mail that arrived while we fetched was announced in those commands' responses, which
     # IMAPClient drops: a last SEARCH right before IDLE closes that gap.
     if _uids_above(client, last):
@@ -219,29 +248,47 @@ def _idle_wait(
     client.idle()
     idling.set()
     try:
-        _idle_until(client, max_s, interrupted)
+        _idle_until(client, max_s, interrupted, doorbell)
     finally:
         idling.clear()
     client.idle_done()
 
 
-def _idle_until(client: IMAPClient, max_s: float, interrupted: Callable[[], bool]) -> None:
-    """Read IDLE responses in short slices until new mail, `max_s`, or `interrupted()`."""
+def _idle_until(
+    client: IMAPClient, max_s: float, interrupted: Callable[[], bool], doorbell: _Doorbell
+) -> None:
+    """Sleep on the connection and the doorbell together until new mail, `max_s`, or
+    `interrupted()`: nothing wakes this thread in between."""
     deadline = time.monotonic() + max_s
-    quick_empty = 0
-    while not interrupted() and time.monotonic() < deadline:
-        started = time.monotonic()
-        responses = client.idle_check(timeout=_IDLE_SLICE_S)
-        if any(r and r[0] == b"BYE" for r in responses):
-            raise imaplib.IMAP4.abort("the server said BYE")
-        if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-            break
-        # idle_check swallows EOF and returns []: a socket that is readable at once yet
-        # yields nothing, again and again, has been closed by the server.
-        quick = not responses and time.monotonic() - started < _IDLE_SLICE_S / 2
-        quick_empty = quick_empty + 1 if quick else 0
-        if quick_empty >= 3:
-            raise imaplib.IMAP4.abort("the server closed the connection")
+    empty_reads = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(client.socket(), selectors.EVENT_READ, "server")
+        selector.register(doorbell, selectors.EVENT_READ, "doorbell")
+        while not interrupted():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            ready = {key.data for key, _events in selector.select(remaining)}
+            if "doorbell" in ready:
+                doorbell.quiet()
+            if "server" not in ready:
+                continue
+            responses = client.idle_check(timeout=0)
+            if any(r and r[0] == b"BYE" for r in responses):
+                raise imaplib.IMAP4.abort("the server said BYE")
+            if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                return
+            # idle_check swallows EOF and returns []: a socket that is readable again and
+            # again yet yields nothing has been closed by the server.
+            empty_reads = 0 if responses else empty_reads + 1
+            if empty_reads >= 3:
+                raise imaplib.IMAP4.abort("the server closed the connection")
+
+
+def _closed_after(idle: asyncio.Future[None], doorbell: _Doorbell) -> None:
+    doorbell.close()
+    if not idle.cancelled():
+        idle.exception()  # retrieved: nobody waits for it any more
 
 
 class ImapReader:
@@ -278,6 +325,7 @@ class ImapReader:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._idling = threading.Event()
+        self._doorbell: _Doorbell | None = None  # while an IDLE wait runs in its thread
 
     @property
     def settings(self) -> ImapSettings:
@@ -312,7 +360,7 @@ class ImapReader:
 
     async def poll_once(self) -> int:
         """Handle every message newer than the cursor; how many were handed over."""
-        self._wake.set()  # cut short an IDLE wait holding the connection
+        self._interrupt(self._wake)  # cut short an IDLE wait holding the connection
         async with self._lock:
             self._wake.clear()
             reused = self._client is not None
@@ -378,17 +426,40 @@ class ImapReader:
                     def interrupted() -> bool:
                         return self._stopping.is_set() or self._wake.is_set()
 
-                    await self._call(
-                        _idle_wait,
-                        client,
-                        self._last_uid,
-                        self._idle_refresh_s,
-                        interrupted,
-                        self._idling,
-                    )
+                    await self._idle_in_thread(client, interrupted)
                     return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), poll_interval_s)
+
+    async def _idle_in_thread(self, client: IMAPClient, interrupted: Callable[[], bool]) -> None:
+        doorbell = self._doorbell = _Doorbell()
+        idle = asyncio.ensure_future(
+            self._call(
+                _idle_wait,
+                client,
+                self._last_uid,
+                self._idle_refresh_s,
+                interrupted,
+                self._idling,
+                doorbell,
+            )
+        )
+        try:
+            await asyncio.shield(idle)
+        finally:
+            self._doorbell = None
+            if idle.done():
+                doorbell.close()
+            else:  # cancelled: end the wait in its thread, then close the doorbell
+                self._stopping.set()
+                doorbell.ring()
+                idle.add_done_callback(lambda done: _closed_after(done, doorbell))
+
+    def _interrupt(self, event: threading.Event) -> None:
+        """Set `event` and wake an IDLE wait in its thread, which then reads it."""
+        event.set()
+        if self._doorbell is not None:
+            self._doorbell.ring()
 
     async def run(self, stop: asyncio.Event, *, poll_interval_s: float = 60.0) -> None:
         """Read until `stop` is set: IDLE when offered, else poll; reconnect with backoff."""
@@ -396,7 +467,7 @@ class ImapReader:
 
         async def mirror_stop() -> None:
             await stop.wait()
-            self._stopping.set()  # seen by the IDLE loop in its thread
+            self._interrupt(self._stopping)  # seen by the IDLE wait in its thread
 
         mirror = asyncio.create_task(mirror_stop())
         delay = self._backoff_initial_s

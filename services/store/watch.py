@@ -194,6 +194,9 @@ class _PgListener:
         # unix socket).
         kwargs.update(keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
         conn = await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
+        # NOTIFYs psycopg reads while it runs a statement (LISTEN itself) go here; `_receive`
+        # hears the rest.
+        conn.add_notify_handler(lambda notify: self._heard(notify.pid))
         try:
             await conn.execute(f"LISTEN {CHANNEL}")
         except BaseException:
@@ -222,9 +225,7 @@ class _PgListener:
         try:
             while True:
                 try:
-                    async for notify in self._conn.notifies():
-                        if notify.pid not in self._db.own_backend_pids():
-                            self._db.changes.fire_threadsafe()
+                    await self._receive(self._conn)
                 except psycopg.Error as exc:
                     log.warning("lost the database's change notifications (%s); reconnecting", exc)
                 await self._close_conn()
@@ -233,6 +234,35 @@ class _PgListener:
                 self._db.changes.fire_threadsafe()
         finally:
             await self._close_conn()
+
+    async def _receive(self, conn: Any) -> None:
+        """Hear NOTIFYs until the connection fails (raises psycopg.Error).
+
+        Not psycopg's `notifies()`: it wakes ten times a second to look for Ctrl-C (issue 9:
+        idle means idle). This waits on the socket alone; libpq reads and parses the rest.
+        """
+        import psycopg
+
+        loop = asyncio.get_running_loop()
+        pgconn = conn.pgconn
+        readable = asyncio.Event()
+        loop.add_reader(pgconn.socket, readable.set)
+        try:
+            while True:
+                # First what libpq may hold already (read with LISTEN's reply), then the socket.
+                while (notify := pgconn.notifies()) is not None:
+                    self._heard(notify.be_pid)
+                await readable.wait()
+                readable.clear()
+                pgconn.consume_input()  # raises OperationalError once the server is gone
+                if pgconn.status != psycopg.pq.ConnStatus.OK:
+                    raise psycopg.OperationalError("the change notification connection broke")
+        finally:
+            loop.remove_reader(pgconn.socket)
+
+    def _heard(self, pid: int) -> None:
+        if pid not in self._db.own_backend_pids():
+            self._db.changes.fire_threadsafe()
 
     async def _reconnect(self) -> Any:
         import psycopg

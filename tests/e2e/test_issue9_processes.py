@@ -4,12 +4,7 @@ Every actor is a process: the `deskbell` command, `deskbell serve`, and two smal
 use `services.api` (tests/support/api_writer.py writes; tests/support/feed_listener.py records
 what `Service.subscribe` hears). Writers wait for one line on their standard input, so all of
 them start at the same moment. Nothing waits a fixed time: each step waits for an event (a
-"ready" line, a process's exit) or polls a condition with a generous deadline.
-
-Where an engine still fails, the test is marked `xfail(strict=True)` on that engine only, with
-what the service must do: a strict xfail that passes fails the run, so the marker goes when
-the fix lands. A race that does not show in every run is marked `xfail` without `strict`.
-"""
+"ready" line, a process's exit) or polls a condition with a generous deadline."""
 
 from __future__ import annotations
 
@@ -36,19 +31,9 @@ ANN, BOB = "ann@example.com", "bob@example.com"
 TIMEOUT_S = 300  # a process's whole life on a machine ten times slower than usual
 
 
-def engines(
-    *, sqlite: str | None = None, postgresql: str | None = None, race: bool = False
-) -> list[Any]:
-    """Both engines as parameters; a reason marks that engine's run as a strict xfail.
-    `race`: the failure is a race that shows in most runs, not all (the processes may happen
-    to run one after the other on a busy machine): the xfail is not strict then."""
-    params = []
-    for name, reason in (("sqlite", sqlite), ("postgresql", postgresql)):
-        marks: list[Any] = [pytest.mark.postgres] if name == "postgresql" else []
-        if reason is not None:
-            marks.append(pytest.mark.xfail(strict=not race, reason=f"issue 9: {reason}"))
-        params.append(pytest.param(name, marks=marks))
-    return params
+def engines() -> list[Any]:
+    """Both engines as parameters; the PostgreSQL one marked as needing a server."""
+    return [pytest.param("sqlite"), pytest.param("postgresql", marks=[pytest.mark.postgres])]
 
 
 @dataclass
@@ -341,7 +326,7 @@ def test_t1_no_change_is_missed_by_any_subscriber(target: Target, tmp_path: Path
 IDLE_WINDOW_S = 5.0
 # Start-up work is over once the process reports itself running; what follows (a first feed
 # read, a scheduler pass) takes well under a second even on a slow machine. The bound only
-# limits what a process that never goes quiet (today's engine) costs the suite.
+# limits what a process that never goes quiet would cost the suite.
 QUIET_WITHIN_S = 20
 # An idle process has nothing to do until its next deadline: no wake-up at all. A handful is
 # allowed for what no program controls (a signal, the kernel's own housekeeping of a thread).
@@ -367,15 +352,7 @@ def _assert_sleeps(pid: int, what: str) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(
-        postgresql="the change feed polls every 0.2 s and the outbox takes the write lock "
-        "every 5 s with nothing queued: another process's write must be noticed by "
-        "LISTEN/NOTIFY (Database.watch), and no timer may run before the next real deadline",
-    ),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_issue9_an_idle_serve_does_not_wake_up(target: Target, tmp_path: Path) -> None:
     """`deskbell serve` with people, an item and its messages, nothing due: once start-up work
     is over it sleeps until something happens, with no wake-up over 5 s (measured from
@@ -388,15 +365,7 @@ def test_issue9_an_idle_serve_does_not_wake_up(target: Target, tmp_path: Path) -
     assert serve.poll() is None, log.read_text()
 
 
-@pytest.mark.parametrize(
-    "target",
-    engines(
-        postgresql="the change feed polls every 0.2 s and the outbox takes the write lock "
-        "every 5 s with nothing queued: the service must wait on LISTEN/NOTIFY "
-        "(Database.watch) and its next real deadline only",
-    ),
-    indirect=True,
-)
+@pytest.mark.parametrize("target", engines(), indirect=True)
 def test_issue9_an_idle_desktop_app_does_not_wake_up(target: Target, tmp_path: Path) -> None:
     """The desktop app (offscreen) shown with its data, no input, nothing due: once start-up
     work is over, no wake-up over 5 s, Qt's and the service's together."""

@@ -16,6 +16,7 @@ from sqlalchemy import insert
 
 from services.store.database import Database, Tx
 from services.store.models import Setting
+from tests.support.loop_wakeups import LoopWakeups
 
 SETTINGS = Setting.__table__
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +96,20 @@ async def test_another_process_write_wakes_the_watcher(
 
 
 async def test_an_idle_watcher_wakes_zero_times_and_keeps_no_timer(database: Database) -> None:
-    """Idle means idle: nothing scheduled, no callback, over seconds of real idleness."""
+    """Idle means idle: nothing scheduled, no callback, and the loop itself asleep over
+    seconds of real idleness (PostgreSQL: psycopg's own `notifies()` wakes ten times a second
+    to look for Ctrl-C; the listener must wait on its socket alone)."""
     wakes = Wakes()
     await database.watch(wakes)
+    for _ in range(20):  # let the listener reach its wait
+        await asyncio.sleep(0)
     if sys.platform.startswith("linux"):
         assert _live_timers() == []
-    await asyncio.sleep(IDLE_S)
+    with LoopWakeups() as loop_wakeups:
+        await asyncio.sleep(IDLE_S)  # one wake-up: the end of this sleep
+    assert loop_wakeups.count <= 2, f"the loop woke {loop_wakeups.count} times in {IDLE_S} s"
+    if sys.platform.startswith("linux"):
+        assert _live_timers() == []
     assert wakes.count == 0
     assert database.changes.fired == 0
 

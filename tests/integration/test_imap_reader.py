@@ -11,6 +11,7 @@ import pytest
 from services.errors import MailboxError
 from services.incoming.imap import ImapReader, ImapSettings, MemoryCursor
 from tests.support.dovecot import DovecotServer
+from tests.support.loop_wakeups import idle_window
 
 _folders = itertools.count(1)
 
@@ -149,6 +150,37 @@ async def test_i1_idle_picks_up_new_mail_quickly(
         await wait_for(lambda: reader.idling)
         await asyncio.to_thread(dovecot.deliver, mail(1), folder=folder)
         await wait_for(lambda: seen.seen == ["mail 1"])  # long before the 600 s poll
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+@pytest.mark.parametrize("security", ["none", "tls"])
+async def test_issue9_an_idling_reader_wakes_nothing_until_mail_or_stop(
+    dovecot: DovecotServer,
+    folder: str,
+    make_reader: Callable[..., ImapReader],
+    security: str,
+) -> None:
+    """Issue 9: while the server is in IDLE, no thread wakes (no slices, no poll) until mail
+    arrives or the reader is stopped, which it then notices at once."""
+    seen = Collector()
+    settings = settings_for(dovecot, folder)
+    if security == "tls":
+        tls = settings_for(dovecot, folder, port=dovecot.tls_port, security="tls", host="localhost")
+        settings = ImapSettings(**{**tls.__dict__, "cafile": dovecot.cafile})
+    reader = make_reader(settings, MemoryCursor(), seen)
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader.run(stop, poll_interval_s=600))
+    try:
+        await wait_for(lambda: reader.idling)
+        loop_wakeups, switches = await idle_window(2.0)
+        assert loop_wakeups <= 3 and switches <= 3, (
+            f"{loop_wakeups} loop wake-ups, {switches} switches"
+        )
+        await asyncio.to_thread(dovecot.deliver, mail(1), folder=folder)
+        await wait_for(lambda: seen.seen == ["mail 1"])
+        await wait_for(lambda: reader.idling)
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
