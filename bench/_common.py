@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,3 +237,30 @@ def fill_messages(
                 deliveries.append(tuple(d))
         conn.executemany(insert_d, deliveries)
     conn.execute("COMMIT")
+
+
+async def interleaved_rounds(
+    service_round: Callable[[int], Awaitable[tuple[float, float]]],
+    raw_round: Callable[[int], tuple[float, float]],
+    *,
+    rounds: int,
+    per_round: int,
+    unit: str,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """A service half against a raw baseline in alternating order, after a warm-up of each:
+    per round, the CPU and wall time of one `unit` in µs, each round printed with the load
+    average. Each round function does `n` units and returns (CPU s, wall s)."""
+    await service_round(50)  # warm-up: caches, compiled statements, the automation cache
+    raw_round(50)
+    cpu: dict[str, list[float]] = {"service": [], "raw": []}
+    wall: dict[str, list[float]] = {"service": [], "raw": []}
+    for r in range(rounds):
+        for name in ("service", "raw") if r % 2 == 0 else ("raw", "service"):
+            c, w = await service_round(per_round) if name == "service" else raw_round(per_round)
+            cpu[name].append(c / per_round * 1e6)
+            wall[name].append(w / per_round * 1e6)
+        print(
+            f"   round {r + 1}/{rounds}: service {cpu['service'][-1]:.0f} µs CPU, "
+            f"raw {cpu['raw'][-1]:.0f} µs CPU a {unit}; load average {load_average()}"
+        )
+    return cpu, wall

@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fill_messages, load_average, parser
+from _common import fill_messages, interleaved_rounds, load_average, parser
 
 from services.api import ConversationKind, PersonKind, Service
 from services.store.db import DB_FILENAME
@@ -190,19 +190,9 @@ async def _run(args: Any, folder: Path, number: int) -> None:
         return time.thread_time() - c0, time.perf_counter() - w0
 
     try:
-        await service_round(50)  # warm-up: caches, compiled statements, the automation cache
-        raw_round(50)
-        cpu: dict[str, list[float]] = {"service": [], "raw": []}
-        wall: dict[str, list[float]] = {"service": [], "raw": []}
-        for r in range(rounds):
-            for name in ("service", "raw") if r % 2 == 0 else ("raw", "service"):
-                c, w = await service_round(per_round) if name == "service" else raw_round(per_round)
-                cpu[name].append(c / per_round * 1e6)
-                wall[name].append(w / per_round * 1e6)
-            print(
-                f"   round {r + 1}/{rounds}: service {cpu['service'][-1]:.0f} µs CPU, "
-                f"raw {cpu['raw'][-1]:.0f} µs CPU a post; load average {load_average()}"
-            )
+        cpu, wall = await interleaved_rounds(
+            service_round, raw_round, rounds=rounds, per_round=per_round, unit="post"
+        )
     finally:
         await service.close()
         raw.conn.close()
