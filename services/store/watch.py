@@ -33,11 +33,15 @@ from services.errors import StoreBusyError, StoreUnreachableError
 if TYPE_CHECKING:
     from services.store.database import Database
 
-__all__ = ["POLL_S", "ChangeSignal", "start_watcher"]
+__all__ = ["CHECK_GAP_S", "POLL_S", "ChangeSignal", "start_watcher"]
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # the data_version poll where inotify is missing
+# Within a burst of commits (this process's own posts wake inotify too), checks are at least
+# this far apart: one look stands for all the writes before it, and another process's commit
+# is still noticed within a fiftieth of a second. The first event of a burst is looked at once.
+CHECK_GAP_S = 0.02
 _BACKOFF_S = (0.5, 30.0)  # first and longest wait between PostgreSQL reconnects
 
 Stop = Callable[[], Awaitable[None]]
@@ -145,9 +149,11 @@ class _SqliteWatcher:
         self._check_task = asyncio.get_running_loop().create_task(self._check())
 
     async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 self._again = False
+                started = loop.time()
                 try:
                     version = await self._db.data_version()
                 except StoreBusyError:
@@ -161,6 +167,7 @@ class _SqliteWatcher:
                     self._db.changes.fire_threadsafe()
                 if not self._again:
                     break
+                await asyncio.sleep(max(0.0, started + CHECK_GAP_S - loop.time()))
         finally:
             self._check_task = None
             if self._fd is None and not self._stopped:
