@@ -67,6 +67,7 @@ __all__ = [
     "add_before_commit",
     "database_target",
     "decode_text",
+    "use_wal",
 ]
 
 log = logging.getLogger(__name__)
@@ -435,7 +436,7 @@ class Database:
                 self._own_pids = self._own_pids | {dbapi.info.backend_pid}
             return
         if conn.get_execution_options().get("deskbell_writer"):
-            dbapi.execute("PRAGMA journal_mode=WAL")
+            use_wal(dbapi, timeout_s=self._busy_timeout_s)
             dbapi.execute("PRAGMA synchronous=NORMAL")
         else:
             dbapi.execute("PRAGMA query_only=ON")
@@ -504,6 +505,24 @@ class Database:
             if tx.notified:
                 self.changes.fire_threadsafe()
             return result
+
+
+def use_wal(dbapi_conn: sqlite3.Connection, *, timeout_s: float) -> None:
+    """Put the file in WAL mode (it stays so: the first start sets it for every later one).
+
+    Switching needs the file to itself, and SQLite answers a switch that meets another
+    connection at once with "database is locked", without waiting in its busy handler: when
+    several processes start on a new file together, retry until `timeout_s` is spent."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
 
 
 def _data_version(slot: ConnectionSlot) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from services.errors import StoreUnavailableError
-from services.store.database import database_target, decode_text
+from services.store.database import database_target, decode_text, use_wal
 from services.store.failures import is_damage, store_error, watch_engine
 from services.store.workspace_lock import lock_workspace
 
@@ -50,7 +50,7 @@ def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.text_factory = decode_text
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    cur.execute("PRAGMA journal_mode=WAL")
+    use_wal(dbapi_conn, timeout_s=BUSY_TIMEOUT_S)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

@@ -209,7 +209,12 @@ def test_d8_serve_rides_out_a_lock_taken_while_it_runs(deskbell: Deskbell) -> No
     assert "Our printer" in deskbell.out("item", "show", "2")
     log = deskbell.serve_log()
     assert "Traceback" not in log
-    assert sum("locked" in line for line in log.splitlines()) == 2  # one per refused mail
+    refused_lines = [
+        line for line in log.splitlines() if "mail over SMTP could not be stored" in line
+    ]
+    assert len(refused_lines) == 2 and all("locked" in line for line in refused_lines), log
+    # (Background work that met the lock, such as the upkeep's first purge, says so on its own
+    # line and retries: that is not a refused mail.)
     assert _aside(deskbell) == []
 
 
