@@ -364,12 +364,16 @@ class Service:
         answer, or raises MailServerUnreachableError / MailServerError with its words."""
         from services.mail.trial_email import send_trial_email
 
-        normalize_address(to)  # a bad address is refused before any connection
+        address = normalize_address(to)  # a bad address is refused before any connection
         settings = await self.smtp_settings()
         if settings is None:
             raise InputError("set the SMTP host first")
         return await send_trial_email(
-            self.db, settings=settings, identity=self.mail_identity(), to=to, now=self.clock.now()
+            self.db,
+            settings=settings,
+            identity=self.mail_identity(),
+            to=address,
+            now=self.clock.now(),
         )
 
     # --- incoming mail (I1-I7) -------------------------------------------------------------

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from services import operations
 from services.automations import AutomationCache, Automations
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["Wiring"]
 
 log = logging.getLogger(__name__)
+
+_Part = TypeVar("_Part", bound=Wakeable)
 
 
 class Wiring:
@@ -272,10 +274,10 @@ class Wiring:
             await self._start_incoming()
 
 
-class _WakeIfBuilt:
+class _WakeIfBuilt(Generic[_Part]):
     """Wakes a mail part only once it exists: one not built yet starts with a full pass."""
 
-    def __init__(self, part: Callable[[], Wakeable | None]) -> None:
+    def __init__(self, part: Callable[[], _Part | None]) -> None:
         self._part = part
 
     def wake(self) -> None:
@@ -284,12 +286,8 @@ class _WakeIfBuilt:
             part.wake()
 
 
-class _SchedulerIfBuilt(_WakeIfBuilt):
-    def __init__(self, part: Callable[[], FallbackScheduler | None]) -> None:
-        super().__init__(part)
-        self._scheduler = part
-
+class _SchedulerIfBuilt(_WakeIfBuilt["FallbackScheduler"]):
     def wake_soon(self) -> None:
-        scheduler = self._scheduler()
+        scheduler = self._part()
         if scheduler is not None:
             scheduler.wake_soon()

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 
 from services.domain.email_plan import AUTO_HEADERS
-from services.domain.headers import format_address, normalize_address
+from services.domain.headers import format_address
 from services.domain.mime import compose
 from services.domain.model import EmailStatus
 from services.email_log import log_email
@@ -34,16 +34,16 @@ def _body(settings: SmtpSettings) -> str:
 async def send_trial_email(
     db: Database, *, settings: SmtpSettings, identity: MailIdentity, to: str, now: datetime
 ) -> str:
-    """Send it now; returns the server's answer ("250 ..."); MailServerUnreachableError or
-    MailServerError with the server's words otherwise. Logged either way."""
-    address = normalize_address(to)
+    """Send it now to `to`, an address already normalised; returns the server's answer
+    ("250 ..."); MailServerUnreachableError or MailServerError with the server's words
+    otherwise. Logged either way."""
     uid = uuid.uuid4().hex
     body = _body(settings)
     message_id = f"<test-{uid}@{identity.message_id_domain}>"
     raw = compose(
         headers=[
             ("From", format_address(name=identity.from_name, address=identity.from_addr)),
-            ("To", address),
+            ("To", to),
             ("Subject", SUBJECT),
             ("Message-ID", message_id),
             *AUTO_HEADERS,  # I6: our own mail coming back is recognised
@@ -53,7 +53,7 @@ async def send_trial_email(
     )
     async with SmtpSender(settings=settings) as sender:
         outcome = await sender.send(
-            Outgoing(key=0, sender=identity.from_addr, recipients=(address,), data=raw)
+            Outgoing(key=0, sender=identity.from_addr, recipients=(to,), data=raw)
         )
     sent = outcome.verdict is SmtpVerdict.SENT
     answer = f"{outcome.code} {outcome.reply}" if outcome.code is not None else outcome.reply
@@ -65,7 +65,7 @@ async def send_trial_email(
         uid=uid,
         message_id=message_id,
         from_addr=identity.from_addr,
-        to_addrs=[address],
+        to_addrs=[to],
         subject=SUBJECT,
         body_text=body,
         raw=raw,
