@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from app import cli_admin, cli_mail, paths
+from app import cli_admin, cli_mail, cli_serve, paths
 from app.cli_input import (
     Parser,
     address,
@@ -72,8 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    cli_mail.add_serve_arguments(
-        sub.add_parser("serve", help="run the service headless until stopped")
+    cli_serve.add_serve_arguments(
+        sub.add_parser("serve", help="run the team server and the service headless until stopped")
     )
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="action", required=True)
@@ -326,7 +326,7 @@ def _rescue(args: argparse.Namespace) -> None:
 
 
 async def _serve(service: Service, args: argparse.Namespace) -> None:
-    await cli_mail.serve(service, args)
+    await cli_serve.serve(service, args)
 
 
 COMMANDS: dict[str, Handler] = {

@@ -1,5 +1,4 @@
-"""`deskbell mail receive|bounces|clear-bounces`, `deskbell imap password|test`, and
-`deskbell serve --smtp-listen`.
+"""`deskbell mail receive|bounces|clear-bounces`, `deskbell imap password|test`.
 
 Incoming mail from the command line (I1, I7): one raw email on stdin is processed exactly as
 if the IMAP reader had fetched it, and the outcome is printed as one line. The addresses that
@@ -21,7 +20,7 @@ from services.errors import InputError
 if TYPE_CHECKING:
     from services.api import Service
 
-__all__ = ["COMMANDS", "add_parsers", "add_serve_arguments", "serve"]
+__all__ = ["COMMANDS", "add_parsers"]
 
 Handler = Callable[["Service", argparse.Namespace], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -46,14 +45,6 @@ def add_parsers(sub: Any) -> None:
     )
     imap.add_parser("password", help="read the password from stdin into the OS keyring")
     imap.add_parser("test", help="connect, log in and open the folder; print a summary")
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--smtp-listen",
-        metavar="HOST:PORT",
-        help="also accept incoming mail over SMTP here (for example 127.0.0.1:2525)",
-    )
 
 
 async def _mail(service: Service, args: argparse.Namespace) -> None:
@@ -110,24 +101,6 @@ async def _imap(service: Service, args: argparse.Namespace) -> None:
         print("the IMAP password is in the OS keyring")
     else:
         print(await service.test_imap())
-
-
-async def serve(service: Service, args: argparse.Namespace) -> None:
-    """`deskbell serve`, with the SMTP listener when `--smtp-listen` is given."""
-    from app.serve import serve_forever
-    from services.incoming.listener import SmtpListener, parse_listen_address
-
-    listener: SmtpListener | None = None
-    if getattr(args, "smtp_listen", None):
-        host, port = parse_listen_address(args.smtp_listen)
-        listener = SmtpListener(host=host, port=port, receive=service.receive_mail)
-        await listener.start()
-        print(f"deskbell: accepting mail on {listener.host}:{listener.port}", flush=True)
-    try:
-        await serve_forever(service)
-    finally:
-        if listener is not None:
-            await listener.stop()
 
 
 COMMANDS: dict[str, Handler] = {"mail": _mail, "imap": _imap}

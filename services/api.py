@@ -255,6 +255,10 @@ class Service:
         path = self.db.sqlite_path
         return None if path is None else await asyncio.to_thread(file_problem, path)
 
+    async def ping(self) -> None:
+        """Answers once the database does (a server's readiness); StoreError if it cannot."""
+        await self.db.read(queries.ping)
+
     @property
     def notice(self) -> str | None:
         """Something a person should read about start-up (a repaired database), or None."""

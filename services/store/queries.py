@@ -62,6 +62,14 @@ PERSON_COLUMNS = (
 _SETTINGS_AT = 5  # where the notification settings start in PERSON_COLUMNS
 
 
+_PING = Prepared(select(literal_column("1")))
+
+
+def ping(tx: Tx) -> None:
+    """A round trip to the database and nothing else (a server's readiness)."""
+    tx.run(_PING)
+
+
 def messages_before(conversation_id: Any, before_id: Any) -> ColumnElement[bool]:
     """The messages of one conversation older than `before_id`, not deleted: for "the N
     before", newest first.

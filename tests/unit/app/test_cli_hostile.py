@@ -88,7 +88,7 @@ BASELINES: dict[tuple[str, ...], Baseline] = {
     ("mail", "clear-bounces"): {"email": BOB, "acting": ANN},
     ("imap", "password"): {},
     ("imap", "test"): {},
-    ("serve",): {"smtp_listen": "127.0.0.1:2525"},
+    ("serve",): {"smtp_listen": "127.0.0.1:2525", "listen": "127.0.0.1:0"},
     ("rescue",): {"file": "DAMAGED_FILE"},
 }
 # Commands that read standard input (a password line), with a valid input for the baseline.
@@ -159,6 +159,7 @@ KIND_OF: dict[str, str] = {
     "file": "path",
     "data_dir": "path",
     "smtp_listen": "listen",
+    "listen": "listen",
     "key": "key",
 }
 EXTRA: dict[str, dict[str, str]] = {
