@@ -96,13 +96,16 @@ LOCAL_OPERATOR: Final = Operator.LOCAL
 
 @dataclass(frozen=True, slots=True)
 class SignedIn:
-    """Who asks, as `authenticate` found them: a live session of a user."""
+    """Who asks, as `authenticate` found them: a live session of a user, or of a customer in
+    the customer chat (`customer`: such a session reaches only that customer's external
+    conversations, R2)."""
 
     session_id: int
     person_id: int
     email: str
     name: str
     is_admin: bool
+    customer: bool = False
 
 
 Caller = SignedIn | Operator
@@ -317,13 +320,14 @@ _SESSION_COLUMNS = (
     DeviceSession.last_used_at,
     DeviceSession.ended_at,
 )
-_BY_TOKEN = Prepared[tuple[int, int, str, str, bool, datetime, datetime | None]](
+_BY_TOKEN = Prepared[tuple[int, int, str, str, bool, str, datetime, datetime | None]](
     select(
         DeviceSession.id,
         Person.id,
         Person.email,
         Person.name,
         Person.is_admin,
+        Person.kind,
         DeviceSession.last_used_at,
         DeviceSession.ended_at,
     )
@@ -524,6 +528,46 @@ def add_user(
 # --- the service's face ----------------------------------------------------------------------
 
 
+def _customer_session(
+    tx: Tx,
+    *,
+    acting: Caller,
+    email: str,
+    token_hash: str,
+    device: str,
+    address: str,
+    now: datetime,
+) -> SignedIn:
+    _require_admin(tx, acting, "open a customer's chat session")
+    person = tx.conn.execute(
+        select(Person.id, Person.name, Person.kind).where(Person.email == email)
+    ).first()
+    if person is None:
+        raise NotFoundError(f"no customer {email}")
+    if person.kind != PersonKind.CUSTOMER.value:
+        raise InputError(f"{email} is not a customer: users sign in with their password")
+    ((session_id,),) = tx.conn.execute(
+        insert(DeviceSession)
+        .values(
+            person_id=person.id,
+            token_hash=token_hash,
+            device=device,
+            address=address,
+            created_at=now,
+            last_used_at=now,
+        )
+        .returning(DeviceSession.id)
+    )
+    return SignedIn(
+        session_id=session_id,
+        person_id=person.id,
+        email=email,
+        name=person.name,
+        is_admin=False,
+        customer=True,
+    )
+
+
 class Accounts:
     """`service.accounts`: sign in, who asks, sessions, passwords (T4). Time comes from the
     service's clock; argon2 runs in a worker thread, between units of work."""
@@ -572,6 +616,24 @@ class Accounts:
         )
         if who is None:
             raise AuthenticationError(_WRONG)
+        return NewSession(token=token, who=who)
+
+    async def open_customer_session(
+        self, *, acting: Caller, email: str, device: str, address: str
+    ) -> NewSession:
+        """A session for a customer in the customer chat, opened by the server once the
+        customer has proved who they are (an emailed link or code); only an administrator or
+        the server itself may. Revocable like any other; its token is shown once."""
+        token = secrets.token_urlsafe(32)
+        who = await self._db.write(
+            _customer_session,
+            acting=acting,
+            email=normalize_address(email),
+            token_hash=_token_hash(token),
+            device=clean_line(device, field="device name", limit=MAX_NAME_CHARS),
+            address=_ip(address),
+            now=self._clock.now(),
+        )
         return NewSession(token=token, who=who)
 
     async def authenticate(self, token: str) -> SignedIn:
@@ -673,11 +735,16 @@ def _ip(address: str) -> str:
 
 def _by_token(tx: Tx, token_hash: str) -> tuple[SignedIn, datetime] | None:
     rows = tx.run(_BY_TOKEN, {"b_hash": token_hash})
-    if not rows or rows[0][6] is not None:
+    if not rows or rows[0][7] is not None:
         return None
-    session_id, person_id, email, name, is_admin, last_used_at, _ = rows[0]
+    session_id, person_id, email, name, is_admin, kind, last_used_at, _ = rows[0]
     who = SignedIn(
-        session_id=session_id, person_id=person_id, email=email, name=name, is_admin=is_admin
+        session_id=session_id,
+        person_id=person_id,
+        email=email,
+        name=name,
+        is_admin=is_admin,
+        customer=kind == PersonKind.CUSTOMER.value,
     )
     return who, last_used_at
 

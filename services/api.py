@@ -715,6 +715,13 @@ class Service:
             email=email, password=password, device=device, address=address
         )
 
+    async def open_customer_session(
+        self, *, acting: Caller, email: str, device: str, address: str
+    ) -> NewSession:
+        return await self.accounts.open_customer_session(
+            acting=acting, email=email, device=device, address=address
+        )
+
     async def authenticate(self, token: str) -> SignedIn:
         return await self.accounts.authenticate(token)
 

@@ -522,3 +522,22 @@ async def test_t4_m5_the_welcome_code_lets_a_new_user_choose_a_password(
         await svc.reset_password(
             email="eve@example.com", code=codes["eve@example.com"], password=PW, address=HERE
         )
+
+
+async def test_t4_a_customer_chat_session_is_opened_by_an_administrator_and_says_customer(
+    svc: Service, world: World
+) -> None:
+    new = await svc.open_customer_session(
+        acting=LOCAL_OPERATOR, email=CARL, device="chat", address=HERE
+    )
+    who = await svc.authenticate(new.token)
+    assert (who.email, who.customer, who.is_admin) == (CARL, True, False)
+    bob = (await svc.sign_in(email=BOB, password=PW, device="d", address=HERE)).who
+    assert bob.customer is False
+    with pytest.raises(PermissionDeniedError):
+        await svc.open_customer_session(acting=bob, email=CARL, device="chat", address=HERE)
+    with pytest.raises(InputError, match="not a customer"):
+        await svc.open_customer_session(acting=LOCAL_OPERATOR, email=BOB, device="c", address=HERE)
+    await svc.sign_out(who)
+    with pytest.raises(AuthenticationError):
+        await svc.authenticate(new.token)
