@@ -190,8 +190,8 @@ async def _run(args: Any, folder: Path, number: int) -> None:
         if prof:
             prof.disable()
         spent = time.process_time() - c0, time.perf_counter() - w0
-        for name, cpu in (thread_cpu() if args.threads else {}).items():
-            by_thread[name] = by_thread.get(name, 0.0) + cpu - threads0.get(name, 0.0)
+        for name, spent_s in (thread_cpu() if args.threads else {}).items():
+            by_thread[name] = by_thread.get(name, 0.0) + spent_s - threads0.get(name, 0.0)
         posts += n
         return spent
 
@@ -210,8 +210,8 @@ async def _run(args: Any, folder: Path, number: int) -> None:
         raw.conn.close()
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-    for name, cpu in sorted(by_thread.items(), key=lambda kv: -kv[1]):
-        print(f"   thread {name}: {cpu / posts * 1e6:.0f} µs CPU a post")
+    for name, spent_s in sorted(by_thread.items(), key=lambda kv: -kv[1]):
+        print(f"   thread {name}: {spent_s / posts * 1e6:.0f} µs CPU a post")
     _same_rows(folder)
     s_cpu, r_cpu = statistics.median(cpu["service"]), statistics.median(cpu["raw"])
     s_wall, r_wall = statistics.median(wall["service"]), statistics.median(wall["raw"])
