@@ -13,12 +13,15 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 __all__ = [
     "ROOT",
@@ -31,6 +34,7 @@ __all__ = [
     "parser",
     "report",
     "shown",
+    "thread_cpu",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,3 +268,12 @@ async def interleaved_rounds(
             f"raw {cpu['raw'][-1]:.0f} µs CPU a {unit}; load average {load_average()}"
         )
     return cpu, wall
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each of this process's live threads, by thread name (psutil)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    return {
+        names.get(t.id, f"tid {t.id}"): t.user_time + t.system_time
+        for t in psutil.Process().threads()
+    }

@@ -7,12 +7,18 @@ interleave the two halves (their order alternates); between rounds the emails ar
 The figure is the median of the rounds' wall-time ratios; CPU (all threads of this process)
 is reported beside it, with the load average.
 
-    .venv/bin/python bench/bench_mailer.py [--quick] [--rounds N]
+    .venv/bin/python bench/bench_mailer.py [--quick] [--rounds N] [--threads] [--profile]
+
+`--threads` adds the outbox half's CPU an email by thread (the event loop, the database's
+writer and reader threads; the catcher is another process); `--profile` cProfiles the
+outbox half on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import pstats
 import statistics
 import sys
 import tempfile
@@ -23,20 +29,24 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiosmtplib
-from _common import build_fallback_world, catcher, load_average, parser, report
+from _common import build_fallback_world, catcher, load_average, parser, report, thread_cpu
 from sqlalchemy import select, update
 
 from services.api import Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.store.database import Tx
-from services.store.models import Email
+from services.store.models import Email, EmailBody
 
 _NOTIFICATIONS = Email.kind == "notification"
 
 
 def _queued(tx: Tx) -> list[tuple[str, list[str], bytes]]:
-    rows = tx.conn.execute(select(Email.from_addr, Email.to_addrs, Email.raw).where(_NOTIFICATIONS))
+    rows = tx.conn.execute(
+        select(Email.from_addr, Email.to_addrs, EmailBody.raw)
+        .join(EmailBody, EmailBody.email_id == Email.id)
+        .where(_NOTIFICATIONS)
+    )
     return [(sender, list(to), raw) for sender, to, raw in rows]
 
 
@@ -67,7 +77,28 @@ async def _timed(work: Any) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-async def _run(folder: Path, n: int, rounds: int) -> dict[str, Any]:
+class _Watched:
+    """The outbox half's CPU by thread and its cProfile, when asked for."""
+
+    def __init__(self, *, threads: bool, profile: bool) -> None:
+        self.by_thread: dict[str, float] = {}
+        self._threads = threads
+        self.profile = cProfile.Profile() if profile else None
+
+    async def timed(self, work: Any) -> tuple[float, float]:
+        before = thread_cpu() if self._threads else {}
+        if self.profile:
+            self.profile.enable()
+        try:
+            return await _timed(work)
+        finally:
+            if self.profile:
+                self.profile.disable()
+            for name, cpu in (thread_cpu() if self._threads else {}).items():
+                self.by_thread[name] = self.by_thread.get(name, 0.0) + cpu - before.get(name, 0.0)
+
+
+async def _run(folder: Path, n: int, rounds: int, watched: _Watched) -> dict[str, Any]:
     with catcher(folder) as server:
         clock = ManualClock()
         service = await Service.open(data_dir=folder / "data", clock=clock)
@@ -91,7 +122,10 @@ async def _run(folder: Path, n: int, rounds: int) -> dict[str, Any]:
                 await service.db.write(_queue_again)
                 halves = [("raw", _raw(server.port, rows)), ("outbox", service.outbox.flush())]
                 for name, work in halves if index % 2 == 0 else halves[::-1]:
-                    (raw if name == "raw" else outbox).append(await _timed(work))
+                    if name == "raw":
+                        raw.append(await _timed(work))
+                    else:
+                        outbox.append(await watched.timed(work))
                 sent = len(await service.emails(status="sent", limit=n + 100))
                 assert sent == n, f"round {index}: {sent} of {n} emails recorded as sent"
         finally:
@@ -104,11 +138,18 @@ async def _run(folder: Path, n: int, rounds: int) -> dict[str, Any]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=0, help="A/B rounds (default 5; --quick: 2)")
+    p.add_argument("--threads", action="store_true", help="the outbox's CPU by thread")
+    p.add_argument("--profile", action="store_true", help="cProfile the outbox half")
     args = p.parse_args()
     n = 100 if args.quick else 2_000
     rounds = args.rounds or (2 if args.quick else 5)
+    watched = _Watched(threads=args.threads, profile=args.profile)
     with tempfile.TemporaryDirectory(prefix="deskbell-bench-mailer-") as tmp:
-        found = asyncio.run(_run(Path(tmp), n, rounds))
+        found = asyncio.run(_run(Path(tmp), n, rounds, watched))
+    if watched.profile:
+        pstats.Stats(watched.profile).sort_stats("cumulative").print_stats(45)
+    for name, cpu in sorted(watched.by_thread.items(), key=lambda kv: -kv[1]):
+        print(f"   thread {name}: {cpu / (n * rounds) * 1e6:.0f} µs CPU an email")
     raw, outbox = found["raw"], found["outbox"]
     ratios = [r[0] / o[0] for r, o in zip(raw, outbox, strict=True)]
     raw_wall = statistics.median(w for w, _ in raw)

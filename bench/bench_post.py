@@ -18,6 +18,10 @@ Printed: the median CPU time and wall time per post of each half, their ratio (r
 1.0 means the service costs what the work needs), and the load average beside each round.
 
     .venv/bin/python bench/bench_post.py [--quick] [--rounds 10] [--per-round 500] [--profile]
+        [--threads]
+
+`--threads` adds the service half's CPU a post by thread (the event loop, the database's
+writer and reader threads), summed over every round.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import fill_messages, interleaved_rounds, load_average, parser
+from _common import fill_messages, interleaved_rounds, load_average, parser, thread_cpu
 
 from services.api import ConversationKind, PersonKind, Service
 from services.store.db import DB_FILENAME
@@ -170,8 +174,12 @@ async def _run(args: Any, folder: Path, number: int) -> None:
     prof = cProfile.Profile() if args.profile else None
     external = ConversationKind.EXTERNAL
     counter = iter(range(10**9))
+    by_thread: dict[str, float] = {}
+    posts = 0
 
     async def service_round(n: int) -> tuple[float, float]:
+        nonlocal posts
+        threads0 = thread_cpu() if args.threads else {}
         c0, w0 = time.process_time(), time.perf_counter()
         if prof:
             prof.enable()
@@ -181,7 +189,11 @@ async def _run(args: Any, folder: Path, number: int) -> None:
             )
         if prof:
             prof.disable()
-        return time.process_time() - c0, time.perf_counter() - w0
+        spent = time.process_time() - c0, time.perf_counter() - w0
+        for name, spent_s in (thread_cpu() if args.threads else {}).items():
+            by_thread[name] = by_thread.get(name, 0.0) + spent_s - threads0.get(name, 0.0)
+        posts += n
+        return spent
 
     def raw_round(n: int) -> tuple[float, float]:
         c0, w0 = time.thread_time(), time.perf_counter()
@@ -198,6 +210,8 @@ async def _run(args: Any, folder: Path, number: int) -> None:
         raw.conn.close()
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    for name, spent_s in sorted(by_thread.items(), key=lambda kv: -kv[1]):
+        print(f"   thread {name}: {spent_s / posts * 1e6:.0f} µs CPU a post")
     _same_rows(folder)
     s_cpu, r_cpu = statistics.median(cpu["service"]), statistics.median(cpu["raw"])
     s_wall, r_wall = statistics.median(wall["service"]), statistics.median(wall["raw"])
@@ -214,6 +228,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--per-round", type=int, default=500)
     p.add_argument("--profile", action="store_true", help="cProfile the service's posts")
+    p.add_argument("--threads", action="store_true", help="the service's CPU a post by thread")
     args = p.parse_args()
     existing = 2_000 if args.quick else 100_000
     with tempfile.TemporaryDirectory(prefix="deskbell-bench-post-") as tmp:

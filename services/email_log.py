@@ -16,6 +16,7 @@ from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.store import queries
 from services.store.changes import record_change
 from services.store.database import Tx
+from services.store.email_bodies import body_of, store_bodies
 from services.store.models import Delivery, Email, MailBounce
 from services.views import BounceInfo, ChangeKind, EmailLogEntry
 
@@ -74,7 +75,7 @@ def emails(
     # The list never shows bodies: leave the large columns in the database.
     stmt = (
         select(Email)
-        .options(defer(Email.raw), defer(Email.body_text))
+        .options(defer(Email.body_text))
         .where(or_(Email.created_at >= since, Email.status.in_(_PENDING)))
     )
     if status:
@@ -117,13 +118,16 @@ def _log_entry(e: Email) -> EmailLogEntry:
 
 
 def email_raw(tx: Tx, email_id: int) -> bytes | None:
-    raw: bytes | None = tx.session.scalar(select(Email.raw).where(Email.id == email_id))
-    return raw
+    return body_of(tx, email_id)
 
 
-def log_email(tx: Tx, /, **columns: object) -> None:
-    """Log an email sent outside the outbox (the test email), by its `emails` columns."""
-    tx.session.add(Email(**columns))
+def log_email(tx: Tx, /, *, raw: bytes | None, **columns: object) -> None:
+    """Log an email sent outside the outbox (the test email): its bytes and its `emails`
+    columns."""
+    email = Email(**columns)
+    tx.session.add(email)
+    tx.session.flush()
+    store_bodies(tx, [(email.id, raw)])
     at = columns["created_at"]
     assert isinstance(at, datetime)
     record_change(tx, kind=ChangeKind.EMAIL, at=at)
@@ -152,7 +156,7 @@ def _stored(tx: Tx, email_id: int) -> _Stored:
     email = tx.session.get(Email, email_id)
     if email is None:
         raise NotFoundError(f"no email {email_id}")
-    return _Stored(entry=_log_entry(email), raw=email.raw, body=email.body_text)
+    return _Stored(entry=_log_entry(email), raw=body_of(tx, email_id), body=email.body_text)
 
 
 def email_detail(tx: Tx, email_id: int) -> EmailDetail:

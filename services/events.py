@@ -1,8 +1,10 @@
 """The change feed: every process learns what any process wrote, when it was written.
 
 Writers append rows to `changes` in the transaction of the change, each with a position that
-only grows in commit order (services/store/changes.py). The feed reads "every change past
-the last position I saw" when the database says something was committed
+only grows in commit order (services/store/changes.py). This process's own commits hand
+their rows to the feed as written, used as they are when they follow the last position seen;
+otherwise the feed reads "every change past the last position I saw" when the database says
+something was committed
 (`Database.watch`: this process's commits at once; another process's through inotify and
 `PRAGMA data_version` on SQLite, LISTEN/NOTIFY on PostgreSQL, with one read after a
 reconnect to catch up on what NOTIFY dropped). Nothing runs while nothing happens: no poll.
@@ -24,6 +26,7 @@ from services.store import counters
 from services.store.database import Database, Tx
 from services.store.models import Change, Counter
 from services.store.prepared import Prepared
+from services.store.watch import Wake
 from services.views import ChangeEvent, ChangeKind
 
 __all__ = ["KEEP", "ChangeFeed", "Listener"]
@@ -81,6 +84,7 @@ class ChangeFeed:
         self._retry: asyncio.TimerHandle | None = None
         self._unwatch: Callable[[], None] | None = None
         self._retry_log = RetryLog(log, "reading the change feed")
+        self.reads = 0  # reads of the database (tests count them)
 
     @property
     def last_position(self) -> int:
@@ -94,7 +98,7 @@ class ChangeFeed:
     async def start(self) -> None:
         """Listen from the newest change on: what was written before is not news."""
         self._last = await self._db.read(_last_position)
-        self._unwatch = await self._db.watch(self.poke)
+        self._unwatch = await self._db.watch_wakes(self._on_wake)
 
     async def stop(self) -> None:
         if self._unwatch is not None:
@@ -108,6 +112,20 @@ class ChangeFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _on_wake(self, wake: Wake) -> None:
+        """This process's own commits' events are handed on as written when they follow the
+        last position read with no gap (nothing another process committed between) and no
+        read is under way; anything else is read from the database."""
+        if self._unwatch is None:
+            return
+        if not wake.other and self._reading is None and not self._lock.locked():
+            events = sorted(wake.written, key=lambda e: e.position)
+            if events and all(e.position == self._last + 1 + n for n, e in enumerate(events)):
+                self._last = events[-1].position
+                self._deliver(events)
+                return
+        self.poke()
 
     def poke(self) -> None:
         """Read the feed soon: something was committed (here or elsewhere). Calls made while a
@@ -148,6 +166,7 @@ class ChangeFeed:
         async with self._lock:
             found: list[ChangeEvent] = []
             while True:
+                self.reads += 1
                 batch = await self._db.read(_changes_after, self._last)
                 if not batch:
                     break

@@ -49,6 +49,7 @@ from services.mail.identity import MailIdentity
 from services.store import queries
 from services.store.changes import record_change
 from services.store.database import Database, Tx
+from services.store.email_bodies import store_bodies
 from services.store.models import (
     Conversation,
     Delivery,
@@ -154,7 +155,6 @@ class _NewEmail:
             to_addrs=list(self.to_addrs),
             subject=self.subject,
             body_text=self.body_text,
-            raw=self.raw,
             conversation_id=self.conversation_id,
             recipient_id=self.recipient_id,
             item_number=self.item_number,
@@ -464,7 +464,7 @@ def _write_chunk(tx: Tx, decided: _Decisions, rows: Sequence[_NewEmail], now: da
         tx, conversation_ids=conversation_ids, recipient_ids=recipient_ids, now=now
     )
     changed = False
-    written: list[tuple[_Draft, Email]] = []
+    written: list[tuple[_Draft, Email, bytes | None]] = []
     for draft, new in drafts:
         group = draft.group
         thread = threads[group]
@@ -488,8 +488,9 @@ def _write_chunk(tx: Tx, decided: _Decisions, rows: Sequence[_NewEmail], now: da
                 thread.message_ids = [*(thread.message_ids or []), new.message_id][-20:]
         email = new.row()
         session.add(email)
-        written.append((draft, email))
+        written.append((draft, email, new.raw))
     session.flush()  # one multi-row INSERT for the chunk's emails
+    store_bodies(tx, [(email.id, raw) for _, email, raw in written])
     updates = [
         {
             "b_id": delivery_id,
@@ -501,14 +502,14 @@ def _write_chunk(tx: Tx, decided: _Decisions, rows: Sequence[_NewEmail], now: da
             ),
             "b_reason": email.reason if email.status == EmailStatus.SUPPRESSED else None,
         }
-        for draft, email in written
+        for draft, email, _ in written
         for delivery_id in draft.delivery_ids
     ]
     tx.run_many(_HAND_TO_EMAIL, updates)
-    touched.update(d.group.conversation_id for d, _ in written)
+    touched.update(d.group.conversation_id for d, _, _ in written)
     for conversation_id in sorted(touched):
         record_change(tx, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id)
-    queued = sum(1 for _, e in written if e.status == EmailStatus.QUEUED)
+    queued = sum(1 for _, e, _ in written if e.status == EmailStatus.QUEUED)
     return _Written(queued=queued, changed=changed)
 
 

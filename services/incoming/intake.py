@@ -50,6 +50,7 @@ from services.incoming.parse import ParsedMail, parse_mail
 from services.store import queries
 from services.store.changes import record_change
 from services.store.database import Tx
+from services.store.email_bodies import store_bodies
 from services.store.models import Conversation, Email, Item, Person
 from services.store.prepared import Prepared
 from services.views import ChangeKind, PersonInfo
@@ -210,7 +211,6 @@ def _log(
             "status": (EmailStatus.IGNORED if ignored else EmailStatus.RECEIVED).value,
             "uid": uuid.uuid4().hex,
             **log_fields(arrival.mail),
-            "raw": arrival.raw,
             "created_at": now,
             "action": action,
             "reason": reason[:500] if reason is not None else None,
@@ -218,6 +218,7 @@ def _log(
             "item_number": item_number,
         },
     )
+    store_bodies(tx, [(email_id, arrival.raw)])
     record_change(tx, kind=ChangeKind.EMAIL, at=now)
     return int(email_id)
 

@@ -24,6 +24,7 @@ from services.mail.caps import cap_reason, count_recent_sends
 from services.mail.identity import MailIdentity
 from services.store.changes import record_change
 from services.store.database import Tx
+from services.store.email_bodies import store_bodies
 from services.store.models import Email, EmailTemplate
 from services.template_catalog import RenderedEmail, render_template
 from services.views import ChangeKind
@@ -156,6 +157,7 @@ def queue_rendered_email(
         created_at=now,
         next_attempt_at=now,
     )
+    raw: bytes | None = None
     if rendered is None or suppress_reason is not None:
         email.status = EmailStatus.SUPPRESSED if suppress_reason else EmailStatus.FAILED
         email.reason = (suppress_reason or failure or "nothing to send")[:500]
@@ -166,8 +168,9 @@ def queue_rendered_email(
         )
         email.body_text = rendered.text
         email.message_id = message_id
-        email.raw = raw
     tx.session.add(email)
     tx.session.flush()
+    if raw is not None:
+        store_bodies(tx, [(email.id, raw)])
     record_change(tx, kind=ChangeKind.EMAIL, at=now, conversation_id=conversation_id)
     return email

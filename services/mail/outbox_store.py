@@ -32,6 +32,7 @@ from services.mail.blocked import blocked_reasons
 from services.mail.leases import as_local, db_later, db_now, lease_params, owner_dead
 from services.store.changes import record_change
 from services.store.database import Tx
+from services.store.email_bodies import bodies_of
 from services.store.models import Delivery, Email, Message, Person, UtcDateTime
 from services.store.prepared import Prepared
 from services.views import ChangeKind
@@ -77,7 +78,6 @@ _CLAIMED_COLUMNS = (
     _emails.c.message_id,
     _emails.c.from_addr,
     _emails.c.to_addrs,
-    _emails.c.raw,
     _emails.c.conversation_id,
     _emails.c.reply,
     _emails.c.attempts,
@@ -112,9 +112,11 @@ class Claimed:
     claimed_until: datetime  # on the database's clock
 
 
-def _claimed(row: Sequence[Any]) -> Claimed:
+def _claimed(row: Sequence[Any], bodies: dict[int, bytes]) -> Claimed:
+    """A claimed row (`_CLAIMED_COLUMNS`) with its bytes, read apart (`EmailBody`)."""
     values = list(row)
     values[5] = tuple(values[5] or ())
+    values.insert(6, bodies.get(values[0]))
     return Claimed(*values)
 
 
@@ -183,7 +185,8 @@ def claim(
         rows.extend(tx.run(_TAKE_OVER, {**params, "b_id": email_id, "b_old": owner}))
     if len(rows) < limit:
         rows.extend(tx.run(_CLAIM, {**params, "b_limit": limit - len(rows)}))
-    return sorted((_claimed(r) for r in rows), key=lambda c: c.id)
+    bodies = bodies_of(tx, [r[0] for r in rows])
+    return sorted((_claimed(r, bodies) for r in rows), key=lambda c: c.id)
 
 
 # When can a claim next take an email: its retry time, or when the claim on it runs out,

@@ -4,7 +4,8 @@ Every unit of work that changes what a client may see calls `record_change` once
 changed. The rows are written as the transaction's last statements (`Tx.before_commit`), with
 positions taken from the "changes" counter (services/store/counters.py): they commit (or roll
 back) with the change, and a reader asking for "every change past position N" never misses
-one that committed out of order. Then every watcher is woken (`Tx.notify_after_commit`).
+one that committed out of order. Then every watcher is woken (`Tx.notify_after_commit`), this
+process's feed with the rows as written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from services.store import counters
 from services.store.database import Tx
 from services.store.models import Change
 from services.store.prepared import Prepared
-from services.views import ChangeKind
+from services.views import ChangeEvent, ChangeKind
 
 __all__ = ["record_change"]
 
@@ -63,4 +64,15 @@ def _write_changes(tx: Tx) -> None:
             for n, ((kind, conversation_id, person_id), at) in enumerate(pending.items())
         ],
     )
-    tx.notify_after_commit()
+    # This process's feed gets the rows as written: it need not read them back.
+    tx.notify_after_commit(
+        written=[
+            ChangeEvent(
+                position=first + n,
+                kind=ChangeKind(kind),
+                conversation_id=conversation_id,
+                person_id=person_id,
+            )
+            for n, (kind, conversation_id, person_id) in enumerate(pending)
+        ]
+    )

@@ -43,7 +43,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -54,11 +54,13 @@ from sqlalchemy.pool import NullPool
 from services.errors import StoreUnreachableError
 from services.store.failures import Failure, classify, translate_error
 from services.store.prepared import Prepared, RowT
-from services.store.watch import ChangeSignal, Stop, start_watcher
+from services.store.watch import ChangeSignal, Stop, Wake, start_watcher
 from services.store.workers import ConnectionSlot, WorkerPool
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from services.views import ChangeEvent
 
 __all__ = [
     "CHANNEL",
@@ -127,7 +129,9 @@ class Tx:
         "info",
         "is_postgres",
         "notified",
+        "undescribed",
         "writing",
+        "written",
     )
 
     def __init__(
@@ -142,6 +146,8 @@ class Tx:
         self.is_postgres = is_postgres
         self.writing = writing
         self.notified = False
+        self.written: list[ChangeEvent] = []
+        self.undescribed = False  # notified without the events it stands for
         self._dbapi: Any = _driver(conn)
         self._session: Session | None = None
         self.info: dict[str, Any] = {}
@@ -193,11 +199,15 @@ class Tx:
         finally:
             cursor.close()
 
-    def notify_after_commit(self, payload: str = "") -> None:
+    def notify_after_commit(
+        self, payload: str = "", *, written: Sequence[ChangeEvent] | None = None
+    ) -> None:
         """Once this transaction commits, wake every `Database.watch` callback, here and in
         other processes. On PostgreSQL this is `pg_notify` inside the transaction (delivered at
         COMMIT, dropped on rollback; `payload` travels with it, under 8,000 bytes); on SQLite
-        other processes notice the commit itself."""
+        other processes notice the commit itself. `written`: the change-feed events this
+        transaction recorded, handed to this process's feed (`Wake`) so it need not read them
+        back; without them the feed reads."""
         if not self.writing:
             raise RuntimeError("a read cannot notify: use Database.write")
         if len(payload.encode()) > _MAX_PAYLOAD:  # checked on SQLite too: same code, both engines
@@ -209,6 +219,10 @@ class Tx:
             finally:
                 cursor.close()
         self.notified = True
+        if written is None:
+            self.undescribed = True
+        else:
+            self.written.extend(written)
 
     def before_commit(self, fn: Callable[[Tx], None]) -> None:
         """Run `fn(tx)` once, after the unit of work returned and just before COMMIT (in the
@@ -388,6 +402,13 @@ class Database:
             self._watcher = await start_watcher(self)
         return self.changes.subscribe(callback)
 
+    async def watch_wakes(self, callback: Callable[[Wake], None]) -> Callable[[], None]:
+        """`watch`, the callback getting the `Wake` it stands for: which change-feed events
+        this process's own commits wrote, and whether anything else may have changed."""
+        if self._watcher is None:
+            self._watcher = await start_watcher(self)
+        return self.changes.subscribe_wakes(callback)
+
     def own_backend_pids(self) -> frozenset[int]:
         """PostgreSQL server processes behind this process's pool (their NOTIFYs are local)."""
         return self._own_pids
@@ -503,7 +524,7 @@ class Database:
                 if tx is not None:
                     tx._close()
             if tx.notified:
-                self.changes.fire_threadsafe()
+                self.changes.fire_threadsafe(None if tx.undescribed else tx.written)
             return result
 
 

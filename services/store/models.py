@@ -34,6 +34,7 @@ __all__ = [
     "Delivery",
     "DeviceSession",
     "Email",
+    "EmailBody",
     "EmailTemplate",
     "EmailThread",
     "Follower",
@@ -244,9 +245,8 @@ class Email(Base):
     to_addrs: Mapped[list[Any]] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(String(500), default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
-    # Outgoing: the exact bytes fixed at queue time, so a resend carries the same Message-ID.
-    # Incoming: the original mail as received (I4: the original stays in the log).
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    # The email's bytes live in `email_bodies`: the outbox's claim and outcome UPDATEs rewrite
+    # this row, and keeping kilobytes of MIME out of it keeps those writes small (issue 9).
     conversation_id: Mapped[int | None] = mapped_column(Integer, default=None)
     recipient_id: Mapped[int | None] = mapped_column(Integer, default=None)
     item_number: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -260,6 +260,21 @@ class Email(Base):
     action: Mapped[str | None] = mapped_column(String(200), default=None)  # incoming: what it did
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class EmailBody(Base):
+    """An email's bytes (at most one row per email; none for an email never composed).
+
+    Outgoing: the exact bytes fixed at queue time, so a resend carries the same Message-ID.
+    Incoming: the original mail as received (I4: the original stays in the log). Removed with
+    its email (ON DELETE CASCADE; SQLite's connections turn `foreign_keys` on)."""
+
+    __tablename__ = "email_bodies"
+
+    email_id: Mapped[int] = mapped_column(
+        ForeignKey("emails.id", ondelete="CASCADE"), primary_key=True
+    )
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Setting(Base):

@@ -3,7 +3,8 @@
 `ChangeSignal` holds the callbacks and calls them on the event loop, coalescing bursts. Three
 sources feed it (`start_watcher` picks the one for the engine and the platform):
 
-- this process's writes that called `Tx.notify_after_commit` (from the worker thread);
+- this process's writes that called `Tx.notify_after_commit` (from the worker thread), with
+  the change-feed events the write recorded (a `Wake` tells the feed what it need not read);
 - PostgreSQL: LISTEN on a dedicated psycopg AsyncConnection driven by the event loop; a lost
   connection is re-established with backoff, and the callbacks then run once, since NOTIFY
   has no replay (the reader catches up by reading). NOTIFYs from this process's own pool
@@ -24,16 +25,19 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services import linux
 from services.errors import StoreBusyError, StoreUnreachableError
+from services.views import ChangeEvent
 
 if TYPE_CHECKING:
     from services.store.database import Database
 
-__all__ = ["CHECK_GAP_S", "POLL_S", "ChangeSignal", "start_watcher"]
+__all__ = ["CHECK_GAP_S", "POLL_S", "ChangeSignal", "Wake", "start_watcher"]
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +51,36 @@ _BACKOFF_S = (0.5, 30.0)  # first and longest wait between PostgreSQL reconnects
 Stop = Callable[[], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """What one run of the callbacks stands for (many commits may be merged into one).
+
+    `written`: the change-feed events this process's own commits recorded, in the order the
+    commits were signalled. `other`: something else happened too (another process's commit,
+    a reconnect, a notification that carried no events): the feed must read to know what."""
+
+    written: tuple[ChangeEvent, ...]
+    other: bool
+
+
 class ChangeSignal:
     """Callbacks to run on the event loop after a change; safe to fire from any thread."""
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[Wake], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # the writer threads and the loop fire
         self._pending = False
+        self._written: list[ChangeEvent] = []
+        self._other = False
         self.fired = 0  # how many times the callbacks ran (tests count idle wake-ups)
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Add `callback` (call on the event loop); returns the function that removes it."""
+        return self.subscribe_wakes(lambda _wake: callback())
+
+    def subscribe_wakes(self, callback: Callable[[Wake], None]) -> Callable[[], None]:
+        """`subscribe`, the callback getting the `Wake` it stands for."""
         self._loop = asyncio.get_running_loop()
         self._callbacks.append(callback)
 
@@ -67,24 +90,38 @@ class ChangeSignal:
 
         return unsubscribe
 
-    def fire_threadsafe(self) -> None:
-        """Run the callbacks soon on the loop; calls made before they start are merged."""
+    def fire_threadsafe(self, written: Sequence[ChangeEvent] | None = None) -> None:
+        """Run the callbacks soon on the loop; calls made before they start are merged.
+
+        `written`: the events a commit of this process recorded; None for any other wake."""
         loop = self._loop
-        if loop is None or self._pending:
+        if loop is None:
             return
-        self._pending = True
+        with self._lock:
+            if written is None:
+                self._other = True
+            else:
+                self._written.extend(written)
+            if self._pending:
+                return
+            self._pending = True
         try:
             loop.call_soon_threadsafe(self._fire)
         except RuntimeError:  # the loop is closed
-            self._pending = False
+            with self._lock:
+                self._pending = False
 
     def _fire(self) -> None:
-        # Cleared before the callbacks run: a commit racing with them schedules another round.
-        self._pending = False
+        # Taken before the callbacks run: a commit racing with them schedules another round.
+        with self._lock:
+            wake = Wake(written=tuple(self._written), other=self._other)
+            self._written.clear()
+            self._other = False
+            self._pending = False
         self.fired += 1
         for callback in list(self._callbacks):
             try:
-                callback()
+                callback(wake)
             except Exception:
                 log.exception("a change callback failed")
 

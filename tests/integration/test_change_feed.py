@@ -182,3 +182,77 @@ async def test_t1_the_feed_is_woken_by_commits_and_keeps_no_timer_while_idle(
         assert (event.kind, event.person_id) == (ChangeKind.SEEN, 7)
     finally:
         await feed.stop()
+
+
+async def test_t1_this_process_commits_reach_the_feed_without_a_read_back(
+    database: Database,
+) -> None:
+    """Issue 9: a change this process just committed is handed to the feed's listeners as
+    written (positions and rows known to the unit of work), not read back from the database:
+    one thread hop a post instead of two."""
+    from services.events import ChangeFeed
+    from services.store.changes import record_change
+    from services.views import ChangeKind
+
+    clock = ManualClock()
+    feed = ChangeFeed(database, clock=clock)
+    got: asyncio.Queue[ChangeEvent] = asyncio.Queue()
+    feed.subscribe(lambda batch: [got.put_nowait(e) for e in batch])
+    await feed.start()
+    try:
+        for person_id in range(1, 6):
+            await database.write(
+                lambda tx, p=person_id: record_change(
+                    tx, kind=ChangeKind.SEEN, at=clock.now(), person_id=p
+                )
+            )
+            event = await asyncio.wait_for(got.get(), timeout=60)
+            assert (event.kind, event.person_id) == (ChangeKind.SEEN, person_id)
+        assert feed.reads == 0
+    finally:
+        await feed.stop()
+
+
+async def test_t1_changes_of_two_processes_committing_together_arrive_once_each_in_order(
+    database_url: str,
+) -> None:
+    """T1: while another process commits between this process's commits, every change reaches
+    this process's feed once, in position order, none missed: this process's own changes are
+    handed over directly only when nothing was committed between them and the last one read."""
+    from services.events import ChangeFeed
+    from services.store.changes import record_change
+    from services.views import ChangeKind
+
+    clock = ManualClock()
+    here, there = await Database.open(database_url), await Database.open(database_url)
+    feed = ChangeFeed(here, clock=clock)
+    events: list[ChangeEvent] = []
+    feed.subscribe(lambda batch: events.extend(batch))
+    rounds = 20
+    try:
+        await feed.start()
+        start = feed.last_position
+        for n in range(rounds):
+            await asyncio.gather(
+                there.write(
+                    lambda tx, n=n: record_change(
+                        tx, kind=ChangeKind.ITEM, at=clock.now(), conversation_id=2 * n
+                    )
+                ),
+                here.write(
+                    lambda tx, n=n: record_change(
+                        tx, kind=ChangeKind.ITEM, at=clock.now(), conversation_id=2 * n + 1
+                    )
+                ),
+            )
+        deadline = time.monotonic() + 60
+        while len(events) < 2 * rounds:
+            assert time.monotonic() < deadline, f"{len(events)} of {2 * rounds} changes arrived"
+            await asyncio.sleep(0.01)
+        await feed.read_now()
+        assert [e.position for e in events] == list(range(start + 1, start + 2 * rounds + 1))
+        assert sorted(e.conversation_id or 0 for e in events) == list(range(2 * rounds))
+    finally:
+        await feed.stop()
+        await here.close()
+        await there.close()

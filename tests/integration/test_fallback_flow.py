@@ -347,6 +347,7 @@ async def _queue_raw(svc: Service, *, to: list[str]) -> int:
     from email.message import EmailMessage
 
     from services.store.database import Tx
+    from services.store.email_bodies import store_bodies
     from services.store.models import Email
 
     msg = EmailMessage()
@@ -366,11 +367,11 @@ async def _queue_raw(svc: Service, *, to: list[str]) -> int:
             from_addr="support@deskbell.test",
             to_addrs=to,
             subject="to several",
-            raw=msg.as_bytes(),
             created_at=svc.clock.now(),
         )
         tx.session.add(row)
         tx.session.flush()
+        store_bodies(tx, [(row.id, msg.as_bytes())])
         return row.id
 
     return await svc.db.write(queue)

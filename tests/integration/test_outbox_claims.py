@@ -15,6 +15,7 @@ from services.api import Service
 from services.clock import ManualClock
 from services.domain.model import EmailStatus
 from services.store.database import Tx
+from services.store.email_bodies import store_bodies
 from services.store.models import Email
 from tests.support.service_url import service_url
 
@@ -23,7 +24,7 @@ EMAILS = 300
 
 def _queue(tx: Tx, count: int, created: ManualClock) -> None:
     now = created.now()
-    tx.session.add_all(
+    emails = [
         Email(
             direction="out",
             kind="system",
@@ -31,11 +32,13 @@ def _queue(tx: Tx, count: int, created: ManualClock) -> None:
             uid=uuid.uuid4().hex,
             from_addr="desk@example.com",
             to_addrs=[f"r{i}@example.com"],
-            raw=b"Subject: x\r\n\r\nx\r\n",
             created_at=now,
         )
         for i in range(count)
-    )
+    ]
+    tx.session.add_all(emails)
+    tx.session.flush()
+    store_bodies(tx, [(e.id, b"Subject: x\r\n\r\nx\r\n") for e in emails])
 
 
 async def _open(url: str) -> Service:

@@ -456,6 +456,14 @@ async def test_m6_purge_removes_old_entries_but_never_pending_ones(
     assert await svc.purge_log() == 1
     ids = {e.id for e in await svc.emails()}
     assert ids == {old_pending, recent}
+    # The purged email's bytes go with it (email_bodies, ON DELETE CASCADE); the others stay.
+    from sqlalchemy import select
+
+    from services.store.models import EmailBody
+
+    kept = await svc.db.read(lambda tx: set(tx.conn.execute(select(EmailBody.email_id)).scalars()))
+    assert kept == {old_pending, recent}
+    assert await svc.email_raw(old_pending) and await svc.email_raw(recent)
 
 
 async def test_m6_log_is_newest_first_filtered_and_searchable(

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from sqlalchemy import bindparam, func, insert, select, text, update
 
 from services.store.database import Database, Tx
-from services.store.models import Email, Person
+from services.store.models import Email, EmailBody, Person
 from services.store.prepared import MissingParameterError, Prepared
 
 PERSONS = Person.__table__
 EMAILS = Email.__table__
+BODIES = EmailBody.__table__
 
 INSERT_PERSON = Prepared(insert(PERSONS).returning(*PERSONS.c))
 SELECT_PERSON = Prepared(select(PERSONS).where(PERSONS.c.id == bindparam("pid")))
@@ -191,10 +192,11 @@ async def test_run_many_inserts_every_row_and_counts_them(database: Database) ->
 
 async def test_bytes_and_text_statements(database: Database) -> None:
     raw = bytes(range(256))
-    insert_email = Prepared(insert(EMAILS).returning(EMAILS.c.raw, EMAILS.c.to_addrs))
+    insert_email = Prepared(insert(EMAILS).returning(EMAILS.c.id, EMAILS.c.to_addrs))
+    insert_body = Prepared(insert(BODIES).returning(BODIES.c.raw))
 
     def work(tx: Tx) -> list[Any]:
-        return tx.run(
+        [(email_id, to_addrs)] = tx.run(
             insert_email,
             {
                 "direction": "out",
@@ -202,12 +204,12 @@ async def test_bytes_and_text_statements(database: Database) -> None:
                 "status": "queued",
                 "uid": "u1",
                 "from_addr": "a@x",
-                "raw": raw,
                 "created_at": datetime.now(UTC),
             },
         )
+        return [*tx.run(insert_body, {"email_id": email_id, "raw": raw}), to_addrs]
 
-    assert await database.write(work) == [(raw, [])]
+    assert await database.write(work) == [(raw,), []]
     plain = Prepared(text("SELECT 1 + 1"))
     assert await database.read(lambda tx: tx.run(plain)) == [(2,)]
 
