@@ -1,6 +1,8 @@
 """The reads behind the window: unseen counts, the Open Conversations list, a conversation's
 messages with their status icons (N2, N3, E10, D5). Units of work for `Database.read`; the
-window's first page (counts, the list, the open conversation) runs on prepared statements."""
+window's first page (counts, the list, the open conversation) runs on prepared statements,
+defined here and turned into views by `services.window_reads`, which the desktop's first
+window also runs on plain sqlite3 before the service is open."""
 
 from __future__ import annotations
 
