@@ -329,10 +329,13 @@ async def _main(
         else:
             log.info("start: service in %s", folder)
             try:
+                # On a local file at the current schema the window shows first, on plain
+                # sqlite3; the rest of the service opens behind it (`open_rest` below).
                 service = await Service.open(
                     data_dir=folder,
                     url=paths.database_url(args.database_url),
                     check_file=check_first,
+                    first_window=not check_first,
                 )
             except StoreCorruptError as exc:
                 if not check_first:
@@ -454,6 +457,15 @@ async def _main(
         on_counts(bridge.counts)
         log.info("window shown with %d unseen", bridge.counts.total)
         _collect_garbage_from_now_on()
+        try:
+            await service.open_rest()  # writes made meanwhile wait for it
+        except StoreCorruptError:
+            raise  # starts again, checking the file first
+        except DeskbellError as exc:
+            return _cannot_start(
+                "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
+            )
+        log.info("start: service open")
         damaged = asyncio.Event()
         checking = (
             None

@@ -13,25 +13,15 @@ command line call writes and leaves the sending to them.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from services import accounts, conversations, email_log, inbox_reads, items, operations, people
-from services.accounts import (
-    LOCAL_OPERATOR,
-    Accounts,
-    Caller,
-    NewSession,
-    NewUser,
-    PasswordSet,
-    SessionInfo,
-    SignedIn,
-)
-from services.automations import AutomationInfo, Automations
 from services.clock import Clock, ManualClock, SystemClock, utcnow
 from services.config import parse_value
 from services.domain.headers import check_header_text, normalize_address
@@ -41,7 +31,6 @@ from services.domain.model import (
     PersonKind,
 )
 from services.domain.schedule import DndChoice, dnd_ends_at, dnd_until_choice, in_do_not_disturb
-from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail
 from services.errors import (
     AuthenticationError,
     DeskbellError,
@@ -53,21 +42,15 @@ from services.errors import (
     PermissionDeniedError,
     SecretStoreUnavailable,
     StoreBusyError,
+    StoreCorruptError,
     StoreError,
     StoreUnavailableError,
     StoreUnreachableError,
     TooManyAttemptsError,
 )
-from services.events import ChangeFeed, Listener
+from services.first_window import FirstWindow
 from services.secrets import SecretStore
-from services.settings import store_setting
-from services.setup import first_start
-from services.store import queries
-from services.store.database import Database, Tx
-from services.store.db import file_problem, prepare_database, sqlite_url
-from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
 from services.template_catalog import RenderedEmail
-from services.template_store import TemplateInfo, TemplateStore
 from services.templates import TemplateError
 from services.updates import (
     DEFAULT_URL,
@@ -94,14 +77,121 @@ from services.views import (
     SeenEntry,
     UnseenCounts,
 )
-from services.wiring import Wiring
 
+# The rest of the service is imported by `_load_core()`, when the service opens: the desktop's
+# first window opens without it (SQLAlchemy and the models cost more than the window).
 if TYPE_CHECKING:
+    from services import (
+        accounts,
+        conversations,
+        email_log,
+        inbox_reads,
+        items,
+        operations,
+        people,
+    )
+    from services.accounts import (
+        LOCAL_OPERATOR,
+        Accounts,
+        Caller,
+        NewSession,
+        NewUser,
+        PasswordSet,
+        SessionInfo,
+        SignedIn,
+    )
+    from services.automations import AutomationInfo, Automations
+    from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail
+    from services.events import ChangeFeed, Listener
     from services.fallback import FallbackScheduler
     from services.incoming.router import IncomingMail, IncomingResult, MailPolicy
     from services.mail.identity import MailIdentity
     from services.mail.outbox import OutboxWorker
     from services.mail.smtp import SmtpSettings
+    from services.settings import store_setting
+    from services.setup import first_start
+    from services.store import queries
+    from services.store.database import Database, Tx
+    from services.store.db import file_problem, prepare_database, sqlite_url
+    from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
+    from services.template_store import TemplateInfo, TemplateStore
+    from services.wiring import Wiring
+
+_core_loaded = False
+
+
+def _load_core() -> None:
+    """Import the service's core (SQLAlchemy, the models, the operations) and bind the names
+    the operations below use. Idempotent; safe in a worker thread."""
+    global _core_loaded, accounts, conversations, email_log, inbox_reads, items, operations
+    global people, LOCAL_OPERATOR, Accounts, Caller, NewSession, NewUser, PasswordSet
+    global SessionInfo, SignedIn, AutomationInfo, Automations, LOG_WINDOW, PURGE_EVERY
+    global EmailDetail, ChangeFeed, store_setting, first_start, queries, Database
+    global file_problem, prepare_database, sqlite_url, ResetRequest, SystemEmailInfo
+    global SystemEmails, TemplateInfo, TemplateStore, Wiring
+    if _core_loaded:
+        return
+    from services import (
+        accounts,
+        conversations,
+        email_log,
+        inbox_reads,
+        items,
+        operations,
+        people,
+    )
+    from services.accounts import (
+        LOCAL_OPERATOR,
+        Accounts,
+        Caller,
+        NewSession,
+        NewUser,
+        PasswordSet,
+        SessionInfo,
+        SignedIn,
+    )
+    from services.automations import AutomationInfo, Automations
+    from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail
+    from services.events import ChangeFeed
+    from services.settings import store_setting
+    from services.setup import first_start
+    from services.store import queries
+    from services.store.database import Database
+    from services.store.db import file_problem, prepare_database, sqlite_url
+    from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
+    from services.template_store import TemplateInfo, TemplateStore
+    from services.wiring import Wiring
+
+    _core_loaded = True
+
+
+# The public names that live in the core, for `from services.api import X` (PEP 562).
+_CORE_EXPORTS = frozenset(
+    {
+        "LOCAL_OPERATOR",
+        "LOG_WINDOW",
+        "PURGE_EVERY",
+        "AutomationInfo",
+        "Caller",
+        "EmailDetail",
+        "NewSession",
+        "NewUser",
+        "PasswordSet",
+        "ResetRequest",
+        "SessionInfo",
+        "SignedIn",
+        "SystemEmailInfo",
+        "TemplateInfo",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _CORE_EXPORTS:
+        _load_core()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_URL",
@@ -173,6 +263,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 def validate_address(addr: str) -> str:
     """The normalised form of an email address typed by a person; InputError if it is not one.
@@ -190,7 +283,17 @@ def validate_name(name: str) -> str:
 
 
 class Service:
-    """Deskbell's embedded service. Open with `await Service.open(...)`, close with `close()`."""
+    """Deskbell's embedded service. Open with `await Service.open(...)`, close with `close()`.
+
+    Opened with `first_window=True` on a local SQLite file at the current schema, it starts
+    as the desktop's first window only: its first-page reads (who is signed in, the counts, the
+    inbox pages, a conversation and its messages) run on plain `sqlite3`
+    (`services.first_window`) and the rest opens with `open_rest()`, once the window shows.
+    Until then every other operation waits for it, so a write made then is made once the
+    whole service is open, never lost.
+    """
+
+    _rest: _RestOfTheService  # only while `_first` is set
 
     def __init__(
         self,
@@ -200,14 +303,19 @@ class Service:
         secrets: SecretStore,
         notice: str | None = None,
     ) -> None:
-        self._notice = notice
-        self.db = db
+        _load_core()
         self.clock = clock
         self.secrets = secrets
+        self._first: FirstWindow | None = None
+        self._attach(db, notice)
+
+    def _attach(self, db: Database, notice: str | None) -> None:
+        self._notice = notice
+        self.db = db
         self._parts = Wiring(
             db=db,
-            clock=clock,
-            secrets=secrets,
+            clock=self.clock,
+            secrets=self.secrets,
             identity=self.mail_identity,
             smtp_settings=self.smtp_settings,
             mail_policy=self._mail_policy,
@@ -217,7 +325,7 @@ class Service:
         self.automations: Automations = self._parts.automations
         self.templates: TemplateStore = self._parts.templates
         self.system_emails: SystemEmails = self._parts.system_emails
-        self.accounts = Accounts(db, clock=clock)
+        self.accounts = Accounts(db, clock=self.clock)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -230,24 +338,89 @@ class Service:
         clock: Clock | None = None,
         secrets: SecretStore | None = None,
         check_file: bool = True,
+        first_window: bool = False,
     ) -> Service:
         """`check_file=False`: a SQLite file that opens is not checked now; call
-        `file_problem()` later (the desktop does, once its window shows)."""
+        `file_problem()` later (the desktop does, once its window shows). `first_window`:
+        where it is safe (see the class), open only what the first window reads; the caller
+        then calls `open_rest()`, which does nothing after a whole open."""
+        clock = clock or SystemClock()
+        secrets = secrets or SecretStore()
+        if first_window and url is None and data_dir is not None and not check_file:
+            reader = await FirstWindow.open(data_dir)
+            if reader is not None:
+                service = cls.__new__(cls)
+                service.clock = clock
+                service.secrets = secrets
+                service._first = reader
+                service._notice = None
+                service._rest = _RestOfTheService(data_dir=data_dir)
+                return service
+        await asyncio.to_thread(_load_core)
         if url is None:
             if data_dir is None:
                 raise ValueError("give a data folder or a database URL")
             url = sqlite_url(data_dir)
-        clock = clock or SystemClock()
         notice = await prepare_database(url, now=clock.now(), check=check_file)
         db = await Database.open(url)
         try:
-            service = cls(db=db, clock=clock, secrets=secrets or SecretStore(), notice=notice)
-            await db.write(first_start, now=clock.now())
-            await service._parts.load()
+            service = cls(db=db, clock=clock, secrets=secrets, notice=notice)
+            await service._open_parts()
         except BaseException:  # a read-only or full database met after opening: close it
             await db.close()
             raise
         return service
+
+    async def _open_parts(self) -> None:
+        await self.db.write(first_start, now=self.clock.now())
+        await self._parts.load()
+
+    async def open_rest(self) -> None:
+        """After the first window (`open(first_window=True)`): import and open the rest of the
+        service, as `open` does (the schema check and migrations included); then start the
+        change feed if `start` was asked, from where the first window read, and let the
+        operations that waited run. Does nothing on a service opened whole."""
+        first, rest = self._first, getattr(self, "_rest", None)
+        if first is None or rest is None or rest.started:
+            if rest is not None:
+                await rest.wait()
+            return
+        rest.started = True
+        try:
+            await asyncio.to_thread(_load_core)
+            url = sqlite_url(rest.data_dir)
+            notice = await prepare_database(url, now=self.clock.now(), check=False)
+            if notice is not None:
+                # Damaged behind the window, and moved aside: what the window shows is gone.
+                raise StoreCorruptError(notice)
+            db = await Database.open(url)
+            try:
+                self._attach(db, notice)
+                await self._open_parts()
+                for listener in rest.listeners:
+                    rest.unsubscribers[listener] = self.feed.subscribe(listener)
+                if rest.start_feed:
+                    await self._parts.start(mail=False, after=first.position)
+            except BaseException:
+                if getattr(self, "db", None) is db:
+                    await self._parts.stop()
+                await db.close()
+                raise
+        except BaseException as exc:
+            rest.failed(exc)
+            raise
+        self._first = None
+        rest.opened()
+
+    async def _whole(self) -> None:
+        """Wait until the whole service is open (at once unless opened for the first window)."""
+        if self._first is not None:
+            await self.open_rest()
+
+    async def opened(self) -> None:
+        """Wait until the whole service is open: for parts of the UI that use more than its
+        operations (the settings, the Messaging Center)."""
+        await self._whole()
 
     async def file_problem(self) -> str | None:
         """What the database file's integrity check finds wrong, or None; moves nothing (D8:
@@ -267,7 +440,12 @@ class Service:
     async def start(self, *, mail: bool = True) -> None:
         """Run the background work: change feed, fallback scheduler, outbox, IMAP reader.
 
-        `mail=False`: the change feed only, and `start_mail()` once the first window shows."""
+        `mail=False`: the change feed only, and `start_mail()` once the first window shows.
+        Before `open_rest()` (first window): the feed starts when the rest is open."""
+        if self._first is not None and not mail:
+            self._rest.start_feed = True
+            return
+        await self._whole()
         await self._parts.start(mail=mail)
 
     async def start_mail(self) -> None:
@@ -275,15 +453,22 @@ class Service:
         await self._parts.start_mail()
 
     async def close(self) -> None:
+        if self._first is not None:  # the rest never opened: nothing to close
+            self._rest.failed(StoreUnavailableError("the service was closed"))
+            return
         await self._parts.stop()
         await self.db.close()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Change events from any process, in batches, as they commit (needs `start()`)."""
+        if self._first is not None:
+            return self._rest.subscribe(listener)
         return self.feed.subscribe(listener)
 
     def wake(self) -> None:
         """Re-check deadlines now (after a resume from sleep, for instance: E8)."""
+        if self._first is not None:
+            return  # nothing runs yet; the mail parts' first pass looks at everything due
         self.scheduler.wake()
         self.outbox.wake()
 
@@ -424,6 +609,8 @@ class Service:
         )
 
     async def person(self, email: str) -> PersonInfo:
+        if self._first is not None:
+            return await self._first.person(normalize_address(email))
         return await self.db.read(
             queries.person_by_email,
             normalize_address(email),
@@ -431,6 +618,8 @@ class Service:
         )
 
     async def person_by_id(self, person_id: int) -> PersonInfo:
+        if self._first is not None:
+            return await self._first.person_by_id(person_id)
         return await self.db.read(
             queries.person_by_id, person_id, default_delay_s=self._parts.default_delay_s()
         )
@@ -530,6 +719,8 @@ class Service:
         )
 
     async def conversation(self, conversation_id: int) -> ConversationInfo:
+        if self._first is not None:
+            return await self._first.conversation(conversation_id)
         return await self.db.read(
             conversations.conversation_info,
             conversation_id,
@@ -597,6 +788,8 @@ class Service:
 
     async def unseen_counts(self, *, person_id: int) -> UnseenCounts:
         """N3: one query; the bubble, the tabs and the rows all read from it."""
+        if self._first is not None:
+            return await self._first.unseen_counts(person_id=person_id)
         return await self.db.read(inbox_reads.unseen_counts, person_id)
 
     async def open_conversations(
@@ -609,6 +802,14 @@ class Service:
         conversation_ids: Sequence[int] | None = None,
     ) -> list[ConversationRow]:
         """N2: the person's conversations with activity, most recent first."""
+        if self._first is not None:
+            return await self._first.open_conversations(
+                person_id=person_id,
+                inbox=inbox,
+                limit=limit,
+                offset=offset,
+                conversation_ids=conversation_ids,
+            )
         return await self.db.read(
             inbox_reads.open_conversations,
             person_id=person_id,
@@ -636,6 +837,14 @@ class Service:
         message_ids: Sequence[int] | None = None,
     ) -> list[MessageRow]:
         """A page of a conversation, oldest first, with each message's status (E10)."""
+        if self._first is not None:
+            return await self._first.messages(
+                conversation_id=conversation_id,
+                viewer_id=viewer_id,
+                before_id=before_id,
+                limit=limit,
+                message_ids=message_ids,
+            )
         return await self.db.read(
             inbox_reads.messages,
             conversation_id=conversation_id,
@@ -754,6 +963,84 @@ class Service:
 
 
 # --- small units of work that only put look-ups and one operation together --------------------
+
+
+class _RestOfTheService:
+    """What a service opened for the first window keeps until `open_rest()` has run: where the
+    file is, who subscribed to the change feed, whether the feed was asked to start."""
+
+    def __init__(self, *, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.started = False
+        self.start_feed = False
+        self.listeners: list[Listener] = []
+        self.unsubscribers: dict[Listener, Callable[[], None]] = {}
+        self._done = asyncio.Event()
+        self._error: BaseException | None = None
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+            stop = self.unsubscribers.pop(listener, None)
+            if stop is not None:
+                stop()
+
+        return unsubscribe
+
+    def opened(self) -> None:
+        self._done.set()
+
+    def failed(self, exc: BaseException) -> None:
+        self._error = exc
+        self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        if self._error is not None:
+            raise StoreUnavailableError(
+                f"the service did not open: {self._error or type(self._error).__name__}"
+            ) from self._error
+
+
+# Every other operation waits for the whole service when the first window opened without it.
+_FIRST_WINDOW_OPERATIONS = frozenset(
+    {
+        "close",
+        "conversation",
+        "messages",
+        "open_conversations",
+        "open_rest",
+        "opened",
+        "person",
+        "person_by_id",
+        "start",
+        "unseen_counts",
+    }
+)
+
+
+def _after_open(
+    operation: Callable[Concatenate[Service, P], Awaitable[T]],
+) -> Callable[Concatenate[Service, P], Awaitable[T]]:
+    @functools.wraps(operation)
+    async def waiting(self: Service, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._first is not None:
+            await self.open_rest()  # opens it if nobody has yet (a dialog before the window)
+        return await operation(self, *args, **kwargs)
+
+    return waiting
+
+
+for _name, _operation in list(vars(Service).items()):
+    if (
+        inspect.iscoroutinefunction(_operation)
+        and not _name.startswith("_")
+        and _name not in _FIRST_WINDOW_OPERATIONS
+    ):
+        setattr(Service, _name, _after_open(_operation))
 
 
 def _item_by_number(tx: Tx, number: int, default_delay_s: int) -> ItemInfo:

@@ -8,7 +8,7 @@ returns plain frozen dataclasses, and records what it changed (`record_change`).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import aliased
 
+from services import window_reads
 from services.domain.headers import check_header_text
 from services.domain.model import (
     MAX_MESSAGE_CHARS,
@@ -40,6 +41,7 @@ from services.store.models import (
     Person,
 )
 from services.store.prepared import Prepared
+from services.store.window_statements import TxReads
 from services.views import ChangeKind, ConversationInfo, PersonInfo
 
 __all__ = [
@@ -190,16 +192,6 @@ _CONVERSATION = Prepared[tuple[int, str, int | None]](
 _WIDTH = len(queries.PERSON_COLUMNS)
 
 
-def _members(
-    rows: Iterable[Sequence[Any]], at: int, default_delay_s: int
-) -> tuple[PersonInfo, ...]:
-    return tuple(
-        queries.person_info_from_row(row[at : at + _WIDTH], default_delay_s=default_delay_s)
-        for row in rows
-        if row[at] is not None
-    )
-
-
 def find_target(
     tx: Tx,
     *,
@@ -231,7 +223,7 @@ def find_target(
             kind=ConversationKind(first[_WIDTH + 1]),
             item_id=first[_WIDTH + 2],
         ),
-        audience=_members(rows, _WIDTH + 3, default_delay_s),
+        audience=window_reads.members(rows, _WIDTH + 3, default_delay_s),
     )
 
 
@@ -245,8 +237,7 @@ def conversation_ref(tx: Tx, conversation_id: int) -> ConversationRef:
 
 def audience(tx: Tx, conversation_id: int, *, default_delay_s: int) -> tuple[PersonInfo, ...]:
     """Who a message in the conversation may reach before R1-R4: followers or members."""
-    rows = tx.run(_AUDIENCE, {"conversation_id": conversation_id})
-    return _members(rows, 1, default_delay_s)
+    return window_reads.audience(TxReads(tx), conversation_id, default_delay_s=default_delay_s)
 
 
 # --- posting ------------------------------------------------------------------------------------
@@ -485,17 +476,6 @@ _CONVERSATION_INFO = Prepared[tuple[int, str, int | None, str | None]](
 
 
 def conversation_info(tx: Tx, conversation_id: int, *, default_delay_s: int) -> ConversationInfo:
-    rows = tx.run(_CONVERSATION_INFO, {"conversation_id": conversation_id})
-    if not rows:
-        raise NotFoundError(f"no conversation {conversation_id}")
-    cid, kind, number, title = rows[0]
-    conversation_kind = ConversationKind(kind)
-    members = audience(tx, cid, default_delay_s=default_delay_s)
-    if title is None:
-        title = " & ".join(m.name for m in members)
-    if conversation_kind is ConversationKind.INTERNAL:
-        # R2: an internal conversation is read by users only.
-        members = tuple(m for m in members if m.kind is PersonKind.USER)
-    return ConversationInfo(
-        id=cid, kind=conversation_kind, item_number=number, title=title, members=members
+    return window_reads.conversation_info(
+        TxReads(tx), conversation_id, default_delay_s=default_delay_s
     )

@@ -95,10 +95,13 @@ class ChangeFeed:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    async def start(self) -> None:
-        """Listen from the newest change on: what was written before is not news."""
-        self._last = await self._db.read(_last_position)
+    async def start(self, *, after: int | None = None) -> None:
+        """Listen from the newest change on: what was written before is not news. `after`: from
+        that position on instead (the desktop's first window read the data as of then)."""
+        self._last = await self._db.read(_last_position) if after is None else after
         self._unwatch = await self._db.watch_wakes(self._on_wake)
+        if after is not None:
+            self.poke()  # what came after it is read now, not at the next commit
 
     async def stop(self) -> None:
         if self._unwatch is not None:

@@ -1,6 +1,8 @@
 """The reads behind the window: unseen counts, the Open Conversations list, a conversation's
 messages with their status icons (N2, N3, E10, D5). Units of work for `Database.read`; the
-window's first page (counts, the list, the open conversation) runs on prepared statements."""
+window's first page (counts, the list, the open conversation) runs on prepared statements,
+defined here and turned into views by `services.window_reads`, which the desktop's first
+window also runs on plain sqlite3 before the service is open."""
 
 from __future__ import annotations
 
@@ -12,16 +14,12 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 
+from services import window_reads
 from services.domain.model import (
     MAX_SEARCH_CHARS,
     ConversationKind,
-    DeliveryState,
-    EmailStatus,
     PersonKind,
 )
-from services.domain.model import Person as DomainPerson
-from services.domain.recipients import may_see
-from services.errors import NotFoundError, PermissionDeniedError
 from services.store import queries
 from services.store.database import Tx
 from services.store.models import (
@@ -34,13 +32,10 @@ from services.store.models import (
     Person,
 )
 from services.store.prepared import Prepared
+from services.store.window_statements import TxReads
 from services.views import (
     ConversationRow,
-    EmailedEntry,
     MessageRow,
-    MessageStatus,
-    PersonInfo,
-    SeenEntry,
     UnseenCounts,
 )
 
@@ -52,8 +47,6 @@ __all__ = [
     "unseen_counts",
 ]
 
-_CHUNK = 500  # ids per IN list: under every engine's bound-parameter limit
-
 _UNSEEN = Prepared[tuple[int, str, int]](
     select(Delivery.conversation_id, Conversation.kind, func.count())
     .join(Conversation, Conversation.id == Delivery.conversation_id)
@@ -64,17 +57,7 @@ _UNSEEN = Prepared[tuple[int, str, int]](
 
 def unseen_counts(tx: Tx, person_id: int) -> UnseenCounts:
     """N3: one query; the bubble, the tabs and the rows all read from it."""
-    by_conv: dict[int, int] = {}
-    internal = external = 0
-    for conv_id, kind, n in tx.run(_UNSEEN, {"person_id": person_id}):
-        by_conv[conv_id] = n
-        if kind == ConversationKind.EXTERNAL:
-            external += n
-        else:
-            internal += n
-    return UnseenCounts(
-        total=internal + external, internal=internal, external=external, by_conversation=by_conv
-    )
+    return window_reads.unseen_counts(TxReads(tx), person_id)
 
 
 # --- Open Conversations (N2) -------------------------------------------------------------
@@ -149,37 +132,15 @@ def open_conversations(
     offset: int = 0,
     conversation_ids: Sequence[int] | None = None,
 ) -> list[ConversationRow]:
-    """N2: the person's conversations with activity (a message, or a new item's internal
-    conversation, which shows from its creation on), most recent activity first."""
-    kinds = tuple(sorted(k.value for k in inbox))
-    if conversation_ids is not None:
-        if not conversation_ids:
-            return []
-        rows = tx.run(
-            _open_page(kinds, True), {"person_id": person_id, "ids": list(conversation_ids)}
-        )
-    else:
-        rows = tx.run(
-            _open_page(kinds, False), {"person_id": person_id, "limit": limit, "offset": offset}
-        )
-    directs = [r[0] for r in rows if r[1] == ConversationKind.DIRECT]
-    direct_titles = (
-        dict(tx.run(_DIRECT_NAMES, {"ids": directs, "person_id": person_id})) if directs else {}
+    """N2: the person's conversations with activity, most recent activity first."""
+    return window_reads.open_conversations(
+        TxReads(tx),
+        person_id=person_id,
+        inbox=inbox,
+        limit=limit,
+        offset=offset,
+        conversation_ids=conversation_ids,
     )
-    return [
-        ConversationRow(
-            id=cid,
-            kind=ConversationKind(kind),
-            item_number=number,
-            title=title if title is not None else direct_titles.get(cid, "Direct"),
-            last_text=(text or "")[:300],
-            # A message without an author is an automation's; no message, no author.
-            last_author=author_name or ("Deskbell" if text is not None else ""),
-            last_at=last_at,
-            unseen=n,
-        )
-        for cid, kind, number, title, last_at, text, author_name, n in rows
-    ]
 
 
 def find_conversations(tx: Tx, *, person_id: int, text: str, limit: int) -> list[ConversationRow]:
@@ -291,7 +252,6 @@ _STATUS = Prepared(
     .where(Delivery.message_id.in_(bindparam("ids", expanding=True)))
     .order_by(Delivery.id)
 )
-_NO_LIMIT = 2**31 - 1  # "before no message": ids are 32-bit INTEGER on PostgreSQL
 
 
 def messages(
@@ -305,98 +265,15 @@ def messages(
     message_ids: Sequence[int] | None = None,
 ) -> list[MessageRow]:
     """A page of a conversation, oldest first, with each message's status (E10)."""
-    found = tx.run(_VIEWER, {"conversation_id": conversation_id, "viewer_id": viewer_id})
-    if not found or found[0][4] is None:
-        raise NotFoundError("no such conversation or person")
-    pid, email, name, kind, conversation_kind = found[0]
-    viewer = DomainPerson(id=pid, email=email, name=name, kind=PersonKind(kind))
-    if not may_see(viewer, ConversationKind(str(conversation_kind))):
-        raise PermissionDeniedError("customers cannot read internal conversations")
-    if message_ids is not None:
-        rows = (
-            tx.run(_BY_IDS, {"conversation_id": conversation_id, "ids": list(message_ids)})
-            if message_ids
-            else []
-        )
-    else:
-        rows = tx.run(
-            _PAGE,
-            {
-                "conversation_id": conversation_id,
-                "before_id": _NO_LIMIT if before_id is None else before_id,
-                "limit": limit,
-            },
-        )
-    rows.sort(key=lambda r: r[0])
-    return _message_rows(tx, rows, viewer_id, default_delay_s)
-
-
-def _message_rows(
-    tx: Tx, rows: Sequence[_MessageRow], viewer_id: int, default_delay_s: int
-) -> list[MessageRow]:
-    ids = [r[0] for r in rows]
-    author_ids = sorted({r[2] for r in rows if r[2]})
-    authors: dict[int, PersonInfo] = {}
-    for start in range(0, len(author_ids), _CHUNK):
-        for row in tx.run(_AUTHORS, {"ids": author_ids[start : start + _CHUNK]}):
-            person = queries.person_info_from_row(row, default_delay_s=default_delay_s)
-            authors[person.id] = person
-    seen: dict[int, list[SeenEntry]] = {}
-    emailed: dict[int, list[EmailedEntry]] = {}
-    waiting: dict[int, list[str]] = {}
-    unseen_by_viewer: set[int] = set()
-    for start in range(0, len(ids), _CHUNK):
-        for (
-            mid,
-            rid,
-            seen_at,
-            state,
-            reason,
-            name,
-            email,
-            e_status,
-            e_sent,
-            e_reply,
-            e_next,
-            e_reason,
-        ) in tx.run(_STATUS, {"ids": ids[start : start + _CHUNK]}):
-            if rid == viewer_id and seen_at is None:
-                unseen_by_viewer.add(mid)
-            if seen_at is not None:
-                seen.setdefault(mid, []).append(SeenEntry(name=name, email=email, at=seen_at))
-            if e_status is not None:
-                detail = e_reason or e_reply
-                if e_status == EmailStatus.RETRYING and e_next is not None:
-                    detail = f"{e_reply or 'not reached'}; next try {e_next:%H:%M:%S} UTC"
-                emailed.setdefault(mid, []).append(
-                    EmailedEntry(name=name, email=email, status=e_status, at=e_sent, detail=detail)
-                )
-            elif state == DeliveryState.SUPPRESSED and seen_at is None:
-                emailed.setdefault(mid, []).append(
-                    EmailedEntry(
-                        name=name, email=email, status="suppressed", at=None, detail=reason
-                    )
-                )
-            elif seen_at is None:
-                waiting.setdefault(mid, []).append(name)
-    return [
-        MessageRow(
-            id=mid,
-            conversation_id=conv_id,
-            author=authors.get(author_id) if author_id else None,
-            text=text,
-            created_at=created_at,
-            source=source,
-            status=MessageStatus(
-                sent_at=created_at,
-                seen=tuple(seen.get(mid, ())),
-                emailed=tuple(emailed.get(mid, ())),
-                waiting=tuple(waiting.get(mid, ())),
-            ),
-            unseen_by_viewer=mid in unseen_by_viewer,
-        )
-        for mid, conv_id, author_id, text, created_at, source in rows
-    ]
+    return window_reads.messages(
+        TxReads(tx),
+        conversation_id=conversation_id,
+        viewer_id=viewer_id,
+        default_delay_s=default_delay_s,
+        before_id=before_id,
+        limit=limit,
+        message_ids=message_ids,
+    )
 
 
 def item_messages(
@@ -414,5 +291,5 @@ def item_messages(
     )
     kinds = {row[0]: ConversationKind(row[-1]) for row in found}
     rows: list[Any] = [tuple(row[:-1]) for row in found]
-    views = _message_rows(tx, rows, 0, default_delay_s)
+    views = window_reads.message_rows(TxReads(tx), rows, 0, default_delay_s)
     return [(kinds[v.id], v) for v in views]

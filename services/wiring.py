@@ -186,11 +186,12 @@ class Wiring:
 
     # --- start and stop ---------------------------------------------------------------------
 
-    async def start(self, *, mail: bool = True) -> None:
+    async def start(self, *, mail: bool = True, after: int | None = None) -> None:
         """Run the background work: change feed, fallback scheduler, outbox, upkeep, IMAP.
 
         `mail=False`: the change feed only; `start_mail()` runs the rest later (the desktop,
         once its first window shows: the mail stack is imported and queried only then).
+        `after`: the feed's position to report changes after (default: the newest).
         """
         self._reactor = ChangeReactor(
             scheduler=_SchedulerIfBuilt(lambda: self._scheduler),
@@ -200,7 +201,7 @@ class Wiring:
             reload_templates=self.reload_templates,
         )
         self._unsubscribe = self.feed.subscribe(self._reactor)
-        await self.feed.start()
+        await self.feed.start(after=after)
         if mail:
             await self.start_mail()
 

@@ -7,11 +7,11 @@ runs inside a unit of work (`Tx`), with statements prepared once (services/store
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select
 
+from services import window_reads
 from services.domain.model import NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
@@ -25,7 +25,15 @@ from services.store.models import (
     Person,
 )
 from services.store.prepared import Prepared
+from services.store.window_statements import TxReads
 from services.views import PersonInfo
+from services.window_reads import (
+    NEVER_DELAY,
+    PERSON_WIDTH,
+    effective_delay,
+    person_info_from_row,
+    settings_from_row,
+)
 
 __all__ = [
     "NEVER_DELAY",
@@ -42,9 +50,6 @@ __all__ = [
     "visible_conversations_clause",
 ]
 
-# A person's stored delay: NULL follows the workspace's default, 0 means "never email me".
-NEVER_DELAY = 0
-
 # The columns of a person snapshot, in the order `person_info_from_row` reads them.
 PERSON_COLUMNS = (
     Person.id,
@@ -59,7 +64,7 @@ PERSON_COLUMNS = (
     Person.dnd_until,
     Person.dnd_weekly,
 )
-_SETTINGS_AT = 5  # where the notification settings start in PERSON_COLUMNS
+assert len(PERSON_COLUMNS) == PERSON_WIDTH  # window_reads reads persons without SQLAlchemy
 
 
 _PING = Prepared(select(literal_column("1")))
@@ -90,54 +95,17 @@ def stored_delay(delay_s: int | None) -> int:
     return NEVER_DELAY if delay_s is None else delay_s
 
 
-def _delay(stored: int | None, default_delay_s: int) -> int | None:
-    if stored is None:
-        return default_delay_s
-    return None if stored == NEVER_DELAY else stored
-
-
-def settings_from_row(row: Sequence[Any], *, default_delay_s: int) -> NotificationSettings:
-    """R5, N6, E1: the settings part of a `PERSON_COLUMNS` row (from its sixth column on)."""
-    in_app, email, sound, delay_s, dnd_until, dnd_weekly = row[_SETTINGS_AT : _SETTINGS_AT + 6]
-    return NotificationSettings(
-        in_app=bool(in_app),
-        email=bool(email),
-        sound=bool(sound),
-        delay_s=_delay(delay_s, default_delay_s),
-        dnd_until=dnd_until,
-        dnd_weekly=tuple((int(w[0]), int(w[1]), int(w[2])) for w in dnd_weekly or ()),
-    )
-
-
-def person_info_from_row(row: Sequence[Any], *, default_delay_s: int) -> PersonInfo:
-    """A person as the service hands it out, from one `PERSON_COLUMNS` row."""
-    return PersonInfo(
-        id=row[0],
-        email=row[1],
-        name=row[2],
-        kind=PersonKind(row[3]),
-        is_admin=bool(row[4]),
-        settings=settings_from_row(row, default_delay_s=default_delay_s),
-    )
-
-
 _PERSON_BY_EMAIL = Prepared(select(*PERSON_COLUMNS).where(Person.email == bindparam("email")))
 _PERSON_BY_ID = Prepared(select(*PERSON_COLUMNS).where(Person.id == bindparam("person_id")))
 _ITEM_ID = Prepared[tuple[int]](select(Item.id).where(Item.number == bindparam("number")))
 
 
 def person_by_email(tx: Tx, email: str, *, default_delay_s: int) -> PersonInfo:
-    rows = tx.run(_PERSON_BY_EMAIL, {"email": email.strip().lower()})
-    if not rows:
-        raise NotFoundError(f"no person with the address {email}")
-    return person_info_from_row(rows[0], default_delay_s=default_delay_s)
+    return window_reads.person_by_email(TxReads(tx), email, default_delay_s=default_delay_s)
 
 
 def person_by_id(tx: Tx, person_id: int, *, default_delay_s: int) -> PersonInfo:
-    rows = tx.run(_PERSON_BY_ID, {"person_id": person_id})
-    if not rows:
-        raise NotFoundError(f"no person {person_id}")
-    return person_info_from_row(rows[0], default_delay_s=default_delay_s)
+    return window_reads.person_by_id(TxReads(tx), person_id, default_delay_s=default_delay_s)
 
 
 def item_id_by_number(tx: Tx, number: int) -> int:
@@ -168,7 +136,7 @@ def settings_of(person: Person, *, default_delay_s: int) -> NotificationSettings
         in_app=person.notify_in_app,
         email=person.notify_email,
         sound=person.notify_sound,
-        delay_s=_delay(person.delay_s, default_delay_s),
+        delay_s=effective_delay(person.delay_s, default_delay_s),
         dnd_until=person.dnd_until,
         dnd_weekly=tuple((int(w[0]), int(w[1]), int(w[2])) for w in person.dnd_weekly or ()),
     )

@@ -132,3 +132,35 @@ def test_d8_a_damaged_file_found_after_the_window_is_moved_aside_and_said(
     assert len(notices) == 1, done.stderr[-3000:]
     assert str(aside) in notices[0] and "deskbell rescue" in notices[0]
     assert "Traceback" not in done.stderr
+
+
+# The desktop app in this process; what was imported when the window first showed its data.
+_AT_FIRST_WINDOW = """
+import sys
+from ui.windows.main_window import MainWindow
+loaded = []
+shown_load = MainWindow.load
+async def load(self):
+    await shown_load(self)
+    if not loaded:
+        loaded.extend(sorted(sys.modules))
+MainWindow.load = load
+from app.cli import main
+code = main(sys.argv[1:])
+print("exit", code)
+print("\\n".join(loaded))
+"""
+
+
+def test_first_window_shows_without_sqlalchemy(workspace: Path) -> None:
+    """Issue 9: on a local file at the current schema, the first window shows its data read
+    with sqlite3 (the SQL compiled ahead); SQLAlchemy, the models and the rest of the service
+    load behind it."""
+    (workspace / "desktop-user").write_text(ANN)
+    done = _run("-c", _AT_FIRST_WINDOW, "--data-dir", str(workspace), "--quit-after-shown")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    loaded = set(lines[lines.index("exit 0") + 1 :])
+    assert "ui.windows.main_window" in loaded and "services.api" in loaded  # it did start
+    assert sorted(m for m in loaded if m.split(".")[0] == "sqlalchemy") == []
+    assert "services.store.models" not in loaded

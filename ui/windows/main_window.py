@@ -390,6 +390,7 @@ class MainWindow(QMainWindow):
             self.settings_dialog.raise_()
             self.settings_dialog.activateWindow()
             return self.settings_dialog
+        await self.service.opened()  # it reads the settings the service holds
         from ui.windows.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(
@@ -413,6 +414,10 @@ class MainWindow(QMainWindow):
         self.settings_dialog = None
 
     def _on_messaging_center_action_triggered(self) -> None:
+        self.tasks.start(self._open_messaging_center_when_ready(), name="messaging-center")
+
+    async def _open_messaging_center_when_ready(self) -> None:
+        await self.service.opened()  # its pages use the service's parts, not only operations
         self.open_messaging_center()
 
     def open_messaging_center(self) -> MessagingCenter | None:
