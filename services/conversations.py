@@ -224,7 +224,7 @@ def find_target(
             raise NotFoundError(f"no conversation {conversation_id}")
         raise NotFoundError(f"no item #{item_number}")
     first = rows[0]
-    return Target(
+    target = Target(
         author=queries.person_info_from_row(first[:_WIDTH], default_delay_s=default_delay_s),
         conversation=ConversationRef(
             id=first[_WIDTH],
@@ -233,6 +233,19 @@ def find_target(
         ),
         audience=_members(rows, _WIDTH + 3, default_delay_s),
     )
+    # R2: a conversation id a customer may not write in answers as a missing one would, so
+    # ids tell a customer nothing of internal conversations or of other customers'. (By item
+    # number, `post_message` refuses: every item has an internal conversation anyway.)
+    if (
+        conversation_id is not None
+        and target.author.kind is PersonKind.CUSTOMER
+        and (
+            target.conversation.kind.users_only
+            or all(p.id != target.author.id for p in target.audience)
+        )
+    ):
+        raise NotFoundError(f"no conversation {conversation_id}")
+    return target
 
 
 def conversation_ref(tx: Tx, conversation_id: int) -> ConversationRef:
@@ -484,9 +497,18 @@ _CONVERSATION_INFO = Prepared[tuple[int, str, int | None, str | None]](
 )
 
 
-def conversation_info(tx: Tx, conversation_id: int, *, default_delay_s: int) -> ConversationInfo:
+def conversation_info(
+    tx: Tx, conversation_id: int, *, default_delay_s: int, viewer_id: int | None = None
+) -> ConversationInfo:
+    """`viewer_id`: as that person may see it; a customer only the external conversations
+    they take part in (R2), any other answering as a missing one."""
     rows = tx.run(_CONVERSATION_INFO, {"conversation_id": conversation_id})
-    if not rows:
+    hidden = (
+        viewer_id is not None
+        and queries.person_by_id(tx, viewer_id, default_delay_s=0).kind is PersonKind.CUSTOMER
+        and not queries.takes_part(tx, person_id=viewer_id, conversation_id=conversation_id)
+    )
+    if not rows or hidden:
         raise NotFoundError(f"no conversation {conversation_id}")
     cid, kind, number, title = rows[0]
     conversation_kind = ConversationKind(kind)

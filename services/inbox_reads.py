@@ -21,7 +21,7 @@ from services.domain.model import (
 )
 from services.domain.model import Person as DomainPerson
 from services.domain.recipients import may_see
-from services.errors import NotFoundError, PermissionDeniedError
+from services.errors import NotFoundError
 from services.store import queries
 from services.store.database import Tx
 from services.store.models import (
@@ -306,12 +306,18 @@ def messages(
 ) -> list[MessageRow]:
     """A page of a conversation, oldest first, with each message's status (E10)."""
     found = tx.run(_VIEWER, {"conversation_id": conversation_id, "viewer_id": viewer_id})
+    missing = NotFoundError("no such conversation or person")
     if not found or found[0][4] is None:
-        raise NotFoundError("no such conversation or person")
+        raise missing
     pid, email, name, kind, conversation_kind = found[0]
     viewer = DomainPerson(id=pid, email=email, name=name, kind=PersonKind(kind))
-    if not may_see(viewer, ConversationKind(str(conversation_kind))):
-        raise PermissionDeniedError("customers cannot read internal conversations")
+    # R2: a customer reads only the external conversations they take part in; any other
+    # answers as a missing one, so its existence shows neither.
+    if not may_see(viewer, ConversationKind(str(conversation_kind))) or (
+        not viewer.is_user
+        and not queries.takes_part(tx, person_id=pid, conversation_id=conversation_id)
+    ):
+        raise missing
     if message_ids is not None:
         rows = (
             tx.run(_BY_IDS, {"conversation_id": conversation_id, "ids": list(message_ids)})

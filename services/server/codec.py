@@ -10,13 +10,14 @@ import json
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
-__all__ = ["from_plain", "json_response", "plain"]
+__all__ = ["Bounds", "from_plain", "json_response", "plain"]
 
 T = TypeVar("T")
 
@@ -51,16 +52,26 @@ def json_response(value: Any, *, status: int = 200) -> web.Response:
 # --- reading it back ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """`Annotated[int, Bounds(lo, hi)]`: the integers a field or a parameter accepts (a row id
+    fits PostgreSQL's INTEGER; a page size is small); on a list or a text, its length.
+    Checked by `from_plain`, stated in the OpenAPI document."""
+
+    lo: int
+    hi: int
+
+
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
 
 
-def from_plain(kind: type[T] | Any, value: Any) -> T:
+def from_plain(kind: type[T] | Any, value: Any, *, where: str = "the answer") -> T:
     """The inverse of `plain`: `value` (parsed JSON) as an instance of `kind`, a type hint
     such as `PersonInfo`, `list[ConversationRow]` or `int | None`. ValueError (with where)
     if `value` does not have that shape."""
-    return cast(T, _read(kind, value, "the answer"))
+    return cast(T, _read(kind, value, where))
 
 
 def _wrong(where: str, what: str, value: Any) -> ValueError:
@@ -72,6 +83,14 @@ def _read(kind: Any, value: Any, where: str) -> Any:
         return value
     origin = typing.get_origin(kind)
     args = typing.get_args(kind)
+    if origin is typing.Annotated:
+        read = _read(args[0], value, where)
+        for bounds in (a for a in kind.__metadata__ if isinstance(a, Bounds)):
+            size = read if isinstance(read, int) else len(read)
+            if not bounds.lo <= size <= bounds.hi:
+                what = "an integer" if isinstance(read, int) else "a length"
+                raise _wrong(where, f"{what} from {bounds.lo} to {bounds.hi}", value)
+        return read
     if origin is typing.Union or origin is types.UnionType:
         if value is None and type(None) in args:
             return None
