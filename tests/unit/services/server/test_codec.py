@@ -108,3 +108,29 @@ def test_t1_times_keep_their_offset_and_counts_their_integer_keys() -> None:
 def test_t1_a_value_of_the_wrong_shape_is_a_value_error_naming_where(kind: Any, value: Any) -> None:
     with pytest.raises(ValueError, match="the answer"):
         from_plain(kind, value)
+
+
+def declared_types() -> list[Any]:
+    """Every answer type the server's route table declares (no raw bytes, no Any; request
+    bodies are read with their bounds, tested through HTTP in test_server_input.py)."""
+    from aiohttp import web
+
+    from services.server.app import ROUTE_TABLES
+    from services.server.endpoints import endpoint_of
+
+    found: dict[str, Any] = {}
+    for table in ROUTE_TABLES:
+        for route in table:
+            endpoint = endpoint_of(route.handler) if isinstance(route, web.RouteDef) else None
+            kind = endpoint.answer if endpoint else None
+            if kind not in (None, bytes) and "Any" not in str(kind):
+                found[str(kind)] = kind
+    return list(found.values())
+
+
+@pytest.mark.parametrize("kind", declared_types(), ids=str)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_t1_every_type_a_route_declares_reads_back(kind: Any, data: st.DataObject) -> None:
+    value = data.draw(st.from_type(kind))
+    assert from_plain(kind, through_json(value)) == value
