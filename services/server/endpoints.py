@@ -5,7 +5,7 @@ reading of parameters and bodies (one clear 400 each) and the OpenAPI document a
 this one declaration.
 
     @api("GET", "/items/{number}", summary="One item")
-    async def item(call: Call, number: ItemNumber) -> ItemInfo:
+    async def item(call: Call, number: Id) -> ItemInfo:
         return await call.service.item(number)
 
 Parameters named in the path are path parameters; one named `body` is the request body (a
@@ -158,6 +158,7 @@ class Endpoints:
             )
 
             async def handle(request: web.Request) -> web.StreamResponse:
+                _refuse_unknown_query(request, endpoint)
                 kwargs = {p.name: _param(request, p) for p in endpoint.params}
                 if endpoint.body is not None:
                     kwargs["body"] = await _body(request, endpoint.body)
@@ -219,6 +220,16 @@ def _declaration(
 
 
 # --- reading a call ---------------------------------------------------------------------------
+
+
+def _refuse_unknown_query(request: web.Request, endpoint: Endpoint) -> None:
+    """A query parameter the call does not take is refused, not ignored (nobody names who
+    acts, or a viewer: that is the token's person)."""
+    known = {p.name for p in endpoint.params if p.where == "query"}
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        names = ", ".join(repr(n[:40]) for n in unknown[:5])
+        raise InputError(f"the query has parameters this call does not take: {names}")
 
 
 def _param(request: web.Request, param: Param) -> Any:

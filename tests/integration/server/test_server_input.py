@@ -23,6 +23,8 @@ BAD: list[tuple[str, str, Any]] = [
     ("GET", "/conversations?inbox=spam", None),
     ("GET", "/conversations?ids=x", None),
     ("GET", "/conversations?offset=-1", None),
+    ("GET", "/conversations?viewer_id=2", None),
+    ("GET", "/items?as=bob@example.com", None),
     ("GET", "/conversations/search", None),
     ("GET", "/conversations/search?text=" + "x" * 600, None),
     ("GET", "/people?kind=robot", None),
