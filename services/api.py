@@ -649,8 +649,11 @@ class Service:
         """N6: whether `person` is in do-not-disturb now (a menu choice or the weekly hours)."""
         return in_do_not_disturb(person.settings, now_local=self.clock.now().astimezone())
 
-    async def set_do_not_disturb(self, *, person_id: int, choice: DndChoice | None) -> PersonInfo:
-        """N6, tray menu: "30m", "1h", "tomorrow" (08:00), or None to end it now."""
+    async def set_do_not_disturb(
+        self, *, person_id: int, choice: DndChoice | None, acting_id: int | None = None
+    ) -> PersonInfo:
+        """N6, tray menu: "30m", "1h", "tomorrow" (08:00), or None to end it now; for
+        oneself, or for another by an administrator (`acting_id`, as for the settings)."""
         person = await self.person_by_id(person_id)
         until = (
             None
@@ -658,7 +661,9 @@ class Service:
             else dnd_until_choice(choice, now_local=self.clock.now().astimezone())
         )
         settings = replace(person.settings, dnd_until=until)
-        return await self.set_notification_settings(person_id=person_id, settings=settings)
+        return await self.set_notification_settings(
+            person_id=person_id, settings=settings, acting_id=acting_id
+        )
 
     # --- items and conversations -----------------------------------------------------------
 
@@ -718,13 +723,18 @@ class Service:
             conversations.direct_conversation, a=a, b=b, now=self.clock.now()
         )
 
-    async def conversation(self, conversation_id: int) -> ConversationInfo:
+    async def conversation(
+        self, conversation_id: int, *, viewer_id: int | None = None
+    ) -> ConversationInfo:
+        """`viewer_id`: as that person may see it (a customer: only their own external
+        conversations, R2; any other is NotFoundError as a missing one)."""
         if self._first is not None:
-            return await self._first.conversation(conversation_id)
+            return await self._first.conversation(conversation_id, viewer_id=viewer_id)
         return await self.db.read(
             conversations.conversation_info,
             conversation_id,
             default_delay_s=self._parts.default_delay_s(),
+            viewer_id=viewer_id,
         )
 
     # --- messages --------------------------------------------------------------------------

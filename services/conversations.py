@@ -216,7 +216,7 @@ def find_target(
             raise NotFoundError(f"no conversation {conversation_id}")
         raise NotFoundError(f"no item #{item_number}")
     first = rows[0]
-    return Target(
+    target = Target(
         author=queries.person_info_from_row(first[:_WIDTH], default_delay_s=default_delay_s),
         conversation=ConversationRef(
             id=first[_WIDTH],
@@ -225,6 +225,19 @@ def find_target(
         ),
         audience=window_reads.members(rows, _WIDTH + 3, default_delay_s),
     )
+    # R2: a conversation id a customer may not write in answers as a missing one would, so
+    # ids tell a customer nothing of internal conversations or of other customers'. (By item
+    # number, `post_message` refuses: every item has an internal conversation anyway.)
+    if (
+        conversation_id is not None
+        and target.author.kind is PersonKind.CUSTOMER
+        and (
+            target.conversation.kind.users_only
+            or all(p.id != target.author.id for p in target.audience)
+        )
+    ):
+        raise NotFoundError(f"no conversation {conversation_id}")
+    return target
 
 
 def conversation_ref(tx: Tx, conversation_id: int) -> ConversationRef:
@@ -475,7 +488,11 @@ _CONVERSATION_INFO = Prepared[tuple[int, str, int | None, str | None]](
 )
 
 
-def conversation_info(tx: Tx, conversation_id: int, *, default_delay_s: int) -> ConversationInfo:
+def conversation_info(
+    tx: Tx, conversation_id: int, *, default_delay_s: int, viewer_id: int | None = None
+) -> ConversationInfo:
+    """`viewer_id`: as that person may see it; a customer only the external conversations
+    they take part in (R2), any other answering as a missing one."""
     return window_reads.conversation_info(
-        TxReads(tx), conversation_id, default_delay_s=default_delay_s
+        TxReads(tx), conversation_id, default_delay_s=default_delay_s, viewer_id=viewer_id
     )

@@ -187,11 +187,14 @@ class FirstWindow:
             conversation_ids=conversation_ids,
         )
 
-    async def conversation(self, conversation_id: int) -> ConversationInfo:
+    async def conversation(
+        self, conversation_id: int, *, viewer_id: int | None = None
+    ) -> ConversationInfo:
         return await self._read(
             window_reads.conversation_info,
             conversation_id,
             default_delay_s=self._default_delay_s,
+            viewer_id=viewer_id,
         )
 
     async def messages(

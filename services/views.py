@@ -20,6 +20,7 @@ __all__ = [
     "EmailedEntry",
     "Inbox",
     "ItemInfo",
+    "ItemMessage",
     "MessageRow",
     "MessageStatus",
     "PersonInfo",
@@ -119,6 +120,14 @@ class MessageRow:
     source: str
     status: MessageStatus
     unseen_by_viewer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemMessage:
+    """One message of an item and which of its conversations holds it (`deskbell item show`)."""
+
+    conversation: ConversationKind
+    message: MessageRow
 
 
 @dataclass(frozen=True, slots=True)

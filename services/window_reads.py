@@ -24,7 +24,7 @@ from services.domain.model import (
 )
 from services.domain.model import Person as DomainPerson
 from services.domain.recipients import may_see
-from services.errors import NotFoundError, PermissionDeniedError
+from services.errors import NotFoundError
 from services.views import (
     ConversationInfo,
     ConversationRow,
@@ -208,9 +208,24 @@ def audience(r: Reads, conversation_id: int, *, default_delay_s: int) -> tuple[P
     return members(rows, 1, default_delay_s)
 
 
-def conversation_info(r: Reads, conversation_id: int, *, default_delay_s: int) -> ConversationInfo:
+def takes_part(r: Reads, *, person_id: int, conversation_id: int) -> bool:
+    """Whether the person takes part in the conversation (`queries.visible_conversations_clause`):
+    what a customer may read, R2."""
+    return bool(r.run("takes_part", {"b_conversation": conversation_id, "b_person": person_id}))
+
+
+def conversation_info(
+    r: Reads, conversation_id: int, *, default_delay_s: int, viewer_id: int | None = None
+) -> ConversationInfo:
+    """`viewer_id`: as that person may see it; a customer only the external conversations
+    they take part in (R2), any other answering as a missing one."""
     rows = r.run("conversation_info", {"conversation_id": conversation_id})
-    if not rows:
+    hidden = (
+        viewer_id is not None
+        and person_by_id(r, viewer_id, default_delay_s=0).kind is PersonKind.CUSTOMER
+        and not takes_part(r, person_id=viewer_id, conversation_id=conversation_id)
+    )
+    if not rows or hidden:
         raise NotFoundError(f"no conversation {conversation_id}")
     cid, kind, number, title = rows[0]
     conversation_kind = ConversationKind(kind)
@@ -240,12 +255,17 @@ def messages(
 ) -> list[MessageRow]:
     """A page of a conversation, oldest first, with each message's status (E10)."""
     found = r.run("viewer", {"conversation_id": conversation_id, "viewer_id": viewer_id})
+    missing = NotFoundError("no such conversation or person")
     if not found or found[0][4] is None:
-        raise NotFoundError("no such conversation or person")
+        raise missing
     pid, email, name, kind, conversation_kind = found[0]
     viewer = DomainPerson(id=pid, email=email, name=name, kind=PersonKind(kind))
-    if not may_see(viewer, ConversationKind(str(conversation_kind))):
-        raise PermissionDeniedError("customers cannot read internal conversations")
+    # R2: a customer reads only the external conversations they take part in; any other
+    # answers as a missing one, so its existence shows neither.
+    if not may_see(viewer, ConversationKind(str(conversation_kind))) or (
+        not viewer.is_user and not takes_part(r, person_id=pid, conversation_id=conversation_id)
+    ):
+        raise missing
     if message_ids is not None:
         rows = (
             r.run("messages_by_ids", {"conversation_id": conversation_id, "ids": list(message_ids)})

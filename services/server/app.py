@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiohttp import web
 
 from services.api import Service
-from services.server import health, sessions
+from services.server import center, conversations, health, items, openapi, people, sessions
 from services.server.auth import auth_middleware
 from services.server.errors import errors_middleware
 from services.server.keys import SERVICE
 
-__all__ = ["MAX_BODY_BYTES", "build_app"]
+__all__ = ["MAX_BODY_BYTES", "ROUTE_TABLES", "build_app"]
 
 # A message is at most a few hundred kilobytes of text; a template a few dozen.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+# Every route module's routes, in the order they are matched (a fixed path before a
+# parameter: /sessions/current before /sessions/{session_id}).
+ROUTE_TABLES: Final = (
+    health.routes,
+    sessions.routes,
+    people.routes,
+    items.routes,
+    conversations.routes,
+    center.routes,
+    openapi.routes,
+)
 
 
 def build_app(service: Service) -> web.Application:
@@ -21,6 +36,6 @@ def build_app(service: Service) -> web.Application:
         middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[SERVICE] = service
-    app.router.add_routes(health.routes)
-    app.router.add_routes(sessions.routes)
+    for table in ROUTE_TABLES:
+        app.router.add_routes(table)
     return app

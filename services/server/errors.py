@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Final
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from services.errors import (
     StoreError,
     TooManyAttemptsError,
 )
+from services.server.keys import SERVICE
 
 __all__ = ["error_response", "errors_middleware", "status_of"]
 
@@ -63,7 +63,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except DeskbellError as exc:
         response = error_response(status_of(exc), type(exc).__name__, str(exc))
         if isinstance(exc, TooManyAttemptsError):
-            wait = (exc.retry_at - datetime.now(UTC)).total_seconds()
+            # The service's clock decided retry_at (a test's is a ManualClock).
+            wait = (exc.retry_at - request.app[SERVICE].clock.now()).total_seconds()
             response.headers["Retry-After"] = str(max(1, round(wait)))
         if isinstance(exc, AuthenticationError):
             response.headers["WWW-Authenticate"] = 'Bearer realm="deskbell"'

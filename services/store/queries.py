@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, literal_column, or_, select
 
 from services import window_reads
-from services.domain.model import NotificationSettings, PersonKind
+from services.domain.model import ConversationKind, NotificationSettings, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.errors import NotFoundError
 from services.store.database import Tx
@@ -47,6 +47,7 @@ __all__ = [
     "settings_from_row",
     "settings_of",
     "stored_delay",
+    "takes_part",
     "visible_conversations_clause",
 ]
 
@@ -117,15 +118,39 @@ def item_id_by_number(tx: Tx, number: int) -> int:
 
 def visible_conversations_clause(person_id: Any) -> Any:
     """The conversations `person_id` (an id or a bind parameter) takes part in: an item's
-    they follow, or a direct one."""
-    return or_(
-        Conversation.item_id.in_(select(Follower.item_id).where(Follower.person_id == person_id)),
-        Conversation.id.in_(
-            select(ConversationMember.conversation_id).where(
-                ConversationMember.person_id == person_id
-            )
+    they follow, or a direct one; for a customer, external ones only (R2: following an item
+    never shows a customer its internal conversation)."""
+    return and_(
+        or_(
+            Conversation.item_id.in_(
+                select(Follower.item_id).where(Follower.person_id == person_id)
+            ),
+            Conversation.id.in_(
+                select(ConversationMember.conversation_id).where(
+                    ConversationMember.person_id == person_id
+                )
+            ),
+        ),
+        or_(
+            Conversation.kind == ConversationKind.EXTERNAL.value,
+            select(Person.kind).where(Person.id == person_id).scalar_subquery()
+            == PersonKind.USER.value,
         ),
     )
+
+
+_SEES = Prepared[tuple[int]](
+    select(Conversation.id).where(
+        Conversation.id == bindparam("b_conversation"),
+        visible_conversations_clause(bindparam("b_person")),
+    )
+)
+
+
+def takes_part(tx: Tx, *, person_id: int, conversation_id: int) -> bool:
+    """Whether the person takes part in the conversation (`visible_conversations_clause`):
+    what a customer may read, R2."""
+    return bool(tx.run(_SEES, {"b_conversation": conversation_id, "b_person": person_id}))
 
 
 # --- from ORM rows (the fallback scheduler reads persons through the unit of work's session) --

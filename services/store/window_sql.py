@@ -111,11 +111,23 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "(SELECT conversation_members.conversation_id \n"
         "FROM conversation_members \n"
         "WHERE conversation_members.person_id = ?)) AND "
-        "conversations.id IN (__[POSTCOMPILE_ids]) ORDER BY "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN "
+        "(__[POSTCOMPILE_ids]) ORDER BY "
         "conversations.last_message_at DESC, conversations.id "
         "DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct,external,internal:page": (
@@ -143,12 +155,25 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN "
         "(SELECT conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
+        "WHERE conversation_members.person_id = ?)) AND "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY "
         "conversations.last_message_at DESC, conversations.id "
         "DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct,external:ids": (
@@ -172,11 +197,23 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) AND conversations.id "
-        "IN (__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at "
+        "WHERE conversation_members.person_id = ?)) AND "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN "
+        "(__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at "
         "DESC, conversations.id DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct,external:page": (
@@ -200,11 +237,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
+        "WHERE conversation_members.person_id = ?)) AND "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY "
         "conversations.last_message_at DESC, conversations.id DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct,internal:ids": (
@@ -228,11 +278,23 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) AND conversations.id "
-        "IN (__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at "
+        "WHERE conversation_members.person_id = ?)) AND "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN "
+        "(__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at "
         "DESC, conversations.id DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct,internal:page": (
@@ -256,11 +318,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
+        "WHERE conversation_members.person_id = ?)) AND "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY "
         "conversations.last_message_at DESC, conversations.id DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct:ids": (
@@ -282,11 +357,22 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) AND conversations.id IN "
-        "(__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at DESC, "
-        "conversations.id DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = ? "
+        "OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN (__[POSTCOMPILE_ids]) "
+        "ORDER BY conversations.last_message_at DESC, conversations.id DESC",
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:direct:page": (
@@ -309,11 +395,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
-        "conversations.last_message_at DESC, conversations.id DESC\n"
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = ? "
+        "OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY conversations.last_message_at DESC, "
+        "conversations.id DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:external,internal:ids": (
@@ -339,10 +438,22 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
         "WHERE conversation_members.person_id = ?)) AND "
-        "conversations.id IN (__[POSTCOMPILE_ids]) ORDER BY "
-        "conversations.last_message_at DESC, conversations.id DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN "
+        "(__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at "
+        "DESC, conversations.id DESC",
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:external,internal:page": (
@@ -367,11 +478,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN "
         "(SELECT conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
+        "WHERE conversation_members.person_id = ?)) AND "
+        "(conversations.kind = ? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY "
         "conversations.last_message_at DESC, conversations.id DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:external:ids": (
@@ -394,11 +518,23 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) AND conversations.id IN "
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = ? "
+        "OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN "
         "(__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at DESC, "
         "conversations.id DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:external:page": (
@@ -422,11 +558,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
-        "conversations.last_message_at DESC, conversations.id DESC\n"
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = "
+        "? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY conversations.last_message_at "
+        "DESC, conversations.id DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:internal:ids": (
@@ -449,11 +598,23 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) AND conversations.id IN "
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = ? "
+        "OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) AND conversations.id IN "
         "(__[POSTCOMPILE_ids]) ORDER BY conversations.last_message_at DESC, "
         "conversations.id DESC",
-        ("coalesce_2", "person_id", "person_id", "person_id", "ids"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "ids",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "open:internal:page": (
@@ -477,11 +638,24 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
         "conversation_members.conversation_id \n"
         "FROM conversation_members \n"
-        "WHERE conversation_members.person_id = ?)) ORDER BY "
-        "conversations.last_message_at DESC, conversations.id DESC\n"
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = "
+        "? OR (SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?) ORDER BY conversations.last_message_at "
+        "DESC, conversations.id DESC\n"
         " LIMIT ? OFFSET ?",
-        ("coalesce_2", "person_id", "person_id", "person_id", "limit", "offset"),
-        {"coalesce_2": 0},
+        (
+            "coalesce_2",
+            "person_id",
+            "person_id",
+            "person_id",
+            "kind_1",
+            "person_id",
+            "param_1",
+            "limit",
+            "offset",
+        ),
+        {"coalesce_2": 0, "kind_1": "external", "param_1": "user"},
         (None, None, None, None, "utc", None, None, None),
     ),
     "person_by_email": (
@@ -518,6 +692,23 @@ STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...
         (None, None, None, None, "bool", "bool", "bool", "bool", None, "utc", "json"),
     ),
     "settings": ('SELECT settings."key", settings.value \nFROM settings', (), {}, (None, None)),
+    "takes_part": (
+        "SELECT conversations.id \n"
+        "FROM conversations \n"
+        "WHERE conversations.id = ? AND (conversations.item_id IN (SELECT "
+        "followers.item_id \n"
+        "FROM followers \n"
+        "WHERE followers.person_id = ?) OR conversations.id IN (SELECT "
+        "conversation_members.conversation_id \n"
+        "FROM conversation_members \n"
+        "WHERE conversation_members.person_id = ?)) AND (conversations.kind = ? OR "
+        "(SELECT persons.kind \n"
+        "FROM persons \n"
+        "WHERE persons.id = ?) = ?)",
+        ("b_conversation", "b_person", "b_person", "kind_1", "b_person", "param_1"),
+        {"kind_1": "external", "param_1": "user"},
+        (None,),
+    ),
     "unseen": (
         "SELECT deliveries.conversation_id, conversations.kind, count(*) AS count_1 \n"
         "FROM deliveries JOIN conversations ON conversations.id = "

@@ -64,6 +64,7 @@ def statements() -> dict[str, Prepared[Any]]:
         "unseen": inbox_reads._UNSEEN,
         "direct_names": inbox_reads._DIRECT_NAMES,
         "viewer": inbox_reads._VIEWER,
+        "takes_part": queries._SEES,
         "messages_page": inbox_reads._PAGE,
         "messages_by_ids": inbox_reads._BY_IDS,
         "persons_by_ids": inbox_reads._AUTHORS,

@@ -4,12 +4,15 @@ Service on SQLite then PostgreSQL (the `database_url` fixture), driven by a real
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from json import loads
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 
 from services.api import LOCAL_OPERATOR, Service
 from services.clock import ManualClock
+from services.events import _last_position
 from services.server.app import build_app
 from tests.support.world import World, open_service, seed
 
@@ -71,3 +74,42 @@ async def sign_in(http: ClientSession, base_url: str, email: str, password: str 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def customer_token(svc: Service, email: str = CARL) -> str:
+    """A customer chat session's token (as the server opens one once the customer proved who
+    they are)."""
+    new = await svc.open_customer_session(
+        acting=LOCAL_OPERATOR, email=email, device="chat", address="127.0.0.1"
+    )
+    return new.token
+
+
+async def call(
+    http: ClientSession,
+    base_url: str,
+    method: str,
+    path: str,
+    token: str | None = None,
+    *,
+    json: object = None,
+    data: bytes | None = None,
+) -> tuple[int, Any]:
+    """One API call (`path` under /api/v1): its status and its JSON answer (None if empty;
+    the text if it is not JSON)."""
+    headers = bearer(token) if token else {}
+    async with http.request(
+        method, f"{base_url}/api/v1{path}", headers=headers, json=json, data=data
+    ) as response:
+        text = await response.text()
+        if not text:
+            return response.status, None
+        try:
+            return response.status, loads(text)
+        except ValueError:
+            return response.status, text
+
+
+async def last_position(svc: Service) -> int:
+    """The change feed's last position: it moves with every write."""
+    return await svc.db.read(_last_position)
