@@ -17,8 +17,9 @@ from sqlalchemy import text
 
 from services.api import ConversationKind, Service
 from services.fallback import _earlier
-from services.inbox_reads import _NO_LIMIT, _PAGE
+from services.inbox_reads import _PAGE
 from services.store.database import Tx
+from services.window_reads import _NO_LIMIT
 from tests.support.world import open_service, seed
 
 HISTORY_DOUBLINGS = 13
