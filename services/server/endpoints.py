@@ -11,7 +11,8 @@ this one declaration.
 Parameters named in the path are path parameters; one named `body` is the request body (a
 dataclass read by `codec.from_plain`, or `bytes` for a raw one); the others are query
 parameters, required unless they have a default. The answer is written by `codec.plain`;
-`None` answers with no content, `bytes` with the declared media type.
+`None` answers with no content, `bytes` with the declared media type; a handler annotated
+`-> web.WebSocketResponse` (any `StreamResponse`) answers itself (the event stream).
 """
 
 from __future__ import annotations
@@ -308,6 +309,8 @@ async def _body(request: web.Request, kind: Any) -> Any:
 
 
 def _respond(endpoint: Endpoint, answer: Any) -> web.StreamResponse:
+    if isinstance(answer, web.StreamResponse):  # a handler that answered itself (a WebSocket)
+        return answer
     if endpoint.answer is None:
         return web.Response(status=endpoint.status if endpoint.status != 200 else 204)
     if isinstance(answer, bytes):

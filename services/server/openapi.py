@@ -114,9 +114,13 @@ def _operation(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
         content = {"application/json": {"schema": schemas.of(endpoint.body)}}
         operation["requestBody"] = {"required": True, "content": content}
     answer: dict[str, Any] = {"description": endpoint.summary}
+    # A call that answers itself (a WebSocket's upgrade) has no body to describe.
+    answers_itself = isinstance(endpoint.answer, type) and issubclass(
+        endpoint.answer, web.StreamResponse
+    )
     if endpoint.answer is bytes:
         answer["content"] = {endpoint.media: {"schema": {"type": "string"}}}
-    elif endpoint.answer is not None:
+    elif endpoint.answer is not None and not answers_itself:
         answer["content"] = {"application/json": {"schema": schemas.of(endpoint.answer)}}
     status = endpoint.status if endpoint.answer is not None or endpoint.status != 200 else 204
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
