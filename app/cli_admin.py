@@ -251,6 +251,9 @@ async def _user(service: Facade, args: argparse.Namespace) -> None:
         return
     if args.action == "reset-password":
         request = await service.system_emails.reset_password(args.email)
+        if request is None:  # a server does not say whether the account exists
+            print(f"a reset code is emailed to {args.email} if it has an account")
+            return
         print(
             f"reset code emailed (log entry {request.email_id});"
             f" valid until {request.expires_at:%H:%M} UTC"

@@ -145,8 +145,13 @@ class RemoteSystemEmails(_Calls):
     async def disable(self, name: str) -> SystemEmailInfo:
         return await self.call(SystemEmailInfo, "POST", path("system-emails", name, "disable"))
 
-    async def reset_password(self, email: str) -> ResetRequest:
-        return await self.call(ResetRequest, "POST", path("password-resets"), body={"email": email})
+    async def reset_password(self, email: str) -> ResetRequest | None:
+        """The public reset route answers the same whether or not the account exists, so
+        there may be no log entry to show."""
+        answer = await self.client.call("POST", path("password-resets"), json_body={"email": email})
+        if not isinstance(answer, dict) or "email_id" not in answer:
+            return None  # the public answer, alike for every address
+        return from_plain(ResetRequest, answer)
 
 
 class RemoteService(_Calls):

@@ -101,6 +101,8 @@ MAIL = (
     b"Subject: The printer again\r\nMessage-ID: <remote-1@customer.org>\r\n\r\nIt smokes.\r\n"
 )
 MORE_STDIN = {("mail", "receive"): MAIL}
+# What a server may keep to itself: its public reset route answers alike for every address.
+NOT_TOLD = {("user", "reset-password"): f"a reset code is emailed to {BOB} if it has an account\n"}
 
 
 def _shape(route: str) -> str:
@@ -192,6 +194,9 @@ def test_t6_every_command_says_the_same_on_the_server_as_locally(
     stdin = MORE_STDIN.get(command, STDIN.get(command, b""))
     local = _run(capsys, monkeypatch, ["--data-dir", str(local_dir), *argv], stdin)
     remote = _run(capsys, monkeypatch, ["--data-dir", str(team.client_dir), *argv], stdin)
+    if command in NOT_TOLD and remote != local:
+        assert remote == (0, NOT_TOLD[command], "")
+        return
     assert remote == local
 
 
