@@ -134,12 +134,13 @@ async def login(args: argparse.Namespace) -> None:
     except argparse.ArgumentTypeError as exc:
         raise InputError(str(exc)) from None
     password = _ask_password()
+    store = _secrets()
+    store.backend()  # no keyring to keep the token: refused before a session is opened
     async with ServerClient(url, cafile=cafile) as client:
         who = await client.sign_in(email=email, password=password, device=socket.gethostname())
         token = client.token
     assert token is not None
     previous = saved_login(args)
-    store = _secrets()
     store.set(name=token_name(url), value=token)
     if previous is not None and previous.url != url:
         await _end_session(store, previous.url, previous.cafile)
