@@ -12,9 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from app import cli_admin, cli_mail, cli_serve, paths
+from app import cli_admin, cli_mail, cli_remote, cli_serve, paths
 from app.cli_input import (
+    ACTING_DEST,
+    ACTING_REQUIRED_IN,
     Parser,
+    acting_option,
     address,
     check_text_arguments,
     number,
@@ -23,10 +26,11 @@ from app.cli_input import (
     read_stdin_text,
 )
 from services.config import KEYS
-from services.errors import DeskbellError
+from services.errors import AuthenticationError, DeskbellError, InputError, quoted
 
 if TYPE_CHECKING:
-    from services.api import Service
+    from services.facade import Facade
+    from services.remote import RemoteService
 
 # services.api (SQLAlchemy, the mail stack) is imported when a command runs, not at start-up:
 # the desktop app shows its first window before paying for it.
@@ -63,6 +67,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="the data folder (default: DESKBELL_DATA_DIR or the OS's)"
     )
     parser.add_argument("--database-url", help="a shared PostgreSQL database (team mode)")
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="run the command on this team server (default: the one 'deskbell login' saved)",
+    )
     parser.add_argument("--demo", action="store_true", help="open the demo workspace")
     parser.add_argument(
         "--as", dest="as_email", type=address, metavar="EMAIL", help="sign in as this local user"
@@ -102,7 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     post = sub.add_parser("post", help="post a message; prints its id")
     post.add_argument("number", type=number)
-    post.add_argument("--as", dest="author", required=True, type=address, metavar="EMAIL")
+    acting_option(post, "author", required_locally=True)
     which = post.add_mutually_exclusive_group(required=True)
     which.add_argument("--internal", action="store_true")
     which.add_argument("--external", action="store_true")
@@ -110,7 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     seen = sub.add_parser("seen", help="mark what EMAIL may see in item N as seen")
     seen.add_argument("number", type=number)
-    seen.add_argument("--as", dest="email", required=True, type=address, metavar="EMAIL")
+    acting_option(seen, "email", required_locally=True)
 
     config = sub.add_parser("config", help="settings").add_subparsers(dest="action", required=True)
     c_set = config.add_parser(
@@ -138,6 +147,7 @@ def _build_parser() -> argparse.ArgumentParser:
     emails.add_argument("--search")
     cli_admin.add_parsers(sub)
     cli_mail.add_parsers(sub)
+    cli_remote.add_parsers(sub)
     rescue = sub.add_parser(
         "rescue",
         help="get back what can still be read from a damaged database that was moved aside",
@@ -146,10 +156,10 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-Handler = Callable[["Service", argparse.Namespace], Awaitable[None]]
+Handler = Callable[["Facade", argparse.Namespace], Awaitable[None]]
 
 
-async def _person(service: Service, args: argparse.Namespace) -> None:
+async def _person(service: Facade, args: argparse.Namespace) -> None:
     from services.api import PersonKind
 
     if args.action == "add":
@@ -176,7 +186,7 @@ async def _person(service: Service, args: argparse.Namespace) -> None:
             print(f"{p.email}\t{p.name}\t{p.kind}{'  (admin)' if p.is_admin else ''}")
 
 
-async def _item(service: Service, args: argparse.Namespace) -> None:
+async def _item(service: Facade, args: argparse.Namespace) -> None:
     if args.action == "add":
         info = await service.create_item(
             title=args.title, followers=args.follower, requester=args.requester
@@ -192,7 +202,7 @@ async def _item(service: Service, args: argparse.Namespace) -> None:
         await _item_show(service, args)
 
 
-async def _item_show(service: Service, args: argparse.Namespace) -> None:
+async def _item_show(service: Facade, args: argparse.Namespace) -> None:
     info = await service.item(args.number)
     messages = await service.item_messages(args.number)
     if args.json:
@@ -234,7 +244,7 @@ async def _item_show(service: Service, args: argparse.Namespace) -> None:
             print(f"  email to {e.email}: {e.status}" + (f" ({e.detail})" if e.detail else ""))
 
 
-async def _post(service: Service, args: argparse.Namespace) -> None:
+async def _post(service: Facade, args: argparse.Namespace) -> None:
     from services.api import ConversationKind
 
     text = read_stdin_text() if args.text == "-" else args.text
@@ -247,29 +257,32 @@ async def _post(service: Service, args: argparse.Namespace) -> None:
     print(result.message_id)
 
 
-async def _seen(service: Service, args: argparse.Namespace) -> None:
+async def _seen(service: Facade, args: argparse.Namespace) -> None:
     await service.mark_item_seen(number=args.number, email=args.email)
 
 
-async def _config(service: Service, args: argparse.Namespace) -> None:
+async def _config(service: Facade, args: argparse.Namespace) -> None:
     if args.action == "set":
         await service.set_config(args.key, args.value)
     elif args.action == "get":
-        print(service.config(args.key))
+        values = await service.settings()
+        if args.key not in values:
+            raise InputError(f"unknown setting {quoted(args.key)}")
+        print(values[args.key])
     else:
-        for key, value in service.known_settings().items():
+        for key, value in (await service.settings()).items():
             print(f"{key} = {value}")
 
 
-async def _smtp(service: Service, args: argparse.Namespace) -> None:
+async def _smtp(service: Facade, args: argparse.Namespace) -> None:
     if args.action == "password":
-        service.set_smtp_password(read_stdin_line())
+        await service.store_smtp_password(read_stdin_line())
         print("the SMTP password is in the OS keyring")
     else:
         print(await service.test_smtp())
 
 
-async def _emails(service: Service, args: argparse.Namespace) -> None:
+async def _emails(service: Facade, args: argparse.Namespace) -> None:
     entries = await service.emails(status=args.status, direction=args.direction, search=args.search)
     if args.json:
         print(
@@ -325,10 +338,6 @@ def _rescue(args: argparse.Namespace) -> None:
         print(f"the database it replaced is kept at {report.replaced}")
 
 
-async def _serve(service: Service, args: argparse.Namespace) -> None:
-    await cli_serve.serve(service, args)
-
-
 COMMANDS: dict[str, Handler] = {
     **cli_admin.COMMANDS,
     **cli_mail.COMMANDS,
@@ -339,8 +348,9 @@ COMMANDS: dict[str, Handler] = {
     "config": _config,
     "smtp": _smtp,
     "emails": _emails,
-    "serve": _serve,
 }
+# Commands that run on this machine whatever server the command line is signed in to.
+LOCAL_ONLY = frozenset({"serve", "rescue", "login", "logout"})
 
 
 async def _run_command(args: argparse.Namespace) -> None:
@@ -351,21 +361,58 @@ async def _run_command(args: argparse.Namespace) -> None:
             data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
         )
 
+    if args.command == "login":
+        await cli_remote.login(args)
+        return
+    if args.command == "logout":
+        await cli_remote.logout(args)
+        return
     if args.command == "serve":
         from app.serve import open_when_ready
 
         ready = await open_when_ready(open_service)
-        if ready is None:
-            return
-        service = ready
-    else:
-        service = await open_service()
+        if ready is not None:
+            try:
+                await cli_serve.serve(ready, args)
+            finally:
+                await ready.close()
+        return
+    remote = cli_remote.open_remote(args)
+    if remote is None:
+        _require_acting_locally(args)
+    service: Facade = remote or await open_service()
     try:
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
-        await COMMANDS[args.command](service, args)
+        if remote is not None:
+            await _run_remote(remote, args)
+        else:
+            await COMMANDS[args.command](service, args)
     finally:
         await service.close()
+
+
+async def _run_remote(remote: RemoteService, args: argparse.Namespace) -> None:
+    """A command on the server: the signed-in user acts (an --as left out means them)."""
+    dest = getattr(args, ACTING_DEST, None)
+    try:
+        if dest is not None and getattr(args, dest) is None:
+            setattr(args, dest, (await remote.who()).email)
+        await COMMANDS[args.command](remote, args)
+    except AuthenticationError as exc:
+        if type(exc) is not AuthenticationError:
+            raise  # too many attempts: the message says when to try again
+        url = remote.client.base_url
+        raise AuthenticationError(f"{exc} (run 'deskbell login {url}')") from None
+
+
+def _require_acting_locally(args: argparse.Namespace) -> None:
+    """On this machine's database the command line can act as anyone, so it must be told
+    whom (on a server the signed-in user acts): the same refusal as a missing argument."""
+    dest = getattr(args, ACTING_DEST, None)
+    prog = getattr(args, ACTING_REQUIRED_IN, None)
+    if dest is not None and prog is not None and getattr(args, dest) is None:
+        raise InputError(f"the following arguments are required: --as; see {prog} --help")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

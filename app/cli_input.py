@@ -20,8 +20,11 @@ from typing import Final, NoReturn
 from services.errors import InputError, quoted
 
 __all__ = [
+    "ACTING_DEST",
+    "ACTING_REQUIRED_IN",
     "MAX_NUMBER",
     "Parser",
+    "acting_option",
     "address",
     "check_text_arguments",
     "number",
@@ -66,6 +69,28 @@ def address(value: str) -> str:
         return normalize_address(value)
     except InputError:
         raise argparse.ArgumentTypeError(f"{quoted(value)} is not an email address") from None
+
+
+# Set by `acting_option` on the command it belongs to: which argument names who acts, and
+# (for the commands that cannot do without one on this machine's database) the command's name.
+ACTING_DEST: Final = "acting_dest"
+ACTING_REQUIRED_IN: Final = "acting_required_in"
+
+
+def acting_option(
+    parser: argparse.ArgumentParser,
+    dest: str,
+    *,
+    required_locally: bool = False,
+    metavar: str = "EMAIL",
+    help: str | None = None,
+) -> None:
+    """`--as EMAIL`: who acts. On a server the signed-in user always does, so it may be left
+    out there; `required_locally` commands still need it on this machine's database."""
+    parser.add_argument("--as", dest=dest, type=address, metavar=metavar, help=help)
+    parser.set_defaults(
+        **{ACTING_DEST: dest, ACTING_REQUIRED_IN: parser.prog if required_locally else None}
+    )
 
 
 def check_text_arguments(args: argparse.Namespace, *, paths: Iterable[str]) -> None:

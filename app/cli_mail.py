@@ -14,15 +14,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from app.cli_input import address, read_stdin_line
+from app.cli_input import acting_option, address, read_stdin_line
 from services.errors import InputError
 
 if TYPE_CHECKING:
-    from services.api import Service
+    from services.facade import Facade
 
 __all__ = ["COMMANDS", "add_parsers"]
 
-Handler = Callable[["Service", argparse.Namespace], Awaitable[None]]
+Handler = Callable[["Facade", argparse.Namespace], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +39,7 @@ def add_parsers(sub: Any) -> None:
         "clear-bounces", help="forget an address's bounces so it is emailed again (admins)"
     )
     clear.add_argument("email", type=address)
-    clear.add_argument("--as", dest="acting", required=True, type=address, metavar="ADMIN_EMAIL")
+    acting_option(clear, "acting", required_locally=True, metavar="ADMIN_EMAIL")
     imap = sub.add_parser("imap", help="the IMAP mailbox").add_subparsers(
         dest="action", required=True
     )
@@ -47,7 +47,7 @@ def add_parsers(sub: Any) -> None:
     imap.add_parser("test", help="connect, log in and open the folder; print a summary")
 
 
-async def _mail(service: Service, args: argparse.Namespace) -> None:
+async def _mail(service: Facade, args: argparse.Namespace) -> None:
     if args.action == "bounces":
         await _bounces(service, as_json=args.json)
     elif args.action == "clear-bounces":
@@ -65,7 +65,7 @@ async def _mail(service: Service, args: argparse.Namespace) -> None:
         print(await service.receive_mail(raw))
 
 
-async def _bounces(service: Service, *, as_json: bool) -> None:
+async def _bounces(service: Facade, *, as_json: bool) -> None:
     found = await service.bounced_addresses()
     if as_json:
         print(
@@ -95,9 +95,9 @@ async def _bounces(service: Service, *, as_json: bool) -> None:
         )
 
 
-async def _imap(service: Service, args: argparse.Namespace) -> None:
+async def _imap(service: Facade, args: argparse.Namespace) -> None:
     if args.action == "password":
-        service.set_imap_password(read_stdin_line())
+        await service.store_imap_password(read_stdin_line())
         print("the IMAP password is in the OS keyring")
     else:
         print(await service.test_imap())

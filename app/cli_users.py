@@ -20,7 +20,7 @@ from app.cli_input import address, number, read_stdin_line
 from services.errors import InputError
 
 if TYPE_CHECKING:
-    from services.api import Service
+    from services.facade import Facade
 
 __all__ = ["ACTIONS", "add_parsers", "user_action"]
 
@@ -65,7 +65,7 @@ def _time(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "-"
 
 
-async def user_action(service: Service, args: argparse.Namespace) -> None:
+async def user_action(service: Facade, args: argparse.Namespace) -> None:
     from services.api import LOCAL_OPERATOR
 
     if args.action == "add":

@@ -499,6 +499,10 @@ class Service:
     def known_settings(self) -> dict[str, str]:
         return self.config.known()
 
+    async def settings(self) -> dict[str, str]:
+        """`known_settings` where the command line may be talking to a server (T6)."""
+        return self.known_settings()
+
     @property
     def token_key(self) -> bytes:
         return self.config.token_key
@@ -537,6 +541,10 @@ class Service:
         if not password or "\n" in password or "\r" in password:
             raise InputError("the password is empty or contains a line break")
         self.secrets.set(name="smtp", value=password)
+
+    async def store_smtp_password(self, password: str) -> None:
+        """`set_smtp_password` where the command line may be talking to a server (T6)."""
+        self.set_smtp_password(password)
 
     async def test_smtp(self) -> str:
         """Connect, greet and log in with the current settings; returns the server's answer."""
@@ -584,6 +592,10 @@ class Service:
         self.incoming.set_password(password)
         if self._parts.running:
             self._parts.restart_incoming_in_background()
+
+    async def store_imap_password(self, password: str) -> None:
+        """`set_imap_password` where the command line may be talking to a server (T6)."""
+        self.set_imap_password(password)
 
     async def test_imap(self) -> str:
         """Settings' "Test connection" for the mailbox: a summary, or MailboxError."""

@@ -19,6 +19,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "SecretStoreUnavailable",
+    "ServerError",
+    "ServerUnreachableError",
     "StoreBusyError",
     "StoreConflictError",
     "StoreCorruptError",
@@ -105,6 +107,17 @@ class MailboxError(DeskbellError):
 
 class MailboxUnreachableError(MailboxError, ConnectionError):
     """The IMAP server did not answer or hung up (I1). The reader retries with backoff."""
+
+
+class ServerError(DeskbellError):
+    """The team server (T6) answered in a way no Deskbell server does, or its TLS certificate is
+    not trusted; the message says what came back and what to check."""
+
+
+class ServerUnreachableError(ServerError, ConnectionError):
+    """The team server did not answer: refused, timed out, hung up, or a proxy in front of it
+    says it is down. Nothing was done on the server's side that the client knows of; try
+    again."""
 
 
 class AuthenticationError(DeskbellError):

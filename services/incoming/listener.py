@@ -30,10 +30,11 @@ MAX_MAIL_BYTES = 30_000_000  # beyond this the sender gets 552 (a huge attachmen
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (IPv6 as `[::1]:PORT`) for `--smtp-listen`; InputError if malformed."""
+    """`HOST:PORT` (IPv6 as `[::1]:PORT`) for `--smtp-listen`; InputError if malformed.
+    Port 0 lets the system pick a free one (the listener says which)."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise InputError(f"{quoted(value)} is not HOST:PORT (for example 127.0.0.1:2525)")
     return host, int(port)
 

@@ -90,15 +90,27 @@ BASELINES: dict[tuple[str, ...], Baseline] = {
     ("imap", "test"): {},
     ("serve",): {"smtp_listen": "127.0.0.1:2525", "listen": "127.0.0.1:0"},
     ("rescue",): {"file": "DAMAGED_FILE"},
+    # A closed port: the hostile cases must be refused before any connection is tried.
+    ("login",): {"url": "http://127.0.0.1:1", "email": BOB},
+    ("logout",): {},
 }
 # Commands that read standard input (a password line), with a valid input for the baseline.
 STDIN = {
     ("smtp", "password"): b"secret\n",
     ("imap", "password"): b"secret\n",
     ("user", "password"): b"correct horse battery\n",
+    ("login",): b"correct horse battery\n",
 }
 # Baselines not run: they need a server, run forever, or need a damaged file.
-NOT_RUN = {("smtp", "test"), ("imap", "test"), ("serve",), ("rescue",), ("mail", "receive")}
+NOT_RUN = {
+    ("smtp", "test"),
+    ("imap", "test"),
+    ("serve",),
+    ("rescue",),
+    ("mail", "receive"),
+    ("login",),  # tests/e2e/test_cli_remote.py signs in to a real server
+    ("logout",),
+}
 
 # --- the classes of hostile input --------------------------------------------------------
 
@@ -275,6 +287,12 @@ def _cases() -> Iterator[Case]:
             "unreachable": "postgresql+asyncpg://u:secret@127.0.0.1:1/deskbell",
         },
         "--as": ADDRESSES,
+        "--server": {
+            **TEXT_CLASSES,
+            "not a URL": "::not a url::",
+            "plain http to another machine": "http://desk.example.com",
+            "a port that is not one": "https://desk.example.com:http",
+        },
     }
     for option, values in global_options.items():
         for label, value in values.items():
