@@ -27,8 +27,8 @@ from services.domain.headers import normalize_address
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
 from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.incoming.decide import IncomingResult
-from services.server.codec import from_plain, plain
-from services.server_client import ServerClient, path
+from services.server.codec import plain
+from services.server_client import ServerClient, decode, path
 from services.system_emails import ResetRequest, SystemEmailInfo
 from services.template_catalog import RenderedEmail
 from services.template_store import TemplateInfo
@@ -63,7 +63,7 @@ class _Calls:
         params: Mapping[str, str] | None = None,
     ) -> T:
         answer = await self.client.call(method, api_path, json_body=body, params=params)
-        return from_plain(tp, answer)
+        return decode(tp, answer)
 
 
 class RemoteAutomations(_Calls):
@@ -151,7 +151,7 @@ class RemoteSystemEmails(_Calls):
         answer = await self.client.call("POST", path("password-resets"), json_body={"email": email})
         if not isinstance(answer, dict) or "email_id" not in answer:
             return None  # the public answer, alike for every address
-        return from_plain(ResetRequest, answer)
+        return decode(ResetRequest, answer)
 
 
 class RemoteService(_Calls):
@@ -304,8 +304,8 @@ class RemoteService(_Calls):
         rows = await self.call(list[dict[str, Any]], "GET", path("items", number, "messages"))
         return [
             (
-                from_plain(ConversationKind, row.get("conversation")),
-                from_plain(MessageRow, row.get("message")),
+                decode(ConversationKind, row.get("conversation")),
+                decode(MessageRow, row.get("message")),
             )
             for row in rows
         ]
@@ -390,4 +390,4 @@ class RemoteService(_Calls):
         answer = await self.client.call(
             "POST", path("mail"), data=raw, content_type="message/rfc822"
         )
-        return from_plain(IncomingResult, answer)
+        return decode(IncomingResult, answer)

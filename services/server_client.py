@@ -19,7 +19,7 @@ import ipaddress
 import json
 import ssl
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -40,7 +40,15 @@ from services.server.codec import from_plain
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["API_PATH", "ServerClient", "normalize_server_url", "path"]
+T = TypeVar("T")
+
+__all__ = [
+    "API_PATH",
+    "ServerClient",
+    "decode",
+    "normalize_server_url",
+    "path",
+]
 
 API_PATH: Final = "/api/v1/"
 DEFAULT_TIMEOUT_S: Final = 30.0
@@ -76,6 +84,15 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def decode(tp: type[T] | Any, answer: object) -> T:
+    """The server's answer as `tp`; ServerError, naming what did not fit, when no Deskbell
+    server of this version would answer so (another version, a proxy's page)."""
+    try:
+        return cast(T, from_plain(tp, answer))
+    except ValueError as exc:
+        raise ServerError(f"the server's answer was not understood ({exc})") from None
 
 
 def path(*segments: str | int) -> str:
@@ -126,7 +143,7 @@ class ServerClient:
         if not isinstance(answer, dict) or not isinstance(answer.get("token"), str):
             raise ServerError(f"{self.base_url} answered a sign-in without a session token")
         self.token = answer["token"]
-        return from_plain(SignedIn, answer.get("who"))
+        return decode(SignedIn, answer.get("who"))
 
     async def sign_out(self) -> None:
         """End this session on the server; the token stops working at once."""
@@ -134,7 +151,7 @@ class ServerClient:
         self.token = None
 
     async def me(self) -> SignedIn:
-        return from_plain(SignedIn, await self.call("GET", path("me")))
+        return decode(SignedIn, await self.call("GET", path("me")))
 
     # --- any call --------------------------------------------------------------------------
 
