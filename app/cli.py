@@ -325,10 +325,6 @@ def _rescue(args: argparse.Namespace) -> None:
         print(f"the database it replaced is kept at {report.replaced}")
 
 
-async def _serve(service: Service, args: argparse.Namespace) -> None:
-    await cli_serve.serve(service, args)
-
-
 COMMANDS: dict[str, Handler] = {
     **cli_admin.COMMANDS,
     **cli_mail.COMMANDS,
@@ -339,7 +335,6 @@ COMMANDS: dict[str, Handler] = {
     "config": _config,
     "smtp": _smtp,
     "emails": _emails,
-    "serve": _serve,
 }
 
 
@@ -351,15 +346,7 @@ async def _run_command(args: argparse.Namespace) -> None:
             data_dir=paths.data_dir(args.data_dir), url=paths.database_url(args.database_url)
         )
 
-    if args.command == "serve":
-        from app.serve import open_when_ready
-
-        ready = await open_when_ready(open_service)
-        if ready is None:
-            return
-        service = ready
-    else:
-        service = await open_service()
+    service = await open_service()
     try:
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
@@ -379,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deskbell: error: {exc}", file=sys.stderr)
         return 1
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command is None:
@@ -392,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rescue":
             _rescue(args)
+        elif args.command == "serve":
+            return cli_serve.run(args)
         else:
             asyncio.run(_run_command(args))
     except DeskbellError as exc:

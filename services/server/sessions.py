@@ -3,6 +3,7 @@ the sign-in; `DELETE /api/v1/sessions/current` ends the caller's own."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from aiohttp import web
@@ -10,7 +11,7 @@ from aiohttp import web
 from services.errors import InputError
 from services.server.auth import API_PREFIX, public, who
 from services.server.codec import json_response
-from services.server.keys import SERVICE
+from services.server.keys import SERVICE, TRUSTED_PROXIES, Network
 
 __all__ = ["client_address", "read_json", "routes"]
 
@@ -36,8 +37,40 @@ def text_field(body: dict[str, Any], name: str) -> str:
 
 
 def client_address(request: web.Request) -> str:
-    """The address sign-in attempts are counted against."""
-    return request.remote or "unknown"
+    """The client's address, which sign-in attempts are counted against (T4).
+
+    The direct peer, unless it is a trusted reverse proxy (`deskbell serve --trusted-proxy`):
+    then X-Forwarded-For is read from its right end (the entry the proxy itself added),
+    skipping further trusted proxies, and the first other address is the client. Entries to
+    its left were written by the client and are never believed; from any other peer the
+    header is ignored altogether, so a client cannot choose the address it is throttled by.
+    """
+    peer = request.remote or "unknown"
+    trusted = request.app[TRUSTED_PROXIES]
+    if not trusted or not _is_in(peer, trusted):
+        return peer
+    client = peer
+    hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
+    for hop in reversed(hops):
+        hop = hop.strip()
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            break  # not an address: what is left of it cannot be trusted either
+        client = str(address)
+        if not _is_in(client, trusted):
+            break
+    return client
+
+
+def _is_in(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 @routes.post(API_PREFIX + "sessions")
