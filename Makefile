@@ -52,7 +52,9 @@ test: system-packages $(BIN)/deskbell
 	PYTHON=$(BIN)/python tests/xvfb/run.sh -p no:cacheprovider || status=$$?; \
 	exit $$status
 
+# The `bench` extra: what bench/bench_http.py compares aiohttp with (never the app's).
 bench: $(BIN)/deskbell
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 # Linux installers from a PyInstaller bundle: dist/deskbell_<version>_<arch>.deb, the AppDir

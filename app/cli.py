@@ -367,16 +367,6 @@ async def _run_command(args: argparse.Namespace) -> None:
     if args.command == "logout":
         await cli_remote.logout(args)
         return
-    if args.command == "serve":
-        from app.serve import open_when_ready
-
-        ready = await open_when_ready(open_service)
-        if ready is not None:
-            try:
-                await cli_serve.serve(ready, args)
-            finally:
-                await ready.close()
-        return
     remote = cli_remote.open_remote(args)
     if remote is None:
         _require_acting_locally(args)
@@ -426,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deskbell: error: {exc}", file=sys.stderr)
         return 1
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command is None:
@@ -439,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rescue":
             _rescue(args)
+        elif args.command == "serve":
+            return cli_serve.run(args)
         else:
             asyncio.run(_run_command(args))
     except DeskbellError as exc:

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
 __all__ = [
+    "ENDED_SESSIONS_KEPT",
     "LOCAL_OPERATOR",
     "MAX_PASSWORD_CHARS",
     "MIN_PASSWORD_CHARS",
@@ -75,10 +76,12 @@ __all__ = [
     "add_user",
     "check_password",
     "hasher",
+    "purge_sessions",
 ]
 
 MIN_PASSWORD_CHARS: Final = 10
 MAX_PASSWORD_CHARS: Final = 1000
+ENDED_SESSIONS_KEPT: Final = timedelta(days=30)
 TOUCH_EVERY: Final = timedelta(minutes=1)  # a session's last use is written at most this often
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _CODE: Final = re.compile(r"[0-9]{1,32}")
@@ -263,8 +266,7 @@ def _begin_attempt(tx: Tx, *, email: str | None, address_key: str, now: datetime
         return _Attempt(retry_at=max(waits), person_id=None, email=None, stored_hash=None)
     for scope, key, failures in counted:
         _store_failures(tx, scope, key, after_failure(failures, now=now))
-    # Rows quiet for a whole window count nothing: drop them, so guessed addresses do not pile up.
-    tx.conn.execute(delete(SignInThrottle).where(SignInThrottle.last_failed_at < now - WINDOW))
+    _forget_spent_failures(tx, now)
     row = (
         tx.conn.execute(
             select(Person.id, Person.email, Person.password_hash).where(
@@ -277,6 +279,23 @@ def _begin_attempt(tx: Tx, *, email: str | None, address_key: str, now: datetime
     if row is None:
         return _Attempt(retry_at=None, person_id=None, email=None, stored_hash=None)
     return _Attempt(retry_at=None, person_id=row[0], email=row[1], stored_hash=row[2])
+
+
+def _forget_spent_failures(tx: Tx, now: datetime) -> None:
+    """Rows quiet for a whole window count nothing: drop them, so guessed addresses do not
+    pile up."""
+    tx.conn.execute(delete(SignInThrottle).where(SignInThrottle.last_failed_at < now - WINDOW))
+
+
+def purge_sessions(tx: Tx, *, now: datetime) -> int:
+    """The hourly upkeep (T4): sessions ended more than `ENDED_SESSIONS_KEPT` ago (their
+    owner has seen them end in their list of sessions) and spent throttle rows are deleted;
+    the number of sessions deleted."""
+    ended = tx.conn.execute(
+        delete(DeviceSession).where(DeviceSession.ended_at < now - ENDED_SESSIONS_KEPT)
+    ).rowcount
+    _forget_spent_failures(tx, now)
+    return int(ended)
 
 
 def _give_back(tx: Tx, *, email: str, address_key: str) -> None:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from services import operations
+from services.accounts import purge_sessions
 from services.automations import AutomationCache, Automations
 from services.clock import Clock
 from services.email_log import LOG_WINDOW, PURGE_EVERY, purge_log
@@ -237,14 +238,18 @@ class Wiring:
             self._reactor = None
 
     async def _upkeep_forever(self) -> None:
-        """Hourly: the email log past 72 hours (M6) and the change feed past its window."""
-        retry = RetryLog(log, "purging old log entries and changes")
+        """Hourly: the email log past 72 hours (M6), the change feed past its window, and
+        sessions ended long ago with spent sign-in throttles (T4)."""
+        retry = RetryLog(log, "purging old log entries, changes and sessions")
         while True:
             try:
                 removed = await self.db.write(purge_log, before=self.clock.now() - LOG_WINDOW)
                 if removed:
                     log.info("purged %d log entries older than 72 hours", removed)
                 await self.feed.purge()
+                ended = await self.db.write(purge_sessions, now=self.clock.now())
+                if ended:
+                    log.info("purged %d sessions ended over 30 days ago", ended)
                 retry.succeeded()
             except Exception as exc:
                 retry.failed(exc)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from aiohttp import web
 
 from services.api import Service
 from services.server import center, conversations, health, items, openapi, people, sessions
+from services.server.access_log import request_id_middleware
 from services.server.auth import auth_middleware
 from services.server.errors import errors_middleware
-from services.server.keys import SERVICE
+from services.server.keys import SERVICE, TRUSTED_PROXIES, Network
 
 __all__ = ["MAX_BODY_BYTES", "ROUTE_TABLES", "build_app"]
 
@@ -31,11 +33,14 @@ ROUTE_TABLES: Final = (
 )
 
 
-def build_app(service: Service) -> web.Application:
+def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> web.Application:
+    """`trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[request_id_middleware, errors_middleware, auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
     )
     app[SERVICE] = service
+    app[TRUSTED_PROXIES] = tuple(trusted_proxies)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     return app

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import ipaddress
 import re
 import types
 import typing
@@ -34,7 +35,7 @@ from services.api import Service
 from services.errors import InputError
 from services.server.auth import API_PREFIX, Access, allow, who
 from services.server.codec import Bounds, from_plain, json_response
-from services.server.keys import SERVICE
+from services.server.keys import SERVICE, TRUSTED_PROXIES, Network
 
 __all__ = [
     "MAX_ID",
@@ -109,8 +110,40 @@ class Call:
 
 
 def client_address(request: web.Request) -> str:
-    """The address sign-in attempts are counted against."""
-    return request.remote or "unknown"
+    """The client's address, which sign-in attempts are counted against (T4).
+
+    The direct peer, unless it is a trusted reverse proxy (`deskbell serve --trusted-proxy`):
+    then X-Forwarded-For is read from its right end (the entry the proxy itself added),
+    skipping further trusted proxies, and the first other address is the client. Entries to
+    its left were written by the client and are never believed; from any other peer the
+    header is ignored altogether, so a client cannot choose the address it is throttled by.
+    """
+    peer = request.remote or "unknown"
+    trusted = request.app[TRUSTED_PROXIES]
+    if not trusted or not _is_in(peer, trusted):
+        return peer
+    client = peer
+    hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
+    for hop in reversed(hops):
+        hop = hop.strip()
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            break  # not an address: what is left of it cannot be trusted either
+        client = str(address)
+        if not _is_in(client, trusted):
+            break
+    return client
+
+
+def _is_in(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

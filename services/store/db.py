@@ -9,10 +9,11 @@ import functools
 import logging
 import shutil
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -31,12 +32,15 @@ __all__ = [
     "decode_text",
     "head_revision",
     "prepare_database",
+    "schema_revision",
     "sqlite_url",
 ]
 
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "deskbell.db"
+
+_T = TypeVar("_T")
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -270,15 +274,16 @@ def _shown_url(url: str) -> str:
         return "(an invalid URL)"
 
 
-def _migrate_server(url: str) -> None:
-    """Migrate a database server's schema (run in a worker thread, with the sync driver)."""
+def _on_server(url: str, work: Callable[[Connection], _T], *, transaction: bool) -> _T:
+    """`work` on one connection to a database server (in a worker thread, the sync driver);
+    whatever stops it from connecting becomes one StoreUnavailableError."""
     try:
         engine = create_engine(url, poolclass=NullPool)
     except (ImportError, ArgumentError) as exc:  # no driver for that URL
         raise StoreUnavailableError(f"cannot use the database {_shown_url(url)}: {exc}") from exc
     try:
-        with engine.begin() as conn:
-            _upgrade(conn)
+        with engine.begin() if transaction else engine.connect() as conn:
+            return work(conn)
     except (OSError, SQLAlchemyError) as exc:
         reason = getattr(exc, "orig", None) or exc
         first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
@@ -287,6 +292,11 @@ def _migrate_server(url: str) -> None:
         ) from exc
     finally:
         engine.dispose()
+
+
+def _migrate_server(url: str) -> None:
+    """Migrate a database server's schema."""
+    _on_server(url, _upgrade, transaction=True)
 
 
 async def prepare_database(url: str, *, now: datetime, check: bool = True) -> str | None:
@@ -303,3 +313,34 @@ async def prepare_database(url: str, *, now: datetime, check: bool = True) -> st
         return await asyncio.to_thread(_prepare_sqlite, path, now, check=check)
     await asyncio.to_thread(_migrate_server, sync_url)
     return None
+
+
+def _read_revision(conn: Connection) -> str | None:
+    if not conn.dialect.has_table(conn, "alembic_version"):
+        return None
+    row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    return None if row is None else str(row[0])
+
+
+def _file_revision(path: Path) -> str | None:
+    if not path.exists():
+        raise StoreUnavailableError(f"there is no database at {path} yet")
+    try:
+        return _sqlite_revision(path)[1]
+    except (sqlite3.Error, OSError) as exc:
+        error = store_error(exc, path=path)
+        if error is None:
+            raise
+        raise error from exc
+
+
+async def schema_revision(url: str) -> str | None:
+    """The schema revision the database behind `url` is at (None: it has no schema yet),
+    changing nothing (`deskbell serve --check`); StoreError if it cannot be reached or read."""
+    try:
+        backend, sync_url = database_target(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreUnavailableError(f"cannot use the database {_shown_url(url)}: {exc}") from exc
+    if backend == "sqlite":
+        return await asyncio.to_thread(_file_revision, Path(str(make_url(sync_url).database)))
+    return await asyncio.to_thread(_on_server, sync_url, _read_revision, transaction=False)

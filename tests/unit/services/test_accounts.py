@@ -541,3 +541,33 @@ async def test_t4_a_customer_chat_session_is_opened_by_an_administrator_and_says
     await svc.sign_out(who)
     with pytest.raises(AuthenticationError):
         await svc.authenticate(new.token)
+
+
+# --- the hourly upkeep ---------------------------------------------------------------------
+
+
+async def test_t4_the_hourly_upkeep_deletes_sessions_ended_long_ago_and_spent_throttles(
+    svc: Service, world: World, clock: ManualClock
+) -> None:
+    """Injected clock: a session ended more than a month ago is deleted by the service's own
+    upkeep, a live or recently ended one is kept; failures past their window are forgotten."""
+    old = (await _sign_in(svc, ANN)).who.session_id
+    await svc.end_session(acting=LOCAL_OPERATOR, session_id=old)
+    with pytest.raises(AuthenticationError):
+        await _sign_in(svc, BOB, password="wrong password", address="192.0.2.99")
+    clock.advance((accounts.ENDED_SESSIONS_KEPT - timedelta(days=1)).total_seconds())
+    recent = (await _sign_in(svc, ANN)).who.session_id
+    await svc.end_session(acting=LOCAL_OPERATOR, session_id=recent)
+    live = (await _sign_in(svc, BOB)).who.session_id
+    clock.advance(timedelta(days=2).total_seconds())  # `old` ended past the keep; `recent` not
+    assert timedelta(days=2) > WINDOW  # so every throttle row is spent too
+    throttles = select(SignInThrottle.scope, SignInThrottle.key)
+    assert await svc.db.read(_rows, throttles)
+
+    await svc.start()  # the upkeep's first pass runs at once, then hourly
+
+    sessions = select(DeviceSession.id).order_by(DeviceSession.id)
+    async with asyncio.timeout(60):
+        while await svc.db.read(_rows, sessions) != [(recent,), (live,)]:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # (the upkeep task's write, seen in the database)
+    assert await svc.db.read(_rows, throttles) == []
