@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.log_format import FORMATS
+from services.errors import quoted
 
 if TYPE_CHECKING:
     import ssl
@@ -44,7 +45,7 @@ def network(value: str) -> Network:
         return ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not an IP address or network (for example 10.0.0.0/8)"
+            f"{quoted(value)} is not an IP address or network (for example 10.0.0.0/8)"
         ) from None
 
 
