@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api import Service
-from services.server import health, sessions
+from services.server import events, health, sessions
 from services.server.auth import auth_middleware
 from services.server.errors import errors_middleware
 from services.server.keys import SERVICE
@@ -23,4 +23,5 @@ def build_app(service: Service) -> web.Application:
     app[SERVICE] = service
     app.router.add_routes(health.routes)
     app.router.add_routes(sessions.routes)
+    events.setup(app)
     return app
