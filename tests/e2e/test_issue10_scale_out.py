@@ -32,9 +32,10 @@ from services.domain.model import DeliveryState
 from services.errors import AuthenticationError
 from services.server_client import events
 from services.store.database import Tx
-from services.store.models import Delivery
+from services.store.models import Delivery, Email, ImapReaderLease
 from tests.e2e.conftest import ROOT, Deskbell, _env, wait_until
 from tests.e2e.test_mail_processes import _Accepted, _client_ports, _emails
+from tests.support.dovecot import DovecotServer
 from tests.support.postgres import PostgresCluster
 from tests.support.service_url import service_url
 from tests.support.smtpd import SmtpServer, free_port
@@ -301,3 +302,95 @@ async def _clients_through_posts_and_a_kill(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return watchers, revoked
+
+
+# --- the IMAP reader: one serve reads the mailbox, the survivor takes it over -----------------
+
+OUR = "help@deskbell.test"
+
+
+async def _set_up_imap(url: str, dovecot: DovecotServer, folder: str) -> None:
+    service = await Service.open(url=url)
+    try:
+        for key, value in (
+            ("smtp.from", OUR),
+            ("smtp.cafile", str(dovecot.cafile)),
+            ("imap.host", "127.0.0.1"),
+            ("imap.port", str(dovecot.tls_port)),
+            ("imap.security", "tls"),
+            ("imap.username", dovecot.user),
+            ("imap.folder", folder),
+        ):
+            await service.set_config(key, value)
+        service.set_imap_password(dovecot.password)  # the keyring the serves share
+        await service.add_person(email=ADMIN, name="Ann")
+    finally:
+        await service.close()
+
+
+def _lease_owner(tx: Tx) -> str | None:
+    owners = [o for (o,) in tx.conn.execute(select(ImapReaderLease.owner)) if o is not None]
+    assert len(owners) <= 1, owners
+    return owners[0] if owners else None
+
+
+def _incoming(tx: Tx) -> list[str]:
+    rows = tx.conn.execute(select(Email.message_id).where(Email.direction == "in"))
+    return [str(mid) for (mid,) in rows]
+
+
+def _mail(n: int) -> bytes:
+    return (
+        f"From: Carl <carl{n}@customer.org>\r\nTo: {OUR}\r\nSubject: Help {n}\r\n"
+        f"Message-ID: <scale-out-{n}@customer.org>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+        f"\r\nMy printer number {n} is on fire.\r\n"
+    ).encode()
+
+
+def test_t2_the_imap_reader_runs_in_one_serve_and_moves_to_the_survivor_on_sigkill(
+    postgres_cluster: PostgresCluster, tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    url = service_url(postgres_cluster.url(postgres_cluster.create_database()))
+    folder = "ScaleOut"
+    dovecot.create_folder(folder)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    team = Deskbell(data_dir=data_dir, url=url)
+    try:
+        asyncio.run(_set_up_imap(url, dovecot, folder))
+        for _ in range(2):
+            team.serve()
+        pids = {f":{proc.pid}:": proc for proc in team.served}
+        owner: list[str] = []
+
+        def owned_by_a_serve() -> bool:
+            found = asyncio.run(_service_read(url, _lease_owner))
+            owner[:] = [p for p in pids if found and p in found]
+            return bool(owner)
+
+        assert wait_until(owned_by_a_serve, timeout_s=DEADLINE_S, step_s=0.2), team.serve_log(0)
+        reader = pids[owner[0]]
+        dovecot.deliver(_mail(1), folder=folder)
+
+        def logged(count: int) -> bool:
+            return len(asyncio.run(_service_read(url, _incoming))) >= count
+
+        assert wait_until(lambda: logged(1), timeout_s=DEADLINE_S, step_s=0.2)
+        # Exactly one reader all along: the lease never named the other serve.
+        assert owned_by_a_serve() and pids[owner[0]] is reader
+        reader.send_signal(signal.SIGKILL)
+        reader.wait(timeout=60)
+        survivor = next(p for p in team.served if p is not reader)
+        assert wait_until(
+            lambda: owned_by_a_serve() and pids[owner[0]] is survivor,
+            timeout_s=DEADLINE_S,
+            step_s=0.2,
+        ), team.serve_log(1)
+        dovecot.deliver(_mail(2), folder=folder)
+        assert wait_until(lambda: logged(2), timeout_s=DEADLINE_S, step_s=0.2), team.serve_log(1)
+        incoming = asyncio.run(_service_read(url, _incoming))
+        assert sorted(incoming) == sorted(
+            ["<scale-out-1@customer.org>", "<scale-out-2@customer.org>"]
+        ), incoming
+    finally:
+        team.stop_all()
