@@ -95,6 +95,8 @@ class Stream:
 
     def lost(self, position: int) -> None:
         """Events up to `position` will not reach this client: it resyncs there."""
+        if position <= self._floor:
+            return  # caught up past it already
         self._queue.clear()
         self._resync_at = position
         self._wake.set()
