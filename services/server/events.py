@@ -9,10 +9,10 @@ last position it received and reconnects with it: it gets every change once, no 
 - Too old a cursor (past what the change feed keeps, services/events.py KEEP), or one this
   server never handed out: `{"type": "resync", "position": P}`; the client reloads what it
   shows and the stream carries on after P.
-- A slow client: each stream queues at most QUEUE_MAX events. When a client falls that far
-  behind, its queue is dropped and it gets a resync at the newest position instead, then the
-  changes after it: the server's memory stays bounded whatever the client does, and a client
-  that reads nothing at all is closed by the heartbeat.
+- A slow client: each stream queues at most QUEUE_MAX events, QUEUE_MAX_CHARS of text. When
+  a client falls that far behind, its queue is dropped and it gets a resync at the newest
+  position instead, then the changes after it: the server's memory stays bounded whatever
+  the client does, and a client that reads nothing at all is closed by the heartbeat.
 - A session that ends (signing out, an administrator ending it, a new password) closes its
   streams at once with code 4401, in every server process: the end is a change
   (ChangeKind.SESSION) that each process's feed reads, and each stream of that person checks
@@ -57,6 +57,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 QUEUE_MAX: Final = 2_000  # events waiting for one client before it is told to resync
+QUEUE_MAX_CHARS: Final = 8_000_000  # or this much text (a message may be long)
 CLOSE_SESSION_ENDED: Final = 4401  # the session ended: sign in again
 HEARTBEAT_S: Final = 30.0  # a client that answers no ping within half of this is closed
 
@@ -79,6 +80,7 @@ class Stream:
         self.who = caller
         self.token = token
         self._queue: deque[tuple[int, str]] = deque()
+        self._queued_chars = 0
         self._resync_at: int | None = None
         self._floor = -1  # live events at or below were sent while catching up
         self._ending: tuple[int, str] | None = None
@@ -87,10 +89,11 @@ class Stream:
     def push(self, position: int, text: str) -> None:
         if position <= self._floor:
             return
-        if len(self._queue) >= QUEUE_MAX:
+        if len(self._queue) >= QUEUE_MAX or self._queued_chars + len(text) > QUEUE_MAX_CHARS:
             self.lost(position)
             return
         self._queue.append((position, text))
+        self._queued_chars += len(text)
         self._wake.set()
 
     def lost(self, position: int) -> None:
@@ -98,6 +101,7 @@ class Stream:
         if position <= self._floor:
             return  # caught up past it already
         self._queue.clear()
+        self._queued_chars = 0
         self._resync_at = position
         self._wake.set()
 
@@ -114,7 +118,7 @@ class Stream:
         """Catching up reached `position`: what the hub queued meanwhile up to it was sent."""
         self._floor = position
         while self._queue and self._queue[0][0] <= position:
-            self._queue.popleft()
+            self._queued_chars -= len(self._queue.popleft()[1])
         if self._resync_at is not None and self._resync_at <= position:
             self._resync_at = None
 
@@ -128,7 +132,9 @@ class Stream:
                     position, self._resync_at = self._resync_at, None
                     await self.ws.send_str(_marker("resync", position))
                     continue
-                await self.ws.send_str(self._queue.popleft()[1])
+                _position, text = self._queue.popleft()
+                self._queued_chars -= len(text)
+                await self.ws.send_str(text)
             if self._ending is not None:
                 code, why = self._ending
                 await self.ws.close(code=code, message=why.encode())

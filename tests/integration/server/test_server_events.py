@@ -227,16 +227,18 @@ async def test_t4_only_the_ended_session_closes_not_the_persons_other_one(
         await until_message(ws2, "for the second")
 
 
+@pytest.mark.parametrize("bound", [("QUEUE_MAX", 3), ("QUEUE_MAX_CHARS", 600)])
 async def test_t1_a_slow_client_is_told_to_resync_and_the_server_keeps_a_bounded_queue(
     http: ClientSession,
     base_url: str,
     world: World,
     live: Service,
     monkeypatch: pytest.MonkeyPatch,
+    bound: tuple[str, int],
 ) -> None:
-    """More changes at once than a stream may queue: its queue is dropped for a resync at
-    the newest of them, then the changes after it flow again."""
-    monkeypatch.setattr(server_events, "QUEUE_MAX", 3)
+    """More changes at once than a stream may queue (in number, or in text): its queue is
+    dropped for a resync at the newest of them, then the changes after it flow again."""
+    monkeypatch.setattr(server_events, *bound)
     token = await sign_in(http, base_url, BOB)
     numbers = [
         (await live.create_item(title=f"Item {n}", followers=[ANN, BOB])).number for n in range(6)
