@@ -218,6 +218,10 @@ def follow(tx: Tx, *, item_id: int, person_id: int, now: datetime) -> bool:
 
 
 def unfollow(tx: Tx, *, item_id: int, person_id: int, now: datetime) -> None:
+    # Someone who does not follow the item stops following nothing: no change to tell (an
+    # event would name the item to them).
+    if not tx.run(_IS_FOLLOWER, {"item_id": item_id, "person_id": person_id}):
+        return
     tx.run(_UNFOLLOW, {"b_item": item_id, "b_person": person_id})
     record_change(tx, kind=ChangeKind.FOLLOW, at=now, person_id=person_id, subject_id=item_id)
 
