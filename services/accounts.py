@@ -50,11 +50,12 @@ from services.errors import (
     TooManyAttemptsError,
 )
 from services.store import queries
+from services.store.changes import record_change
 from services.store.database import Database, Tx
 from services.store.models import DeviceSession, Person, SignInThrottle
 from services.store.prepared import Prepared
 from services.system_emails import WELCOME, is_enabled, use_reset_code
-from services.views import PersonInfo
+from services.views import ChangeKind, PersonInfo
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -366,7 +367,16 @@ def _end_sessions(tx: Tx, *, person_id: int, keep: int | None, now: datetime) ->
     )
     if keep is not None:
         stmt = stmt.where(DeviceSession.id != keep)
-    return tx.conn.execute(stmt.values(ended_at=now)).rowcount
+    ended: int = tx.conn.execute(stmt.values(ended_at=now)).rowcount
+    if ended:
+        _ended(tx, person_id=person_id, session_id=None, now=now)
+    return ended
+
+
+def _ended(tx: Tx, *, person_id: int, session_id: int | None, now: datetime) -> None:
+    """Tell every process (their event streams) that sessions of `person_id` ended: one, or
+    (None) any but those still live."""
+    record_change(tx, kind=ChangeKind.SESSION, at=now, person_id=person_id, subject_id=session_id)
 
 
 def _set_hash(tx: Tx, *, person_id: int, new_hash: str, expected: str | None = None) -> bool:
@@ -528,6 +538,7 @@ def _end_session(tx: Tx, *, acting: Caller, session_id: int, now: datetime) -> S
     tx.conn.execute(
         update(DeviceSession).where(DeviceSession.id == session_id).values(ended_at=now)
     )
+    _ended(tx, person_id=session.person_id, session_id=session_id, now=now)
     return replace(session, ended_at=now)
 
 

@@ -335,7 +335,9 @@ def post_message(
         ],
     )
     tx.run(_TOUCH_CONVERSATION, {"b_id": conversation.id, "b_at": now, "b_message": message_id})
-    record_change(tx, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation.id)
+    record_change(
+        tx, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation.id, subject_id=message_id
+    )
     return Posted(
         message_id=message_id,
         conversation=conversation,
@@ -383,7 +385,9 @@ def delete_message(tx: Tx, *, message_id: int, actor: PersonInfo, now: datetime)
         raise PermissionDeniedError("only its author or an administrator may delete a message")
     tx.run(_DELETE_MESSAGE, {"b_id": message_id, "b_at": now})
     tx.run(_SUPPRESS_DELETED, {"b_id": message_id, "b_at": now})
-    record_change(tx, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation_id)
+    record_change(
+        tx, kind=ChangeKind.MESSAGE, at=now, conversation_id=conversation_id, subject_id=message_id
+    )
     return conversation_id
 
 

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 
 from services.clock import Clock
 from services.retry_log import RetryLog
@@ -29,7 +29,7 @@ from services.store.prepared import Prepared
 from services.store.watch import Wake
 from services.views import ChangeEvent, ChangeKind
 
-__all__ = ["KEEP", "ChangeFeed", "Listener"]
+__all__ = ["KEEP", "ChangeFeed", "Listener", "changes_after", "kept_window"]
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,20 @@ _RETRY_S = 1.0  # after a failed read (the database busy or unreachable)
 _PAGE = 5_000  # changes per read: a long-stopped process catches up in pages
 
 _LAST = Prepared[tuple[int]](select(Counter.value).where(Counter.name == counters.CHANGES))
-_AFTER = Prepared[tuple[int, str, int | None, int | None]](
-    select(Change.position, Change.kind, Change.conversation_id, Change.person_id)
+_AFTER = Prepared[tuple[int, str, int | None, int | None, int | None, datetime]](
+    select(
+        Change.position,
+        Change.kind,
+        Change.conversation_id,
+        Change.person_id,
+        Change.subject_id,
+        Change.at,
+    )
     .where(Change.position > bindparam("after"))
     .order_by(Change.position)
     .limit(_PAGE)
 )
+_OLDEST = Prepared[tuple[int | None]](select(func.min(Change.position)))
 _PURGE = Prepared(delete(Change).where(Change.at < bindparam("before")))
 
 
@@ -54,13 +62,26 @@ def _last_position(tx: Tx) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def _changes_after(tx: Tx, after: int) -> list[ChangeEvent]:
+def changes_after(tx: Tx, after: int) -> list[ChangeEvent]:
+    """The next page of changes past position `after`, in position order."""
     return [
         ChangeEvent(
-            position=position, kind=ChangeKind(kind), conversation_id=conv, person_id=person
+            position=position,
+            kind=ChangeKind(kind),
+            conversation_id=conv,
+            person_id=person,
+            subject_id=subject,
+            at=at,
         )
-        for position, kind, conv, person in tx.run(_AFTER, {"after": after})
+        for position, kind, conv, person, subject, at in tx.run(_AFTER, {"after": after})
     ]
+
+
+def kept_window(tx: Tx) -> tuple[int | None, int]:
+    """The oldest position still kept (None: none is) and the last handed out. Every change
+    up to the last one read here has committed: the counter stays locked until it does."""
+    last = _last_position(tx)
+    return tx.run(_OLDEST)[0][0], last
 
 
 def _purge(tx: Tx, before: datetime) -> None:
@@ -170,7 +191,7 @@ class ChangeFeed:
             found: list[ChangeEvent] = []
             while True:
                 self.reads += 1
-                batch = await self._db.read(_changes_after, self._last)
+                batch = await self._db.read(changes_after, self._last)
                 if not batch:
                     break
                 self._last = batch[-1].position

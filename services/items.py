@@ -94,7 +94,7 @@ def create_item(
     if requester is not None:
         wanted.setdefault(requester.id)
     tx.run_many(_INSERT_FOLLOWER, [{"item_id": item_id, "person_id": pid} for pid in wanted])
-    record_change(tx, kind=ChangeKind.ITEM, at=now, conversation_id=internal)
+    record_change(tx, kind=ChangeKind.ITEM, at=now, conversation_id=internal, subject_id=item_id)
     return NewItem(id=item_id, number=number, internal_id=internal, external_id=external)
 
 
@@ -213,13 +213,17 @@ def follow(tx: Tx, *, item_id: int, person_id: int, now: datetime) -> bool:
     if tx.run(_IS_FOLLOWER, {"item_id": item_id, "person_id": person_id}):
         return False
     tx.run(_INSERT_FOLLOWER, {"item_id": item_id, "person_id": person_id})
-    record_change(tx, kind=ChangeKind.FOLLOW, at=now, person_id=person_id)
+    record_change(tx, kind=ChangeKind.FOLLOW, at=now, person_id=person_id, subject_id=item_id)
     return True
 
 
 def unfollow(tx: Tx, *, item_id: int, person_id: int, now: datetime) -> None:
+    # Someone who does not follow the item stops following nothing: no change to tell (an
+    # event would name the item to them).
+    if not tx.run(_IS_FOLLOWER, {"item_id": item_id, "person_id": person_id}):
+        return
     tx.run(_UNFOLLOW, {"b_item": item_id, "b_person": person_id})
-    record_change(tx, kind=ChangeKind.FOLLOW, at=now, person_id=person_id)
+    record_change(tx, kind=ChangeKind.FOLLOW, at=now, person_id=person_id, subject_id=item_id)
 
 
 def check_status(status: str) -> str:
@@ -255,7 +259,7 @@ def set_status(tx: Tx, *, number: int, status: str, now: datetime) -> StatusChan
     item_id, old = rows[0]
     if old != wanted:
         tx.run(_SET_STATUS, {"b_id": item_id, "b_status": wanted, "b_at": now})
-        record_change(tx, kind=ChangeKind.ITEM, at=now)
+        record_change(tx, kind=ChangeKind.ITEM, at=now, subject_id=item_id)
     return StatusChange(item_id=item_id, old=old, new=wanted)
 
 
@@ -279,5 +283,5 @@ def assign_item(
         assignee = person.id
         follow(tx, item_id=item_id, person_id=person.id, now=now)
     tx.run(_SET_ASSIGNEE, {"b_id": item_id, "b_assignee": assignee, "b_at": now})
-    record_change(tx, kind=ChangeKind.ITEM, at=now)
+    record_change(tx, kind=ChangeKind.ITEM, at=now, subject_id=item_id)
     return item_id

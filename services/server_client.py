@@ -1,5 +1,7 @@
 """The team server's HTTP client (T6): one aiohttp session to one server, signed in with a
-device session's Bearer token.
+device session's Bearer token; and `events()`, which follows the server's event stream (a
+WebSocket of JSON events, each with its "type" and "position": pass the last position as
+`after` on the next connection to carry on with no gap and no duplicate, or be told "resync").
 
 Every answer that is not a success becomes the service's own error: the server sends
 `{"error": {"type": ..., "message": ...}}` and the client raises the class of that name from
@@ -28,6 +30,7 @@ from yarl import URL
 from services import errors
 from services.accounts import SignedIn
 from services.errors import (
+    AuthenticationError,
     DeskbellError,
     InputError,
     ServerError,
@@ -38,14 +41,16 @@ from services.errors import (
 from services.server.codec import from_plain
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterator, Mapping
 
 T = TypeVar("T")
 
 __all__ = [
     "API_PATH",
+    "SESSION_ENDED",
     "ServerClient",
     "decode",
+    "events",
     "normalize_server_url",
     "path",
 ]
@@ -323,3 +328,67 @@ def _json(body: bytes) -> Any:
         return json.loads(body) if body else None
     except ValueError:
         return _NOT_JSON
+
+
+# --- the event stream --------------------------------------------------------------------------
+
+SESSION_ENDED: Final = 4401  # the server's close code when the session ends
+
+
+def _ssl(cafile: str | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=cafile) if cafile else True
+
+
+async def events(
+    base_url: str,
+    token: str,
+    after: int | None = None,
+    *,
+    cafile: str | None = None,
+    heartbeat_s: float = 30.0,
+) -> AsyncIterator[dict[str, Any]]:
+    """The server's events past position `after` (None: from now on), then live ones.
+
+    Raises AuthenticationError when the token is refused or the session ends (close code
+    4401), ConnectionError when the server cannot be reached or closes the stream otherwise
+    (reconnect with the last position)."""
+    url = base_url.rstrip("/") + "/api/v1/events"
+    params = {} if after is None else {"after": str(after)}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(
+                url,
+                params=params,
+                headers=headers,
+                heartbeat=heartbeat_s,
+                ssl=_ssl(cafile),
+                autoclose=False,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                raise AuthenticationError("not signed in: sign in again") from None
+            if exc.status == 400:
+                raise InputError(f"the server refused the event stream: {exc.message}") from None
+            raise DeskbellError(f"the server refused the event stream ({exc.status})") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise ConnectionError(f"cannot reach the server at {base_url}: {exc}") from exc
+        # The close code is read from the server's close frame itself: the server may drop
+        # the connection before the reply an automatic close would write, which would turn
+        # the code into 1006.
+        code: int | None = None
+        async with ws:
+            while True:
+                message = await ws.receive()
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    event = json.loads(message.data)
+                    if isinstance(event, dict):
+                        yield event
+                elif message.type is aiohttp.WSMsgType.CLOSE:
+                    code = message.data
+                    break
+                else:  # an error, or closed by this side
+                    break
+        if code == SESSION_ENDED:
+            raise AuthenticationError("the session has ended: sign in again")
+        raise ConnectionResetError(f"the server closed the event stream ({code or ws.close_code})")

@@ -172,6 +172,7 @@ class ChangeKind(StrEnum):
     SETTINGS = "settings"  # workspace settings or a person's notification settings
     AUTOMATION = "automation"
     TEMPLATE = "template"
+    SESSION = "session"  # a person's device session ended: their open event streams re-check
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,10 @@ class ChangeEvent:
     kind: ChangeKind
     conversation_id: int | None
     person_id: int | None
+    # Which thing changed, where the kind names one: a message (MESSAGE), an item (ITEM,
+    # FOLLOW), a session (SESSION). The event stream describes it without another call.
+    subject_id: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,16 @@ from typing import Final
 from aiohttp import web
 
 from services.api import Service
-from services.server import center, conversations, health, items, openapi, people, sessions
+from services.server import (
+    center,
+    conversations,
+    events,
+    health,
+    items,
+    openapi,
+    people,
+    sessions,
+)
 from services.server.access_log import request_id_middleware
 from services.server.auth import auth_middleware
 from services.server.errors import errors_middleware
@@ -29,6 +38,7 @@ ROUTE_TABLES: Final = (
     items.routes,
     conversations.routes,
     center.routes,
+    events.routes,
     openapi.routes,
 )
 
@@ -43,4 +53,5 @@ def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> w
     app[TRUSTED_PROXIES] = tuple(trusted_proxies)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
+    events.setup(app)  # the stream's hub; its route is in ROUTE_TABLES
     return app

@@ -24,6 +24,7 @@ __all__ = ["record_change"]
 
 _PENDING = "deskbell.changes"
 _INSERT_CHANGE = Prepared(insert(Change))
+_Key = tuple[str, int | None, int | None, int | None]  # kind, conversation, person, subject
 
 
 def record_change(
@@ -33,20 +34,22 @@ def record_change(
     at: datetime,
     conversation_id: int | None = None,
     person_id: int | None = None,
+    subject_id: int | None = None,
 ) -> None:
-    """Append a change-feed row at commit and wake every watcher once this transaction commits."""
+    """Append a change-feed row at commit and wake every watcher once this transaction commits.
+    `subject_id`: the message, item or session it is about (see `ChangeEvent`)."""
     if not tx.writing:
         raise RuntimeError("a read changes nothing: use Database.write")
-    pending: dict[tuple[str, int | None, int | None], datetime] | None = tx.info.get(_PENDING)
+    pending: dict[_Key, datetime] | None = tx.info.get(_PENDING)
     if pending is None:
         pending = tx.info[_PENDING] = {}
         tx.before_commit(_write_changes)
     # The same change twice in one transaction tells a reader nothing more.
-    pending.setdefault((kind.value, conversation_id, person_id), at)
+    pending.setdefault((kind.value, conversation_id, person_id, subject_id), at)
 
 
 def _write_changes(tx: Tx) -> None:
-    pending: dict[tuple[str, int | None, int | None], datetime] = tx.info.pop(_PENDING, {})
+    pending: dict[_Key, datetime] = tx.info.pop(_PENDING, {})
     if not pending:
         return
     last = counters.take(tx, counters.CHANGES, len(pending))
@@ -60,8 +63,11 @@ def _write_changes(tx: Tx) -> None:
                 "kind": kind,
                 "conversation_id": conversation_id,
                 "person_id": person_id,
+                "subject_id": subject_id,
             }
-            for n, ((kind, conversation_id, person_id), at) in enumerate(pending.items())
+            for n, ((kind, conversation_id, person_id, subject_id), at) in enumerate(
+                pending.items()
+            )
         ],
     )
     # This process's feed gets the rows as written: it need not read them back.
@@ -72,7 +78,11 @@ def _write_changes(tx: Tx) -> None:
                 kind=ChangeKind(kind),
                 conversation_id=conversation_id,
                 person_id=person_id,
+                subject_id=subject_id,
+                at=at,
             )
-            for n, (kind, conversation_id, person_id) in enumerate(pending)
+            for n, ((kind, conversation_id, person_id, subject_id), at) in enumerate(
+                pending.items()
+            )
         ]
     )

@@ -299,6 +299,8 @@ class Change(Base):
     kind: Mapped[str] = mapped_column(String(30))
     conversation_id: Mapped[int | None] = mapped_column(Integer, default=None)
     person_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The message, item or session the change is about (ChangeEvent.subject_id).
+    subject_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 # --- Messaging Center (issue 4: M1-M5) ------------------------------------------------------
