@@ -304,7 +304,7 @@ def _from_text(kind: Any, text: str, where: str) -> Any:
     base, _ = _unwrap(kind)
     value: Any = text
     if base is int:
-        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+        if not re.fullmatch(r"-?[0-9]{1,19}", text):  # a change position is a BIGINT
             raise InputError(f"{where} must be a whole number, not {text!r:.40}")
         value = int(text)
     elif base is bool:
