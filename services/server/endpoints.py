@@ -36,6 +36,7 @@ from services.errors import InputError
 from services.server.auth import API_PREFIX, Access, allow, who
 from services.server.codec import Bounds, from_plain, json_response
 from services.server.keys import SERVICE, TRUSTED_PROXIES, Network
+from services.server.redact import for_customer
 
 __all__ = [
     "MAX_ID",
@@ -196,7 +197,10 @@ class Endpoints:
                 kwargs = {p.name: _param(request, p) for p in endpoint.params}
                 if endpoint.body is not None:
                     kwargs["body"] = await _body(request, endpoint.body)
-                answer = await fn(Call(request), **kwargs)
+                call = Call(request)
+                answer = await fn(call, **kwargs)
+                if endpoint.access is Access.CUSTOMER and call.who.customer:
+                    answer = for_customer(answer, call.who.person_id)
                 return _respond(endpoint, answer)
 
             handle.__name__ = handle.__qualname__ = fn.__name__

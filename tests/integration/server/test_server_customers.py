@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.api import ConversationKind, PersonKind, Service
+from services.server.codec import plain
 from services.server.endpoints import MAX_ID
 from tests.integration.server.conftest import CARL, call, customer_token, last_position
 from tests.support.world import World
@@ -261,3 +262,47 @@ async def test_r2_t4_no_call_of_a_customer_reveals_anything_internal_or_another_
 
 
 RUNS = itertools.count()
+
+
+async def test_r2_a_customer_sees_no_agents_settings_quiet_hours_or_admin_flag(
+    http: ClientSession, base_url: str, world: World, svc: Service
+) -> None:
+    """R2, T4: a customer reading a conversation and its messages learns the agents' names and
+    kinds, never their notification settings, quiet hours or that one administers the desk."""
+    from datetime import UTC, datetime
+
+    from services.domain.model import NotificationSettings
+
+    quiet = NotificationSettings(
+        sound=False, delay_s=600, dnd_until=datetime(2031, 1, 1, tzinfo=UTC)
+    )
+    await svc.set_notification_settings(person_id=world.ann, settings=quiet)
+    await svc.post(
+        author="ann@example.com",
+        text="we are on it",
+        item_number=world.item,
+        kind=ConversationKind.EXTERNAL,
+    )
+    external = (await svc.item(world.item)).external_conversation_id
+    carl = await customer_token(svc)
+    answers = [
+        await call(http, base_url, "GET", f"/conversations/{external}", carl),
+        await call(http, base_url, "GET", f"/conversations/{external}/messages", carl),
+    ]
+    people = [
+        p for status, body in answers for p in _people(body) if p["email"] == "ann@example.com"
+    ]
+    assert all(status == 200 for status, _ in answers) and people
+    for person in people:
+        assert person["is_admin"] is False
+        assert person["settings"] == json.loads(json.dumps(plain(NotificationSettings())))
+
+
+def _people(value: Any) -> list[dict[str, Any]]:
+    """Every person object (a dict with an email and a kind) anywhere in an answer."""
+    if isinstance(value, dict):
+        found = [value] if {"email", "kind", "settings"} <= value.keys() else []
+        return found + [p for v in value.values() for p in _people(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _people(v)]
+    return []
