@@ -201,11 +201,13 @@ class _EventLoopRunner:
         self.display_lost = False
 
     def run(self, main: asyncio.Task[int], shutdown: Shutdown) -> int:
-        try:
-            return int(self._loop.run_until_complete(main))
-        except RuntimeError:
-            if main.done():
-                raise
+        # Not qasync's run_until_complete: once Qt's loop has ended, it processes Qt's events
+        # one last time with no running asyncio loop, so every coroutine stepped then fails
+        # with "no running event loop" (seen when the display dies just as the window shows).
+        main.add_done_callback(lambda _: self._loop.stop())
+        self._loop.run_forever()
+        if main.done():
+            return int(main.result())
         # Qt left its event loop by itself: the display is gone (or the session ends). One
         # line, then the normal shut-down, which closes the service.
         log.error("lost the connection to the display: quitting")
