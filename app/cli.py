@@ -348,6 +348,7 @@ COMMANDS: dict[str, Handler] = {
     "config": _config,
     "smtp": _smtp,
     "emails": _emails,
+    "events": cli_remote.follow_events,
 }
 # Commands that run on this machine whatever server the command line is signed in to.
 LOCAL_ONLY = frozenset({"serve", "rescue", "login", "logout"})
@@ -368,6 +369,8 @@ async def _run_command(args: argparse.Namespace) -> None:
         await cli_remote.logout(args)
         return
     remote = cli_remote.open_remote(args)
+    if remote is None and args.command in cli_remote.SERVER_ONLY:
+        raise cli_remote.needs_server(args)
     if remote is None:
         _require_acting_locally(args)
     service: Facade = remote or await open_service()

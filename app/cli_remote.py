@@ -1,5 +1,5 @@
-"""The command line against a team server (T6): `deskbell login URL`, `deskbell logout`, and
-which server (if any) a command runs on.
+"""The command line against a team server (T6): `deskbell login URL`, `deskbell logout`,
+which server (if any) a command runs on, and `deskbell events`, which only a server has.
 
 `login` signs in with a password (asked without echo at a terminal, or one line of standard
 input) as a device session named after this machine; the session's token goes to the OS
@@ -8,6 +8,9 @@ folder. From then on every command runs on that server (or on the one `--server 
 until `logout`, which ends the session on the server and forgets the token, and still
 forgets it when the server cannot be reached. A database URL (`--database-url` or
 DESKBELL_DATABASE_URL) keeps a command on that database.
+
+`events` follows the server's event stream as the signed-in user (T1): one line per event,
+written out at once, so a script or another program reads each as it comes.
 """
 
 from __future__ import annotations
@@ -23,16 +26,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from app import paths
-from app.cli_input import address, read_stdin_line
-from services.errors import AuthenticationError, DeskbellError, InputError, quoted
+from app.cli_input import address, number, one_line, read_stdin_line
+from services.errors import (
+    AuthenticationError,
+    DeskbellError,
+    InputError,
+    ServerUnreachableError,
+    quoted,
+)
 
 if TYPE_CHECKING:
+    from services.facade import Facade
     from services.remote import RemoteService
     from services.secrets import SecretStore
 
-__all__ = ["LOGIN_FILE", "SavedLogin", "add_parsers", "login", "logout", "open_remote"]
+__all__ = [
+    "LOGIN_FILE",
+    "SERVER_ONLY",
+    "SavedLogin",
+    "add_parsers",
+    "follow_events",
+    "login",
+    "logout",
+    "needs_server",
+    "open_remote",
+]
 
 LOGIN_FILE: Final = "server.json"
+# Commands that have nothing to do on this machine's own database.
+SERVER_ONLY: Final = frozenset({"events"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +79,29 @@ def add_parsers(sub: Any) -> None:
         help="trust the server's certificate through this certificate authority file",
     )
     sub.add_parser("logout", help="sign out of the team server; commands run locally again")
+    events_parser = sub.add_parser(
+        "events", help="follow the team server's changes as they happen, one line each"
+    )
+    events_parser.add_argument(
+        "--after",
+        type=_position,
+        metavar="N",
+        help="start with the changes after position N (default: from now on)",
+    )
+    events_parser.add_argument(
+        "--json", action="store_true", help="each event as one JSON object per line"
+    )
+    events_parser.add_argument(
+        "--count",
+        type=number,
+        metavar="K",
+        help="exit after K events, the first being where the stream has caught up (ready)",
+    )
+
+
+def _position(value: str) -> int:
+    """A position in the change feed: 0 (the beginning) or a number."""
+    return 0 if value == "0" else number(value)
 
 
 def token_name(url: str) -> str:
@@ -207,3 +252,52 @@ def open_remote(args: argparse.Namespace) -> RemoteService | None:
         raise AuthenticationError(f"not signed in to {url}: run 'deskbell login {url}'")
     cafile = saved.cafile if saved is not None and saved.url == url else None
     return RemoteService(ServerClient(url, token, cafile=cafile))
+
+
+def needs_server(args: argparse.Namespace) -> InputError:
+    return InputError(
+        f"'deskbell {args.command}' needs a team server: run 'deskbell login URL' first, "
+        "or give --server URL"
+    )
+
+
+async def follow_events(service: Facade, args: argparse.Namespace) -> None:
+    """`deskbell events`: print each event the signed-in user may see, until --count of them
+    (or Ctrl+C). A session that ends is an AuthenticationError, said by the caller."""
+    from services.remote import RemoteService
+    from services.server_client import events
+
+    if not isinstance(service, RemoteService):
+        raise needs_server(args)
+    client = service.client
+    assert client.token is not None  # open_remote refuses a server it holds no token for
+    shown = 0
+    last = args.after
+    try:
+        async for event in events(client.base_url, client.token, args.after, cafile=client.cafile):
+            # ASCII JSON: one line whatever the text holds, for any reader's idea of a line.
+            print(json.dumps(event) if args.json else describe_event(event), flush=True)
+            last = event.get("position", last)
+            shown += 1
+            if args.count is not None and shown >= args.count:
+                return
+    except ConnectionError as exc:
+        again = f"; run 'deskbell events --after {last}' to carry on" if last is not None else ""
+        raise ServerUnreachableError(f"{exc}{again}") from None
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One readable line: the position, the type, and for a message what it says."""
+    head = f"{event.get('position')} {one_line(str(event.get('type')))}"
+    message = event.get("message")
+    if isinstance(message, dict):
+        author = message.get("author")
+        who = author.get("name") if isinstance(author, dict) else "Deskbell"
+        item = message.get("item_number")
+        where = f"#{item}" if item is not None else f"conversation {message.get('conversation_id')}"
+        return one_line(f"{head} {where} {who}: {message.get('text')}")
+    if event.get("action") == "deleted":
+        return f"{head} {event.get('message_id')} deleted"
+    if event.get("item_number") is not None:
+        return f"{head} #{event.get('item_number')}"
+    return head

@@ -125,6 +125,11 @@ class ServerClient:
         if cafile is not None:
             self._context()  # an unreadable file is refused now, not at the first call
 
+    @property
+    def cafile(self) -> str | None:
+        """The certificate authority file this client trusts the server through, if any."""
+        return self._cafile
+
     async def __aenter__(self) -> ServerClient:
         return self
 

@@ -37,6 +37,10 @@ class Deskbell:
     served: list[subprocess.Popen[str]] = field(default_factory=list)
     log_dir: Path | None = None
     url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # more variables (a keyring of its own)
+
+    def environment(self) -> dict[str, str]:
+        return {**_env(self.data_dir), **self.env}
 
     def _command(self, *args: str) -> list[str]:
         team = ["--database-url", self.url] if self.url else []
@@ -53,7 +57,7 @@ class Deskbell:
         done = subprocess.run(
             [*prefix, *self._command(*args)],
             cwd=ROOT,
-            env=_env(self.data_dir),
+            env=self.environment(),
             input=stdin,
             capture_output=True,
             text=True,
@@ -79,7 +83,7 @@ class Deskbell:
         proc = subprocess.Popen(
             self._command("serve", *args),
             cwd=ROOT,
-            env=_env(self.data_dir),
+            env=self.environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

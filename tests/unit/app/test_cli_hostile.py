@@ -93,6 +93,7 @@ BASELINES: dict[tuple[str, ...], Baseline] = {
     # A closed port: the hostile cases must be refused before any connection is tried.
     ("login",): {"url": "http://127.0.0.1:1", "email": BOB},
     ("logout",): {},
+    ("events",): {"after": "0", "json": True, "count": "1"},
 }
 # Commands that read standard input (a password line), with a valid input for the baseline.
 STDIN = {
@@ -110,6 +111,7 @@ NOT_RUN = {
     ("mail", "receive"),
     ("login",),  # tests/e2e/test_cli_remote.py signs in to a real server
     ("logout",),
+    ("events",),  # tests/e2e/test_issue10_user_story.py follows a real server's stream
 }
 
 # --- the classes of hostile input --------------------------------------------------------
@@ -173,10 +175,13 @@ KIND_OF: dict[str, str] = {
     "smtp_listen": "listen",
     "listen": "listen",
     "key": "key",
+    "count": "number",
+    "after": "position",
 }
 EXTRA: dict[str, dict[str, str]] = {
     "address": ADDRESSES,
     "number": NUMBER_ARGUMENTS,
+    "position": {k: v for k, v in NUMBER_ARGUMENTS.items() if k != "zero"},  # 0: the start
     "status": {"bogus": "bogus"},
     "search": {"201 characters": "x" * 201},
     "listen": {"no port": "localhost", "port too big": "127.0.0.1:99999", "hex": "[::1]:0x10"},
