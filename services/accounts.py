@@ -388,6 +388,24 @@ def _set_hash(tx: Tx, *, person_id: int, new_hash: str, expected: str | None = N
     return tx.conn.execute(stmt.values(password_hash=new_hash)).rowcount == 1
 
 
+def _new_session(
+    tx: Tx, *, person_id: int, token_hash: str, device: str, address: str, now: datetime
+) -> int:
+    ((session_id,),) = tx.conn.execute(
+        insert(DeviceSession)
+        .values(
+            person_id=person_id,
+            token_hash=token_hash,
+            device=device,
+            address=address,
+            created_at=now,
+            last_used_at=now,
+        )
+        .returning(DeviceSession.id)
+    )
+    return int(session_id)
+
+
 def _signed_in(
     tx: Tx,
     *,
@@ -410,17 +428,13 @@ def _signed_in(
     if rehashed is not None:
         _set_hash(tx, person_id=attempt.person_id, new_hash=rehashed)
     _give_back(tx, email=attempt.email, address_key=address_key)
-    ((session_id,),) = tx.conn.execute(
-        insert(DeviceSession)
-        .values(
-            person_id=attempt.person_id,
-            token_hash=token_hash,
-            device=device,
-            address=address,
-            created_at=now,
-            last_used_at=now,
-        )
-        .returning(DeviceSession.id)
+    session_id = _new_session(
+        tx,
+        person_id=attempt.person_id,
+        token_hash=token_hash,
+        device=device,
+        address=address,
+        now=now,
     )
     return SignedIn(
         session_id=session_id,
@@ -576,17 +590,8 @@ def _customer_session(
         raise NotFoundError(f"no customer {email}")
     if person.kind != PersonKind.CUSTOMER.value:
         raise InputError(f"{email} is not a customer: users sign in with their password")
-    ((session_id,),) = tx.conn.execute(
-        insert(DeviceSession)
-        .values(
-            person_id=person.id,
-            token_hash=token_hash,
-            device=device,
-            address=address,
-            created_at=now,
-            last_used_at=now,
-        )
-        .returning(DeviceSession.id)
+    session_id = _new_session(
+        tx, person_id=person.id, token_hash=token_hash, device=device, address=address, now=now
     )
     return SignedIn(
         session_id=session_id,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -21,6 +22,23 @@ pytest_plugins = [
     "tests.support.imap_fixtures",
     "tests.support.databases",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_as_it_was() -> Iterator[None]:
+    """A command line run in this process (`app.cli.main`, `serve`'s log set-up) points the
+    root logger at that test's captured stderr; put it back, or a later test's log lines go to
+    a closed file ("Logging error: I/O operation on closed file")."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
