@@ -16,10 +16,15 @@ Baseline: the same post's event heard by a `Service.subscribe` listener in this 
 change feed alone, no server), so the ratio is what the server adds.
 
     .venv/bin/python bench/bench_events.py [--quick] [--clients 50,200] [--posts 40] [--rounds 2]
+    .venv/bin/python bench/bench_events.py --agents 200 [--serves 2,1] [--rate 3] [--seconds 30]
+
+`--agents N`: N agents that post and mark seen through the API, against the same posts
+through `Service.post` in one process (bench/events_agents.py says how).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -260,7 +265,18 @@ def main() -> None:
     p.add_argument("--posts", type=int, default=40, help="posts per round")
     p.add_argument("--gap", type=float, default=0.1, help="seconds between posts")
     p.add_argument("--rounds", type=int, default=2, help="rounds of each")
+    p.add_argument(
+        "--agents", type=int, default=0, help="N agents that post and mark seen (events_agents.py)"
+    )
+    p.add_argument("--serves", default="2,1", help="with --agents: serve counts, comma-separated")
+    p.add_argument("--per-item", type=int, default=10, help="with --agents: followers an item")
+    p.add_argument("--rate", type=float, default=3.0, help="with --agents: posts a second")
+    p.add_argument("--seconds", type=float, default=30.0, help="with --agents: posting time")
+    p.add_argument("--seen-share", type=float, default=0.6, help="with --agents: share seen")
     args = p.parse_args()
+    if args.agents:
+        _agents_mode(args)
+        return
     counts = [int(c) for c in args.clients.split(",")]
     posts, rounds = (10, 1) if args.quick else (args.posts, args.rounds)
     if args.quick:
@@ -298,6 +314,28 @@ def main() -> None:
             f" serve CPU {med(r.serve_cpu_ms_per_post for r in got):.1f} ms a post;"
             f" ratio to the change feed alone (p50 {feed:.1f} ms): {p50 / feed:.1f}"
         )
+    print(f"   load average {load_average()} (cores: {os.cpu_count()})")
+
+
+def _agents_mode(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from events_agents import Shape, run_agents, summary
+
+    shape = Shape(args.agents, args.per_item, args.rate, args.seconds, args.seen_share)
+    if args.quick:
+        shape = Shape(20, 10, 2.0, 5.0, args.seen_share)
+    try:
+        cluster = start_cluster(migrate)
+    except PostgresUnavailable as exc:
+        raise SystemExit(f"no PostgreSQL here: {exc}") from exc
+    tmp = Path(tempfile.mkdtemp(prefix="bench-agents-"))
+    try:
+        serves = [int(s) for s in args.serves.split(",")]
+        figures = run_agents(cluster, shape, serves, 1 if args.quick else args.rounds, tmp)
+    finally:
+        cluster.stop()
+    summary(figures, shape)
     print(f"   load average {load_average()} (cores: {os.cpu_count()})")
 
 
