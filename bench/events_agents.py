@@ -18,7 +18,9 @@ database of the same shape (`Service.post`, `Service.mark_seen` for the same sha
 delays, mail to its own catcher): its CPU per post is this process's user+system over the
 posting phase, against the serves' (summed) over theirs. The posting phase ends when every
 post is answered, every follower got it (serve rounds) and every seen mark is done; emails due
-in it are part of both figures. Rounds interleave (serves..., local, then reversed).
+in it are part of both figures. Before it, the same processes' CPU over 5 s with everyone
+connected and nobody posting is measured too, so each figure is also given net of that idle
+work. Rounds interleave (serves..., local, then reversed).
 
 After each round the bench waits until no delivery is pending and every notification email is
 sent, then checks that each one the database says was sent arrived exactly once at the catcher
@@ -55,6 +57,7 @@ from tests.support.service_url import service_url
 UNSEEN_DELAY_S = "2"
 SEEN_AFTER_S = (0.3, 1.5)  # a human glancing at the new message
 DRAIN_S = 300  # generous: the machine is shared
+IDLE_S = 5.0  # CPU with everyone connected and nobody posting: the background work's share
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,22 @@ class World:
 
 
 @dataclass(frozen=True)
+class Phase:
+    cpu_ms_per_post: float
+    idle_ms_per_s: float
+    seconds: float
+    posts: int
+
+
+@dataclass(frozen=True)
 class AgentRound:
     serves: int  # 0: the local round (Service.post in this process)
     posts: int
     latencies_ms: list[float]
     cpu_ms_per_post: float
+    idle_ms_per_s: float  # the same CPU with nobody posting
+    phase_s: float
+    frames: int  # events received by all agents in the posting phase (serve rounds)
     emails: int
     seen: int
     load: str
@@ -155,8 +169,9 @@ async def _serve_round(
     schedule: list[int],
     rng: random.Random,
     serves: list[subprocess.Popen[str]],
-) -> tuple[list[float], float, int]:
+) -> tuple[list[float], Phase, int]:
     arrived: list[dict[int, list[float]]] = [{} for _ in world.tokens]
+    frames = 0
     seen_tasks: list[asyncio.Task[None]] = []
     ready = 0
     all_ready = asyncio.Event()
@@ -178,8 +193,9 @@ async def _serve_round(
                     raise SystemExit(f"seen: {answer.status} {await answer.text()}")
 
         async def agent(n: int, ws: aiohttp.ClientWebSocketResponse) -> None:
-            nonlocal ready
+            nonlocal ready, frames
             async for frame in ws:
+                frames += 1
                 event = json.loads(frame.data)
                 if event["type"] == "ready":
                     ready += 1
@@ -210,7 +226,11 @@ async def _serve_round(
         ]
         listening = [asyncio.create_task(agent(n, ws)) for n, ws in enumerate(sockets)]
         await asyncio.wait_for(all_ready.wait(), 120)
+        idle0 = sum(_cpu(p) for p in serves)
+        await asyncio.sleep(IDLE_S)
         cpu0 = sum(_cpu(p) for p in serves)
+        idle = (cpu0 - idle0) / IDLE_S * 1e3
+        frames, t_begin = 0, time.monotonic()
         posted = await _drive(shape, world, schedule, post)
         deadline = time.monotonic() + 120
         expected = [
@@ -226,6 +246,7 @@ async def _serve_round(
         while seen_tasks:
             await seen_tasks.pop()
         cpu = sum(_cpu(p) for p in serves) - cpu0
+        phase = Phase(cpu / len(posted) * 1e3, idle, time.monotonic() - t_begin, len(posted))
         for task in listening:
             task.cancel()
         for ws in sockets:
@@ -236,12 +257,12 @@ async def _serve_round(
         if len(times) != 1:
             raise SystemExit(f"message {mid}: {len(times)} events at agent {f}")
         latencies.append((times[0] - t0) * 1e3)
-    return latencies, cpu / len(posted) * 1e3, len(posted)
+    return latencies, phase, frames
 
 
 async def _local_round(
     url: str, shape: Shape, world: World, schedule: list[int], rng: random.Random
-) -> tuple[float, int]:
+) -> Phase:
     service = await Service.open(url=url)
     await service.start()
     seen_tasks: list[asyncio.Task[None]] = []
@@ -267,16 +288,21 @@ async def _local_round(
 
     try:
         me = psutil.Process()
+        idle0 = me.cpu_times()
+        await asyncio.sleep(IDLE_S)
         before = me.cpu_times()
+        idle = (before.user + before.system - idle0.user - idle0.system) / IDLE_S * 1e3
+        t_begin = time.monotonic()
         posted = await _drive(shape, world, schedule, post)
         while seen_tasks:
             await seen_tasks.pop()
         after = me.cpu_times()
         cpu = after.user + after.system - before.user - before.system
+        phase = Phase(cpu / len(posted) * 1e3, idle, time.monotonic() - t_begin, len(posted))
         await _drained(service, DRAIN_S)
     finally:
         await service.close()
-    return cpu / len(posted) * 1e3, len(posted)
+    return phase
 
 
 def _outstanding(tx: Tx) -> tuple[int, list[tuple[str, str]], int]:
@@ -338,20 +364,30 @@ def agent_round(
         with catcher(data_dir) as got:
             world = asyncio.run(_seed(url, shape, got.port))
             latencies: list[float] = []
+            frames = 0
             if serves:
                 procs, bases = _start_serves(url, data_dir, serves)
-                latencies, cpu, posts = asyncio.run(
+                latencies, phase, frames = asyncio.run(
                     _serve_round(url, bases, shape, world, schedule, rng, procs)
                 )
-                load = load_average()
-                sent, seen = asyncio.run(_sent(url))
             else:
-                cpu, posts = asyncio.run(_local_round(url, shape, world, schedule, rng))
-                load = load_average()
-                sent, seen = asyncio.run(_sent(url))
+                phase = asyncio.run(_local_round(url, shape, world, schedule, rng))
+            load = load_average()
+            sent, seen = asyncio.run(_sent(url))
             _check_once(sent, got)
         latencies.sort()
-        return AgentRound(serves, posts, latencies, cpu, len(sent), seen, load)
+        return AgentRound(
+            serves,
+            phase.posts,
+            latencies,
+            phase.cpu_ms_per_post,
+            phase.idle_ms_per_s,
+            phase.seconds,
+            frames,
+            len(sent),
+            seen,
+            load,
+        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -363,6 +399,11 @@ def _p(latencies: list[float], q: float) -> float:
     return latencies[max(0, int(len(latencies) * q) - 1)]
 
 
+def _net(got: AgentRound) -> float:
+    """CPU a post less what the same processes spend idle over the same time."""
+    return got.cpu_ms_per_post - got.idle_ms_per_s * got.phase_s / got.posts
+
+
 def describe(got: AgentRound) -> str:
     where = f"{got.serves} serve(s)" if got.serves else "local Service.post"
     lat = (
@@ -372,7 +413,9 @@ def describe(got: AgentRound) -> str:
         else ""
     )
     return (
-        f"{where}: {got.posts} posts; {lat}CPU {got.cpu_ms_per_post:.1f} ms a post;"
+        f"{where}: {got.posts} posts; {lat}CPU {got.cpu_ms_per_post:.1f} ms a post"
+        f" ({_net(got):.1f} net of the idle {got.idle_ms_per_s:.0f} ms CPU a second);"
+        f"{f' {got.frames} events received;' if got.serves else ''}"
         f" {got.seen} deliveries seen, {got.emails} emails each received once;"
         f" load average {got.load}"
     )
@@ -397,15 +440,19 @@ def summary(figures: dict[int, list[AgentRound]], shape: Shape) -> None:
         f"== {shape.agents} agents, {shape.per_item} per item, {shape.rate} posts/s for"
         f" {shape.seconds} s, {shape.seen_share:.0%} marked seen after 0.3-1.5 s"
     )
-    local = med(r.cpu_ms_per_post for r in figures.get(0, [])) if 0 in figures else None
+    local = figures.get(0)
     for serves, got in sorted(figures.items(), reverse=True):
-        cpu = med(r.cpu_ms_per_post for r in got)
+        cpu, net = med(r.cpu_ms_per_post for r in got), med(_net(r) for r in got)
+        cpu_text = f"CPU {cpu:.1f} ms a post ({net:.1f} net of idle)"
+        if local and serves:
+            cpu_text += (
+                f"; {cpu / med(r.cpu_ms_per_post for r in local):.1f}x"
+                f" ({net / med(_net(r) for r in local):.1f}x net) the local post"
+            )
         if serves:
-            ratio = f"; {cpu / local:.1f}x the local post" if local else ""
             print(
                 f"   {serves} serve(s): p50 {med(med(r.latencies_ms) for r in got):.0f} ms,"
-                f" p99 {med(_p(r.latencies_ms, 0.99) for r in got):.0f} ms,"
-                f" serve CPU {cpu:.1f} ms a post{ratio}"
+                f" p99 {med(_p(r.latencies_ms, 0.99) for r in got):.0f} ms, serve {cpu_text}"
             )
         else:
-            print(f"   local Service.post: CPU {cpu:.1f} ms a post (this process)")
+            print(f"   local Service.post: {cpu_text} (this process)")
