@@ -16,10 +16,10 @@ Baseline: the same post's event heard by a `Service.subscribe` listener in this 
 change feed alone, no server), so the ratio is what the server adds.
 
     .venv/bin/python bench/bench_events.py [--quick] [--clients 50,200] [--posts 40] [--rounds 2]
-    .venv/bin/python bench/bench_events.py --agents 200 [--serves 2,1] [--rate 3] [--seconds 30]
+        or, agents that post and mark seen: --agents 200 [--serves 2,1] [--rate 3]
 
 `--agents N`: N agents that post and mark seen through the API, against the same posts
-through `Service.post` in one process (bench/events_agents.py says how).
+through `Service.post` in one process (bench/_events_agents.py says how).
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def main() -> None:
     p.add_argument("--gap", type=float, default=0.1, help="seconds between posts")
     p.add_argument("--rounds", type=int, default=2, help="rounds of each")
     p.add_argument(
-        "--agents", type=int, default=0, help="N agents that post and mark seen (events_agents.py)"
+        "--agents", type=int, default=0, help="N agents that post and mark seen (_events_agents.py)"
     )
     p.add_argument("--serves", default="2,1", help="with --agents: serve counts, comma-separated")
     p.add_argument("--per-item", type=int, default=10, help="with --agents: followers an item")
@@ -320,7 +320,7 @@ def main() -> None:
 def _agents_mode(args: argparse.Namespace) -> None:
     import tempfile
 
-    from events_agents import Shape, run_agents, summary
+    from _events_agents import Shape, run_agents, summary
 
     shape = Shape(args.agents, args.per_item, args.rate, args.seconds, args.seen_share)
     if args.quick:
