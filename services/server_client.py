@@ -53,6 +53,7 @@ __all__ = [
     "events",
     "normalize_server_url",
     "path",
+    "tls_context",
 ]
 
 API_PATH: Final = "/api/v1/"
@@ -232,13 +233,7 @@ class ServerClient:
         if self._cafile is None and not self.base_url.startswith("https:"):
             return True
         if self._ssl is None:
-            try:
-                self._ssl = ssl.create_default_context(cafile=self._cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise InputError(
-                    f"cannot read the certificate file {quoted(self._cafile or '')}: "
-                    f"{getattr(exc, 'strerror', None) or exc}"
-                ) from None
+            self._ssl = tls_context(self._cafile)
         return self._ssl
 
     def _answer(self, response: aiohttp.ClientResponse, body: bytes) -> Any:
@@ -340,8 +335,15 @@ def _json(body: bytes) -> Any:
 SESSION_ENDED: Final = 4401  # the server's close code when the session ends
 
 
-def _ssl(cafile: str | None) -> ssl.SSLContext | bool:
-    return ssl.create_default_context(cafile=cafile) if cafile else True
+def tls_context(cafile: str | None) -> ssl.SSLContext:
+    """Verifying TLS, trusting `cafile` as well when given; InputError if it cannot be read."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError(
+            f"cannot read the certificate file {quoted(cafile or '')}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
 
 
 async def events(
@@ -367,7 +369,7 @@ async def events(
                 params=params,
                 headers=headers,
                 heartbeat=heartbeat_s,
-                ssl=_ssl(cafile),
+                ssl=tls_context(cafile) if cafile else True,
                 autoclose=False,
             )
         except aiohttp.WSServerHandshakeError as exc:
