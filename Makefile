@@ -44,10 +44,14 @@ check: $(BIN)/deskbell
 	$(BIN)/mypy services app
 	$(BIN)/lint-imports
 
-# Both halves always run; `make test` fails if either did.
+# Both halves always run; `make test` fails if either did. The offscreen half runs on
+# TEST_WORKERS pytest-xdist workers (0: in one process); worksteal hands a worker that ran out of
+# tests some of a busier one's, so a few long end-to-end files do not leave a worker idle.
+TEST_WORKERS ?= auto
 test: system-packages $(BIN)/deskbell
 	@status=0; \
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/xvfb \
+	  -n $(TEST_WORKERS) --dist worksteal \
 	  || status=$$?; \
 	PYTHON=$(BIN)/python tests/xvfb/run.sh -p no:cacheprovider || status=$$?; \
 	exit $$status

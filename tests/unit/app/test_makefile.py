@@ -57,6 +57,7 @@ def test_make_test_runs_the_xvfb_half_after_a_failing_first_half_and_still_fails
     assert done.returncode != 0, done
     assert len(runs) == 2, (runs, done.stderr)
     assert "--ignore=tests/xvfb" in runs[0]
+    assert "-n auto" in runs[0]  # the offscreen half on parallel workers (pytest-xdist)
     assert "tests/xvfb" in runs[1] and "--ignore" not in runs[1]
 
 
