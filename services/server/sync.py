@@ -25,7 +25,8 @@ class SyncPosition:
 async def snapshot(call: Call) -> Snapshot:
     """People, items, followers, conversations, messages, deliveries with their seen times,
     the caller's own notification settings; read in one transaction at `position`."""
-    return await call.service.db.read(read_snapshot, call.who)
+    delay = int(call.service.config("unseen_delay_s"))
+    return await call.service.db.read(read_snapshot, call.who, default_delay_s=delay)
 
 
 @api("GET", "/sync/position", summary="The event stream's newest position")

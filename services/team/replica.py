@@ -102,11 +102,13 @@ def _message(tx: Tx, values: Mapping[str, Any]) -> None:
 
 
 def touch(tx: Tx, conversation_id: int) -> None:
-    """A conversation's last message: the newest one not deleted (provisional ones included)."""
+    """A conversation's last message: the newest one not deleted, a provisional one included
+    (ids grow with posting; by id, the read walks `ix_messages_conversation_id_id` backwards
+    and stops at the first row, however long the conversation)."""
     last = tx.conn.execute(
         select(Message.id, Message.created_at)
         .where(Message.conversation_id == conversation_id, Message.deleted_at.is_(None))
-        .order_by(Message.created_at.desc(), Message.id.desc())
+        .order_by(Message.id.desc())
         .limit(1)
     ).first()
     tx.conn.execute(
@@ -289,19 +291,32 @@ def set_own_settings(
 
 
 class Applied:
-    """What applying a batch found that the caller acts on."""
+    """What applying a batch found that the caller acts on, and what the batch knows (the
+    people and conversations in the replica; the conversations to re-touch at its end), so
+    an event costs the statements that write it and no more (a catch-up applies thousands)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tx: Tx) -> None:
         self.me_changed = False  # the person's own row changed: re-read their settings
+        self.people: set[int] = set(tx.conn.execute(select(Person.id)).scalars())
+        self.conversations: set[int] = set(tx.conn.execute(select(Conversation.id)).scalars())
+        self.touched: set[int] = set()
+
+    def person(self, tx: Tx, person: Mapping[str, Any] | None, at: datetime) -> None:
+        """Upsert `person` (as an event shows them)."""
+        if person is not None and "email" in person:
+            _person(tx, person, at)
+            self.people.add(person["id"])
 
 
 def apply_events(tx: Tx, events: Sequence[Event], *, person_id: int, now: datetime) -> Applied:
     """Apply the server's events in order; the cursor moves past the last one."""
-    applied = Applied()
+    applied = Applied(tx)
     last = None
     for event in events:
         _apply(tx, event, now=now, person_id=person_id, applied=applied)
         last = event.get("position", last)
+    for conversation_id in sorted(applied.touched):
+        touch(tx, conversation_id)
     if isinstance(last, int):
         _set_cursor(tx, last)
     return applied
@@ -311,31 +326,34 @@ def _apply(tx: Tx, event: Event, *, now: datetime, person_id: int, applied: Appl
     kind = event.get("type")
     if kind == ChangeKind.MESSAGE.value:
         if event.get("action") == "posted":
-            _posted(tx, event, now=now)
+            _posted(tx, event, now=now, applied=applied)
         elif event.get("action") == "deleted":
-            _deleted(tx, event, now=now)
+            _deleted(tx, event, now=now, applied=applied)
     elif kind == ChangeKind.SEEN.value:
         _seen(tx, event)
     elif kind == ChangeKind.ITEM.value and isinstance(event.get("item"), Mapping):
-        _item(tx, event["item"], now=now)
+        _item(tx, event["item"], now=now, applied=applied)
     elif kind == ChangeKind.FOLLOW.value:
-        _follow(tx, event, now=now)
+        _follow(tx, event, now=now, applied=applied)
     elif kind == ChangeKind.PERSON.value and isinstance(event.get("person"), Mapping):
-        _person(tx, event["person"], now)
+        applied.person(tx, event["person"], now)
         record_change(tx, kind=ChangeKind.PERSON, at=now, person_id=event["person"]["id"])
         if event["person"]["id"] == person_id:
             applied.me_changed = True
 
 
-def _posted(tx: Tx, event: Event, *, now: datetime) -> None:
+def _posted(tx: Tx, event: Event, *, now: datetime, applied: Applied) -> None:
     m = event["message"]
     author = m.get("author")
-    _person(tx, author, now)
     author_id = author["id"] if author else None
+    if author_id is not None and author_id not in applied.people:
+        applied.person(tx, author, now)
     conversation_id = m["conversation_id"]
-    recipients = [r for r in m.get("recipients", ()) if _known_person(tx, r)]
-    if not _conversation(tx, event, author_id=author_id, recipients=recipients, now=now):
-        return
+    recipients = [r for r in m.get("recipients", ()) if r in applied.people]
+    if conversation_id not in applied.conversations:
+        if not _conversation(tx, event, author_id=author_id, recipients=recipients, now=now):
+            return
+        applied.conversations.add(conversation_id)
     created = _time(m["created_at"])
     _message(
         tx,
@@ -364,7 +382,7 @@ def _posted(tx: Tx, event: Event, *, now: datetime) -> None:
                 for r in recipients
             ],
         )
-    touch(tx, conversation_id)
+    applied.touched.add(conversation_id)
     record_change(
         tx,
         kind=ChangeKind.MESSAGE,
@@ -374,21 +392,15 @@ def _posted(tx: Tx, event: Event, *, now: datetime) -> None:
     )
 
 
-def _known_person(tx: Tx, person_id: int) -> bool:
-    return tx.conn.execute(select(Person.id).where(Person.id == person_id)).first() is not None
-
-
 def _conversation(
     tx: Tx, event: Event, *, author_id: int | None, recipients: list[int], now: datetime
 ) -> bool:
-    """The event's conversation exists in the replica (a direct one is created from the
-    message's two people); False when it cannot be."""
+    """Create the event's conversation, missing from the replica: a direct one from the
+    message's two people; False for any other (an item's come with its item event)."""
     conversation_id = event["conversation_id"]
-    if tx.conn.execute(select(Conversation.id).where(Conversation.id == conversation_id)).first():
-        return True
     kind = ConversationKind(event["conversation_kind"])
     if kind is not ConversationKind.DIRECT:
-        return False  # an item's conversations come with its item event
+        return False
     people = sorted({*recipients, *([author_id] if author_id is not None else [])})
     tx.conn.execute(
         insert(Conversation).values(
@@ -406,7 +418,7 @@ def _conversation(
     return True
 
 
-def _deleted(tx: Tx, event: Event, *, now: datetime) -> None:
+def _deleted(tx: Tx, event: Event, *, now: datetime, applied: Applied) -> None:
     message_id = event["message_id"]
     tx.conn.execute(
         update(Message)
@@ -419,7 +431,7 @@ def _deleted(tx: Tx, event: Event, *, now: datetime) -> None:
         .where(Delivery.message_id == message_id)
         .values(seen_at=func.coalesce(Delivery.seen_at, now))
     )
-    touch(tx, event["conversation_id"])
+    applied.touched.add(event["conversation_id"])
     record_change(
         tx,
         kind=ChangeKind.MESSAGE,
@@ -453,11 +465,11 @@ def _seen(tx: Tx, event: Event) -> None:
     )
 
 
-def _item(tx: Tx, item: Mapping[str, Any], *, now: datetime) -> None:
+def _item(tx: Tx, item: Mapping[str, Any], *, now: datetime, applied: Applied) -> None:
     created = _time(item["created_at"])
     people = [*item.get("followers", ()), item.get("requester"), item.get("assignee")]
     for person in people:
-        _person(tx, person, now)
+        applied.person(tx, person, now)
     requester, assignee = item.get("requester"), item.get("assignee")
     _upsert(
         tx,
@@ -482,6 +494,7 @@ def _item(tx: Tx, item: Mapping[str, Any], *, now: datetime) -> None:
             id=item[key], kind=kind.value, item_id=item["id"], created_at=created
         )
         tx.conn.execute(stmt.on_conflict_do_nothing())
+        applied.conversations.add(item[key])
     tx.conn.execute(delete(Follower).where(Follower.item_id == item["id"]))
     followers = {p["id"] for p in item.get("followers", ()) if p is not None}
     if followers:
@@ -497,9 +510,9 @@ def _item(tx: Tx, item: Mapping[str, Any], *, now: datetime) -> None:
     )
 
 
-def _follow(tx: Tx, event: Event, *, now: datetime) -> None:
+def _follow(tx: Tx, event: Event, *, now: datetime, applied: Applied) -> None:
     person = event["person"]
-    _person(tx, person, now)
+    applied.person(tx, person, now)
     found = tx.conn.execute(select(Item.id).where(Item.number == event["item_number"])).first()
     if found is None:
         return

@@ -135,14 +135,15 @@ def _all(tx: Tx, *columns: Any) -> list[Any]:
     return list(tx.conn.execute(select(*columns)).all())
 
 
-def read_snapshot(tx: Tx, who: SignedIn) -> Snapshot:
+def read_snapshot(tx: Tx, who: SignedIn, *, default_delay_s: int) -> Snapshot:
     """What `who` may see now, and the position it is current at: one transaction, one
     consistent view (PostgreSQL's reads are per statement unless asked otherwise; SQLite's
-    read transaction is one snapshot already)."""
+    read transaction is one snapshot already). `default_delay_s`: the workspace's delay, for
+    the person's settings when they keep the default."""
     if tx.conn.dialect.name == "postgresql":
         tx.conn.exec_driver_sql(_REPEATABLE)  # before any other statement of the transaction
     _oldest, position = kept_window(tx)
-    me = queries.person_by_id(tx, who.person_id, default_delay_s=0)
+    me = queries.person_by_id(tx, who.person_id, default_delay_s=default_delay_s)
     facts = conversation_facts(tx, [cid for (cid,) in _all(tx, Conversation.id)])
     seen = {
         cid

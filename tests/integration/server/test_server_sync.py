@@ -137,7 +137,7 @@ async def test_t5_the_snapshot_is_what_the_agent_may_see_at_its_position(
         seen = [d for d in snap.deliveries if d.message_id == posted.message_id]
         assert [(d.recipient_id, d.seen_at is not None) for d in seen] == [(world.ann, True)]
         assert {(f.item_id, f.person_id) for f in snap.followers} >= {(item.id, world.ann)}
-        assert snap.settings.delay_s is not None
+        assert snap.settings == (await svc.person(ANN)).settings  # the workspace delay too
         position = await client.call("GET", path("sync", "position"))
         assert position == {"position": snap.position}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from services.api import (
     ConnectionState,
@@ -27,11 +27,12 @@ from services.api import (
 from services.clock import ManualClock
 from services.events import KEEP
 from services.server_client import ServerClient
-from services.store.models import Conversation, ConversationMember
+from services.store.database import Tx
+from services.store.models import Conversation, ConversationMember, Message
 from services.team.replica import PROVISIONAL_BASE
 from tests.integration.server.conftest import ANN, BOB, PW
-from tests.support.loop_wakeups import idle_window, next_timer_in
 from tests.support.loopback_server import LoopbackServer
+from tests.support.proc_stats import measure, wait_until_quiet
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.world import World
 
@@ -279,11 +280,11 @@ async def test_t5_a_write_the_server_refuses_is_dropped_and_undone(
     theirs = await svc.direct_conversation(a=BOB, b="dora@example.com")
     ann = await desktops("ann", server.url, ANN)
 
-    def pretend(tx: object, cid: int) -> None:  # the replica wrongly believes Ann is in it
-        conn = tx.conn  # type: ignore[attr-defined]
+    def pretend(tx: Tx, cid: int) -> None:  # the replica wrongly believes Ann is in it
+        conn = tx.conn
         conn.execute(
             insert(Conversation).values(
-                id=cid, kind=ConversationKind.DIRECT.value, created_at=clock_now()
+                id=cid, kind=ConversationKind.DIRECT.value, created_at=ann.service.clock.now()
             )
         )
         conn.execute(
@@ -305,18 +306,8 @@ async def test_t5_a_write_the_server_refuses_is_dropped_and_undone(
     await until(undone, "undone")
 
 
-def clock_now() -> object:
-    from services.clock import utcnow
-
-    return utcnow()
-
-
-def _texts_everywhere(tx: object) -> list[str]:
-    from sqlalchemy import select
-
-    from services.store.models import Message
-
-    return [t for (t,) in tx.conn.execute(select(Message.text))]  # type: ignore[attr-defined]
+def _texts_everywhere(tx: Tx) -> list[str]:
+    return [t for (t,) in tx.conn.execute(select(Message.text))]
 
 
 async def _is(sync: TeamSync, state: ConnectionState) -> bool:
@@ -383,16 +374,67 @@ async def test_t5_d7_a_desktop_killed_with_a_write_waiting_loses_nothing_and_dou
 
 
 async def test_t5_an_idle_connected_desktop_waits_on_its_connection_only(
+    svc: Service,
+    world: World,
+    server: LoopbackServer,
+    desktops: Callable[..., Awaitable[Desktop]],
+    tmp_path: Path,
+) -> None:
+    """Idle means idle (issue 11): a desktop process connected and current, once settled,
+    wakes at most a couple of times in two seconds (no polling; the WebSocket's heartbeat is
+    30 s) and spends next to no CPU."""
+    ann = await desktops("ann", server.url, ANN)
+    token = ann.client.token
+    assert token is not None
+    await ann.close()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.support.team_desktop",
+        server.url,
+        token,
+        str(world.ann),
+        str(tmp_path / "ann"),
+        "0",
+        "-",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), DEADLINE_S)
+        assert line.strip() == b"current"
+        quiet = await asyncio.to_thread(wait_until_quiet, process.pid, timeout_s=DEADLINE_S)
+        assert quiet is not None, "the desktop never went quiet"
+        usage = await asyncio.to_thread(measure, process.pid, 2.0)
+        assert usage.switches <= 4, usage
+        assert usage.cpu_percent < 2, usage
+    finally:
+        process.kill()
+        await process.wait()
+
+
+async def test_t5_s4_follows_and_settings_reach_the_server_and_the_other_desktop(
     svc: Service, world: World, server: LoopbackServer, desktops: Callable[..., Awaitable[Desktop]]
 ) -> None:
-    """Idle means idle (issue 11): connected and current, the desktop's loop has no timer
-    due soon (no polling) and wakes at most once or twice in two seconds."""
-    await desktops("ann", server.url, ANN)
+    """Unfollowing an item and do not disturb, set on one of Ann's desktops, are the
+    server's and her other desktop's too (M7, N6)."""
+    ann1 = await desktops("ann1", server.url, ANN)
+    ann2 = await desktops("ann2", server.url, ANN)
+    await ann1.service.unfollow(number=world.item, email=ANN)
+    await ann1.service.set_do_not_disturb(person_id=world.ann, choice="1h")
+    for desktop in (ann1, ann2, ann1, ann2):
+        await desktop.current()
+    on_server = await svc.person(ANN)
+    assert on_server.settings.dnd_until is not None
+    assert ANN not in {p.email for p in (await svc.item(world.item)).followers}
 
-    async def settled() -> bool:  # what the last steps scheduled has run
-        soonest = next_timer_in()
-        return soonest is None or soonest > 5
+    async def followed_on_ann2() -> bool:
+        item = await ann2.service.item(world.item)
+        return ANN not in {p.email for p in item.followers}
 
-    await until(settled, "settled")
-    loop_wakeups, _switches = await idle_window(2.0)
-    assert loop_wakeups <= 2, loop_wakeups
+    async def quiet_on_ann2() -> bool:
+        return (await ann2.service.person(ANN)).settings.dnd_until == on_server.settings.dnd_until
+
+    await until(followed_on_ann2, "unfollowed on the other desktop")
+    await until(quiet_on_ann2, "in do not disturb on the other desktop")
