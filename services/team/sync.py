@@ -30,6 +30,7 @@ from services.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
+    StoreError,
 )
 from services.server_client import ServerClient, decode, events, path
 from services.team import queue
@@ -212,9 +213,10 @@ class TeamSync:
                 log.error("following the team server failed", exc_info=problem)
             elif problem is not None:
                 log.info("the team server is unreachable: %s", problem)
-            if not self._resnapshot:
-                self._set_state(ConnectionState.OFFLINE)
-                await _wait(self._reconnect, backoff.next())
+            if problem is None:
+                continue  # "resync": reload and connect again at once
+            self._set_state(ConnectionState.OFFLINE)
+            await _wait(self._reconnect, backoff.next())
 
     async def _stream(self, token: str, backoff: _Backoff) -> None:
         """One connection: the snapshot if needed, then events until it ends."""
@@ -308,34 +310,42 @@ class TeamSync:
         await self._service.opened()
         backoff = _Backoff()
         while True:
-            self._push.clear()
-            write = await self._service.db.read(queue.next_write)
-            if write is None:
-                self._moved()
-                await _wait(self._push, None)
-                continue
-            if self._state is ConnectionState.SIGNED_OUT:
-                await _wait(self._push, None)
-                continue
             try:
-                await self._send(write)
-            except AuthenticationError as exc:
-                log.warning("the team server refused this desktop's session: %s", exc)
-                self._set_state(ConnectionState.SIGNED_OUT)
-                continue
-            except REFUSED as exc:
-                log.warning("the team server refused a %s; it is undone here: %s", write.kind, exc)
-                await self._service.db.write(undo, write, now=self._clock.now())
-                if write.kind != queue.POST:
-                    self._resnapshot = True  # the server's copy puts the replica right
-                    self._reconnect.set()
-                continue
-            except (ConnectionError, DeskbellError, OSError) as exc:
-                log.info("a %s waits for the team server: %s", write.kind, exc)
+                await self._push_next(backoff)
+            except StoreError as exc:  # the replica's own file (busy, full): try again later
+                log.warning("the team writes' queue could not be read or updated: %s", exc)
                 await _wait(self._push, backoff.next())
-                continue
-            backoff.reset()
-            await self._service.db.write(queue.done, write.id)
+
+    async def _push_next(self, backoff: _Backoff) -> None:
+        """Send the oldest queued write, or wait until there is one to send."""
+        self._push.clear()
+        write = await self._service.db.read(queue.next_write)
+        if write is None:
+            self._moved()
+            await _wait(self._push, None)
+            return
+        if self._state is ConnectionState.SIGNED_OUT:
+            await _wait(self._push, None)
+            return
+        try:
+            await self._send(write)
+        except AuthenticationError as exc:
+            log.warning("the team server refused this desktop's session: %s", exc)
+            self._set_state(ConnectionState.SIGNED_OUT)
+            return
+        except REFUSED as exc:
+            log.warning("the team server refused a %s; it is undone here: %s", write.kind, exc)
+            await self._service.db.write(undo, write, now=self._clock.now())
+            if write.kind != queue.POST:
+                self._resnapshot = True  # the server's copy puts the replica right
+                self._reconnect.set()
+            return
+        except (ConnectionError, DeskbellError, OSError) as exc:
+            log.info("a %s waits for the team server: %s", write.kind, exc)
+            await _wait(self._push, backoff.next())
+            return
+        backoff.reset()
+        await self._service.db.write(queue.done, write.id)
 
     async def _send(self, write: queue.QueuedWrite) -> None:
         data, call = write.payload, self._client.call
