@@ -42,6 +42,7 @@ from services.errors import (
     PermissionDeniedError,
     SecretStoreUnavailable,
     StoreBusyError,
+    StoreConflictError,
     StoreCorruptError,
     StoreError,
     StoreUnavailableError,
@@ -50,6 +51,7 @@ from services.errors import (
 )
 from services.first_window import FirstWindow
 from services.secrets import SecretStore
+from services.team.state import ConnectionState
 from services.template_catalog import RenderedEmail
 from services.templates import TemplateError
 from services.updates import (
@@ -114,6 +116,9 @@ if TYPE_CHECKING:
     from services.store.database import Database, Tx
     from services.store.db import file_problem, prepare_database, sqlite_url
     from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
+    from services.team import open_replica
+    from services.team.sync import TeamSync
+    from services.team.writes import ReplicaWrites
     from services.template_store import TemplateInfo, TemplateStore
     from services.wiring import Wiring
 
@@ -186,10 +191,19 @@ _CORE_EXPORTS = frozenset(
 )
 
 
+# Team mode (T5), imported when first asked for: it imports this module.
+_TEAM_EXPORTS = frozenset({"TeamSync", "open_replica"})
+
+
 def __getattr__(name: str) -> object:
     if name in _CORE_EXPORTS:
         _load_core()
         return globals()[name]
+    if name in _TEAM_EXPORTS:
+        from services import team
+        from services.team import sync
+
+        return getattr(team if hasattr(team, name) else sync, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -207,6 +221,7 @@ __all__ = [
     "ChangeKind",
     "Changes",
     "Clock",
+    "ConnectionState",
     "ConversationInfo",
     "ConversationKind",
     "ConversationRow",
@@ -246,6 +261,7 @@ __all__ = [
     "StoreUnreachableError",
     "SystemClock",
     "SystemEmailInfo",
+    "TeamSync",
     "TemplateError",
     "TemplateInfo",
     "TooManyAttemptsError",
@@ -256,6 +272,7 @@ __all__ = [
     "dnd_ends_at",
     "dnd_until_choice",
     "in_do_not_disturb",
+    "open_replica",
     "utcnow",
     "validate_address",
     "validate_name",
@@ -294,6 +311,8 @@ class Service:
     """
 
     _rest: _RestOfTheService  # only while `_first` is set
+    # Team mode (T5): the replica's own writes, applied here and queued for the server.
+    team: ReplicaWrites | None = None
 
     def __init__(
         self,
@@ -646,6 +665,10 @@ class Service:
     ) -> PersonInfo:
         """R5, N6, M7: for oneself, or for another by an administrator."""
         people.check_settings(settings)
+        if self.team is not None:
+            return await self.team.set_notification_settings(
+                person_id=person_id, settings=settings, acting_id=acting_id
+            )
         return await self.db.write(
             people.set_notification_settings,
             person_id=person_id,
@@ -697,10 +720,14 @@ class Service:
         return await self.db.read(items.items, default_delay_s=self._parts.default_delay_s())
 
     async def follow(self, *, number: int, email: str) -> Changes:
+        if self.team is not None:
+            return await self.team.follow(number=number, email=email, on=True)
         await self.db.write(_follow, number=number, email=email, now=self.clock.now(), on=True)
         return Changes(items=True)
 
     async def unfollow(self, *, number: int, email: str) -> Changes:
+        if self.team is not None:
+            return await self.team.follow(number=number, email=email, on=False)
         await self.db.write(_follow, number=number, email=email, now=self.clock.now(), on=False)
         return Changes(items=True)
 
@@ -759,17 +786,42 @@ class Service:
         conversation_id: int | None = None,
         item_number: int | None = None,
         kind: ConversationKind | None = None,
+        client_id: str | None = None,
     ) -> PostResult:
-        """Post as `author` into a conversation, or into item N's internal/external one."""
-        return await self.db.write(
-            operations.post,
-            await self._parts.context(),
-            author=author,
-            text=text,
-            conversation_id=conversation_id,
-            item_number=item_number,
-            kind=kind,
-        )
+        """Post as `author` into a conversation, or into item N's internal/external one.
+
+        `client_id` (T5): the writer's own id for this post; sent again (an answer lost), the
+        post is made once and answered again. In team mode the replica's writes queue."""
+        if self.team is not None:
+            return await self.team.post(
+                author=author,
+                text=text,
+                conversation_id=conversation_id,
+                item_number=item_number,
+                kind=kind,
+            )
+        context = await self._parts.context()
+
+        async def post() -> PostResult:
+            return await self.db.write(
+                operations.post,
+                context,
+                author=author,
+                text=text,
+                conversation_id=conversation_id,
+                item_number=item_number,
+                kind=kind,
+                client_id=client_id,
+            )
+
+        try:
+            return await post()
+        except StoreConflictError:
+            if client_id is None:
+                raise
+            # The same client id posted at once on another connection (PostgreSQL: both
+            # looked, both inserted): now that one committed, looking again finds it.
+            return await post()
 
     async def delete_message(self, *, message_id: int, acting: str) -> Changes:
         conversation_id = await self.db.write(
@@ -787,6 +839,8 @@ class Service:
         ids = list(message_ids)
         if not ids:
             return Changes()
+        if self.team is not None:
+            return await self.team.mark_seen(person_id=person_id, message_ids=ids)
         convs = await self.db.write(
             conversations.mark_seen,
             person_id=person_id,

@@ -61,6 +61,7 @@ __all__ = [
     "mark_item_seen",
     "mark_seen",
     "post_message",
+    "posted_with_client_id",
 ]
 
 MAX_NAME_CHARS = 200
@@ -281,11 +282,13 @@ def post_message(
     source: str = "person",
     automation_id: int | None = None,
     email_id: int | None = None,
+    client_id: str | None = None,
 ) -> Posted:
     """Write a message and one delivery per recipient (R1-R4), with its due time (E1).
 
     `audience_` is the conversation's audience when the caller read it already (a post reads
-    it with its author and conversation); otherwise it is read here.
+    it with its author and conversation); otherwise it is read here. `client_id`: the id the
+    writing client gave it (T5, unique: see `posted_with_client_id`).
     """
     body = clean_message_text(text)
     people = (
@@ -313,6 +316,7 @@ def post_message(
             "source": source,
             "automation_id": automation_id,
             "email_id": email_id,
+            "client_id": client_id,
         },
     )
     by_id = {p.id: p for p in people}
@@ -343,6 +347,35 @@ def post_message(
         conversation=conversation,
         author_id=author.id if author else None,
         recipient_ids=tuple(t.id for t in targets),
+    )
+
+
+_BY_CLIENT_ID = Prepared[tuple[int, int, int | None, str | None]](
+    select(Message.id, Message.conversation_id, Message.author_id, Person.email)
+    .outerjoin(Person, Person.id == Message.author_id)
+    .where(Message.client_id == bindparam("client_id"))
+)
+_RECIPIENTS = Prepared[tuple[int]](
+    select(Delivery.recipient_id)
+    .where(Delivery.message_id == bindparam("message_id"))
+    .order_by(Delivery.recipient_id)
+)
+
+
+def posted_with_client_id(tx: Tx, *, client_id: str, author: str) -> Posted | None:
+    """T5: the message `author` already posted with this client id (a write sent again after
+    its answer was lost), or None. Another author's id is refused, never shown."""
+    rows = tx.run(_BY_CLIENT_ID, {"client_id": client_id})
+    if not rows:
+        return None
+    message_id, conversation_id, author_id, email = rows[0]
+    if email is None or email != author.strip().lower():
+        raise InputError("that client id was already used for another message")
+    return Posted(
+        message_id=message_id,
+        conversation=conversation_ref(tx, conversation_id),
+        author_id=author_id,
+        recipient_ids=tuple(r for (r,) in tx.run(_RECIPIENTS, {"message_id": message_id})),
     )
 
 

@@ -46,7 +46,7 @@ from services.store.models import (
 from services.store.prepared import Prepared
 from services.views import ChangeEvent, ChangeKind, PersonInfo
 
-__all__ = ["CatchUp", "catch_up", "describe"]
+__all__ = ["CatchUp", "catch_up", "conversation_facts", "describe"]
 
 _CHUNK = 500  # ids per IN list, and changes described per unit of work
 
@@ -65,7 +65,7 @@ _MEMBERS = Prepared[tuple[int, int, str]](
     .join(Person, Person.id == ConversationMember.person_id)
     .where(ConversationMember.conversation_id.in_(bindparam("ids", expanding=True)))
 )
-_MESSAGES = Prepared[tuple[int, int, int | None, str, Any, str, Any]](
+_MESSAGES = Prepared[tuple[int, int, int | None, str, Any, str, Any, str | None]](
     select(
         Message.id,
         Message.conversation_id,
@@ -74,7 +74,13 @@ _MESSAGES = Prepared[tuple[int, int, int | None, str, Any, str, Any]](
         Message.created_at,
         Message.source,
         Message.deleted_at,
+        Message.client_id,
     ).where(Message.id.in_(bindparam("ids", expanding=True)))
+)
+_RECIPIENTS = Prepared[tuple[int, int]](
+    select(Delivery.message_id, Delivery.recipient_id)
+    .where(Delivery.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Delivery.message_id, Delivery.recipient_id)
 )
 _PEOPLE = Prepared[tuple[int, str, str, str, bool]](
     select(Person.id, Person.name, Person.email, Person.kind, Person.is_admin).where(
@@ -116,8 +122,9 @@ class _Facts:
 
     conversations: dict[int, ConversationFacts]
     people: dict[int, PersonFacts]
-    messages: dict[int, tuple[int, int, int | None, str, Any, str, Any]]
+    messages: dict[int, tuple[int, int, int | None, str, Any, str, Any, str | None]]
     items: dict[int, tuple[int, int]]  # item id -> (number, external conversation)
+    recipients: dict[int, tuple[int, ...]]  # message id -> its deliveries' recipients
 
 
 def _followers(tx: Tx, item_ids: Iterable[int]) -> dict[int, set[tuple[int, str]]]:
@@ -145,6 +152,11 @@ def _conversations(tx: Tx, ids: Iterable[int]) -> dict[int, ConversationFacts]:
             customers=frozenset(p for p, k in people if k == PersonKind.CUSTOMER.value),
         )
     return found
+
+
+def conversation_facts(tx: Tx, ids: Iterable[int]) -> dict[int, ConversationFacts]:
+    """Who may see each of these conversations (for `event_views.visible`)."""
+    return _conversations(tx, ids)
 
 
 def _facts(tx: Tx, changes: Sequence[ChangeEvent]) -> _Facts:
@@ -175,7 +187,11 @@ def _facts(tx: Tx, changes: Sequence[ChangeEvent]) -> _Facts:
         for pid, name, email, kind, admin in _rows(tx, _PEOPLE, people_ids)
     }
     item_rows = _rows(tx, _ITEM_CONVERSATIONS, subjects(ChangeKind.ITEM, ChangeKind.FOLLOW))
+    recipients: dict[int, list[int]] = {}
+    for message_id, recipient_id in _rows(tx, _RECIPIENTS, messages):
+        recipients.setdefault(message_id, []).append(recipient_id)
     return _Facts(
+        recipients={m: tuple(r) for m, r in recipients.items()},
         conversations=_conversations(tx, conversation_ids),
         people=people,
         messages=messages,
@@ -204,7 +220,7 @@ def _one(tx: Tx, change: ChangeEvent, facts: _Facts) -> TypedEvent:
         row = facts.messages.get(change.subject_id) if change.subject_id is not None else None
         if row is None:  # written before changes named their message
             return conversation_event(position, kind, conversation, customers_too=True)
-        message_id, _conv, author_id, text, created_at, source, deleted_at = row
+        message_id, _conv, author_id, text, created_at, source, deleted_at, client_id = row
         return message_event(
             position,
             conversation,
@@ -214,6 +230,8 @@ def _one(tx: Tx, change: ChangeEvent, facts: _Facts) -> TypedEvent:
             created_at=created_at,
             source=source,
             deleted=deleted_at is not None,
+            client_id=client_id,
+            recipients=facts.recipients.get(message_id, ()),
         )
     if kind is ChangeKind.SEEN and conversation is not None and change.person_id is not None:
         person = facts.people.get(change.person_id)

@@ -177,15 +177,19 @@ def message_event(
     created_at: datetime,
     source: str,
     deleted: bool,
+    client_id: str | None = None,
+    recipients: tuple[int, ...] = (),
 ) -> TypedEvent:
-    """A message posted (with what the conversation shows of it) or deleted."""
+    """A message posted (with what the conversation shows of it) or deleted. Users also get
+    its recipients (a team replica builds its deliveries from them); everyone who sees it its
+    `client_id`, the id its writer gave it (T5: the writer replaces its provisional copy)."""
     kind = ChangeKind.MESSAGE
     base = {**_head(position, kind), **conversation.fields()}
     if deleted:
         gone = {**base, "action": "deleted", "message_id": message_id}
         return _in_conversation(position, kind, conversation, gone, gone)
 
-    def shown(person: Payload | None) -> Payload:
+    def shown(person: Payload | None, **extra: object) -> Payload:
         return {
             **base,
             "action": "posted",
@@ -197,6 +201,8 @@ def message_event(
                 "text": text,
                 "created_at": iso(created_at),
                 "source": source,
+                "client_id": client_id,
+                **extra,
             },
         }
 
@@ -204,7 +210,7 @@ def message_event(
         position,
         kind,
         conversation,
-        shown(author.for_users() if author else None),
+        shown(author.for_users() if author else None, recipients=list(recipients)),
         shown(author.for_customers() if author else None),
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import BigInteger, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.orm import aliased
 
 from services import window_reads
@@ -218,7 +218,12 @@ _VIEWER = Prepared[tuple[int, str, str, str, str | None]](
 )
 _PAGE = Prepared[_MessageRow](
     select(*_MESSAGE_COLUMNS)
-    .where(queries.messages_before(bindparam("conversation_id"), bindparam("before_id")))
+    # BIGINT: "before no message" is past a team replica's provisional ids (services/team).
+    .where(
+        queries.messages_before(
+            bindparam("conversation_id"), bindparam("before_id", type_=BigInteger)
+        )
+    )
     .order_by(Message.id.desc())
     .limit(bindparam("limit"))
 )

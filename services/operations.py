@@ -79,8 +79,19 @@ def post(
     conversation_id: int | None,
     item_number: int | None,
     kind: ConversationKind | None,
+    client_id: str | None = None,
 ) -> PostResult:
-    """Post as `author` into a conversation, or into item N's internal/external one."""
+    """Post as `author` into a conversation, or into item N's internal/external one.
+    `client_id` (T5): a post already made with it is answered again, not made twice."""
+    if client_id is not None:
+        done = conversations.posted_with_client_id(tx, client_id=client_id, author=author)
+        if done is not None:
+            return PostResult(
+                message_id=done.message_id,
+                conversation_id=done.conversation.id,
+                recipients=done.recipient_ids,
+                changes=Changes(conversations=frozenset({done.conversation.id}), counts=True),
+            )
     target = conversations.find_target(
         tx,
         author=author,
@@ -97,6 +108,7 @@ def post(
         text=text,
         now=ctx.now,
         default_delay_s=ctx.default_delay_s,
+        client_id=client_id,
     )
     fired = message_posted(tx, ctx, posted)
     return PostResult(

@@ -70,7 +70,8 @@ NEVER_DELAY = 0
 PERSON_WIDTH = 11
 _SETTINGS_AT = 5
 _CHUNK = 500  # ids per IN list: under every engine's bound-parameter limit
-_NO_LIMIT = 2**31 - 1  # "before no message": ids are 32-bit INTEGER on PostgreSQL
+# "Before no message": past every id, a team replica's provisional ones too (services/team).
+_NO_LIMIT = 2**63 - 1
 
 
 def open_page_key(kinds: Iterable[str], *, by_ids: bool) -> str:

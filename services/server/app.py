@@ -17,6 +17,7 @@ from services.server import (
     openapi,
     people,
     sessions,
+    sync,
 )
 from services.server.access_log import request_id_middleware
 from services.server.auth import auth_middleware
@@ -38,6 +39,7 @@ ROUTE_TABLES: Final = (
     items.routes,
     conversations.routes,
     center.routes,
+    sync.routes,
     events.routes,
     openapi.routes,
 )

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from services.server.auth import Access
 from services.server.codec import Bounds
-from services.server.endpoints import MAX_ID, Call, Endpoints, Id, Offset, Page
+from services.server.endpoints import MAX_ID, Call, ClientId, Endpoints, Id, Offset, Page
 from services.views import (
     Changes,
     ConversationInfo,
@@ -32,6 +32,7 @@ MAX_SEEN_IDS = 5000  # one call marks at most this many messages seen
 @dataclass(frozen=True, slots=True)
 class MessageForm:
     text: str
+    client_id: ClientId | None = None  # T5: sent again, the post is made once
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,10 @@ async def messages(
 )
 async def post(call: Call, conversation_id: Id, body: MessageForm) -> PostResult:
     return await call.service.post(
-        author=call.who.email, text=body.text, conversation_id=conversation_id
+        author=call.who.email,
+        text=body.text,
+        conversation_id=conversation_id,
+        client_id=body.client_id,
     )
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "MAX_ID",
     "Access",
     "Call",
+    "ClientId",
     "Endpoint",
     "Endpoints",
     "Id",
@@ -58,6 +59,8 @@ MAX_ID: Final = 2**31 - 1
 Id = Annotated[int, Bounds(1, MAX_ID)]
 Page = Annotated[int, Bounds(1, 500)]
 Offset = Annotated[int, Bounds(0, MAX_ID)]
+# T5: the id a client gives its own write (a uuid4's 36 characters), so a resend is applied once.
+ClientId = Annotated[str, Bounds(1, 36)]
 # Path and query text: an address, a key, a search; none is longer.
 MAX_QUERY_CHARS: Final = 500
 

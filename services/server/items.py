@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.domain.model import ConversationKind
-from services.server.endpoints import Call, Endpoints, Id
+from services.server.endpoints import Call, ClientId, Endpoints, Id
 from services.views import Changes, ItemInfo, ItemMessage, PostResult
 
 __all__ = ["routes"]
@@ -38,6 +38,7 @@ class AssigneeForm:
 class ItemPost:
     kind: Literal["internal", "external"]
     text: str
+    client_id: ClientId | None = None  # T5: sent again, the post is made once
 
 
 @api("GET", "/items", summary="Every item")
@@ -97,6 +98,7 @@ async def post(call: Call, number: Id, body: ItemPost) -> PostResult:
         text=body.text,
         item_number=number,
         kind=ConversationKind(body.kind),
+        client_id=body.client_id,
     )
 
 

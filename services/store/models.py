@@ -47,6 +47,7 @@ __all__ = [
     "Setting",
     "SignInThrottle",
     "SystemEmail",
+    "TeamWrite",
 ]
 
 NAMING_CONVENTION = {
@@ -167,6 +168,8 @@ class Message(Base):
     automation_id: Mapped[int | None] = mapped_column(Integer, default=None)
     email_id: Mapped[int | None] = mapped_column(Integer, default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # T5: the id the writing client gave it (team mode), unique; see the index below.
+    client_id: Mapped[str | None] = mapped_column(String(36), default=None)
 
 
 class Delivery(Base):
@@ -469,3 +472,25 @@ class SignInThrottle(Base):
     key: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     last_failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- Team mode (issue 11: T5) ----------------------------------------------------------------
+# Appended in its own section; migration 0012_client_ids adds the column and the table.
+
+# T5: a write sent twice is applied once: a message posted with the id its client gave it
+# (`Message.client_id`) is found by it.
+Index("ix_messages_client_id", Message.client_id, unique=True)
+
+
+class TeamWrite(Base):
+    """A team-mode replica's write waiting to be sent to the server, in order (T5): recorded
+    in the transaction that applied it locally, removed once the server has it."""
+
+    __tablename__ = "team_writes"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # the order: ids never reused
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # post | seen | follow | settings
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
