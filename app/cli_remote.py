@@ -211,13 +211,13 @@ async def _end_session(store: SecretStore, url: str, cafile: str | None) -> str 
     """End the session on the server and forget its token. The token is forgotten even when
     the server cannot be told; returns what to say then."""
     from services.server_client import ServerClient
-    from services.team.signin import end_session
+    from services.team.signin import end_team_session
 
     token = store.get(name=token_name(url))
     left = None
     if token is not None:
         async with ServerClient(url, token, cafile=cafile) as client:
-            left = await end_session(client)
+            left = await end_team_session(client)
     store.delete(name=token_name(url))
     return left
 

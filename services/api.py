@@ -41,12 +41,15 @@ from services.errors import (
     NotFoundError,
     PermissionDeniedError,
     SecretStoreUnavailable,
+    ServerError,
+    ServerUnreachableError,
     StoreBusyError,
     StoreCorruptError,
     StoreError,
     StoreUnavailableError,
     StoreUnreachableError,
     TooManyAttemptsError,
+    UntrustedCertificateError,
 )
 from services.first_window import FirstWindow
 from services.secrets import SecretStore
@@ -114,6 +117,14 @@ if TYPE_CHECKING:
     from services.store.database import Database, Tx
     from services.store.db import file_problem, prepare_database, sqlite_url
     from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
+    from services.team.account import AccountStore, TeamAccount
+    from services.team.signin import (
+        NewSignIn,
+        end_team_session,
+        request_password_reset,
+        set_password_with_code,
+        sign_in_to_team,
+    )
     from services.template_store import TemplateInfo, TemplateStore
     from services.wiring import Wiring
 
@@ -186,10 +197,29 @@ _CORE_EXPORTS = frozenset(
 )
 
 
+# The desktop's team account and sign-in (issue 11), imported when first asked for: they
+# bring aiohttp, which a solo desktop never needs.
+_TEAM_EXPORTS = {
+    "AccountStore": "services.team.account",
+    "TeamAccount": "services.team.account",
+    "NewSignIn": "services.team.signin",
+    "end_team_session": "services.team.signin",
+    "request_password_reset": "services.team.signin",
+    "set_password_with_code": "services.team.signin",
+    "sign_in_to_team": "services.team.signin",
+}
+
+
 def __getattr__(name: str) -> object:
     if name in _CORE_EXPORTS:
         _load_core()
         return globals()[name]
+    if name in _TEAM_EXPORTS:
+        import importlib
+
+        value: object = getattr(importlib.import_module(_TEAM_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -199,6 +229,7 @@ __all__ = [
     "LOG_WINDOW",
     "PUBLIC_KEY",
     "PURGE_EVERY",
+    "AccountStore",
     "AuthenticationError",
     "AutomationInfo",
     "BounceInfo",
@@ -225,6 +256,7 @@ __all__ = [
     "MessageRow",
     "MessageStatus",
     "NewSession",
+    "NewSignIn",
     "NewUser",
     "NotFoundError",
     "NotificationSettings",
@@ -237,6 +269,8 @@ __all__ = [
     "ResetRequest",
     "SecretStoreUnavailable",
     "SeenEntry",
+    "ServerError",
+    "ServerUnreachableError",
     "Service",
     "SessionInfo",
     "SignedIn",
@@ -246,16 +280,22 @@ __all__ = [
     "StoreUnreachableError",
     "SystemClock",
     "SystemEmailInfo",
+    "TeamAccount",
     "TemplateError",
     "TemplateInfo",
     "TooManyAttemptsError",
     "UnseenCounts",
+    "UntrustedCertificateError",
     "UpdateCheckError",
     "check_due",
     "check_for_update",
     "dnd_ends_at",
     "dnd_until_choice",
+    "end_team_session",
     "in_do_not_disturb",
+    "request_password_reset",
+    "set_password_with_code",
+    "sign_in_to_team",
     "utcnow",
     "validate_address",
     "validate_name",

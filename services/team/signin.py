@@ -1,6 +1,6 @@
 """Signing the desktop in to a team server and out again (T4), and the forgotten password.
 
-`sign_in` gives the account and its token, or one error a person can act on, each its own
+`sign_in_to_team` gives the account and its token, or one error a person can act on, each its own
 class so a dialog can say what to do next:
 
 - `InputError`: the address is not a server address (or plain http to another machine);
@@ -14,7 +14,7 @@ class so a dialog can say what to do next:
 
 A forgotten password: `request_password_reset` has the server email a one-time code (the
 same answer whether or not the address has an account), `reset_password` sets a new password
-with it. `end_session` ends the session on the server and says, if it could not be told, what
+with it. `end_team_session` ends the session on the server and says, if it could not be told, what
 that means; the caller forgets the token either way.
 """
 
@@ -28,10 +28,10 @@ from services.team.account import TeamAccount
 
 __all__ = [
     "NewSignIn",
-    "end_session",
+    "end_team_session",
     "request_password_reset",
-    "reset_password",
-    "sign_in",
+    "set_password_with_code",
+    "sign_in_to_team",
 ]
 
 
@@ -41,7 +41,7 @@ class NewSignIn:
     token: str  # keep it in the keyring (AccountStore.save), nowhere else
 
 
-async def sign_in(
+async def sign_in_to_team(
     *,
     server_url: str,
     email: str,
@@ -75,7 +75,7 @@ async def request_password_reset(
         await client.call("POST", path("password-resets"), json_body={"email": email.strip()})
 
 
-async def reset_password(
+async def set_password_with_code(
     *, server_url: str, email: str, code: str, password: str, pin_sha256: str | None = None
 ) -> None:
     """Set a new password with the emailed code; every session of the person ends. A wrong
@@ -89,7 +89,7 @@ async def reset_password(
         )
 
 
-async def end_session(client: ServerClient) -> str | None:
+async def end_team_session(client: ServerClient) -> str | None:
     """End the client's session on the server. None when done (or already ended there);
     otherwise the sentence to say: the session stays in the server's list until someone ends
     it there. The caller forgets the token in both cases."""

@@ -20,10 +20,10 @@ from services.secrets import SecretStore
 from services.server_client import ServerClient, path
 from services.team.account import AccountStore, TeamAccount
 from services.team.signin import (
-    end_session,
+    end_team_session,
     request_password_reset,
-    reset_password,
-    sign_in,
+    set_password_with_code,
+    sign_in_to_team,
 )
 from tests.support.smtpd import SmtpServer, free_port
 from tests.support.team_server import BOB, PW, TeamServer, reset_code, team_server
@@ -46,7 +46,9 @@ def secrets(tmp_path: Path) -> SecretStore:
 async def test_t4_sign_in_keeps_the_token_in_the_keyring_not_in_the_file(
     server: TeamServer, tmp_path: Path, secrets: SecretStore
 ) -> None:
-    new = await sign_in(server_url=server.url + "/", email=BOB, password=PW, device="laptop")
+    new = await sign_in_to_team(
+        server_url=server.url + "/", email=BOB, password=PW, device="laptop"
+    )
     assert new.account == TeamAccount(
         server_url=server.url, email=BOB, person_id=new.account.person_id, name="Bob Agent"
     )
@@ -62,14 +64,16 @@ async def test_t4_sign_in_keeps_the_token_in_the_keyring_not_in_the_file(
 
 async def test_t4_a_closed_port_is_unreachable() -> None:
     with pytest.raises(ServerUnreachableError, match="refused"):
-        await sign_in(
+        await sign_in_to_team(
             server_url=f"http://127.0.0.1:{free_port()}", email=BOB, password=PW, device="d"
         )
 
 
 async def test_t4_a_wrong_password_is_an_authentication_error(server: TeamServer) -> None:
     with pytest.raises(AuthenticationError) as caught:
-        await sign_in(server_url=server.url, email=BOB, password="not it at all", device="d")
+        await sign_in_to_team(
+            server_url=server.url, email=BOB, password="not it at all", device="d"
+        )
     assert not isinstance(caught.value, TooManyAttemptsError)
 
 
@@ -79,7 +83,9 @@ async def test_t4_repeated_failures_are_throttled_with_a_time_to_try_again(
     refusals: list[AuthenticationError] = []
     for _ in range(10):
         with pytest.raises(AuthenticationError) as caught:
-            await sign_in(server_url=server.url, email=BOB, password="wrong one!", device="d")
+            await sign_in_to_team(
+                server_url=server.url, email=BOB, password="wrong one!", device="d"
+            )
         refusals.append(caught.value)
         if isinstance(caught.value, TooManyAttemptsError):
             break
@@ -90,16 +96,16 @@ async def test_t4_repeated_failures_are_throttled_with_a_time_to_try_again(
 
 async def test_t4_a_bad_address_is_an_input_error() -> None:
     with pytest.raises(InputError):
-        await sign_in(server_url="desk.example.com", email=BOB, password=PW, device="d")
+        await sign_in_to_team(server_url="desk.example.com", email=BOB, password=PW, device="d")
 
 
 async def test_t4_self_signed_certificate_untrusted_then_trusted_by_pin(tmp_path: Path) -> None:
     async with team_server(tmp_path, tls=True) as server:
         with pytest.raises(UntrustedCertificateError) as caught:
-            await sign_in(server_url=server.url, email=BOB, password=PW, device="d")
+            await sign_in_to_team(server_url=server.url, email=BOB, password=PW, device="d")
         pin = caught.value.fingerprint
         assert pin is not None and len(pin) == 95
-        new = await sign_in(
+        new = await sign_in_to_team(
             server_url=server.url, email=BOB, password=PW, device="d", pin_sha256=pin
         )
         assert new.account.pin_sha256 == pin
@@ -111,13 +117,15 @@ async def test_t4_m5_forgot_password_with_the_emailed_code(server: TeamServer) -
     await request_password_reset(server_url=server.url, email=BOB)
     code = await reset_code(server, BOB)
     with pytest.raises(AuthenticationError):
-        await reset_password(server_url=server.url, email=BOB, code="00000000", password="x" * 12)
+        await set_password_with_code(
+            server_url=server.url, email=BOB, code="00000000", password="x" * 12
+        )
     await request_password_reset(server_url=server.url, email=BOB)
     code = await reset_code(server, BOB)
-    await reset_password(
+    await set_password_with_code(
         server_url=server.url, email=BOB, code=code, password="a whole new password"
     )
-    new = await sign_in(
+    new = await sign_in_to_team(
         server_url=server.url, email=BOB, password="a whole new password", device="d"
     )
     assert new.account.email == BOB
@@ -126,11 +134,11 @@ async def test_t4_m5_forgot_password_with_the_emailed_code(server: TeamServer) -
 async def test_t4_sign_out_ends_the_session_on_the_server(
     server: TeamServer, tmp_path: Path, secrets: SecretStore
 ) -> None:
-    new = await sign_in(server_url=server.url, email=BOB, password=PW, device="d")
+    new = await sign_in_to_team(server_url=server.url, email=BOB, password=PW, device="d")
     store = AccountStore(tmp_path / "data", secrets=secrets)
     store.save(new.account, new.token)
     async with new.account.client(new.token) as client:
-        assert await end_session(client) is None
+        assert await end_team_session(client) is None
     store.remove(new.account)
     assert store.load() is None and store.token(new.account) is None
     async with ServerClient(server.url, new.token) as client:
@@ -141,7 +149,7 @@ async def test_t4_sign_out_ends_the_session_on_the_server(
 async def test_t4_sign_out_while_the_server_is_away_says_the_session_stays() -> None:
     port = free_port()
     async with ServerClient(f"http://127.0.0.1:{port}", "token") as client:
-        left = await end_session(client)
+        left = await end_team_session(client)
     assert left is not None and "stays in its list" in left
 
 
