@@ -13,7 +13,7 @@ __all__ = ["ConnectionIndicator"]
 
 # What each state says; a state not listed (online) shows nothing.
 _TEXTS = {
-    "OFFLINE": "Offline: your changes are sent when the server is back",
+    "OFFLINE": "Offline: changes wait until the server is back",
     "CONNECTING": "Connecting to the server…",
     "SIGNED_OUT": "Signed out by the server: sign in again in Settings",
 }

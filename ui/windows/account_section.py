@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from services.api import TeamAccount
 from ui.widgets.mail_server_section import note_label
@@ -53,6 +53,7 @@ class AccountSection(QWidget):
             "they stay on the server"
         )
         self.sign_out_button.clicked.connect(self.sign_out_requested)
+        self.sign_out_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         form = QFormLayout(self)
         form.addRow("Signed in as:", self.account_label)
         form.addRow("Server:", self.server_label)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -54,18 +55,19 @@ def describe_problem(
     """What to tell the person about a failed sign-in, and the certificate fingerprint to
     offer to trust (None: nothing to trust)."""
     if isinstance(error, UntrustedCertificateError):
-        shown = error.fingerprint or "(it could not be read)"
+        if error.fingerprint is None:
+            return (_sentence(str(error)), None)
         if pinned:
             return (
                 "The server's certificate is not the one this computer trusted: it may have "
                 "been replaced, or someone may be in the way. Trust the new one only if your "
-                f"administrator confirms this SHA-256 fingerprint:\n{shown}",
+                "administrator confirms its SHA-256 fingerprint:",
                 error.fingerprint,
             )
         return (
             "This computer does not trust the server's certificate. If it is your team's "
-            "server, compare this SHA-256 fingerprint with the one your administrator gives "
-            f"you, then choose Trust this certificate:\n{shown}",
+            "server, compare its SHA-256 fingerprint with the one your administrator gives "
+            "you, then choose Trust this certificate:",
             error.fingerprint,
         )
     if isinstance(error, TooManyAttemptsError):
@@ -128,6 +130,13 @@ class SignInDialog(QDialog):
         # The palette's link colour is readable on light and dark themes alike (D6).
         self.problem_label.setStyleSheet("color: palette(link); font-weight: bold;")
         self.problem_label.hide()
+        # The fingerprint in two lines of 16 pairs, fixed-width, to compare pair by pair.
+        self.fingerprint_label = QLabel("", self)
+        self.fingerprint_label.setAccessibleName("Certificate fingerprint (SHA-256)")
+        self.fingerprint_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.fingerprint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fingerprint_label.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.fingerprint_label.hide()
         self.trust_button = QPushButton("&Trust this certificate", self)
         self.trust_button.setAccessibleName("Trust this certificate")
         self.trust_button.hide()
@@ -150,6 +159,7 @@ class SignInDialog(QDialog):
         layout.addWidget(title)
         layout.addWidget(self.pages)
         layout.addWidget(self.problem_label)
+        layout.addWidget(self.fingerprint_label)
         layout.addWidget(self.trust_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
@@ -225,6 +235,12 @@ class SignInDialog(QDialog):
         self.problem_label.setAccessibleDescription(text or "")
         self.problem_label.setVisible(bool(text))
         self._offered = fingerprint
+        pairs = fingerprint.split(":") if fingerprint else []
+        self.fingerprint_label.setText(
+            "\n".join(":".join(pairs[i : i + 16]) for i in range(0, len(pairs), 16))
+        )
+        self.fingerprint_label.setAccessibleDescription(fingerprint or "")
+        self.fingerprint_label.setVisible(fingerprint is not None)
         self.trust_button.setVisible(fingerprint is not None)
 
     def _busy(self, what: str | None) -> None:

@@ -97,8 +97,10 @@ async def test_t4_an_untrusted_certificate_shows_its_fingerprint_then_is_trusted
         assert not await dialog.submit()
         text = dialog.problem_label.text()
         assert "does not trust the server's certificate" in text
-        fingerprint = text.splitlines()[-1]
+        fingerprint = dialog.fingerprint_label.accessibleDescription()
         assert len(fingerprint) == 95 and fingerprint.count(":") == 31
+        assert dialog.fingerprint_label.isVisible()
+        assert dialog.fingerprint_label.text().replace("\n", ":") == fingerprint
         assert dialog.trust_button.isVisible()
         qtbot.mouseClick(dialog.trust_button, Qt.MouseButton.LeftButton)
         await dialog.wait_idle()
