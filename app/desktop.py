@@ -109,6 +109,8 @@ def run_desktop(args: argparse.Namespace) -> int:
         folder = paths.data_dir(args.data_dir)
         if args.demo:
             folder = paths.data_dir(str(folder / "demo"))
+        elif getattr(args, "demo_team", False):
+            folder = paths.data_dir(str(folder / "demo-team"))
     except DeskbellError as exc:
         # Started from a menu nobody reads stderr: the dialog says it too.
         return _cannot_start("Deskbell cannot start", exc, dialog=not args.quit_after_shown)
@@ -327,7 +329,16 @@ async def _main(
 
         default_email: str | None = None
         workspace = None
-        team = sync = None
+        team = sync = demo_team = None
+        if getattr(args, "demo_team", False):
+            from app.demo_team import start_demo_team
+
+            log.info("start: demo team server for %s", folder)
+            try:
+                demo_team = await start_demo_team(folder)
+            except DeskbellError as exc:
+                return _cannot_start("Deskbell cannot start the demo team", exc, dialog=True)
+            stack.push_async_callback(demo_team.close)
         if not args.demo and paths.database_url(args.database_url) is None:
             from app.team_start import saved_team
 
@@ -524,6 +535,10 @@ async def _main(
             await service.start_mail()
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
+        elif demo_team is not None:
+            from app.demo import run_bots as run_team_bots
+
+            tasks.start(run_team_bots(demo_team.workspace, stop), name="demo-team-bots")
         else:
             never = asyncio.Event()
             updates.keep_checking(

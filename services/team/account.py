@@ -13,11 +13,15 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from services.errors import InputError, quoted
 from services.secrets import SecretStore
-from services.server_client import DEFAULT_TIMEOUT_S, ServerClient
+
+if TYPE_CHECKING:
+    # Imported when a client is made: a start that only looks for an account (a solo
+    # desktop's) loads neither aiohttp nor the service's core (issue 9's first window).
+    from services.server_client import ServerClient
 
 __all__ = ["ACCOUNT_FILE", "TEAM_FOLDER", "AccountStore", "TeamAccount", "team_folder"]
 
@@ -43,11 +47,16 @@ class TeamAccount:
         command line's `deskbell login`, so signing out of one leaves the other signed in."""
         return f"desktop-token:{self.email}@{self.server_url}"
 
-    def client(
-        self, token: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> ServerClient:
+    def client(self, token: str | None = None, *, timeout_s: float | None = None) -> ServerClient:
         """A client of this account's server, trusting its pinned certificate if any."""
-        return ServerClient(self.server_url, token, pin_sha256=self.pin_sha256, timeout_s=timeout_s)
+        from services.server_client import DEFAULT_TIMEOUT_S, ServerClient
+
+        return ServerClient(
+            self.server_url,
+            token,
+            pin_sha256=self.pin_sha256,
+            timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
+        )
 
 
 class AccountStore:
@@ -90,7 +99,13 @@ class AccountStore:
     def save(self, account: TeamAccount, token: str) -> None:
         """Keep the token in the keyring, then the account in its file. A keyring that cannot
         keep it (SecretStoreUnavailable) fails before anything is written."""
+        try:
+            previous = self.load()
+        except InputError:
+            previous = None  # an unreadable file is replaced below
         self._secrets.set(name=account.token_name, value=token)
+        if previous is not None and previous.token_name != account.token_name:
+            self.forget_token(previous)  # another server or person: its token is spent
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".new")
         temporary.write_text(json.dumps(asdict(account), indent=2) + "\n", encoding="utf-8")
