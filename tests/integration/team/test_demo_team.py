@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from keyrings.alt.file import PlaintextKeyring
-
 from app.demo import ME, TEAMMATES
 from app.demo_team import DEMO_PASSWORD, start_demo_team
 from app.team_start import saved_team
 from services.secrets import SecretStore
 from services.team.signin import sign_in_to_team
-
-
-@pytest.fixture
-def secrets(tmp_path: Path) -> SecretStore:
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring.cfg")
-    return SecretStore(backend=backend)
 
 
 async def test_d9_t5_demo_team_signs_the_desktop_in_to_its_own_server(

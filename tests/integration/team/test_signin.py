@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from keyrings.alt.file import PlaintextKeyring
 
 from services.errors import (
     AuthenticationError,
@@ -34,13 +33,6 @@ async def server(tmp_path: Path) -> AsyncIterator[TeamServer]:
     with SmtpServer() as smtp:
         async with team_server(tmp_path, smtp=smtp) as running:
             yield running
-
-
-@pytest.fixture
-def secrets(tmp_path: Path) -> SecretStore:
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring.cfg")
-    return SecretStore(backend=backend)
 
 
 async def test_t4_sign_in_keeps_the_token_in_the_keyring_not_in_the_file(

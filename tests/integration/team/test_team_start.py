@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from keyrings.alt.file import PlaintextKeyring
 
 from app.team_start import SyncHandle, TeamStart, replica_opener, saved_team, sign_out
 from services.api import Service
@@ -27,13 +26,6 @@ from tests.unit.ui.fake_sync import FakeSync, State
 async def server(tmp_path: Path) -> AsyncIterator[TeamServer]:
     async with team_server(tmp_path) as running:
         yield running
-
-
-@pytest.fixture
-def secrets(tmp_path: Path) -> SecretStore:
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring.cfg")
-    return SecretStore(backend=backend)
 
 
 async def _signed_in(server: TeamServer, folder: Path, secrets: SecretStore) -> TeamStart:
@@ -71,13 +63,14 @@ class SnapshotSync(FakeSync):
         self.set(State.CONNECTING)
 
 
-def _opener(made: list[Service]) -> Callable[..., object]:
+def _opener() -> Callable[..., object]:
+    """An opener of open_replica's shape: a real Service on `<data>/team`, a fake sync."""
+
     async def open_replica(
         *, data_dir: Path, client: ServerClient, person_id: int, first_window: bool = False
     ) -> tuple[Service, SyncHandle]:
         assert isinstance(client, _Client) and client.token is not None
         service = await Service.open(data_dir=data_dir / "team", clock=ManualClock())
-        made.append(service)
         return service, SnapshotSync(service)
 
     return open_replica
@@ -97,8 +90,7 @@ async def test_t5_an_empty_replica_waits_for_the_first_snapshot_and_starts_once(
 ) -> None:
     folder = tmp_path / "data"
     team = await _signed_in(server, folder, secrets)
-    made: list[Service] = []
-    service, sync = await team.open(folder, opener=_opener(made))  # type: ignore[arg-type]
+    service, sync = await team.open(folder, opener=_opener())  # type: ignore[arg-type]
     try:
         assert isinstance(sync, SnapshotSync)
         me = await team.me(service, sync)
@@ -115,8 +107,7 @@ async def test_t4_sign_out_ends_the_session_and_removes_the_replica(
 ) -> None:
     folder = tmp_path / "data"
     team = await _signed_in(server, folder, secrets)
-    made: list[Service] = []
-    service, _sync = await team.open(folder, opener=_opener(made))  # type: ignore[arg-type]
+    service, _sync = await team.open(folder, opener=_opener())  # type: ignore[arg-type]
     await service.close()
     assert await sign_out(team) is None
     assert not (folder / "team").exists()
