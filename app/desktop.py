@@ -581,8 +581,12 @@ async def _confirm_sign_out(
             f"\n\n{waiting} change(s) you made have not reached the server yet and will be "
             "lost. Stay signed in until Deskbell is back online to keep them."
         )
-    answer = QMessageBox.question(window, "Deskbell", text)
-    if answer == QMessageBox.StandardButton.Yes:
+    box = QMessageBox(QMessageBox.Icon.Question, "Deskbell", text, parent=window)
+    box.setObjectName("sign-out")
+    sign_out_button = box.addButton("Sign out", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    await _exec(box)  # not a nested event loop: the sync and the window keep running
+    if box.clickedButton() is sign_out_button:
         signing_out.set()
         stop.set()
 

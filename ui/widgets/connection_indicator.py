@@ -15,7 +15,7 @@ __all__ = ["ConnectionIndicator"]
 _TEXTS = {
     "OFFLINE": "Offline: changes wait until the server is back",
     "CONNECTING": "Connecting to the server…",
-    "SIGNED_OUT": "Signed out by the server: sign in again in Settings",
+    "SIGNED_OUT": "Your session ended: sign out in Settings, then sign in again",
 }
 
 

@@ -3,9 +3,11 @@ nothing when online), and Settings' Account tab with the live state and "Sign ou
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from services.api import TeamAccount
@@ -37,7 +39,7 @@ async def test_t5_the_indicator_follows_the_connection_quietly(
         sync.set(State.OFFLINE)
         assert indicator.isVisible() and indicator.text().startswith("Offline")
         sync.set(State.SIGNED_OUT)
-        assert "Signed out" in indicator.text()
+        assert "session ended" in indicator.text()
 
 
 async def test_t5_a_local_window_has_no_indicator(tmp_path: Path, qtbot: QtBot) -> None:
@@ -79,3 +81,42 @@ async def test_t4_settings_show_the_account_live_state_and_sign_out(
         await until(lambda: not settings.isVisible())
         listeners = len(sync.listeners)
         assert listeners == 1  # the window's indicator; the closed tab let go of its own
+
+
+class WaitingSync(FakeSync):
+    def __init__(self, waiting: int) -> None:
+        super().__init__(State.OFFLINE)
+        self.waiting = waiting
+
+    async def pending_writes(self) -> int:
+        return self.waiting
+
+
+async def _answer_sign_out(qtbot: QtBot, *, waiting: int, confirm: bool) -> tuple[bool, str]:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.desktop import _confirm_sign_out
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    signing_out, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.ensure_future(
+        _confirm_sign_out(window, WaitingSync(waiting), signing_out, stop)  # type: ignore[arg-type]
+    )
+    await until(lambda: any(w.objectName() == "sign-out" for w in QApplication.topLevelWidgets()))
+    [box] = [w for w in QApplication.topLevelWidgets() if w.objectName() == "sign-out"]
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    text = box.text()
+    [sign_out] = [b for b in box.buttons() if b.text() == "Sign out"]
+    cancel = box.button(QMessageBox.StandardButton.Cancel)
+    qtbot.mouseClick(sign_out if confirm else cancel, Qt.MouseButton.LeftButton)
+    await task
+    assert signing_out.is_set() == stop.is_set()
+    return signing_out.is_set(), text
+
+
+async def test_t4_sign_out_asks_first_and_names_what_would_be_lost(qtbot: QtBot) -> None:
+    done, text = await _answer_sign_out(qtbot, waiting=0, confirm=False)
+    assert not done and "they stay on the server" in text and "lost" not in text
+    done, text = await _answer_sign_out(qtbot, waiting=3, confirm=True)
+    assert done and "3 change(s)" in text and "lost" in text
