@@ -465,11 +465,12 @@ class SettingsDialog(QDialog):
         """Write everything that changed; show what went wrong and return False if anything did."""
         self._show_status(None)
         try:
-            if self.me.is_admin:
-                await self._save_email_settings()
-                await self._save_imap_settings()
-            self._save_password(self.smtp)
-            self._save_password(self.imap)
+            if self.account_section is None:  # in a team the mail is the server's (T3)
+                if self.me.is_admin:
+                    await self._save_email_settings()
+                    await self._save_imap_settings()
+                self._save_password(self.smtp)
+                self._save_password(self.imap)
             person = await self.service.set_notification_settings(
                 person_id=self._editing.id,
                 settings=self.notification_settings(),

@@ -120,3 +120,15 @@ async def test_t4_sign_out_asks_first_and_names_what_would_be_lost(qtbot: QtBot)
     assert not done and "they stay on the server" in text and "lost" not in text
     done, text = await _answer_sign_out(qtbot, waiting=3, confirm=True)
     assert done and "3 change(s)" in text and "lost" in text
+
+
+async def test_t3_settings_in_a_team_leave_the_mail_settings_alone(
+    tmp_path: Path, qtbot: QtBot
+) -> None:
+    async with open_desk(tmp_path, team_account=ACCOUNT, connection=FakeSync()) as desk:
+        before = desk.service.config("smtp.host")
+        settings = await desk.window.open_settings()
+        settings.smtp.host_edit.setText("smtp.elsewhere.test")
+        assert await settings.save()
+        assert desk.service.config("smtp.host") == before
+        settings.reject()
