@@ -18,7 +18,15 @@ from services.api import LOCAL_OPERATOR, ConversationKind, Service
 from services.clock import ManualClock
 from services.store.models import Email
 from tests.integration.server.chat_support import browser, csrf_of, enter, link_for
-from tests.integration.server.conftest import ANN, CARL
+from tests.integration.server.conftest import (
+    ANN,
+    BOB,
+    CARL,
+    bearer,
+    call,
+    customer_token,
+    sign_in,
+)
 from tests.support.world import World
 
 
@@ -157,3 +165,25 @@ async def test_c1_the_page_posts_into_the_conversation_and_agents_get_it(
     assert kind is ConversationKind.EXTERNAL
     assert row.text == "Still broken <b>really</b>" and row.author is not None
     assert row.author.email == CARL
+
+
+async def test_c2_agents_hear_when_a_customer_enters_and_leaves_the_chat(
+    live: Service, svc: Service, world: World, base_url: str, http: ClientSession
+) -> None:
+    bob = await sign_in(http, base_url, BOB)
+    in_chat = f"/people/in-chat?ids={world.carl}&ids={world.bob}"
+    assert await call(http, base_url, "GET", in_chat, bob) == (200, [])
+    async with http.ws_connect(f"{base_url}/api/v1/events", headers=bearer(bob)) as agent:
+        await _next(agent, "ready")
+        async with browser(base_url) as page:
+            await _open_page(svc, page, base_url, world)
+            async with page.ws_connect(f"{base_url}/chat/live", headers={"Origin": base_url}) as ws:
+                await _next(ws, "ready")
+                came = await _next(agent, "person")
+                assert came["person"]["id"] == world.carl
+                assert await call(http, base_url, "GET", in_chat, bob) == (200, [world.carl])
+                carl = await customer_token(svc)
+                assert (await call(http, base_url, "GET", in_chat, carl))[0] == 403
+        went = await _next(agent, "person")
+        assert went["person"]["id"] == world.carl
+    assert await call(http, base_url, "GET", in_chat, bob) == (200, [])
