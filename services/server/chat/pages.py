@@ -212,14 +212,18 @@ async def index(request: web.Request) -> web.StreamResponse:
         return _closed(request)
     session = await current(request)
     if session is None:
-        return _notice(
-            request,
-            "Open your conversation",
-            "Use the link in the latest email from us to open your conversation here.",
-            status=200,
-            start_link=True,
-        )
+        return _how_to_get_in(request, status=200)
     return await _page(request, session, None)
+
+
+def _how_to_get_in(request: web.Request, *, status: int) -> web.Response:
+    return _notice(
+        request,
+        "Open your conversation",
+        "Use the link in the latest email from us to open your conversation here.",
+        status=status,
+        start_link=True,
+    )
 
 
 def _path_id(request: web.Request) -> int:
@@ -235,12 +239,7 @@ async def conversation(request: web.Request) -> web.StreamResponse:
         return _closed(request)
     session = await current(request)
     if session is None:
-        return _notice(
-            request,
-            "Open your conversation",
-            "Use the link in the latest email from us to open your conversation here.",
-            status=401,
-        )
+        return _how_to_get_in(request, status=401)
     try:
         return await _page(request, session, _path_id(request))
     except NotFoundError:
