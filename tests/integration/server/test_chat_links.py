@@ -161,3 +161,26 @@ async def test_c1_no_link_when_the_chat_is_off(
     async with browser(base_url) as http, http.get(f"{base_url}/chat") as response:
         assert response.status == 503
         assert "closed" in await response.text()
+
+
+async def test_c1_an_automations_email_to_a_customer_carries_a_working_chat_link(
+    svc: Service, world: World, base_url: str
+) -> None:
+    await svc.set_config("server.public_url", base_url)
+    await svc.automations.create(
+        name="closed, tell them",
+        trigger="item_closed",
+        actions=[{"kind": "email", "to": "followers", "template": "item_closed"}],
+    )
+    await svc.close_item(number=world.item, acting=ANN)
+    rows = await svc.db.read(
+        lambda tx: tx.conn.execute(
+            select(Email.to_addrs, Email.body_text).where(Email.kind == "template")
+        ).all()
+    )
+    by_recipient = {r.to_addrs[0]: r.body_text for r in rows}
+    assert "/chat/enter" not in by_recipient["bob@example.com"]
+    link = _chat_link(by_recipient[CARL])
+    external = (await svc.item(world.item)).external_conversation_id
+    async with browser(base_url) as http:
+        assert await enter(http, link) == (303, f"/chat/c/{external}")
