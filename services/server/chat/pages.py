@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from services.chat import PRESENCE_BEAT
+from services.domain.chat_links import read_chat_link
 from services.domain.model import PersonKind
 from services.errors import (
     AuthenticationError,
@@ -256,11 +257,16 @@ async def enter(request: web.Request) -> web.StreamResponse:
     """C1: the link from an email: a session cookie, then the conversation's clean URL."""
     if not _enabled(request):
         return _closed(request)
-    token = request.query.get("t", "")
+    token = request.query.get("t", "")[:200]
+    service = request.app[SERVICE]
+    # The same browser opening its link again (a second tab, the back button) is already in:
+    # the link is genuine and in time, and names the customer of this browser's session.
+    link = read_chat_link(token, key=service.token_key, now=service.clock.now())
+    session = await current(request)
+    if link is not None and session is not None and session.who.person_id == link.person_id:
+        return _see_other(f"/chat/c/{link.conversation_id}")
     try:
-        entered = await request.app[SERVICE].chat.enter(
-            token[:200], address=client_address(request)
-        )
+        entered = await service.chat.enter(token, address=client_address(request))
     except AuthenticationError as exc:
         return _notice(request, "This link cannot be used", str(exc).capitalize() + ".", status=403)
     response = _see_other(f"/chat/c/{entered.conversation_id}")

@@ -51,6 +51,8 @@ async def test_c1_a_used_link_is_refused_the_second_time(
     link = link_for(svc, base_url, conversation_id=conversation_id, person_id=world.carl)
     async with browser(base_url) as first:
         assert (await enter(first, link))[0] == 303
+        # The same browser opening it again is let through: it is in already.
+        assert await enter(first, link) == (303, f"/chat/c/{conversation_id}")
     async with browser(base_url) as second:
         status, _ = await enter(second, link)
         assert status == 403
