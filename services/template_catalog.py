@@ -82,6 +82,8 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "message": "for 'message posted': author, conversation, text (empty for a customer "
         "when the message is internal)",
         "workspace": "name (the From name of emails), address",
+        "chat_url": "for a customer, a link into the chat for the item's conversation "
+        "('' otherwise)",
     },
     "system": {
         "person": "the new user, customer, or who asked for the reset: name, email",
@@ -96,6 +98,7 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "conversation": "kind ('internal', 'external', 'direct'), subject",
         "messages": "the new messages, oldest first: author, time, created_at, text",
         "context": "up to three earlier messages, same shape",
+        "chat_url": "a customer's link into the chat for this conversation ('' otherwise)",
         INTRO_VARIABLE: "the critical automation's text, rendered",
     },
 }
@@ -167,6 +170,7 @@ def sample_variables(
             "conversation": obj(kind="internal", subject="[#12] Printer on fire"),
             "messages": (message,),
             "context": (),
+            "chat_url": "",
             INTRO_VARIABLE: "There is a new message in [#12] Printer on fire:",
         }
     return {
@@ -176,6 +180,7 @@ def sample_variables(
         "event": obj(trigger="item_closed", old_status="open", new_status="closed"),
         "message": obj(author="Ann Agent", conversation="external", text="All fixed."),
         "workspace": work,
+        "chat_url": "",
     }
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from services.api import Service
 from services.server import (
     center,
+    chat,
     conversations,
     events,
     health,
@@ -35,6 +36,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 ROUTE_TABLES: Final = (
     health.routes,
     sessions.routes,
+    chat.presence.routes,  # /people/in-chat before /people/{email}
     people.routes,
     items.routes,
     conversations.routes,
@@ -42,13 +44,20 @@ ROUTE_TABLES: Final = (
     sync.routes,
     events.routes,
     openapi.routes,
+    chat.settings.routes,
+    chat.routes,
 )
 
 
 def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> web.Application:
     """`trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
     app = web.Application(
-        middlewares=[request_id_middleware, errors_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            errors_middleware,
+            auth_middleware,
+            chat.chat_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SERVICE] = service
@@ -56,4 +65,5 @@ def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> w
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     events.setup(app)  # the stream's hub; its route is in ROUTE_TABLES
+    chat.setup(app)  # the chat's rate limits
     return app
