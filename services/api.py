@@ -121,8 +121,6 @@ if TYPE_CHECKING:
     from services.store.db import file_problem, prepare_database, sqlite_url
     from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
     from services.team import open_replica
-    from services.team.sync import TeamSync
-    from services.team.writes import ReplicaWrites
     from services.team.account import AccountStore, TeamAccount
     from services.team.signin import (
         NewSignIn,
@@ -131,6 +129,8 @@ if TYPE_CHECKING:
         set_password_with_code,
         sign_in_to_team,
     )
+    from services.team.sync import TeamSync
+    from services.team.writes import ReplicaWrites
     from services.template_store import TemplateInfo, TemplateStore
     from services.wiring import Wiring
 
