@@ -1,0 +1,110 @@
+"""The browser the chat's tests stand on (tests/support/browser.py), proved on a trivial page
+served by aiohttp on loopback: Debian's Chromium starts headless with a private profile and
+never through Selenium Manager, shows a page as a phone or a desktop, light or dark, receives
+synthetic input, and a tab opened over the page hides it (C2/S5's tests rely on each)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.support.browser import DESKTOP, PHONE, Browser, chromium, chromium_missing
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>probe</title>
+<style>
+body { background: #fff; color: #000; }
+@media (prefers-color-scheme: dark) { body { background: #000; color: #fff; } }
+</style></head>
+<body><p id="hello">Hello</p>
+<script>
+window.seen = [];
+for (const name of ["visibilitychange", "pointermove", "keydown"]) {
+  document.addEventListener(name, () => window.seen.push(name + ":" + document.visibilityState));
+}
+</script></body></html>"""
+
+
+@pytest.fixture
+async def page_url() -> AsyncIterator[str]:
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}/"
+    await runner.cleanup()
+
+
+async def test_c1_the_page_shows_as_a_phone_and_a_desktop_light_and_dark(
+    browser: Browser, page_url: str
+) -> None:
+    """C1's screens: one browser shows the page at a phone's and a desktop's size and ratio,
+    in either colour scheme, emulated through the DevTools protocol."""
+    await browser.open(page_url)
+    assert await browser.wait_until("document.getElementById('hello').textContent") == "Hello"
+    probe = (
+        "[innerWidth, devicePixelRatio, matchMedia('(prefers-color-scheme: dark)').matches,"
+        " getComputedStyle(document.body).backgroundColor]"
+    )
+    await browser.show_as(PHONE, "dark")
+    assert await browser.script(f"return {probe}") == [390, 3, True, "rgb(0, 0, 0)"]
+    await browser.show_as(DESKTOP, "light")
+    assert await browser.script(f"return {probe}") == [1280, 1, False, "rgb(255, 255, 255)"]
+
+
+async def test_s5_input_reaches_the_page_and_a_tab_over_it_hides_it(
+    browser: Browser, page_url: str
+) -> None:
+    """S5's two states: synthetic input arrives as real events in the visible, focused page;
+    another tab over it makes it hidden and unfocused, and closing that tab shows it again."""
+    await browser.open(page_url)
+    await browser.interact()
+    await browser.wait_until(
+        "window.seen.includes('pointermove:visible') && window.seen.includes('keydown:visible')",
+        what="pointer and key events in the visible page",
+    )
+    assert await browser.script("return document.hasFocus()") is True
+    await browser.cover()
+    await browser.uncover()
+    await browser.wait_until(
+        "document.visibilityState === 'visible'", what="the page visible again"
+    )
+    log = await browser.script("return window.seen")
+    assert "visibilitychange:hidden" in log, log
+    assert log[-1] == "visibilitychange:visible", log
+
+
+async def test_chromium_starts_without_selenium_manager(
+    tmp_path: Path, page_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is downloaded at run time: the system chromedriver is named explicitly, so
+    Selenium Manager (which would fetch a browser and a driver) never runs. A stand-in that
+    leaves a mark when run takes its place for the test."""
+    if (reason := chromium_missing()) is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    mark = tmp_path / "selenium-manager-ran"
+    stand_in = tmp_path / "selenium-manager"
+    stand_in.write_text(f"#!/bin/sh\ntouch {mark}\nexit 1\n")
+    stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("SE_MANAGER_PATH", str(stand_in))
+    async with chromium() as browser:
+        await browser.open(page_url)
+        assert await browser.wait_until("document.title") == "probe"
+        profile = await browser.script("return navigator.userAgent")
+        assert "HeadlessChrome" in profile
+    assert not mark.exists()
