@@ -1,0 +1,180 @@
+"""The Messaging Center's Chat section as a form (C1): plain data in, signals out.
+
+`ChatSettingsForm.show_settings(ChatSettings)` fills it; *Save* emits `save_requested` with the
+values as typed (the service checks them and says what it refuses); *Copy* puts the widget
+snippet on the clipboard. The snippet needs the server's public address, so without one the
+form says where to set it instead of showing a tag that could not work.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.widgets.center_style import caption, show_result
+
+__all__ = ["ChatSettings", "ChatSettingsForm", "widget_snippet"]
+
+NO_PUBLIC_URL = (
+    "The widget needs the server's public address: set it above, or start the server with "
+    "deskbell serve --public-url https://desk.example.com"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """The chat's workspace settings as the form shows and edits them."""
+
+    enabled: bool
+    title: str
+    colour: str  # #rrggbb
+    logo_url: str  # https://... or empty
+    public_url: str  # the server's public root, or empty
+
+
+def widget_snippet(public_url: str) -> str:
+    """The tag the help desk puts on its own site; empty without a public address."""
+    root = public_url.strip().rstrip("/")
+    if not root:
+        return ""
+    return f'<script src="{html.escape(root)}/chat/widget.js" async></script>'
+
+
+class ChatSettingsForm(QWidget):
+    """On/off, title, colour, logo and the public address; the widget snippet to copy."""
+
+    save_requested = Signal(ChatSettings)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.enabled_check = QCheckBox("Customers can chat")
+        self.enabled_check.setToolTip(
+            "Off: the chat pages say the chat is closed, and emails carry no chat link"
+        )
+        self.title_edit = QLineEdit()
+        self.title_edit.setAccessibleName("Chat page title")
+        self.title_edit.setPlaceholderText("Messages")
+        self.colour_edit = QLineEdit()
+        self.colour_edit.setAccessibleName("Chat accent colour")
+        self.colour_edit.setPlaceholderText("#1f5fbf")
+        self.colour_edit.setMaxLength(7)
+        self.colour_swatch = QFrame()
+        self.colour_swatch.setFixedSize(22, 22)
+        self.colour_swatch.setAccessibleName("Colour preview")
+        self.colour_button = QPushButton("Choose…")
+        self.colour_button.setAccessibleName("Choose the accent colour")
+        self.logo_edit = QLineEdit()
+        self.logo_edit.setAccessibleName("Logo address")
+        self.logo_edit.setPlaceholderText("https://example.com/logo.png (optional)")
+        self.public_url_edit = QLineEdit()
+        self.public_url_edit.setAccessibleName("Server's public address")
+        self.public_url_edit.setPlaceholderText("https://desk.example.com")
+        self.save_button = QPushButton("Save")
+        self.save_button.setObjectName("mcPrimary")
+        self.save_button.setAccessibleName("Save chat settings")
+
+        self.snippet = QPlainTextEdit()
+        self.snippet.setReadOnly(True)
+        self.snippet.setAccessibleName("Widget snippet")
+        self.snippet.setFixedHeight(56)
+        self.snippet_hint = QLabel()
+        self.snippet_hint.setObjectName("mcHint")
+        self.snippet_hint.setWordWrap(True)
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setAccessibleName("Copy the widget snippet")
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+
+        colour_row = QHBoxLayout()
+        colour_row.addWidget(self.colour_edit, 1)
+        colour_row.addWidget(self.colour_swatch)
+        colour_row.addWidget(self.colour_button)
+        form = QFormLayout()
+        form.addRow("", self.enabled_check)
+        form.addRow("Page title", self.title_edit)
+        form.addRow("Colour", colour_row)
+        form.addRow("Logo", self.logo_edit)
+        form.addRow("Public address", self.public_url_edit)
+        form.addRow("", self.save_button)
+        snippet_row = QHBoxLayout()
+        snippet_row.addWidget(self.snippet, 1)
+        snippet_row.addWidget(self.copy_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addSpacing(12)
+        layout.addWidget(caption("Widget for your website"))
+        layout.addWidget(self.snippet_hint)
+        layout.addLayout(snippet_row)
+        layout.addWidget(self.status_label)
+        layout.addStretch(1)
+
+        self.colour_edit.textChanged.connect(self._on_colour_edit_text_changed)
+        self.colour_button.clicked.connect(self._on_colour_button_clicked)
+        self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        self.save_button.clicked.connect(self._on_save_button_clicked)
+        self._show_snippet("")
+
+    def show_settings(self, settings: ChatSettings) -> None:
+        self.enabled_check.setChecked(settings.enabled)
+        self.title_edit.setText(settings.title)
+        self.colour_edit.setText(settings.colour)
+        self.logo_edit.setText(settings.logo_url)
+        self.public_url_edit.setText(settings.public_url)
+        self._show_snippet(settings.public_url)
+
+    def typed(self) -> ChatSettings:
+        return ChatSettings(
+            enabled=self.enabled_check.isChecked(),
+            title=self.title_edit.text(),
+            colour=self.colour_edit.text(),
+            logo_url=self.logo_edit.text(),
+            public_url=self.public_url_edit.text(),
+        )
+
+    def _show_snippet(self, public_url: str) -> None:
+        snippet = widget_snippet(public_url)
+        self.snippet.setPlainText(snippet)
+        self.copy_button.setEnabled(bool(snippet))
+        self.snippet_hint.setText(
+            "Put this tag on your website: it adds a “Chat with us” button."
+            if snippet
+            else NO_PUBLIC_URL
+        )
+
+    def _on_colour_edit_text_changed(self, text: str) -> None:
+        colour = QColor(text)
+        valid = len(text) == 7 and text.startswith("#") and colour.isValid()
+        self.colour_swatch.setStyleSheet(
+            f"background: {colour.name()}; border: 1px solid palette(mid);"
+            if valid
+            else "background: transparent; border: 1px dashed palette(mid);"
+        )
+
+    def _on_colour_button_clicked(self) -> None:
+        chosen = QColorDialog.getColor(QColor(self.colour_edit.text()), self, "Chat colour")
+        if chosen.isValid():
+            self.colour_edit.setText(chosen.name())
+
+    def _on_copy_button_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self.snippet.toPlainText())
+        show_result(self.status_label, "Snippet copied.", error=False)
+
+    def _on_save_button_clicked(self) -> None:
+        self.save_requested.emit(self.typed())
