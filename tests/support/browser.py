@@ -147,6 +147,14 @@ class Browser:
             {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
         )
 
+    async def settle(self) -> None:
+        """Wait two animation frames: the page laid out and painted after a change."""
+        await self.run(
+            self.driver.execute_async_script,
+            "const done = arguments[arguments.length - 1];"
+            "requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+        )
+
     async def wait_until(
         self, condition: str, *args: Any, within: float = 60.0, what: str = ""
     ) -> Any:
