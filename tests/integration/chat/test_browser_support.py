@@ -108,3 +108,17 @@ async def test_chromium_starts_without_selenium_manager(
         profile = await browser.script("return navigator.userAgent")
         assert "HeadlessChrome" in profile
     assert not mark.exists()
+
+
+def test_where_chromium_is_absent_the_reason_names_the_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skip (or, under CI, the failure) says what to install."""
+    import tests.support.browser as support
+
+    monkeypatch.setattr(support, "CHROMIUM", tmp_path / "chromium")
+    reason = support.chromium_missing()
+    assert reason is not None
+    assert str(tmp_path / "chromium") in reason
+    assert "chromium and chromium-driver" in reason
+    assert "make system-packages" in reason
