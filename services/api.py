@@ -101,6 +101,7 @@ if TYPE_CHECKING:
         SignedIn,
     )
     from services.automations import AutomationInfo, Automations
+    from services.chat import Chat
     from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail
     from services.events import ChangeFeed, Listener
     from services.fallback import FallbackScheduler
@@ -515,7 +516,14 @@ class Service:
             from_name=self.config("smtp.from_name"),
             token_key=self.config.token_key,
             default_delay_s=int(self.config("unseen_delay_s")),
+            chat_entry=self._chat_entry(),
         )
+
+    def _chat_entry(self) -> str:
+        public = self.config("server.public_url")
+        if not public or self.config("chat.enabled") != "true":
+            return ""
+        return f"{public}/chat/enter"
 
     async def smtp_settings(self) -> SmtpSettings | None:
         from services.mail.smtp import Security, SmtpSettings
@@ -982,6 +990,19 @@ class Service:
         return await self.accounts.reset_password(
             email=email, code=code, password=password, address=address
         )
+
+    # --- the customer chat (C1, C2) --------------------------------------------------------
+
+    @functools.cached_property
+    def chat(self) -> Chat:
+        """What the chat pages remember for every server process (services/chat.py)."""
+        from services.chat import Chat
+
+        return Chat(self)
+
+    async def customers_in_chat(self, person_ids: Iterable[int]) -> frozenset[int]:
+        """C2: which of these customers have the customer chat open now."""
+        return await self.chat.in_chat(person_ids)
 
 
 # --- small units of work that only put look-ups and one operation together --------------------

@@ -93,6 +93,38 @@ def _boolean(value: str) -> str:
     raise ValueError
 
 
+_COLOUR: Final = re.compile(r"#[0-9a-f]{6}")
+_URL: Final = re.compile(
+    r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?"
+)
+_MAX_URL_CHARS: Final = 2000
+
+
+def _colour(value: str) -> str:
+    text = value.strip().lower()
+    if not _COLOUR.fullmatch(text):
+        raise ValueError
+    return text
+
+
+def _url(*, https_only: bool, root: bool) -> Callable[[str], str]:
+    """Empty (none), or an absolute http(s) URL with no query or fragment; `root`: the
+    server's own address, kept without a trailing slash so paths are appended to it."""
+
+    def parse(value: str) -> str:
+        text = value.strip()
+        if not text:
+            return ""
+        match = _URL.fullmatch(text)
+        if len(text) > _MAX_URL_CHARS or match is None:
+            raise ValueError
+        if https_only and match.group(1) != "https":
+            raise ValueError
+        return text.rstrip("/") if root else text
+
+    return parse
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
     name: str
@@ -190,6 +222,41 @@ KEYS: dict[str, ConfigKey] = {
             _text(200, required=True),
             "the folder to read",
             "a folder name of up to 200 characters",
+        ),
+        ConfigKey(
+            "server.public_url",
+            "",
+            _url(https_only=False, root=True),
+            "the team server's public address, for links in emails",
+            "an http:// or https:// address like https://desk.example.com (empty: none)",
+        ),
+        ConfigKey(
+            "chat.enabled",
+            "true",
+            _boolean,
+            "customers may use the chat",
+            "true or false (also yes/no, on/off, 1/0)",
+        ),
+        ConfigKey(
+            "chat.title",
+            "Messages",
+            _text(80, required=True),
+            "the chat page's title",
+            "one line of 1 to 80 characters",
+        ),
+        ConfigKey(
+            "chat.colour",
+            "#1f5fbf",
+            _colour,
+            "the chat page's accent colour",
+            "a colour like #1f5fbf",
+        ),
+        ConfigKey(
+            "chat.logo_url",
+            "",
+            _url(https_only=True, root=False),
+            "the logo shown on the chat page",
+            "an https:// image address (empty: no logo)",
         ),
         ConfigKey(
             "mail.create_items",

@@ -33,13 +33,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.clock import Clock
+from services.domain.chat_links import make_chat_link
 from services.domain.email_plan import (
     MAX_CONTEXT_MESSAGES,
     MessageView,
     build_mime,
     plan_notification_email,
 )
-from services.domain.model import ConversationKind, DeliveryState, EmailStatus
+from services.domain.model import ConversationKind, DeliveryState, EmailStatus, PersonKind
 from services.domain.model import Person as DomainPerson
 from services.domain.schedule import DeliveryFacts, dnd_ends_at, next_email_at, recheck
 from services.domain.tokens import make_token
@@ -257,6 +258,7 @@ class FallbackScheduler:
                 from_name=identity.from_name,
                 from_addr=identity.from_addr,
                 previous_message_ids=draft.thread_ids,
+                chat_url=_chat_url(identity, draft, now),
             )
             text_body, html_body = renderer.render_notification(plan)
             raw = build_mime(plan, text_body=text_body, html_body=html_body, date=now)
@@ -285,6 +287,20 @@ class FallbackScheduler:
             created_at=now,
             next_attempt_at=now,
         )
+
+
+def _chat_url(identity: MailIdentity, draft: _Draft, now: datetime) -> str:
+    """C1: every email to a customer about their conversation links into the chat (when the
+    chat is on and the server's public address is known)."""
+    if not identity.chat_entry or draft.recipient.kind is not PersonKind.CUSTOMER:
+        return ""
+    token = make_chat_link(
+        key=identity.token_key,
+        conversation_id=draft.group.conversation_id,
+        person_id=draft.recipient.id,
+        now=now,
+    )
+    return f"{identity.chat_entry}?t={token}"
 
 
 _deliveries = cast(Table, Delivery.__table__)

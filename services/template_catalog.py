@@ -96,6 +96,7 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "conversation": "kind ('internal', 'external', 'direct'), subject",
         "messages": "the new messages, oldest first: author, time, created_at, text",
         "context": "up to three earlier messages, same shape",
+        "chat_url": "a customer's link into the chat for this conversation ('' otherwise)",
         INTRO_VARIABLE: "the critical automation's text, rendered",
     },
 }
@@ -167,6 +168,7 @@ def sample_variables(
             "conversation": obj(kind="internal", subject="[#12] Printer on fire"),
             "messages": (message,),
             "context": (),
+            "chat_url": "",
             INTRO_VARIABLE: "There is a new message in [#12] Printer on fire:",
         }
     return {

@@ -11,6 +11,8 @@ variables, all read-only:
 - `messages`: the new messages, oldest first; each has `author`, `time` (a formatted string),
   `created_at` (a datetime) and `text` (plain text).
 - `context`: up to three earlier messages, the same shape, oldest first.
+- `chat_url`: for a customer, a link that opens this conversation in the customer chat
+  (signed, expiring, single-use); `""` for users or when the chat is off.
 
 R2: these come only from the `NotificationEmail` plan, which holds only what the recipient
 may see. Message text is plain text: the HTML template autoescapes everything, so text is
@@ -59,7 +61,7 @@ __all__ = [
 TEXT_TEMPLATE: Final = "new_message.txt.j2"
 HTML_TEMPLATE: Final = "new_message.html.j2"
 NOTIFICATION_VARIABLES: Final = frozenset(
-    {"item", "recipient", "messages", "context", "conversation"}
+    {"item", "recipient", "messages", "context", "conversation", "chat_url"}
 )
 MAX_OUTPUT_CHARS: Final = 1_000_000
 MAX_SOURCE_CHARS: Final = 100_000
@@ -135,6 +137,7 @@ def notification_variables(
         "conversation": ConversationVars(kind=str(email.conversation_kind), subject=email.subject),
         "messages": tuple(_message_vars(m, tz) for m in email.new_messages),
         "context": tuple(_message_vars(m, tz) for m in email.context_messages),
+        "chat_url": email.chat_url,
     }
 
 

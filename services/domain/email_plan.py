@@ -82,6 +82,7 @@ class NotificationEmail:
     item_title: str
     conversation_kind: ConversationKind
     recipient_name: str
+    chat_url: str = ""  # C1: a customer's link into the chat (empty: none)
 
 
 def _order(m: MessageView) -> tuple[datetime, int]:
@@ -115,6 +116,7 @@ def plan_notification_email(
     from_name: str,
     from_addr: str,
     previous_message_ids: Sequence[str],
+    chat_url: str = "",
 ) -> NotificationEmail:
     """E4: plan one email for one recipient and conversation.
 
@@ -169,6 +171,7 @@ def plan_notification_email(
         item_title=item_title,
         conversation_kind=conversation_kind,
         recipient_name=recipient.name,
+        chat_url=chat_url,
     )
 
 

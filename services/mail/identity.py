@@ -18,6 +18,9 @@ class MailIdentity:
     from_name: str
     token_key: bytes
     default_delay_s: int
+    # C1: where a customer's chat link starts (`<server.public_url>/chat/enter`), or empty
+    # when the chat is off or the server's public address is not set: then no link.
+    chat_entry: str = ""
 
     @property
     def message_id_domain(self) -> str:

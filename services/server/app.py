@@ -10,6 +10,7 @@ from aiohttp import web
 from services.api import Service
 from services.server import (
     center,
+    chat,
     conversations,
     events,
     health,
@@ -40,13 +41,19 @@ ROUTE_TABLES: Final = (
     center.routes,
     events.routes,
     openapi.routes,
+    chat.routes,
 )
 
 
 def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> web.Application:
     """`trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
     app = web.Application(
-        middlewares=[request_id_middleware, errors_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            errors_middleware,
+            auth_middleware,
+            chat.chat_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SERVICE] = service

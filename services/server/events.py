@@ -53,6 +53,7 @@ __all__ = [
     "QUEUE_MAX",
     "EventHub",
     "routes",
+    "run_stream",
     "setup",
 ]
 
@@ -283,6 +284,14 @@ async def events(
     if token is None or not ws.can_prepare(request).ok:
         raise InputError("this address is a WebSocket: connect with an Upgrade request")
     await ws.prepare(request)
+    return await run_stream(request, ws, caller, token, after)
+
+
+async def run_stream(
+    request: web.Request, ws: web.WebSocketResponse, caller: SignedIn, token: str, after: int | None
+) -> web.WebSocketResponse:
+    """Serve a prepared WebSocket as `caller`'s event stream until either side closes (the
+    API's stream, and the customer chat page's, which signs in with its cookie)."""
     service, hub = request.app[SERVICE], request.app[HUB]
     stream = Stream(ws, caller, token)
     hub.add(stream)  # before catching up: what commits meanwhile waits in the stream's queue

@@ -28,6 +28,9 @@ __all__ = [
     "Automation",
     "Base",
     "Change",
+    "ChatCode",
+    "ChatLinkUse",
+    "ChatPresence",
     "Conversation",
     "ConversationMember",
     "Counter",
@@ -469,3 +472,45 @@ class SignInThrottle(Base):
     key: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     last_failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- The customer chat (issue 12: C1, C2) ------------------------------------------------------
+# Appended in its own section; migration 0013_chat creates the tables.
+
+
+class ChatLinkUse(Base):
+    """A chat link from an email that was exchanged for a session (C1): a link works once.
+    Kept until the link would have expired anyway."""
+
+    __tablename__ = "chat_link_uses"
+
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ChatCode(Base):
+    """The one live code emailed to an address from the chat's widget (C1): only its hash is
+    kept, with the attempts at it and how many codes the address was sent lately (C3)."""
+
+    __tablename__ = "chat_codes"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)  # codes sent since window_start
+    window_start: Mapped[datetime] = mapped_column(index=True)
+
+
+class ChatPresence(Base):
+    """One open chat page of a customer (C2), alive while `expires_at` is ahead: every
+    process that serves pages refreshes its own rows, so all of them agree who is in."""
+
+    __tablename__ = "chat_presence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    session_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

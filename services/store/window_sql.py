@@ -7,7 +7,7 @@ file's name in a data folder.
 
 from typing import Any
 
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0013"
 DB_FILENAME = "deskbell.db"
 
 STATEMENTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any], tuple[Any, ...]]] = {
