@@ -1,0 +1,90 @@
+"""Issue 12 in a real headless Chromium: a customer opens the chat from the link in a real email
+(caught by aiosmtpd), sees the conversation, an agent's post through the HTTP API shows live,
+the page in view with input marks it seen so no email goes (C1, C2, S5); the page hidden behind
+another tab for the delay gets the email. The server's clock is driven by hand (the email delay),
+the page's own 0.75 s is real time, waited on with generous deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.browser import PHONE, Browser
+from tests.support.chat_world import CARL, DELAY_S, ChatWorld, chat_world, text_of
+from tests.support.smtpd import SmtpServer
+
+READY = "document.body.dataset.ready === 'true'"
+
+
+@pytest.fixture
+async def world(tmp_path: Path, smtp_server: SmtpServer) -> AsyncIterator[ChatWorld]:
+    async with chat_world(tmp_path / "workspace", smtp_server) as started:
+        yield started
+
+
+async def _enter(browser: Browser, world: ChatWorld) -> int:
+    """Carl opens the link from his email; the conversation's id the page shows."""
+    link, conversation_id = await world.first_link()
+    await browser.open(link)
+    await browser.wait_until(READY, what="the chat page live")
+    path = await browser.script("return location.pathname + location.search")
+    assert path == f"/chat/c/{conversation_id}"  # the token is gone from the address bar
+    assert await browser.script("return document.cookie") == ""  # HttpOnly: not for scripts
+    shown = await browser.script(
+        "return Number(document.getElementById('chat').dataset.conversationId)"
+    )
+    assert shown == conversation_id
+    assert "Hello Carl, we are on it." in await browser.script(
+        "return document.getElementById('messages').innerText"
+    )
+    return conversation_id
+
+
+def _message(message_id: int) -> str:
+    return f"document.getElementById('m-{message_id}')"
+
+
+async def test_c1_c2_s5_a_message_seen_in_the_chat_is_never_emailed(
+    browser: Browser, world: ChatWorld
+) -> None:
+    """C1: the link in a real email opens the conversation; an agent's post through the API
+    shows live. C2/S5: in view, visible and focused, with input, for 0.75 s: seen, recorded by
+    the server as Carl's, and no email goes to Carl after the delay."""
+    await browser.show_as(PHONE, "light")
+    conversation_id = await _enter(browser, world)
+    message_id = await world.agent_posts(conversation_id, "Could you restart the printer?")
+    await browser.wait_until(
+        f"{_message(message_id)} && {_message(message_id)}.innerText.includes('restart')",
+        what="the agent's message shown live",
+    )
+    await browser.interact()
+    await browser.wait_until(
+        f"{_message(message_id)}.dataset.seen === 'true'", what="the page marking it seen"
+    )
+    await world.wait_seen_by(message_id, conversation_id, CARL)
+
+    emails_before = len(world.emails_to(CARL))
+    await world.send_due_emails(after_s=DELAY_S * 3)
+    assert len(world.emails_to(CARL)) == emails_before
+
+
+async def test_c2_s5_a_page_hidden_behind_another_tab_does_not_see_so_the_email_goes(
+    browser: Browser, world: ChatWorld
+) -> None:
+    """S5: the page open but hidden (another tab over it, so not visible and not focused)
+    sees nothing; after the delay the message is emailed to Carl. Back in front, with input,
+    the page shows it and marks it seen."""
+    conversation_id = await _enter(browser, world)
+    await browser.cover()
+    message_id = await world.agent_posts(conversation_id, "Is the printer still smoking?")
+    await world.send_due_emails(after_s=DELAY_S * 2)
+    emailed = [m for m in world.emails_to(CARL) if "still smoking" in text_of(m)]
+    assert len(emailed) == 1
+    assert CARL not in await world.seen_by(message_id, conversation_id)
+
+    await browser.uncover()
+    await browser.wait_until(f"{_message(message_id)}", what="the message on the page")
+    await browser.interact()
+    await world.wait_seen_by(message_id, conversation_id, CARL)
