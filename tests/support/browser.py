@@ -96,6 +96,7 @@ def _options(profile: Path, *, network_log: bool) -> Any:
         "--disable-renderer-backgrounding",
         "--disable-background-timer-throttling",
         "--window-size=1280,800",
+        "--hide-scrollbars",  # screenshots show the page, not a scrollbar track
     ]
     if os.geteuid() == 0:
         # Chromium refuses to start its sandbox as root (CI and these machines run as root).
