@@ -97,6 +97,9 @@ def _options(profile: Path, *, network_log: bool) -> Any:
         "--disable-background-timer-throttling",
         "--window-size=1280,800",
         "--hide-scrollbars",  # screenshots show the page, not a scrollbar track
+        # Shared memory in /tmp: a small /dev/shm (containers, CI) crashes tabs otherwise, and
+        # Debian's launcher's own check for it does not always work.
+        "--disable-dev-shm-usage",
     ]
     if os.geteuid() == 0:
         # Chromium refuses to start its sandbox as root (CI and these machines run as root).
