@@ -61,4 +61,5 @@ def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> w
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     events.setup(app)  # the stream's hub; its route is in ROUTE_TABLES
+    chat.setup(app)  # the chat's rate limits
     return app

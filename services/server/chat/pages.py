@@ -44,7 +44,7 @@ from services.server.events import HEARTBEAT_S, MAX_POSITION, run_stream
 from services.server.keys import SERVICE
 from services.views import Inbox, MessageRow
 
-__all__ = ["POSTS", "routes"]
+__all__ = ["LIMITS", "Limits", "chat_middleware", "routes", "setup"]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,21 @@ routes = web.RouteTableDef()
 MAX_TEXT_CHARS: Final = 20_000  # a chat message; longer text is better sent by email
 MAX_SEEN_IDS: Final = 500
 PAGE_MESSAGES: Final = 200
-# C3: a person types a few messages a minute; a script posting faster is stopped.
-POSTS: Final = RateLimit(count=20, window=timedelta(minutes=1), what="messages at once")
+
+
+class Limits:
+    """C3: this server's rate limits (each application its own)."""
+
+    def __init__(self) -> None:
+        # A person types a few messages a minute; a script posting faster is stopped.
+        self.posts = RateLimit(count=20, window=timedelta(minutes=1), what="messages at once")
+
+
+LIMITS: Final = web.AppKey("chat_limits", Limits)
+
+
+def setup(app: web.Application) -> None:
+    app[LIMITS] = Limits()
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -275,7 +288,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     if len(text) > MAX_TEXT_CHARS:
         raise InputError(f"a message is at most {MAX_TEXT_CHARS} characters")
     service = request.app[SERVICE]
-    POSTS.take(str(session.who.session_id), service.clock.now())
+    request.app[LIMITS].posts.take(str(session.who.session_id), service.clock.now())
     # The service checks the customer may write here (their own external conversation).
     await service.conversation(conversation_id, viewer_id=session.who.person_id)
     result = await service.post(
