@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
 from services.api import LOCAL_OPERATOR, ConversationKind, Service
 from services.clock import ManualClock
 from services.server.app import build_app
+from tests.support.loopback import serve_on_loopback
 from tests.support.smtpd import SmtpServer
 from tests.support.world import World, open_service, seed
 
@@ -132,24 +133,15 @@ async def chat_world(data_dir: Path, smtp: SmtpServer) -> AsyncIterator[ChatWorl
         people = await seed(service, delay_s=DELAY_S)
         await service.set_password(acting=LOCAL_OPERATOR, email=ANN, password=PW)
         await service.start(mail=False)  # the change feed behind the live stream
-        runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        base_url = f"http://{host}:{port}"
-        await service.set_config("server.public_url", base_url)
-        try:
-            async with ClientSession() as http:
-                world = ChatWorld(service, clock, base_url, people, smtp, http)
-                async with http.post(
-                    f"{base_url}/api/v1/sessions",
-                    json={"email": ANN, "password": PW, "device": "test"},
-                ) as response:
-                    assert response.status == 201, await response.text()
-                    world.ann_token = (await response.json())["token"]
-                yield world
-        finally:
-            await runner.cleanup()
+        async with serve_on_loopback(build_app(service)) as base_url, ClientSession() as http:
+            await service.set_config("server.public_url", base_url)
+            world = ChatWorld(service, clock, base_url, people, smtp, http)
+            async with http.post(
+                f"{base_url}/api/v1/sessions",
+                json={"email": ANN, "password": PW, "device": "test"},
+            ) as response:
+                assert response.status == 201, await response.text()
+                world.ann_token = (await response.json())["token"]
+            yield world
     finally:
         await service.close()

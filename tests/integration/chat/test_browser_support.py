@@ -5,7 +5,6 @@ synthetic input, and a tab opened over the page hides it (C2/S5's tests rely on 
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +12,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.support.browser import DESKTOP, PHONE, Browser, chromium, chromium_missing
+from tests.support.browser import DESKTOP, PHONE, Browser, chromium
+from tests.support.browser_fixtures import need_chromium
+from tests.support.loopback import serve_on_loopback
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -33,19 +34,13 @@ for (const name of ["visibilitychange", "pointermove", "keydown"]) {
 
 @pytest.fixture
 async def page_url() -> AsyncIterator[str]:
-    app = web.Application()
-
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
+    app = web.Application()
     app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}/"
-    await runner.cleanup()
+    async with serve_on_loopback(app) as base_url:
+        yield base_url + "/"
 
 
 async def test_c1_the_page_shows_as_a_phone_and_a_desktop_light_and_dark(
@@ -93,10 +88,7 @@ async def test_chromium_starts_without_selenium_manager(
     """Nothing is downloaded at run time: the system chromedriver is named explicitly, so
     Selenium Manager (which would fetch a browser and a driver) never runs. A stand-in that
     leaves a mark when run takes its place for the test."""
-    if (reason := chromium_missing()) is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    need_chromium()
     mark = tmp_path / "selenium-manager-ran"
     stand_in = tmp_path / "selenium-manager"
     stand_in.write_text(f"#!/bin/sh\ntouch {mark}\nexit 1\n")
