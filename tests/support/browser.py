@@ -195,6 +195,23 @@ class Browser:
 
         await self.run(act)
 
+    async def type_into(self, css: str, text: str) -> None:
+        """Click the element `css` selects and type `text` as key presses."""
+
+        def type_keys() -> None:
+            from selenium.webdriver.common.by import By
+
+            element = self.driver.find_element(By.CSS_SELECTOR, css)
+            element.click()
+            element.send_keys(text)
+
+        await self.run(type_keys)
+
+    async def click(self, css: str) -> None:
+        from selenium.webdriver.common.by import By
+
+        await self.run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
+
     async def cover(self) -> None:
         """Open another tab over the page: the page becomes hidden and loses focus."""
 
