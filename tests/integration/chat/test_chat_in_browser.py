@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import PHONE, Browser
+from tests.support.browser import DESKTOP, PHONE, Browser
 from tests.support.chat_world import CARL, DELAY_S, ChatWorld, chat_world, text_of
 from tests.support.smtpd import SmtpServer
 
@@ -155,3 +155,67 @@ async def test_c1_the_customers_own_live_message_is_shown_as_theirs(
     seen by them), as it does once the page is reloaded."""
     await _enter(browser, world)
     assert await _send(browser, "Here is the serial number: 1234") == "customer"
+
+
+# Every element with text of its own, visible: its colour against the background painted
+# behind it (translucent layers blended), against WCAG's AA minimum (3:1 for large text).
+_LOW_CONTRAST = """
+function parse(c) {
+  const m = c.match(/rgba?\\(([^)]+)\\)/);
+  if (!m) return null;
+  const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+  return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+}
+function lum(c) {
+  const f = (v) => {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  };
+  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+}
+function behind(el) {
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+  }
+  let out = {r: 255, g: 255, b: 255};
+  if (layers.length && layers[layers.length - 1].a >= 1) out = layers.pop();
+  for (const l of layers.reverse())
+    out = {r: l.r * l.a + out.r * (1 - l.a), g: l.g * l.a + out.g * (1 - l.a),
+           b: l.b * l.a + out.b * (1 - l.a)};
+  return out;
+}
+const low = [];
+for (const el of document.querySelectorAll("body *")) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())
+    || ["INPUT", "TEXTAREA", "BUTTON"].includes(el.tagName);
+  const box = el.getBoundingClientRect();
+  const style = getComputedStyle(el);
+  if (!own || !box.width || !box.height || style.visibility === "hidden") continue;
+  const a = lum(parse(style.color)), b = lum(behind(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+  const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  if (ratio < need)
+    low.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} ${ratio.toFixed(2)}: `
+      + (el.innerText || "").slice(0, 30));
+}
+return low;
+"""
+
+
+@pytest.mark.parametrize("colour", ["#1f5fbf", "#ffcc00", "#101010"])
+async def test_c3_text_contrast_meets_wcag_aa_in_light_and_dark_whatever_the_colour(
+    browser: Browser, world: ChatWorld, colour: str
+) -> None:
+    """C3 (WCAG 2.2 AA, 1.4.3): every text on the page, the composer and its button included,
+    against what is painted behind it, on a phone and a desktop, light and dark, with the
+    default accent, a pale one and a dark one (the page adapts the workspace's colour)."""
+    await world.service.set_config("chat.colour", colour)
+    await _enter(browser, world)
+    for screen in (PHONE, DESKTOP):
+        for scheme in ("light", "dark"):
+            await browser.show_as(screen, scheme)
+            await browser.settle()
+            assert await browser.script(_LOW_CONTRAST) == [], (screen.name, scheme)
