@@ -207,6 +207,16 @@ class Browser:
 
         await self.run(type_keys)
 
+    async def press(self, *keys: str) -> None:
+        """Key presses to whatever has the focus (`selenium.webdriver.common.keys.Keys`)."""
+
+        def send() -> None:
+            from selenium.webdriver.common.action_chains import ActionChains
+
+            ActionChains(self.driver).send_keys(*keys).perform()
+
+        await self.run(send)
+
     async def click(self, css: str) -> None:
         from selenium.webdriver.common.by import By
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.keys import Keys
 
 from tests.support.browser import DESKTOP, PHONE, Browser
 from tests.support.chat_world import CARL, DELAY_S, ChatWorld, chat_world, text_of
@@ -219,3 +220,34 @@ async def test_c3_text_contrast_meets_wcag_aa_in_light_and_dark_whatever_the_col
             await browser.show_as(screen, scheme)
             await browser.settle()
             assert await browser.script(_LOW_CONTRAST) == [], (screen.name, scheme)
+
+
+async def test_c3_the_keyboard_alone_reaches_the_composer_and_sends(
+    browser: Browser, world: ChatWorld
+) -> None:
+    """C3 (WCAG 2.1.1, 2.4.7): from the top of the page, Tab reaches the labelled composer and
+    its button, each showing a focus outline, and Enter on the button sends."""
+    await _enter(browser, world)
+    focused = "document.activeElement ? document.activeElement.id : ''"
+    for _ in range(30):
+        if await browser.script(f"return {focused}") == "composer-text":
+            break
+        await browser.press(Keys.TAB)
+    assert await browser.script(f"return {focused}") == "composer-text"
+    assert await browser.script(
+        "return document.activeElement.labels.length > 0"
+        " && document.activeElement.labels[0].innerText.trim() !== ''"
+    )
+    await browser.press("Sent with the keyboard")
+    await browser.press(Keys.TAB)
+    assert await browser.script(f"return {focused}") == "composer-send"
+    outline = await browser.script(
+        "const s = getComputedStyle(document.activeElement);"
+        "return [s.outlineStyle, parseFloat(s.outlineWidth)]"
+    )
+    assert outline[0] != "none" and outline[1] >= 2, outline
+    await browser.press(Keys.ENTER)
+    await browser.wait_until(
+        "document.getElementById('messages').innerText.includes('Sent with the keyboard')",
+        what="the message sent from the keyboard",
+    )
