@@ -14,6 +14,7 @@ page as a phone or a desktop, light or dark, without restarting.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -252,8 +253,6 @@ class Browser:
 
     async def network_log(self) -> list[dict[str, Any]]:
         """DevTools `Network.*` events since the last call (needs `network_log=True`)."""
-        import json
-
         entries = await self.run(self.driver.get_log, "performance")
         events = (json.loads(entry["message"])["message"] for entry in entries)
         return [event for event in events if event["method"].startswith("Network.")]
