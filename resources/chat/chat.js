@@ -152,7 +152,12 @@
       var button = document.getElementById("composer-send");
       button.disabled = true;
       post(form.action, { text: text }).then(function (r) {
-        if (r.ok) { box.value = ""; say("Sent."); return; }
+        if (r.ok) {
+          box.value = "";
+          say("Sent.");
+          if (!conversationId) return r.json().then(function (j) { location.href = "/chat/c/" + j.conversation_id; });
+          return;
+        }
         if (r.status === 429) { say("You are writing quickly: wait " + (r.headers.get("Retry-After") || "a few") + " seconds and send again."); return; }
         return r.json().then(function (j) { say(j.error ? j.error.message : "Not sent."); });
       }).catch(function () { say("Not sent: the connection is down. Try again."); })

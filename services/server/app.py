@@ -35,6 +35,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 ROUTE_TABLES: Final = (
     health.routes,
     sessions.routes,
+    chat.presence.routes,  # /people/in-chat before /people/{email}
     people.routes,
     items.routes,
     conversations.routes,

@@ -64,8 +64,8 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render(name: str, **variables: Any) -> str:
-    return _environment().get_template(name).render(assets=assets(), **variables)
+def render(template: str, /, **variables: Any) -> str:
+    return _environment().get_template(template).render(assets=assets(), **variables)
 
 
 def _luminance(rgb: tuple[float, float, float]) -> float:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import secrets
 from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -25,9 +28,10 @@ from services.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyAttemptsError,
 )
 from services.events import kept_window
-from services.server.chat.assets import asset, render, theme_css
+from services.server.chat.assets import asset, assets, render, theme_css
 from services.server.chat.limits import RateLimit
 from services.server.chat.session import (
     CSRF_FIELD,
@@ -61,6 +65,8 @@ class Limits:
     def __init__(self) -> None:
         # A person types a few messages a minute; a script posting faster is stopped.
         self.posts = RateLimit(count=20, window=timedelta(minutes=1), what="messages at once")
+        # Codes asked for from one client address (each address has its own limit too).
+        self.codes = RateLimit(count=10, window=timedelta(hours=1), what="codes asked for")
 
 
 LIMITS: Final = web.AppKey("chat_limits", Limits)
@@ -278,15 +284,20 @@ async def _writer(request: web.Request) -> tuple[ChatSession, dict[str, Any], bo
     return session, fields, is_form
 
 
-@routes.post(r"/chat/c/{conversation_id}/messages")
-async def post(request: web.Request) -> web.StreamResponse:
-    session, fields, is_form = await _writer(request)
-    conversation_id = _path_id(request)
+def _text_of(fields: dict[str, Any]) -> str:
     text = fields.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InputError("write a message first")
     if len(text) > MAX_TEXT_CHARS:
         raise InputError(f"a message is at most {MAX_TEXT_CHARS} characters")
+    return text
+
+
+@routes.post(r"/chat/c/{conversation_id}/messages")
+async def post(request: web.Request) -> web.StreamResponse:
+    session, fields, is_form = await _writer(request)
+    conversation_id = _path_id(request)
+    text = _text_of(fields)
     service = request.app[SERVICE]
     request.app[LIMITS].posts.take(str(session.who.session_id), service.clock.now())
     # The service checks the customer may write here (their own external conversation).
@@ -322,6 +333,135 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     await request.app[SERVICE].sign_out(session.who)
     response = _see_other("/chat")
     clear_cookie(response)
+    return response
+
+
+@routes.post("/chat/new")
+async def new_conversation(request: web.Request) -> web.StreamResponse:
+    """C1: a customer who came in from the widget writes their first message."""
+    session, fields, is_form = await _writer(request)
+    text = _text_of(fields)
+    service = request.app[SERVICE]
+    request.app[LIMITS].posts.take(str(session.who.session_id), service.clock.now())
+    conversation_id = await service.chat.start_conversation(session.who, text)
+    if is_form:
+        return _see_other(f"/chat/c/{conversation_id}")
+    return web.json_response({"conversation_id": conversation_id}, status=201)
+
+
+# --- the widget and its emailed code (C1) -------------------------------------------------------
+
+_START_COOKIE: Final = "__Host-deskbell-start"
+_START_CONTEXT: Final = b"deskbell/chat-start/v1:"
+
+
+def _start_csrf(request: web.Request, nonce: str) -> str:
+    key = request.app[SERVICE].token_key
+    return hmac.new(key, _START_CONTEXT + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def _start_page(
+    request: web.Request, *, step: str, status: int = 200, error: str = "", **fields: str
+) -> web.Response:
+    """The widget's page. Before a session there is no session token to bind a CSRF token
+    to: a random cookie is (double submit, signed), so another site cannot post the form."""
+    nonce = request.cookies.get(_START_COOKIE, "")
+    fresh = not (16 <= len(nonce) <= 64 and nonce.isascii() and nonce.isalnum())
+    if fresh:
+        nonce = secrets.token_hex(16)
+    response = _html(
+        render(
+            "start.html.j2",
+            step=step,
+            error=error,
+            csrf=_start_csrf(request, nonce),
+            name=fields.get("name", ""),
+            email=fields.get("email", ""),
+            **_settings(request),
+        ),
+        status=status,
+    )
+    if fresh:
+        response.set_cookie(
+            _START_COOKIE, nonce, path="/", secure=True, httponly=True, samesite="Strict"
+        )
+    return response
+
+
+async def _start_form(request: web.Request) -> dict[str, str]:
+    if not _enabled(request):
+        raise PermissionDeniedError("the chat is closed")
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    nonce = request.cookies.get(_START_COOKIE, "")
+    given = fields.get(CSRF_FIELD, "")
+    if not nonce or not hmac.compare_digest(given.encode(), _start_csrf(request, nonce).encode()):
+        raise PermissionDeniedError("the page's security token is missing or wrong: reload it")
+    return fields
+
+
+@routes.get("/chat/widget.js")
+async def widget(request: web.Request) -> web.StreamResponse:
+    """The script a help desk puts on its own site (docs/chat.md)."""
+    found = assets()["widget.js"]
+    if request.headers.get("If-None-Match") == found.etag:
+        return web.Response(status=304, headers={"ETag": found.etag})
+    response = web.Response(body=found.body, content_type=found.content_type, charset="utf-8")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["ETag"] = found.etag
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"  # other sites load it
+    return response
+
+
+@routes.get("/chat/start")
+async def start(request: web.Request) -> web.StreamResponse:
+    if not _enabled(request):
+        return _closed(request)
+    if await current(request) is not None:
+        return _see_other("/chat")
+    return _start_page(request, step="details")
+
+
+@routes.post("/chat/start/code")
+async def start_code(request: web.Request) -> web.StreamResponse:
+    """Name and address in; a code out by email. Nothing of any conversation is shown."""
+    fields = await _start_form(request)
+    name, email = fields.get("name", "")[:200], fields.get("email", "")[:320]
+    service = request.app[SERVICE]
+    try:
+        request.app[LIMITS].codes.take(client_address(request), service.clock.now())
+        await service.chat.send_code(name=name, email=email)
+    except InputError as exc:
+        return _start_page(
+            request, step="details", status=400, error=str(exc), name=name, email=email
+        )
+    except TooManyAttemptsError as exc:
+        page = _start_page(
+            request, step="details", status=429, error=str(exc), name=name, email=email
+        )
+        wait = (exc.retry_at - service.clock.now()).total_seconds()
+        page.headers["Retry-After"] = str(max(1, round(wait)))
+        return page
+    except PermissionDeniedError as exc:
+        return _start_page(
+            request, step="details", status=403, error=str(exc), name=name, email=email
+        )
+    return _start_page(request, step="code", email=email.strip().lower())
+
+
+@routes.post("/chat/start/confirm")
+async def start_confirm(request: web.Request) -> web.StreamResponse:
+    fields = await _start_form(request)
+    email = fields.get("email", "")[:320]
+    try:
+        session = await request.app[SERVICE].chat.confirm_code(
+            email=email, code=fields.get("code", "")[:20], address=client_address(request)
+        )
+    except (AuthenticationError, InputError) as exc:
+        return _start_page(request, step="code", status=403, error=str(exc), email=email)
+    response = _see_other("/chat")
+    set_cookie(response, session.token)
+    response.del_cookie(_START_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
 
 
