@@ -217,6 +217,8 @@ class MainWindow(QMainWindow):
         self.bridge.conversations_changed.connect(self._on_bridge_conversations_changed)
         self.bridge.message_arrived.connect(self._on_bridge_message_arrived)
         self.bridge.me_changed.connect(self._show_admin_tools)
+        # A customer coming into or leaving the chat is a person event (C2).
+        self.bridge.people_changed.connect(self._on_bridge_people_changed)
         self.bridge.me_changed.connect(self.refresh_dnd)
         for keys, slot in (
             ("Ctrl+1", lambda: self.show_inbox(INTERNAL_TAB)),
@@ -502,7 +504,10 @@ class MainWindow(QMainWindow):
         if self.current is not None and self.current.id in conversation_ids:
             await self.messages.refresh()
             self.seen_tracker.refresh()
-            await self.show_customer_presence()
+
+    def _on_bridge_people_changed(self) -> None:
+        if self.current is not None and self.current.kind == ConversationKind.EXTERNAL:
+            self.tasks.start(self.show_customer_presence(), name="customer-presence")
 
     def _on_bridge_message_arrived(self, message: MessageRow) -> None:
         row = None
