@@ -223,6 +223,21 @@ class Browser:
 
         await self.run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
 
+    async def follow_new_tab(self) -> None:
+        """Switch to the tab the page just opened (a link with `target="_blank"`)."""
+
+        def follow() -> None:
+            from selenium.webdriver.support.wait import WebDriverWait
+
+            WebDriverWait(self.driver, 60).until(
+                lambda driver: len(driver.window_handles) > len(self._tabs)
+            )
+            new = next(h for h in self.driver.window_handles if h not in self._tabs)
+            self.driver.switch_to.window(new)
+            self._tabs.append(new)
+
+        await self.run(follow)
+
     async def cover(self) -> None:
         """Open another tab over the page: the page becomes hidden and loses focus."""
 
