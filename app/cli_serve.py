@@ -49,6 +49,17 @@ def network(value: str) -> Network:
         ) from None
 
 
+def public_url(value: str) -> str:
+    """The server's public address, as the `server.public_url` setting stores it."""
+    from services.config import parse_value
+    from services.errors import InputError
+
+    try:
+        return parse_value("server.public_url", value)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
@@ -70,6 +81,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CIDR",
         help="a reverse proxy in front of the server (repeatable): the client's address is "
         "read from the X-Forwarded-For it sends",
+    )
+    parser.add_argument(
+        "--public-url",
+        type=public_url,
+        metavar="URL",
+        help="the address customers reach this server at (https://desk.example.com): the "
+        "links into the customer chat in emails start with it (stored as server.public_url)",
     )
     parser.add_argument(
         "--smtp-listen",
@@ -173,6 +191,8 @@ async def _serve(args: argparse.Namespace, tls: ssl.SSLContext | None) -> None:
     try:
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
+        if args.public_url is not None:
+            await service.set_config("server.public_url", args.public_url)
         async with (
             _smtp_listener(service, args.smtp_listen),
             _http_api(service, args.listen, tls=tls, trusted_proxies=args.trusted_proxy),

@@ -8,6 +8,8 @@ otherwise break every later post or stop all sending, far from where it was type
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import ipaddress
 import re
@@ -19,7 +21,7 @@ from typing import Final
 from services.domain.headers import check_header_text, normalize_address
 from services.errors import InputError, quoted
 
-__all__ = ["KEYS", "ConfigKey", "parse_value", "usable_settings"]
+__all__ = ["KEYS", "MAX_LOGO_BYTES", "ConfigKey", "image_type", "parse_value", "usable_settings"]
 
 _DIGITS: Final = re.compile(r"[0-9]{1,9}")  # ASCII only: "²" or "١" are not settings
 _LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -123,6 +125,41 @@ def _url(*, https_only: bool, root: bool) -> Callable[[str], str]:
         return text.rstrip("/") if root else text
 
     return parse
+
+
+MAX_LOGO_BYTES: Final = 48 * 1024  # the chat page stays light (under 100 KB in all)
+# Raster images only, known by their first bytes: an SVG may carry script.
+_IMAGE_MAGIC: Final = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+
+
+def image_type(data: bytes) -> str | None:
+    """The media type of a small PNG, JPEG, GIF or WebP image; None for anything else."""
+    for media, magics in _IMAGE_MAGIC.items():
+        if any(data.startswith(m) for m in magics):
+            if media == "image/webp" and data[8:12] != b"WEBP":
+                continue
+            return media
+    return None
+
+
+def _logo(value: str) -> str:
+    """Empty, an https:// image address, or an uploaded image as a `data:` URL (base64)."""
+    text = value.strip()
+    if not text.startswith("data:"):
+        return _url(https_only=True, root=False)(text)
+    media, _, encoded = text[5:].partition(";base64,")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise ValueError from exc
+    if len(data) > MAX_LOGO_BYTES or not data or image_type(data) != media:
+        raise ValueError
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,9 +291,10 @@ KEYS: dict[str, ConfigKey] = {
         ConfigKey(
             "chat.logo_url",
             "",
-            _url(https_only=True, root=False),
+            _logo,
             "the logo shown on the chat page",
-            "an https:// image address (empty: no logo)",
+            "an https:// image address, or a PNG, JPEG, GIF or WebP image of at most 48 KB "
+            "uploaded as a data: URL (empty: no logo)",
         ),
         ConfigKey(
             "mail.create_items",

@@ -42,6 +42,7 @@ ROUTE_TABLES: Final = (
     center.routes,
     events.routes,
     openapi.routes,
+    chat.settings.routes,
     chat.routes,
 )
 

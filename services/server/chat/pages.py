@@ -9,6 +9,7 @@ answered exactly as a missing one. Every write needs the session's CSRF token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -91,20 +92,44 @@ def _html(text: str, *, status: int = 200) -> web.Response:
 
 def _settings(request: web.Request) -> dict[str, Any]:
     config = request.app[SERVICE].config
-    return {
-        "title": config("chat.title"),
-        "colour": config("chat.colour"),
-        "logo_url": config("chat.logo_url"),
-    }
+    logo = config("chat.logo_url")
+    if logo.startswith("data:"):  # uploaded: served on its own, cached, not in every page
+        logo = f"/chat/logo?v={hashlib.sha256(logo.encode()).hexdigest()[:12]}"
+    return {"title": config("chat.title"), "colour": config("chat.colour"), "logo_url": logo}
+
+
+@routes.get("/chat/logo")
+async def logo(request: web.Request) -> web.StreamResponse:
+    """The uploaded logo (a stored `data:` URL, checked to be a raster image when set)."""
+    stored = request.app[SERVICE].config("chat.logo_url")
+    if not stored.startswith("data:"):
+        raise web.HTTPNotFound()
+    media, _, encoded = stored[5:].partition(";base64,")
+    body = base64.b64decode(encoded)
+    etag = f'"{hashlib.sha256(stored.encode()).hexdigest()[:12]}"'
+    response = web.Response(body=body, content_type=media)
+    response.headers["ETag"] = etag
+    # Versioned by the page's ?v=: a new logo is a new address.
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 def _enabled(request: web.Request) -> bool:
     return request.app[SERVICE].config("chat.enabled") == "true"
 
 
-def _notice(request: web.Request, heading: str, text: str, *, status: int) -> web.Response:
+def _notice(
+    request: web.Request, heading: str, text: str, *, status: int, start_link: bool = False
+) -> web.Response:
     return _html(
-        render("notice.html.j2", heading=heading, text=text, **_settings(request)), status=status
+        render(
+            "notice.html.j2",
+            heading=heading,
+            text=text,
+            start_link=start_link,
+            **_settings(request),
+        ),
+        status=status,
     )
 
 
@@ -192,6 +217,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             "Open your conversation",
             "Use the link in the latest email from us to open your conversation here.",
             status=200,
+            start_link=True,
         )
     return await _page(request, session, None)
 

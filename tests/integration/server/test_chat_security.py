@@ -271,10 +271,13 @@ async def test_c1_r2_no_chat_page_or_stream_shows_anything_internal_or_another_c
                 status, answer = await _page(http, f"{base_url}/chat/c/{target}")
             elif kind in ("post", "form"):
                 url = f"{base_url}/chat/c/{target}/messages"
+                # Unique: a later example's customer must not see it, and a short word
+                # would be found in any page.
+                words = f"chat-post-{run}-{index}-{kind}"
                 request = (
-                    http.post(url, json={"text": "hi"}, headers={"X-CSRF-Token": csrf})
+                    http.post(url, json={"text": words}, headers={"X-CSRF-Token": csrf})
                     if kind == "post"
-                    else http.post(url, data={"text": "hi", "csrf": csrf}, allow_redirects=False)
+                    else http.post(url, data={"text": words, "csrf": csrf}, allow_redirects=False)
                 )
                 async with request as response:
                     status, answer = response.status, await response.text()
