@@ -8,14 +8,17 @@ form says where to set it instead of showing a tag that could not work.
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -29,7 +32,18 @@ from PySide6.QtWidgets import (
 
 from ui.widgets.center_style import caption, show_result
 
-__all__ = ["ChatSettings", "ChatSettingsForm", "widget_snippet"]
+__all__ = ["UPLOADED_LOGO", "ChatSettings", "ChatSettingsForm", "widget_snippet"]
+
+UPLOADED_LOGO = "An uploaded image (type an https:// address, or upload another, to replace it)"
+# The image types the chat serves as a logo, by file suffix; the service checks the bytes.
+_LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+_NO_LOGO_HINT = "https://example.com/logo.png (optional)"
 
 NO_PUBLIC_URL = (
     "The widget needs the server's public address: set it above, or start the server with "
@@ -44,7 +58,7 @@ class ChatSettings:
     enabled: bool
     title: str
     colour: str  # #rrggbb
-    logo_url: str  # https://... or empty
+    logo_url: str  # https://..., an uploaded image as a data: URL, or empty
     public_url: str  # the server's public root, or empty
 
 
@@ -81,7 +95,12 @@ class ChatSettingsForm(QWidget):
         self.colour_button.setAccessibleName("Choose the accent colour")
         self.logo_edit = QLineEdit()
         self.logo_edit.setAccessibleName("Logo address")
-        self.logo_edit.setPlaceholderText("https://example.com/logo.png (optional)")
+        self.logo_edit.setPlaceholderText(_NO_LOGO_HINT)
+        self.upload_button = QPushButton("Upload…")
+        self.upload_button.setAccessibleName("Upload a logo image")
+        self.no_logo_button = QPushButton("No logo")
+        self.no_logo_button.setAccessibleName("Remove the logo")
+        self._uploaded_logo = ""  # a data: URL the field stands for while it is empty
         self.public_url_edit = QLineEdit()
         self.public_url_edit.setAccessibleName("Server's public address")
         self.public_url_edit.setPlaceholderText("https://desk.example.com")
@@ -109,7 +128,11 @@ class ChatSettingsForm(QWidget):
         form.addRow("", self.enabled_check)
         form.addRow("Page title", self.title_edit)
         form.addRow("Colour", colour_row)
-        form.addRow("Logo", self.logo_edit)
+        logo_row = QHBoxLayout()
+        logo_row.addWidget(self.logo_edit, 1)
+        logo_row.addWidget(self.upload_button)
+        logo_row.addWidget(self.no_logo_button)
+        form.addRow("Logo", logo_row)
         form.addRow("Public address", self.public_url_edit)
         save_row = QHBoxLayout()
         save_row.addWidget(self.save_button)
@@ -131,6 +154,8 @@ class ChatSettingsForm(QWidget):
         self.colour_edit.textChanged.connect(self._on_colour_edit_text_changed)
         self.colour_button.clicked.connect(self._on_colour_button_clicked)
         self.copy_button.clicked.connect(self._on_copy_button_clicked)
+        self.upload_button.clicked.connect(self._on_upload_button_clicked)
+        self.no_logo_button.clicked.connect(self._on_no_logo_button_clicked)
         self.save_button.clicked.connect(self._on_save_button_clicked)
         self._show_snippet("")
 
@@ -138,7 +163,7 @@ class ChatSettingsForm(QWidget):
         self.enabled_check.setChecked(settings.enabled)
         self.title_edit.setText(settings.title)
         self.colour_edit.setText(settings.colour)
-        self.logo_edit.setText(settings.logo_url)
+        self._show_logo(settings.logo_url)
         self.public_url_edit.setText(settings.public_url)
         self._show_snippet(settings.public_url)
 
@@ -147,9 +172,42 @@ class ChatSettingsForm(QWidget):
             enabled=self.enabled_check.isChecked(),
             title=self.title_edit.text(),
             colour=self.colour_edit.text(),
-            logo_url=self.logo_edit.text(),
+            logo_url=self.logo_edit.text() or self._uploaded_logo,
             public_url=self.public_url_edit.text(),
         )
+
+    def use_logo_file(self, path: Path) -> None:
+        """Take an image file as the logo (stored when saved, as a data: URL)."""
+        media = _LOGO_TYPES.get(path.suffix.lower())
+        if media is None:
+            show_result(
+                self.status_label, "A logo must be a PNG, JPEG, GIF or WebP image.", error=True
+            )
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            show_result(self.status_label, f"Could not read {path.name}: {exc}", error=True)
+            return
+        encoded = base64.b64encode(data).decode("ascii")
+        self._show_logo(f"data:{media};base64,{encoded}")
+        show_result(self.status_label, f"{path.name} will be the logo once saved.", error=False)
+
+    def _show_logo(self, logo_url: str) -> None:
+        uploaded = logo_url.startswith("data:")
+        self._uploaded_logo = logo_url if uploaded else ""
+        self.logo_edit.setText("" if uploaded else logo_url)
+        self.logo_edit.setPlaceholderText(UPLOADED_LOGO if uploaded else _NO_LOGO_HINT)
+
+    def _on_upload_button_clicked(self) -> None:
+        chosen, _ = QFileDialog.getOpenFileName(
+            self, "Logo", "", "Images (*.png *.jpg *.jpeg *.gif *.webp)"
+        )
+        if chosen:
+            self.use_logo_file(Path(chosen))
+
+    def _on_no_logo_button_clicked(self) -> None:
+        self._show_logo("")
 
     def _show_snippet(self, public_url: str) -> None:
         snippet = widget_snippet(public_url)
