@@ -6,6 +6,7 @@
   var body = document.body;
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var conversationId = Number(main.dataset.conversationId || 0);
+  var me = Number(main.dataset.personId); // the customer's own messages are shown as theirs
   var position = main.dataset.position;
   var list = document.getElementById("messages");
   var status = document.getElementById("status");
@@ -47,7 +48,8 @@
   }, { threshold: 0.5 }) : null;
 
   function watch(li) {
-    if (observer && li.dataset.seen !== "true" && li.dataset.authorKind !== "customer") observer.observe(li);
+    if (observer && li.dataset.seen !== "true" && li.dataset.authorKind !== "customer"
+      && !li.classList.contains("own")) observer.observe(li);
   }
   if (list) list.querySelectorAll("li.message").forEach(watch);
 
@@ -81,11 +83,12 @@
   function messageItem(m) {
     var li = document.createElement("li");
     var kind = m.author && m.author.kind === "customer" ? "customer" : "user";
-    li.className = "message " + kind;
+    var own = !!m.author && m.author.id === me;
+    li.className = "message " + kind + (own ? " own" : "");
     li.id = "m-" + m.id;
     li.dataset.messageId = String(m.id);
     li.dataset.authorKind = kind;
-    li.dataset.seen = kind === "customer" ? "true" : "false";
+    li.dataset.seen = kind === "customer" || own ? "true" : "false";
     var meta = document.createElement("p");
     meta.className = "meta";
     var author = document.createElement("span");

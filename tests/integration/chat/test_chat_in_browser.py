@@ -143,12 +143,6 @@ async def _send(browser: Browser, text: str) -> str:
     return kind
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resources/chat/chat.js reads the author's kind from the live event, which a "
-    "customer's stream does not carry (event_views.for_customers): every live message is "
-    "shown as the team's (reported to the lead)",
-)
 async def test_c1_the_customers_own_live_message_is_shown_as_theirs(
     browser: Browser, world: ChatWorld
 ) -> None:
@@ -156,6 +150,19 @@ async def test_c1_the_customers_own_live_message_is_shown_as_theirs(
     seen by them), as it does once the page is reloaded."""
     await _enter(browser, world)
     assert await _send(browser, "Here is the serial number: 1234") == "customer"
+    live = await browser.script(_OWN_MESSAGE, "serial number")
+    await browser.open(await browser.script("return location.href"))  # waits for the load
+    await browser.wait_until(READY, what="the chat page live again")
+    assert live == await browser.script(_OWN_MESSAGE, "serial number") == ["own", "true"]
+
+
+# How the page shows the message with the given text: styled as the customer's own or not,
+# and whether it waits to be seen.
+_OWN_MESSAGE = """
+const m = [...document.querySelectorAll('#messages .message')]
+  .find(m => m.innerText.includes(arguments[0]));
+return [m.classList.contains('own') ? 'own' : 'other', m.dataset.seen];
+"""
 
 
 # Every element with text of its own, visible: its colour against the background painted
