@@ -91,11 +91,6 @@ async def test_c2_s5_a_page_hidden_behind_another_tab_does_not_see_so_the_email_
     await world.wait_seen_by(message_id, conversation_id, CARL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resources/chat: a live message is scrolled to the bottom edge, under the sticky "
-    "composer, and the IntersectionObserver still counts it on screen (reported to the lead)",
-)
 async def test_c1_s5_on_a_phone_a_live_message_is_not_left_under_the_composer(
     browser: Browser, world: ChatWorld
 ) -> None:
@@ -114,6 +109,43 @@ async def test_c1_s5_on_a_phone_a_live_message_is_not_left_under_the_composer(
         " document.getElementById('composer').getBoundingClientRect().top]"
     )
     assert message_bottom <= composer_top
+
+
+async def test_c2_s5_on_a_phone_a_message_under_the_composer_is_not_seen(
+    browser: Browser, world: ChatWorld
+) -> None:
+    """C2/S5: a message on screen but covered by the sticky composer is not seen, while the
+    one above it, watched from the same moment with the same input, is."""
+    await browser.show_as(PHONE, "light")
+    conversation_id = await _enter(browser, world)
+    ids = [
+        await world.agent_posts(conversation_id, f"Step {n}:\n" + "check the tray\n" * 4)
+        for n in range(6)
+    ]
+    await browser.wait_until(_message(ids[-1]), what="the last message on the page")
+    above, under = ids[2], ids[3]
+    # The page's own scrolling is not the reader's input: nothing is seen before theirs.
+    await browser.script(
+        f"window.scrollBy(0, {_message(under)}.getBoundingClientRect().top"
+        " - document.getElementById('composer').getBoundingClientRect().top)"
+    )
+    await browser.settle()
+    await browser.interact()
+    covered = await browser.script(_COVERED, under)
+    assert covered is True, covered
+    await browser.wait_until(f"{_message(above)}.dataset.seen === 'true'", what="seen above")
+    assert await browser.script(f"return {_message(under)}.dataset.seen") == "false"
+    await world.wait_seen_by(above, conversation_id, CARL)
+    assert CARL not in await world.seen_by(under, conversation_id)
+
+
+# Whether the message `m-<id>` is on screen but wholly under the composer.
+_COVERED = """
+const m = document.getElementById('m-' + arguments[0]).getBoundingClientRect();
+const c = document.getElementById('composer').getBoundingClientRect();
+return m.top >= c.top - 1 && m.top < innerHeight && m.bottom <= innerHeight + 1
+  || [m.top, m.bottom, c.top, innerHeight];
+"""
 
 
 async def test_c1_the_customer_writes_from_the_page_and_the_agent_gets_it(
