@@ -9,7 +9,6 @@ form says where to set it instead of showing a tag that could not work.
 from __future__ import annotations
 
 import base64
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from services.api import widget_snippet
 from ui.widgets.center_style import caption, show_result
 
-__all__ = ["UPLOADED_LOGO", "ChatSettings", "ChatSettingsForm", "widget_snippet"]
+__all__ = ["UPLOADED_LOGO", "ChatSettings", "ChatSettingsForm"]
 
 UPLOADED_LOGO = "An uploaded image (type an https:// address, or upload another, to replace it)"
 # The image types the chat serves as a logo, by file suffix; the service checks the bytes.
@@ -60,14 +60,6 @@ class ChatSettings:
     colour: str  # #rrggbb
     logo_url: str  # https://..., an uploaded image as a data: URL, or empty
     public_url: str  # the server's public root, or empty
-
-
-def widget_snippet(public_url: str) -> str:
-    """The tag the help desk puts on its own site; empty without a public address."""
-    root = public_url.strip().rstrip("/")
-    if not root:
-        return ""
-    return f'<script src="{html.escape(root)}/chat/widget.js" async></script>'
 
 
 class ChatSettingsForm(QWidget):
