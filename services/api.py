@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from services.clock import Clock, ManualClock, SystemClock, utcnow
 from services.config import parse_value
+from services.domain.chat_widget import widget_snippet
 from services.domain.headers import check_header_text, normalize_address
 from services.domain.model import (
     ConversationKind,
@@ -310,6 +311,7 @@ __all__ = [
     "utcnow",
     "validate_address",
     "validate_name",
+    "widget_snippet",
 ]
 
 log = logging.getLogger(__name__)

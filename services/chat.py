@@ -113,8 +113,21 @@ def _live_pages(tx: Tx, person_id: int, now: datetime) -> int:
     )
 
 
+def _sweep(tx: Tx, *, now: datetime) -> frozenset[int]:
+    """Presence rows past their expiry (pages of a process that died: no beat, no leave) go in
+    one statement, so of processes sweeping at once each row is one's; a customer left with
+    no live page gets the person event a page closing gives (C2). Those customers."""
+    gone = tx.conn.execute(
+        delete(ChatPresence).where(ChatPresence.expires_at <= now).returning(ChatPresence.person_id)
+    )
+    left = frozenset(int(p) for p in {r[0] for r in gone} if _live_pages(tx, p, now) == 0)
+    for person_id in sorted(left):
+        record_change(tx, kind=ChangeKind.PERSON, at=now, person_id=person_id)
+    return left
+
+
 def _join(tx: Tx, *, person_id: int, session_id: int, now: datetime) -> int:
-    tx.conn.execute(delete(ChatPresence).where(ChatPresence.expires_at <= now))
+    _sweep(tx, now=now)
     if _live_pages(tx, person_id, now) == 0:  # agents hear the customer came in (C2)
         record_change(tx, kind=ChangeKind.PERSON, at=now, person_id=person_id)
     ((row_id,),) = tx.conn.execute(
@@ -333,6 +346,11 @@ class Chat:
 
     async def leave(self, presence_id: int) -> None:
         await self._service.db.write(_leave, presence_id=presence_id, now=self._service.clock.now())
+
+    async def sweep(self) -> frozenset[int]:
+        """Expired presence goes, and agents hear who left by it (the customers); each
+        `serve` runs it every `PRESENCE_BEAT` (services/server/chat/presence.py)."""
+        return await self._service.db.write(_sweep, now=self._service.clock.now())
 
     async def in_chat(self, person_ids: Iterable[int]) -> frozenset[int]:
         """Which of these customers have a chat page open now (any process)."""

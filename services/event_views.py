@@ -109,8 +109,9 @@ class PersonFacts:
 
     def for_customers(self) -> Payload:
         # Another person's address is not a customer's to learn (R2: no other customer's
-        # data); a name is what the conversation shows.
-        return {"id": self.id, "name": self.name}
+        # data); a name is what the conversation shows, and the kind whether it is one of the
+        # team or a customer (the chat page shows it, as it does for what it renders itself).
+        return {"id": self.id, "name": self.name, "kind": self.kind.value}
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.support.fixtures",
     "tests.support.imap_fixtures",
     "tests.support.databases",
+    "tests.support.browser_fixtures",
 ]
 
 

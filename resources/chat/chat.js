@@ -6,6 +6,7 @@
   var body = document.body;
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var conversationId = Number(main.dataset.conversationId || 0);
+  var me = Number(main.dataset.personId); // the customer's own messages are shown as theirs
   var position = main.dataset.position;
   var list = document.getElementById("messages");
   var status = document.getElementById("status");
@@ -35,7 +36,10 @@
   var watched = new Map(); // message element -> since (ms) or null
   var pending = [];
   var sending = false;
-  ["keydown", "mousedown", "mousemove", "wheel", "touchstart", "scroll"].forEach(function (n) {
+  var composer = document.getElementById("composer");
+  // Not "scroll": the page scrolls itself to a new message, which is not the reader's input
+  // (the reader's own scrolling comes with a wheel, touch, key or mouse event).
+  ["keydown", "mousedown", "mousemove", "wheel", "touchstart"].forEach(function (n) {
     window.addEventListener(n, function () { lastInput = Date.now(); }, { passive: true, capture: true });
   });
   window.addEventListener("focus", function () { lastInput = 0; }); // nothing until the first input
@@ -46,8 +50,27 @@
     });
   }, { threshold: 0.5 }) : null;
 
+  // The sticky composer covers the bottom of the screen: what is under it is not on screen.
+  // The observer (threshold 0.5 of the viewport) says which messages to watch; this says
+  // whether one is at least half in the part of the screen the composer leaves free.
+  function halfOnScreen(li) {
+    var r = li.getBoundingClientRect();
+    var bottom = window.innerHeight;
+    if (composer) bottom = Math.min(bottom, composer.getBoundingClientRect().top);
+    return r.height > 0 && (Math.min(r.bottom, bottom) - Math.max(r.top, 0)) / r.height >= 0.5;
+  }
+
+  // Keep what the page scrolls into view (a new message, a focused control) above the
+  // composer: the viewport's scroll padding is the composer's height.
+  if (composer && "ResizeObserver" in window) {
+    new ResizeObserver(function () {
+      document.documentElement.style.setProperty("--composer-height", composer.offsetHeight + "px");
+    }).observe(composer);
+  }
+
   function watch(li) {
-    if (observer && li.dataset.seen !== "true" && li.dataset.authorKind !== "customer") observer.observe(li);
+    if (observer && li.dataset.seen !== "true" && li.dataset.authorKind !== "customer"
+      && !li.classList.contains("own")) observer.observe(li);
   }
   if (list) list.querySelectorAll("li.message").forEach(watch);
 
@@ -65,7 +88,7 @@
     var now = Date.now();
     var ok = document.visibilityState === "visible" && document.hasFocus() && now - lastInput < 30000;
     watched.forEach(function (since, li) {
-      if (!ok) { watched.set(li, null); return; }
+      if (!ok || !halfOnScreen(li)) { watched.set(li, null); return; }
       if (since === null) { watched.set(li, now); return; }
       if (now - since >= 750) {
         watched.delete(li);
@@ -81,11 +104,12 @@
   function messageItem(m) {
     var li = document.createElement("li");
     var kind = m.author && m.author.kind === "customer" ? "customer" : "user";
-    li.className = "message " + kind;
+    var own = !!m.author && m.author.id === me;
+    li.className = "message " + kind + (own ? " own" : "");
     li.id = "m-" + m.id;
     li.dataset.messageId = String(m.id);
     li.dataset.authorKind = kind;
-    li.dataset.seen = kind === "customer" ? "true" : "false";
+    li.dataset.seen = kind === "customer" || own ? "true" : "false";
     var meta = document.createElement("p");
     meta.className = "meta";
     var author = document.createElement("span");
@@ -139,7 +163,7 @@
   connect();
 
   // --- the composer ----------------------------------------------------------------------------
-  var form = document.getElementById("composer");
+  var form = composer;
   if (form) {
     var box = document.getElementById("composer-text");
     box.addEventListener("keydown", function (e) {

@@ -66,4 +66,5 @@ def build_app(service: Service, *, trusted_proxies: Sequence[Network] = ()) -> w
         app.router.add_routes(table)
     events.setup(app)  # the stream's hub; its route is in ROUTE_TABLES
     chat.setup(app)  # the chat's rate limits
+    chat.presence.setup(app)  # expired presence lapses with an event (C2)
     return app

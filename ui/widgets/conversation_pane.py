@@ -55,6 +55,12 @@ class ConversationPane(QWidget):
         self.header_members.setTextFormat(Qt.TextFormat.PlainText)
         self.header_members.setAccessibleDescription("Who reads this conversation")
         self.header_members.setStyleSheet(f"color: {theme.muted.name()};")
+        # C2: on a customer conversation, whether the customer has the chat open now.
+        self.header_presence = QLabel("", self)
+        self.header_presence.setTextFormat(Qt.TextFormat.PlainText)
+        self.header_presence.setAccessibleDescription("Whether the customer is in the chat")
+        self.header_presence.setVisible(False)
+        self._presence_colours = (theme.accent.name(), theme.muted.name())
         self.follow_button = QPushButton("Follow", self)
         self.follow_button.setAccessibleName("Follow or unfollow this item")
         self.follow_button.setVisible(False)
@@ -67,6 +73,7 @@ class ConversationPane(QWidget):
         titles.setSpacing(2)
         titles.addWidget(self.header_title)
         titles.addWidget(self.header_members)
+        titles.addWidget(self.header_presence)
         header_layout.addLayout(titles, 1)
         header_layout.addWidget(self.follow_button)
 
@@ -128,6 +135,19 @@ class ConversationPane(QWidget):
         self.composer.set_kind(info.kind)
         self._open = True
         self._on_messages_changed()
+
+    def show_customer_presence(self, customer: str | None, *, in_chat: bool) -> None:
+        """Say whether `customer` is in the chat now; None hides the line (not a customer
+        conversation, or nothing known yet)."""
+        if customer is None:
+            self.header_presence.setVisible(False)
+            return
+        text = f"● {customer} is in the chat now" if in_chat else f"{customer} is not in the chat"
+        self.header_presence.setText(text)
+        self.header_presence.setAccessibleName(text.removeprefix("● "))
+        colour = self._presence_colours[0 if in_chat else 1]
+        self.header_presence.setStyleSheet(f"color: {colour};")
+        self.header_presence.setVisible(True)
 
     def _on_messages_changed(self, *_args: object) -> None:
         empty = self.messages.rowCount() == 0

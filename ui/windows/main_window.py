@@ -25,6 +25,7 @@ from services.api import (
     Inbox,
     MessageRow,
     PersonInfo,
+    PersonKind,
     Service,
     TeamAccount,
     UnseenCounts,
@@ -239,6 +240,8 @@ class MainWindow(QMainWindow):
         self.bridge.conversations_changed.connect(self._on_bridge_conversations_changed)
         self.bridge.message_arrived.connect(self._on_bridge_message_arrived)
         self.bridge.me_changed.connect(self._show_admin_tools)
+        # A customer coming into or leaving the chat is a person event (C2).
+        self.bridge.people_changed.connect(self._on_bridge_people_changed)
         self.bridge.me_changed.connect(self.refresh_dnd)
         for keys, slot in (
             ("Ctrl+1", lambda: self.show_inbox(INTERNAL_TAB)),
@@ -323,6 +326,21 @@ class MainWindow(QMainWindow):
         self.message_view.scroll_to_newest()
         self.alerts.withdraw(conversation_id)
         self.seen_tracker.refresh()
+        await self.show_customer_presence()
+
+    async def show_customer_presence(self) -> None:
+        """C2: on a customer conversation, whether its customer has the chat open now (the
+        first of them who does, else the first customer); no line on an internal one."""
+        info = self.current
+        customers = [m for m in info.members if m.kind == PersonKind.CUSTOMER] if info else []
+        if info is None or info.kind != ConversationKind.EXTERNAL or not customers:
+            self.pane.show_customer_presence(None, in_chat=False)
+            return
+        present = await self.service.customers_in_chat([c.id for c in customers])
+        if self.current is not info:
+            return  # another conversation opened meanwhile
+        shown = next((c for c in customers if c.id in present), customers[0])
+        self.pane.show_customer_presence(shown.name, in_chat=shown.id in present)
 
     def _select_row(self, tab: int, conversation_id: int) -> None:
         row = self.models[tab].row_of(conversation_id)
@@ -512,6 +530,10 @@ class MainWindow(QMainWindow):
         if self.current is not None and self.current.id in conversation_ids:
             await self.messages.refresh()
             self.seen_tracker.refresh()
+
+    def _on_bridge_people_changed(self) -> None:
+        if self.current is not None and self.current.kind == ConversationKind.EXTERNAL:
+            self.tasks.start(self.show_customer_presence(), name="customer-presence")
 
     def _on_bridge_message_arrived(self, message: MessageRow) -> None:
         row = None

@@ -7,6 +7,8 @@
 - *Incoming & Outgoing*: the 72-hour log (`ui.windows.email_log`).
 - *Bounced addresses*: what came back, and Clear (`ui.windows.bounced_addresses`).
 - *Users*: add a user, see and end a user's sessions (`ui.windows.users_page`).
+- *Chat*: the customer chat on or off, its title, colour and logo, the widget snippet
+  (`ui.windows.chat_page`).
 
 Open it from the main window for an administrator: `MessagingCenter(service, me, parent)`,
 then `show()`; it loads itself. Every refusal from the service shows as one line in red.
@@ -46,6 +48,7 @@ from services.api import (
 from ui.tasks import Tasks
 from ui.widgets.center_style import caption, show_result, style_sheet, theme_for
 from ui.windows.bounced_addresses import BouncedAddressesPage
+from ui.windows.chat_page import ChatPage
 from ui.windows.email_log import EmailLogPage
 from ui.windows.template_editor import TemplateEditor
 from ui.windows.users_page import UsersPage
@@ -65,6 +68,7 @@ SECTIONS = (
     "Incoming & Outgoing",
     "Bounced addresses",
     "Users",
+    "Chat",
 )
 # One line under each section's title: what it is for.
 _DESCRIPTIONS = (
@@ -75,6 +79,8 @@ _DESCRIPTIONS = (
     "Addresses whose emails came back. After repeated hard bounces Deskbell stops emailing an "
     "address until you clear it.",
     "Agents and administrators: add one, and see or end the devices each is signed in on.",
+    "The page where customers follow their conversations live, and the widget that starts one "
+    "from your website.",
 )
 _ID_ROLE = Qt.ItemDataRole.UserRole
 _TEXT_VARIABLES = (
@@ -449,6 +455,7 @@ class MessagingCenter(QDialog):
         self.bounces_page = BouncedAddressesPage(service, self.tasks, acting=me.email)
         # The desktop holds its database (solo mode), so it acts as the machine's operator.
         self.users_page = UsersPage(service, self.tasks, acting=LOCAL_OPERATOR)
+        self.chat_page = ChatPage(service, self.tasks)
         self.stack = QStackedWidget()
         for page in (
             self.messages_page,
@@ -457,6 +464,7 @@ class MessagingCenter(QDialog):
             self.log_page,
             self.bounces_page,
             self.users_page,
+            self.chat_page,
         ):
             self.stack.addWidget(page)
         content = QVBoxLayout()
@@ -515,8 +523,10 @@ class MessagingCenter(QDialog):
             await self.log_page.apply_filter()
         elif row == 4:
             await self.bounces_page.load()
-        else:
+        elif row == 5:
             await self.users_page.load()
+        else:
+            await self.chat_page.load()
 
     async def wait_idle(self) -> None:
         """Let every running load, preview and save finish (tests)."""

@@ -9,6 +9,7 @@ import base64
 from dataclasses import dataclass
 
 from services.config import MAX_LOGO_BYTES, image_type, parse_value
+from services.domain.chat_widget import widget_snippet
 from services.errors import InputError
 from services.server.auth import Access
 from services.server.endpoints import Call, Endpoints
@@ -51,7 +52,7 @@ def _read(call: Call) -> ChatSettings:
         colour=config("chat.colour"),
         logo_url="/chat/logo" if logo.startswith("data:") else logo,
         public_url=public,
-        widget_snippet=f'<script src="{public}/chat/widget.js" async></script>' if public else "",
+        widget_snippet=widget_snippet(public),
     )
 
 

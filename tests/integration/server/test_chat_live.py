@@ -15,6 +15,7 @@ from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType, WSServerH
 from sqlalchemy import select
 
 from services.api import LOCAL_OPERATOR, ConversationKind, Service
+from services.chat import PRESENCE_TTL
 from services.clock import ManualClock
 from services.store.models import Email
 from tests.integration.server.chat_support import browser, csrf_of, enter, link_for
@@ -187,3 +188,57 @@ async def test_c2_agents_hear_when_a_customer_enters_and_leaves_the_chat(
         went = await _next(agent, "person")
         assert went["person"]["id"] == world.carl
     assert await call(http, base_url, "GET", in_chat, bob) == (200, [])
+
+
+async def test_c2_a_page_of_a_serve_process_that_died_lapses_and_agents_hear_it(
+    live: Service,
+    svc: Service,
+    world: World,
+    base_url: str,
+    http: ClientSession,
+    clock: ManualClock,
+) -> None:
+    """C2: a page whose serve process died never says it left; once its presence expires,
+    the sweep (each serve runs it, any may) tells agents as a page closing does: one person
+    event, however many sweeps run, and the customer is no longer in the chat."""
+    bob = await sign_in(http, base_url, BOB)
+    carl = await svc.authenticate(await customer_token(svc))
+    async with http.ws_connect(f"{base_url}/api/v1/events", headers=bearer(bob)) as agent:
+        await _next(agent, "ready")
+        await svc.chat.join(carl)  # a page on a process that then died: no beat, no leave
+        came = await _next(agent, "person")
+        assert came["person"]["id"] == world.carl
+        assert await svc.chat.sweep() == frozenset()  # alive: nothing lapses
+        clock.advance(PRESENCE_TTL.total_seconds() + 1)
+        assert await svc.customers_in_chat([world.carl]) == frozenset()
+        # The server's own sweep may come first; either way the row lapses once.
+        first, second = await svc.chat.sweep(), await svc.chat.sweep()
+        assert first in ({world.carl}, frozenset()) and second == frozenset()
+        went = await _next(agent, "person")
+        assert went["person"]["id"] == world.carl
+        external = (await svc.item(world.item)).external_conversation_id
+        await svc.post(author=ANN, text="after the lapse", conversation_id=external)
+        following = json.loads((await agent.receive(timeout=60)).data)
+        assert following["type"] == "message"  # no second person event before it
+
+
+async def test_c2_the_server_sweeps_lapsed_presence_on_its_own(
+    live: Service,
+    svc: Service,
+    world: World,
+    base_url: str,
+    http: ClientSession,
+    clock: ManualClock,
+) -> None:
+    """C2: nobody calls the sweep: the serve process does, every PRESENCE_BEAT (real time,
+    waited on generously), and agents hear that the customer left."""
+    bob = await sign_in(http, base_url, BOB)
+    carl = await svc.authenticate(await customer_token(svc))
+    async with http.ws_connect(f"{base_url}/api/v1/events", headers=bearer(bob)) as agent:
+        await _next(agent, "ready")
+        await svc.chat.join(carl)  # a page on a process that then died
+        assert (await _next(agent, "person"))["person"]["id"] == world.carl
+        clock.advance(PRESENCE_TTL.total_seconds() + 1)
+        went = await _next(agent, "person")
+        assert went["person"]["id"] == world.carl
+        assert await svc.customers_in_chat([world.carl]) == frozenset()
