@@ -436,6 +436,14 @@ async def _main(
             log.warning("no sound: %s", exc)
             pinger = None
 
+        center = None
+        if team is not None:
+            # T5: the Messaging Center, new items and chat presence are the server's.
+            from services.api import RemoteService
+
+            center = RemoteService(team.account.client(team.token), clock=clock)
+            stack.push_async_callback(center.close)
+
         log.info("start: main window")
         from ui.windows.main_window import MainWindow
         from ui.windows.update_check import UpdateChecker, UpdatePrefs
@@ -459,6 +467,7 @@ async def _main(
             spell_out_emoji=spell_out_emoji,
             team_account=team.account if team is not None else None,
             connection=sync,
+            center=center,
         )
         stack.callback(window.close)
         wake_watch.resumed.connect(window.refresh_dnd)  # Qt's timers stood still in sleep

@@ -110,11 +110,13 @@ if TYPE_CHECKING:
     from services.chat import Chat
     from services.email_log import LOG_WINDOW, PURGE_EVERY, EmailDetail
     from services.events import ChangeFeed, Listener
+    from services.facade import CenterFacade
     from services.fallback import FallbackScheduler
     from services.incoming.router import IncomingMail, IncomingResult, MailPolicy
     from services.mail.identity import MailIdentity
     from services.mail.outbox import OutboxWorker
     from services.mail.smtp import SmtpSettings
+    from services.remote import RemoteService
     from services.settings import store_setting
     from services.setup import first_start
     from services.store import queries
@@ -216,6 +218,8 @@ _TEAM_EXPORTS = {
     "sign_in_to_team": "services.team.signin",
     "TeamSync": "services.team.sync",
     "open_replica": "services.team",
+    "CenterFacade": "services.facade",
+    "RemoteService": "services.remote",
 }
 
 
@@ -243,6 +247,7 @@ __all__ = [
     "AutomationInfo",
     "BounceInfo",
     "Caller",
+    "CenterFacade",
     "ChangeEvent",
     "ChangeKind",
     "Changes",
@@ -275,6 +280,7 @@ __all__ = [
     "PersonInfo",
     "PersonKind",
     "PostResult",
+    "RemoteService",
     "RenderedEmail",
     "ResetRequest",
     "SecretStoreUnavailable",

@@ -60,6 +60,7 @@ __all__ = [
     "Trigger",
     "fire",
     "load_rules",
+    "preview_text",
     "seed_automations",
 ]
 
@@ -675,6 +676,16 @@ def critical_text(tx: Tx) -> str | None:
     return text
 
 
+def preview_text(text: str, *, critical: bool = False) -> str:
+    """M1: what `text` says, rendered with sample data (the words, not the template): an
+    inserted message, or the critical automation's email intro. InputError for a text that
+    would be refused on save. No workspace data: a team desktop renders it as the server would."""
+    if critical:
+        variables = sample_variables(kind="notification")
+        return render_text(validate_intro(text), variables, name="text")
+    return render_text(_check_text(text), sample_variables(kind="automation"), name="text")
+
+
 class Automations:
     """`service.automations`: list, show, create, enable, disable, delete, set-text (M1, M8)."""
 
@@ -756,13 +767,7 @@ class Automations:
         return info
 
     def preview_text(self, text: str, *, critical: bool = False) -> str:
-        """M1: what `text` says, rendered with sample data (the words, not the template):
-        an inserted message, or the critical automation's email intro. InputError for a text
-        that would be refused on save."""
-        if critical:
-            variables = sample_variables(kind="notification")
-            return render_text(validate_intro(text), variables, name="text")
-        return render_text(_check_text(text), sample_variables(kind="automation"), name="text")
+        return preview_text(text, critical=critical)
 
     async def critical_text(self) -> str:
         return await self._db.read(critical_text) or DEFAULT_INTRO

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from services.accounts import Caller, NewUser, PasswordSet, SessionInfo
     from services.automations import AutomationInfo
+    from services.clock import Clock
     from services.domain.model import ConversationKind, NotificationSettings, PersonKind
+    from services.email_log import EmailDetail
     from services.incoming.decide import IncomingResult
     from services.system_emails import ResetRequest, SystemEmailInfo
     from services.template_catalog import RenderedEmail
@@ -27,7 +29,15 @@ if TYPE_CHECKING:
         PostResult,
     )
 
-__all__ = ["AutomationsFacade", "Facade", "SystemEmailsFacade", "TemplatesFacade"]
+__all__ = [
+    "AutomationsFacade",
+    "CenterAutomations",
+    "CenterFacade",
+    "CenterSystemEmails",
+    "Facade",
+    "SystemEmailsFacade",
+    "TemplatesFacade",
+]
 
 
 class AutomationsFacade(Protocol):
@@ -152,3 +162,66 @@ class Facade(Protocol):
     async def bounced_addresses(self, *, blocked_only: bool = False) -> list[BounceInfo]: ...
     async def clear_bounces(self, *, address: str, acting: str) -> Changes: ...
     async def receive_mail(self, raw: bytes) -> IncomingResult: ...
+
+
+class CenterAutomations(Protocol):
+    async def list(self) -> list[AutomationInfo]: ...
+    async def set_enabled(self, automation_id: int, *, enabled: bool) -> AutomationInfo: ...
+    async def delete(self, automation_id: int) -> None: ...
+    async def set_text(self, automation_id: int, text: str) -> AutomationInfo: ...
+    def preview_text(self, text: str, *, critical: bool = False) -> str: ...
+
+
+class CenterSystemEmails(Protocol):
+    async def list(self) -> list[SystemEmailInfo]: ...
+    async def set_enabled(self, name: str, *, enabled: bool) -> SystemEmailInfo: ...
+
+
+class CenterFacade(Protocol):
+    """What the desktop asks of the workspace's authority (T5): the Messaging Center (M1-M8,
+    C1's chat settings), creating and changing items, and who is in the customer chat now
+    (C2). A workspace of one's own is its `services.api.Service`; in a team it is the server
+    (`services.remote.RemoteService`): the replica holds none of this, and its numbers and
+    emails are the server's."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def automations(self) -> CenterAutomations: ...
+    @property
+    def templates(self) -> TemplatesFacade: ...
+    @property
+    def system_emails(self) -> CenterSystemEmails: ...
+
+    async def settings(self) -> dict[str, str]: ...
+    async def set_config(self, key: str, value: str) -> Changes: ...
+
+    async def people(self, *, kind: PersonKind | None = None) -> list[PersonInfo]: ...
+    async def add_user(
+        self, *, acting: Caller, email: str, name: str, admin: bool = False
+    ) -> NewUser: ...
+    async def sessions(self, *, acting: Caller, email: str) -> list[SessionInfo]: ...
+    async def end_session(self, *, acting: Caller, session_id: int) -> SessionInfo: ...
+
+    async def emails(
+        self,
+        *,
+        status: str | None = None,
+        direction: str | None = None,
+        search: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[EmailLogEntry]: ...
+    async def email_detail(self, email_id: int) -> EmailDetail: ...
+    async def bounced_addresses(self, *, blocked_only: bool = False) -> list[BounceInfo]: ...
+    async def clear_bounces(self, *, address: str, acting: str) -> Changes: ...
+
+    async def create_item(
+        self, *, title: str, followers: Iterable[str] = (), requester: str | None = None
+    ) -> ItemInfo: ...
+    async def set_item_status(
+        self, *, number: int, status: str, acting: str | None = None
+    ) -> ItemInfo: ...
+    async def assign_item(self, *, number: int, email: str | None) -> ItemInfo: ...
+
+    async def customers_in_chat(self, person_ids: Iterable[int]) -> frozenset[int]: ...

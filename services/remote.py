@@ -8,11 +8,15 @@ field. An `acting`, `author` or `email` that names the person who acts must ther
 signed-in user (or left to them); naming someone else is refused here, before any call, with
 one line that says who is signed in. `LOCAL_OPERATOR`, the command line's own caller, is the
 signed-in user on a server.
+
+It is also the desktop's `services.facade.CenterFacade` in a team (T5): the Messaging Center,
+item creation and changes, and who is in the customer chat go to the server, never to the
+replica.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from services.accounts import (
@@ -22,9 +26,11 @@ from services.accounts import (
     SessionInfo,
     SignedIn,
 )
-from services.automations import AutomationInfo
+from services.automations import AutomationInfo, preview_text
+from services.clock import Clock, SystemClock
 from services.domain.headers import normalize_address
 from services.domain.model import ConversationKind, NotificationSettings, PersonKind
+from services.email_log import EmailDetail
 from services.errors import InputError, NotFoundError, PermissionDeniedError, quoted
 from services.incoming.decide import IncomingResult
 from services.server.codec import plain
@@ -60,7 +66,7 @@ class _Calls:
         api_path: str,
         *,
         body: object = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     ) -> T:
         answer = await self.client.call(method, api_path, json_body=body, params=params)
         return decode(tp, answer)
@@ -88,6 +94,13 @@ class RemoteAutomations(_Calls):
         return await self.call(
             AutomationInfo, "PUT", path("automations", automation_id, "text"), body={"text": text}
         )
+
+    async def set_enabled(self, automation_id: int, *, enabled: bool) -> AutomationInfo:
+        return await (self.enable(automation_id) if enabled else self.disable(automation_id))
+
+    def preview_text(self, text: str, *, critical: bool = False) -> str:
+        """Rendered here with sample data, as the server would (no workspace data in it)."""
+        return preview_text(text, critical=critical)
 
 
 class RemoteTemplates(_Calls):
@@ -145,6 +158,9 @@ class RemoteSystemEmails(_Calls):
     async def disable(self, name: str) -> SystemEmailInfo:
         return await self.call(SystemEmailInfo, "POST", path("system-emails", name, "disable"))
 
+    async def set_enabled(self, name: str, *, enabled: bool) -> SystemEmailInfo:
+        return await (self.enable(name) if enabled else self.disable(name))
+
     async def reset_password(self, email: str) -> ResetRequest | None:
         """The public reset route answers the same whether or not the account exists, so
         there may be no log entry to show."""
@@ -157,8 +173,9 @@ class RemoteSystemEmails(_Calls):
 class RemoteService(_Calls):
     """The command line's operations, each one call to the server `client` is signed in to."""
 
-    def __init__(self, client: ServerClient) -> None:
+    def __init__(self, client: ServerClient, *, clock: Clock | None = None) -> None:
         super().__init__(client)
+        self.clock = clock if clock is not None else SystemClock()  # what times are shown against
         self._who: SignedIn | None = None
         self._automations = RemoteAutomations(client)
         self._templates = RemoteTemplates(client)
@@ -378,6 +395,9 @@ class RemoteService(_Calls):
                 params[name] = value
         return await self.call(list[EmailLogEntry], "GET", path("emails"), params=params)
 
+    async def email_detail(self, email_id: int) -> EmailDetail:
+        return await self.call(EmailDetail, "GET", path("emails", email_id))
+
     async def bounced_addresses(self, *, blocked_only: bool = False) -> list[BounceInfo]:
         params = {"blocked_only": "true" if blocked_only else "false"}
         return await self.call(list[BounceInfo], "GET", path("bounces"), params=params)
@@ -391,3 +411,13 @@ class RemoteService(_Calls):
             "POST", path("mail"), data=raw, content_type="message/rfc822"
         )
         return decode(IncomingResult, answer)
+
+    # --- the customer chat -----------------------------------------------------------------
+
+    async def customers_in_chat(self, person_ids: Iterable[int]) -> frozenset[int]:
+        """C2: presence lives on the server (a replica has none)."""
+        params = [("ids", str(i)) for i in person_ids]
+        if not params:
+            return frozenset()
+        found = await self.call(list[int], "GET", path("people", "in-chat"), params=params)
+        return frozenset(found)

@@ -44,7 +44,7 @@ from services.errors import (
 from services.server.codec import from_plain
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
 T = TypeVar("T")
 
@@ -185,9 +185,10 @@ class ServerClient:
         json_body: object = None,
         data: bytes | None = None,
         content_type: str | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     ) -> Any:
-        """One API call; its JSON answer (None for an empty one), or the service's error."""
+        """One API call; its JSON answer (None for an empty one), or the service's error.
+        `params` as pairs repeat a name (`ids=1&ids=2`)."""
         headers = {"Accept": "application/json"}
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token}"

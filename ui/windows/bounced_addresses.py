@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import BounceInfo, DeskbellError, Service
+from services.api import BounceInfo, CenterFacade, DeskbellError
 from ui.format import format_time
 from ui.tasks import Tasks
 from ui.widgets.center_style import show_result
@@ -41,7 +41,7 @@ class BouncedAddressesPage(QWidget):
     """The table of bounced addresses and a Clear button for the selected one."""
 
     def __init__(
-        self, service: Service, tasks: Tasks, *, acting: str, parent: QWidget | None = None
+        self, service: CenterFacade, tasks: Tasks, *, acting: str, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self._service = service

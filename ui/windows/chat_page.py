@@ -12,7 +12,7 @@ from typing import Final
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from services.api import DeskbellError, Service
+from services.api import CenterFacade, DeskbellError
 from ui.tasks import Tasks
 from ui.widgets.center_style import show_result
 from ui.widgets.chat_settings import ChatSettings, ChatSettingsForm
@@ -55,7 +55,7 @@ def _stored(field: str, settings: ChatSettings) -> str:
 
 
 class ChatPage(QWidget):
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._tasks = tasks

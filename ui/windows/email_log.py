@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import EmailDetail, EmailLogEntry, Service
+from services.api import CenterFacade, EmailDetail, EmailLogEntry
 from ui.format import format_time
 from ui.tasks import Tasks
 from ui.widgets.center_style import StatusPillDelegate, theme_for
@@ -75,7 +75,7 @@ class EmailLogModel(QAbstractTableModel):
 
     loaded = Signal()  # a page arrived (tests and the benchmark wait on it)
 
-    def __init__(self, service: Service, tasks: Tasks, parent: QObject | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._tasks = tasks
@@ -229,7 +229,7 @@ def format_detail(detail: EmailDetail) -> str:
 class EmailLogPage(QWidget):
     """The Incoming & Outgoing section: filter bar, the table, and the detail pane."""
 
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._tasks = tasks

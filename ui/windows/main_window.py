@@ -18,12 +18,15 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout
 
 from services.api import (
+    CenterFacade,
     Clock,
     ConversationInfo,
     ConversationKind,
     ConversationRow,
+    DeskbellError,
     Inbox,
     MessageRow,
+    NotFoundError,
     PersonInfo,
     PersonKind,
     Service,
@@ -88,11 +91,16 @@ class MainWindow(QMainWindow):
         spell_out_emoji: bool = False,
         team_account: TeamAccount | None = None,
         connection: ConnectionSource | None = None,
+        center: CenterFacade | None = None,
     ) -> None:
         super().__init__()
         self.team_account = team_account  # None: this computer only
         self.connection = connection
         self.service = service
+        # T5: where the Messaging Center, new items and chat presence go: the team's server in
+        # a team (the replica holds none of it), else this workspace's own service.
+        self.center: CenterFacade = center if center is not None else service
+        self._open_when_arrives: int | None = None  # a new item's conversation, from the server
         self.bridge = bridge
         self.theme = theme
         self.tasks = tasks
@@ -336,7 +344,11 @@ class MainWindow(QMainWindow):
         if info is None or info.kind != ConversationKind.EXTERNAL or not customers:
             self.pane.show_customer_presence(None, in_chat=False)
             return
-        present = await self.service.customers_in_chat([c.id for c in customers])
+        try:
+            present = await self.center.customers_in_chat([c.id for c in customers])
+        except DeskbellError as exc:  # in a team, offline: not known now; said on the next event
+            log.info("customer presence not known: %s", exc)
+            return
         if self.current is not info:
             return  # another conversation opened meanwhile
         shown = next((c for c in customers if c.id in present), customers[0])
@@ -474,7 +486,7 @@ class MainWindow(QMainWindow):
             return self.messaging_center
         from ui.windows.messaging_center import MessagingCenter
 
-        center = MessagingCenter(self.service, self.me, self)
+        center = MessagingCenter(self.center, self.me, self, connection=self.connection)
         center.finished.connect(self._on_messaging_center_finished)
         self.messaging_center = center
         center.show()
@@ -500,8 +512,19 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     async def _create_item(self, title: str, followers: list[str]) -> None:
-        item = await self.service.create_item(title=title, followers=followers)
-        await self.open_conversation(item.internal_conversation_id)
+        """In a team the server creates and numbers the item (online only); it reaches the
+        replica through the sync, and opens when it arrives."""
+        try:
+            item = await self.center.create_item(title=title, followers=followers)
+        except DeskbellError as exc:
+            QMessageBox.warning(self, APP_TITLE, f"The item was not created: {exc}")
+            return
+        self._open_when_arrives = item.internal_conversation_id
+        try:
+            await self.open_conversation(item.internal_conversation_id)
+        except NotFoundError:
+            return  # not in the replica yet: `_refresh` opens it
+        self._open_when_arrives = None
 
     def _on_bridge_counts_changed(self, counts: UnseenCounts) -> None:
         """N3: tabs, rows and title from one count; N7: the title carries it without a tray."""
@@ -530,6 +553,9 @@ class MainWindow(QMainWindow):
         if self.current is not None and self.current.id in conversation_ids:
             await self.messages.refresh()
             self.seen_tracker.refresh()
+        if self._open_when_arrives in conversation_ids:
+            conversation_id, self._open_when_arrives = self._open_when_arrives, None
+            await self.open_conversation(conversation_id)
 
     def _on_bridge_people_changed(self) -> None:
         if self.current is not None and self.current.kind == ConversationKind.EXTERNAL:

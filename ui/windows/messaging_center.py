@@ -12,6 +12,11 @@
 
 Open it from the main window for an administrator: `MessagingCenter(service, me, parent)`,
 then `show()`; it loads itself. Every refusal from the service shows as one line in red.
+
+In a team (T5) `service` is the server (`services.api.RemoteService`), and `connection` the
+team sync's state: while the server is out of reach the window says so above the sections and
+disables them (nothing is written anywhere else), and loads the shown section again once the
+server is back.
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ from PySide6.QtWidgets import (
 from services.api import (
     LOCAL_OPERATOR,
     AutomationInfo,
+    CenterFacade,
     DeskbellError,
     PersonInfo,
-    Service,
     TemplateInfo,
 )
 from ui.tasks import Tasks
@@ -50,6 +55,7 @@ from ui.widgets.center_style import caption, show_result, style_sheet, theme_for
 from ui.windows.bounced_addresses import BouncedAddressesPage
 from ui.windows.chat_page import ChatPage
 from ui.windows.email_log import EmailLogPage
+from ui.windows.team_status import ConnectionSource, NamedState
 from ui.windows.template_editor import TemplateEditor
 from ui.windows.users_page import UsersPage
 
@@ -93,7 +99,7 @@ _CRITICAL_VARIABLES = (
 
 
 class AutomatedMessagesPage(QWidget):
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._tasks = tasks
@@ -251,7 +257,7 @@ class _TemplatesPage(QWidget):
 
     kinds: tuple[str, ...] = ()
 
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._tasks = tasks
@@ -304,7 +310,7 @@ class _TemplatesPage(QWidget):
 class AutomatedEmailsPage(_TemplatesPage):
     kinds = ("notification", "automation")
 
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(service, tasks, parent)
         self.list.setAccessibleName("Email templates")
         self.new_name_edit = QLineEdit()
@@ -364,7 +370,7 @@ class AutomatedEmailsPage(_TemplatesPage):
 class SystemEmailsPage(_TemplatesPage):
     kinds = ("system",)
 
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(service, tasks, parent)
         self.list.setAccessibleName("System emails")
         self.status_label = QLabel()
@@ -412,7 +418,14 @@ class SystemEmailsPage(_TemplatesPage):
 class MessagingCenter(QDialog):
     """The administrator's Messaging Center; refuses to open for anyone else."""
 
-    def __init__(self, service: Service, me: PersonInfo, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        service: CenterFacade,
+        me: PersonInfo,
+        parent: QWidget | None = None,
+        *,
+        connection: ConnectionSource | None = None,
+    ) -> None:
         super().__init__(parent)
         if not me.is_admin:
             raise PermissionError("the Messaging Center is for administrators")
@@ -448,6 +461,10 @@ class MessagingCenter(QDialog):
         self.section_description = QLabel(_DESCRIPTIONS[0])
         self.section_description.setObjectName("mcSectionDescription")
         self.section_description.setWordWrap(True)
+        # In a team: why the sections are disabled (the server is out of reach).
+        self.server_banner = QLabel()
+        self.server_banner.setWordWrap(True)
+        self.server_banner.hide()
         self.messages_page = AutomatedMessagesPage(service, self.tasks)
         self.emails_page = AutomatedEmailsPage(service, self.tasks)
         self.system_page = SystemEmailsPage(service, self.tasks)
@@ -473,6 +490,7 @@ class MessagingCenter(QDialog):
         content.addWidget(self.section_title)
         content.addWidget(self.section_description)
         content.addSpacing(12)
+        content.addWidget(self.server_banner)
         content.addWidget(self.stack, 1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -482,8 +500,43 @@ class MessagingCenter(QDialog):
         self._dark: bool | None = None
         self._restyle()
         self._loaded: set[int] = set()
+        self._online = connection is None or connection.state.name == "ONLINE"
+        self._unsubscribe = (
+            connection.subscribe_state(self._on_connection_state_changed)
+            if connection is not None
+            else None
+        )
+        if connection is not None:
+            self._show_connection(connection.state)
         self.sidebar.currentRowChanged.connect(self._on_sidebar_row_changed)
         self.sidebar.setCurrentRow(0)
+
+    def _on_connection_state_changed(self, state: NamedState) -> None:
+        was_online = self._online
+        self._show_connection(state)
+        if self._online and not was_online:
+            # Back: what the sections showed may be stale, and a failed load is retried.
+            self._loaded.clear()
+            self._on_sidebar_row_changed(self.sidebar.currentRow())
+
+    def _show_connection(self, state: NamedState) -> None:
+        self._online = state.name == "ONLINE"
+        self.stack.setEnabled(self._online)
+        if self._online:
+            self.server_banner.hide()
+            return
+        why = (
+            "your session there has ended: sign in again"
+            if state.name == "SIGNED_OUT"
+            else "it cannot be reached now"
+        )
+        show_result(
+            self.server_banner,
+            f"The Messaging Center works on your team's server, and {why}. "
+            "Nothing here can be changed until it is back.",
+            error=True,
+        )
+        self.server_banner.show()
 
     def show_section(self, name: str) -> None:
         self.sidebar.setCurrentRow(SECTIONS.index(name))
@@ -513,6 +566,19 @@ class MessagingCenter(QDialog):
             self.tasks.start(self._load_section(row), name=f"load-{SECTIONS[row]}")
 
     async def _load_section(self, row: int) -> None:
+        try:
+            await self._load_page(row)
+            if self._online:
+                self.server_banner.hide()
+        except DeskbellError as exc:  # the server out of reach (team): said, tried again later
+            self._loaded.discard(row)
+            if self._online:
+                show_result(
+                    self.server_banner, f"{SECTIONS[row]} could not be loaded: {exc}", error=True
+                )
+                self.server_banner.show()
+
+    async def _load_page(self, row: int) -> None:
         if row == 0:
             await self.messages_page.load()
         elif row == 1:
@@ -533,5 +599,8 @@ class MessagingCenter(QDialog):
         await self.tasks.drain()
 
     def done(self, result: int) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self.tasks.cancel()
         super().done(result)

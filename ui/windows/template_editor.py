@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import DeskbellError, Service, TemplateInfo
+from services.api import CenterFacade, DeskbellError, TemplateInfo
 from ui.tasks import Tasks
 from ui.widgets.center_style import caption, text_color, theme_for
 
@@ -37,7 +37,7 @@ class TemplateEditor(QWidget):
 
     saved = Signal(TemplateInfo)
 
-    def __init__(self, service: Service, tasks: Tasks, parent: QWidget | None = None) -> None:
+    def __init__(self, service: CenterFacade, tasks: Tasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._tasks = tasks

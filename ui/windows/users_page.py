@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.api import Caller, DeskbellError, PersonInfo, PersonKind, Service, SessionInfo
+from services.api import Caller, CenterFacade, DeskbellError, PersonInfo, PersonKind, SessionInfo
 from ui.format import format_time
 from ui.tasks import Tasks
 from ui.widgets.center_style import caption, show_result
@@ -40,7 +40,7 @@ class UsersPage(QWidget):
     """Users on the left with the form that adds one; the selected user's sessions on the right."""
 
     def __init__(
-        self, service: Service, tasks: Tasks, *, acting: Caller, parent: QWidget | None = None
+        self, service: CenterFacade, tasks: Tasks, *, acting: Caller, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self._service = service
