@@ -179,10 +179,10 @@ class CenterSystemEmails(Protocol):
 
 class CenterFacade(Protocol):
     """What the desktop asks of the workspace's authority (T5): the Messaging Center (M1-M8,
-    C1's chat settings), creating and changing items, and who is in the customer chat now
-    (C2). A workspace of one's own is its `services.api.Service`; in a team it is the server
-    (`services.remote.RemoteService`): the replica holds none of this, and its numbers and
-    emails are the server's."""
+    C1's chat settings), other users' notification settings (M7), creating and changing
+    items, and who is in the customer chat now (C2). A workspace of one's own is its
+    `services.api.Service`; in a team it is the server (`services.remote.RemoteService`): the
+    replica holds none of this, and its numbers and emails are the server's."""
 
     @property
     def clock(self) -> Clock: ...
@@ -197,6 +197,9 @@ class CenterFacade(Protocol):
     async def set_config(self, key: str, value: str) -> Changes: ...
 
     async def people(self, *, kind: PersonKind | None = None) -> list[PersonInfo]: ...
+    async def set_notification_settings(
+        self, *, person_id: int, settings: NotificationSettings, acting_id: int | None = None
+    ) -> PersonInfo: ...
     async def add_user(
         self, *, acting: Caller, email: str, name: str, admin: bool = False
     ) -> NewUser: ...

@@ -453,6 +453,7 @@ class MainWindow(QMainWindow):
             updates=self.update_prefs,
             team_account=self.team_account,
             connection=self.connection,
+            center=self.center,
             parent=self,
         )
         dialog.sign_out_requested.connect(self.sign_out_requested)

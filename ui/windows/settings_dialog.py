@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.api import (
+    CenterFacade,
     DeskbellError,
     InputError,
     MailboxError,
@@ -155,10 +156,13 @@ class SettingsDialog(QDialog):
         updates: UpdatePrefs | None = None,
         team_account: TeamAccount | None = None,
         connection: ConnectionSource | None = None,
+        center: CenterFacade | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.service = service
+        # M7 in a team (T5): other users' settings are the server's; one's own the replica's.
+        self.center: CenterFacade = center if center is not None else service
         self.me = me
         self.login_starter = login_starter
         self.updates = updates
@@ -362,10 +366,14 @@ class SettingsDialog(QDialog):
         """Read the people an administrator may edit, and the freshest settings."""
         me = await self.service.person_by_id(self.me.id)
         self.me = me
+        self._people = [me]
         if me.is_admin:
-            self._people = [p for p in await self.service.people(kind=PersonKind.USER)]
-        else:
-            self._people = [me]
+            try:
+                users = await self.center.people(kind=PersonKind.USER)
+            except DeskbellError as exc:  # in a team, offline: one's own settings only
+                log.info("settings: other users not available: %s", exc)
+            else:
+                self._people = [me if p.id == me.id else p for p in users]
         self.person_combo.blockSignals(True)
         self.person_combo.clear()
         for person in self._people:
@@ -471,7 +479,8 @@ class SettingsDialog(QDialog):
                     await self._save_imap_settings()
                 self._save_password(self.smtp)
                 self._save_password(self.imap)
-            person = await self.service.set_notification_settings(
+            writer = self.service if self._editing.id == self.me.id else self.center
+            person = await writer.set_notification_settings(
                 person_id=self._editing.id,
                 settings=self.notification_settings(),
                 acting_id=self.me.id,

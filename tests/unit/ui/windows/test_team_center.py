@@ -271,3 +271,18 @@ async def test_c2_t5_in_the_chat_now_is_the_servers(tmp_path: Path, qtbot: QtBot
             lambda: presence.accessibleName() == "Carl Customer is not in the chat",
             within=DEADLINE_S,
         )
+
+
+async def test_m7_t5_an_administrator_edits_another_users_notifications_on_the_server(
+    tmp_path: Path, qtbot: QtBot
+) -> None:
+    async with team_desk(tmp_path, ANN) as desk:
+        bob = await desk.server.person(BOB)
+        assert bob.settings.sound is True
+        dialog = await desk.window.open_settings()
+        dialog.person_combo.setCurrentIndex(dialog.person_combo.findData(bob.id))
+        dialog.sound_check.setChecked(False)
+        assert await dialog.save()
+        assert (await desk.server.person(BOB)).settings.sound is False
+        assert (await desk.server.person(ANN)).settings.sound is True
+        dialog.reject()
