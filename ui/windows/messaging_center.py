@@ -470,7 +470,8 @@ class MessagingCenter(QDialog):
         self.system_page = SystemEmailsPage(service, self.tasks)
         self.log_page = EmailLogPage(service, self.tasks)
         self.bounces_page = BouncedAddressesPage(service, self.tasks, acting=me.email)
-        # The desktop holds its database (solo mode), so it acts as the machine's operator.
+        # Solo, the desktop holds its database and acts as the machine's operator; in a team
+        # the server takes who acts from the token (services.remote).
         self.users_page = UsersPage(service, self.tasks, acting=LOCAL_OPERATOR)
         self.chat_page = ChatPage(service, self.tasks)
         self.stack = QStackedWidget()
