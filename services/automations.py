@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from services import conversations
 from services.clock import Clock
+from services.domain.chat_links import chat_url
 from services.domain.model import ConversationKind, PersonKind
 from services.errors import InputError, NotFoundError, PermissionDeniedError
 from services.mail.compose import queue_template_email
@@ -418,6 +419,7 @@ def _variables(
             text=facts.message_text if facts.message_text is not None and show_text else "",
         ),
         "workspace": obj(name=identity.from_name, address=identity.from_addr),
+        "chat_url": "",  # set per customer recipient of an email (`_chat_url`)
     }
 
 
@@ -539,6 +541,7 @@ def _send_template(
             event, facts, identity, show_text=_may_pass_on(facts, to_customer=to_customer)
         )
         variables["recipient"] = obj(name=person.name, email=person.email)
+        variables["chat_url"] = _chat_url(tx, item, person, identity, now)
         email = queue_template_email(
             tx,
             template=template,
@@ -553,6 +556,29 @@ def _send_template(
         )
         ids.append(email.id)
     return ids
+
+
+def _chat_url(
+    tx: Tx, item: _ItemFacts | None, person: PersonInfo, identity: MailIdentity, now: datetime
+) -> str:
+    """C1: an email to a customer about an item links into its external conversation."""
+    if item is None or person.kind is not PersonKind.CUSTOMER or not identity.chat_entry:
+        return ""
+    conversation_id = tx.conn.execute(
+        select(Conversation.id).where(
+            Conversation.item_id == item.id,
+            Conversation.kind == ConversationKind.EXTERNAL.value,
+        )
+    ).scalar()
+    if conversation_id is None:
+        return ""
+    return chat_url(
+        identity.chat_entry,
+        key=identity.token_key,
+        conversation_id=conversation_id,
+        person_id=person.id,
+        now=now,
+    )
 
 
 # --- the sub-API the service exposes ----------------------------------------------------------

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.clock import Clock
-from services.domain.chat_links import make_chat_link
+from services.domain.chat_links import chat_url
 from services.domain.email_plan import (
     MAX_CONTEXT_MESSAGES,
     MessageView,
@@ -290,17 +290,16 @@ class FallbackScheduler:
 
 
 def _chat_url(identity: MailIdentity, draft: _Draft, now: datetime) -> str:
-    """C1: every email to a customer about their conversation links into the chat (when the
-    chat is on and the server's public address is known)."""
-    if not identity.chat_entry or draft.recipient.kind is not PersonKind.CUSTOMER:
+    """C1: every email to a customer about their conversation links into the chat."""
+    if draft.recipient.kind is not PersonKind.CUSTOMER:
         return ""
-    token = make_chat_link(
+    return chat_url(
+        identity.chat_entry,
         key=identity.token_key,
         conversation_id=draft.group.conversation_id,
         person_id=draft.recipient.id,
         now=now,
     )
-    return f"{identity.chat_entry}?t={token}"
 
 
 _deliveries = cast(Table, Delivery.__table__)

@@ -82,6 +82,8 @@ VARIABLES: Final[Mapping[str, Mapping[str, str]]] = {
         "message": "for 'message posted': author, conversation, text (empty for a customer "
         "when the message is internal)",
         "workspace": "name (the From name of emails), address",
+        "chat_url": "for a customer, a link into the chat for the item's conversation "
+        "('' otherwise)",
     },
     "system": {
         "person": "the new user, customer, or who asked for the reset: name, email",
@@ -178,6 +180,7 @@ def sample_variables(
         "event": obj(trigger="item_closed", old_status="open", new_status="closed"),
         "message": obj(author="Ann Agent", conversation="external", text="All fixed."),
         "workspace": work,
+        "chat_url": "",
     }
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-__all__ = ["LINK_LIFETIME", "ChatLink", "make_chat_link", "read_chat_link"]
+__all__ = ["LINK_LIFETIME", "ChatLink", "chat_url", "make_chat_link", "read_chat_link"]
 
 LINK_LIFETIME: Final = timedelta(days=7)
 _CONTEXT: Final = b"deskbell/chat-link/v1:"
@@ -70,3 +70,12 @@ def read_chat_link(token: str, *, key: bytes, now: datetime) -> ChatLink | None:
         expires_at=expires_at,
         nonce=match.group(4),
     )
+
+
+def chat_url(entry: str, *, key: bytes, conversation_id: int, person_id: int, now: datetime) -> str:
+    """The link for an email to a customer (`entry`: `<public url>/chat/enter`, `MailIdentity.
+    chat_entry`); "" when there is no entry (the chat is off or its address unknown)."""
+    if not entry:
+        return ""
+    token = make_chat_link(key=key, conversation_id=conversation_id, person_id=person_id, now=now)
+    return f"{entry}?t={token}"

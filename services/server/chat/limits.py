@@ -7,9 +7,11 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Final
 
+from aiohttp import web
+
 from services.errors import TooManyAttemptsError
 
-__all__ = ["RateLimit"]
+__all__ = ["LIMITS", "Limits", "RateLimit", "setup"]
 
 _MAX_KEYS: Final = 50_000  # beyond this many keys, the quietest are forgotten first
 
@@ -37,3 +39,20 @@ class RateLimit:
         self._seen[key] = times  # re-inserted: the dict's order is least recently used first
         while len(self._seen) > _MAX_KEYS:
             del self._seen[next(iter(self._seen))]
+
+
+class Limits:
+    """C3: this server's rate limits (each application its own)."""
+
+    def __init__(self) -> None:
+        # A person types a few messages a minute; a script posting faster is stopped.
+        self.posts = RateLimit(count=20, window=timedelta(minutes=1), what="messages at once")
+        # Codes asked for from one client address (each address has its own limit too).
+        self.codes = RateLimit(count=10, window=timedelta(hours=1), what="codes asked for")
+
+
+LIMITS: Final = web.AppKey("chat_limits", Limits)
+
+
+def setup(app: web.Application) -> None:
+    app[LIMITS] = Limits()

@@ -1,5 +1,6 @@
 """The customer chat's pages and writes (C1, C3, S5): `/chat`, one conversation, the link
-from an email, posting, seen marks, signing out, and the page's live stream.
+from an email, posting, starting a conversation, seen marks, signing out, the page's files
+and its live stream (the widget's flow: widget.py; how answers look: answers.py).
 
 Every read goes through the service as the customer (`viewer_id`/`person_id`), which shows a
 customer only their own external conversations (R2): a conversation they may not see is
@@ -12,16 +13,15 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import hmac
 import logging
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from services.chat import PRESENCE_BEAT
+from services.domain.chat_links import read_chat_link
 from services.domain.model import PersonKind
 from services.errors import (
     AuthenticationError,
@@ -29,11 +29,18 @@ from services.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
-    TooManyAttemptsError,
 )
 from services.events import kept_window
-from services.server.chat.assets import asset, assets, render, theme_css
-from services.server.chat.limits import RateLimit
+from services.server.chat.answers import (
+    chat_enabled,
+    closed_page,
+    html_page,
+    notice,
+    page_settings,
+    see_other,
+)
+from services.server.chat.assets import asset, render, theme_css
+from services.server.chat.limits import LIMITS
 from services.server.chat.session import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -44,12 +51,11 @@ from services.server.chat.session import (
     set_cookie,
 )
 from services.server.endpoints import MAX_ID, client_address, read_json
-from services.server.errors import error_response, status_of
 from services.server.events import HEARTBEAT_S, MAX_POSITION, run_stream
 from services.server.keys import SERVICE
 from services.views import Inbox, MessageRow
 
-__all__ = ["LIMITS", "Limits", "chat_middleware", "routes", "setup"]
+__all__ = ["routes"]
 
 log = logging.getLogger(__name__)
 
@@ -60,42 +66,7 @@ MAX_SEEN_IDS: Final = 500
 PAGE_MESSAGES: Final = 200
 
 
-class Limits:
-    """C3: this server's rate limits (each application its own)."""
-
-    def __init__(self) -> None:
-        # A person types a few messages a minute; a script posting faster is stopped.
-        self.posts = RateLimit(count=20, window=timedelta(minutes=1), what="messages at once")
-        # Codes asked for from one client address (each address has its own limit too).
-        self.codes = RateLimit(count=10, window=timedelta(hours=1), what="codes asked for")
-
-
-LIMITS: Final = web.AppKey("chat_limits", Limits)
-
-
-def setup(app: web.Application) -> None:
-    app[LIMITS] = Limits()
-
-
 # --- rendering ---------------------------------------------------------------------------------
-
-
-def _see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
-
-
-def _html(text: str, *, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _settings(request: web.Request) -> dict[str, Any]:
-    config = request.app[SERVICE].config
-    logo = config("chat.logo_url")
-    if logo.startswith("data:"):  # uploaded: served on its own, cached, not in every page
-        logo = f"/chat/logo?v={hashlib.sha256(logo.encode()).hexdigest()[:12]}"
-    return {"title": config("chat.title"), "colour": config("chat.colour"), "logo_url": logo}
 
 
 @routes.get("/chat/logo")
@@ -112,35 +83,6 @@ async def logo(request: web.Request) -> web.StreamResponse:
     # Versioned by the page's ?v=: a new logo is a new address.
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
-
-
-def _enabled(request: web.Request) -> bool:
-    return request.app[SERVICE].config("chat.enabled") == "true"
-
-
-def _notice(
-    request: web.Request, heading: str, text: str, *, status: int, start_link: bool = False
-) -> web.Response:
-    return _html(
-        render(
-            "notice.html.j2",
-            heading=heading,
-            text=text,
-            start_link=start_link,
-            **_settings(request),
-        ),
-        status=status,
-    )
-
-
-def _closed(request: web.Request) -> web.Response:
-    return _notice(
-        request,
-        "The chat is closed",
-        "The chat is not open at the moment. You can still answer any of our emails: "
-        "your reply reaches us.",
-        status=503,
-    )
 
 
 def _when(at: datetime) -> str:
@@ -188,7 +130,7 @@ async def _page(
             "title": info.title or (f"#{info.item_number}" if info.item_number else "Conversation"),
             "answering": [p.name for p in info.members if p.kind is PersonKind.USER],
         }
-    return _html(
+    return html_page(
         render(
             "chat.html.j2",
             me=me,
@@ -198,7 +140,7 @@ async def _page(
             messages=messages,
             position=position,
             max_text=MAX_TEXT_CHARS,
-            **_settings(request),
+            **page_settings(request),
         )
     )
 
@@ -208,18 +150,22 @@ async def _page(
 
 @routes.get("/chat")
 async def index(request: web.Request) -> web.StreamResponse:
-    if not _enabled(request):
-        return _closed(request)
+    if not chat_enabled(request):
+        return closed_page(request)
     session = await current(request)
     if session is None:
-        return _notice(
-            request,
-            "Open your conversation",
-            "Use the link in the latest email from us to open your conversation here.",
-            status=200,
-            start_link=True,
-        )
+        return _how_to_get_in(request, status=200)
     return await _page(request, session, None)
+
+
+def _how_to_get_in(request: web.Request, *, status: int) -> web.Response:
+    return notice(
+        request,
+        "Open your conversation",
+        "Use the link in the latest email from us to open your conversation here.",
+        status=status,
+        start_link=True,
+    )
 
 
 def _path_id(request: web.Request) -> int:
@@ -231,20 +177,15 @@ def _path_id(request: web.Request) -> int:
 
 @routes.get(r"/chat/c/{conversation_id}")
 async def conversation(request: web.Request) -> web.StreamResponse:
-    if not _enabled(request):
-        return _closed(request)
+    if not chat_enabled(request):
+        return closed_page(request)
     session = await current(request)
     if session is None:
-        return _notice(
-            request,
-            "Open your conversation",
-            "Use the link in the latest email from us to open your conversation here.",
-            status=401,
-        )
+        return _how_to_get_in(request, status=401)
     try:
         return await _page(request, session, _path_id(request))
     except NotFoundError:
-        return _notice(
+        return notice(
             request,
             "No such conversation",
             "This conversation does not exist or is not yours.",
@@ -255,16 +196,21 @@ async def conversation(request: web.Request) -> web.StreamResponse:
 @routes.get("/chat/enter")
 async def enter(request: web.Request) -> web.StreamResponse:
     """C1: the link from an email: a session cookie, then the conversation's clean URL."""
-    if not _enabled(request):
-        return _closed(request)
-    token = request.query.get("t", "")
+    if not chat_enabled(request):
+        return closed_page(request)
+    token = request.query.get("t", "")[:200]
+    service = request.app[SERVICE]
+    # The same browser opening its link again (a second tab, the back button) is already in:
+    # the link is genuine and in time, and names the customer of this browser's session.
+    link = read_chat_link(token, key=service.token_key, now=service.clock.now())
+    session = await current(request)
+    if link is not None and session is not None and session.who.person_id == link.person_id:
+        return see_other(f"/chat/c/{link.conversation_id}")
     try:
-        entered = await request.app[SERVICE].chat.enter(
-            token[:200], address=client_address(request)
-        )
+        entered = await service.chat.enter(token, address=client_address(request))
     except AuthenticationError as exc:
-        return _notice(request, "This link cannot be used", str(exc).capitalize() + ".", status=403)
-    response = _see_other(f"/chat/c/{entered.conversation_id}")
+        return notice(request, "This link cannot be used", str(exc).capitalize() + ".", status=403)
+    response = see_other(f"/chat/c/{entered.conversation_id}")
     set_cookie(response, entered.session.token)
     return response
 
@@ -298,7 +244,7 @@ def _static(body: bytes, content_type: str, *, etag: str) -> web.Response:
 async def _writer(request: web.Request) -> tuple[ChatSession, dict[str, Any], bool]:
     """The session of a write, its fields (a form or JSON) and whether it is a form; refused
     without a session or without its CSRF token (C3)."""
-    if not _enabled(request):
+    if not chat_enabled(request):
         raise PermissionDeniedError("the chat is closed")
     session = await current(request)
     if session is None:
@@ -332,7 +278,7 @@ async def post(request: web.Request) -> web.StreamResponse:
         author=session.who.email, text=text, conversation_id=conversation_id
     )
     if is_form:
-        return _see_other(f"/chat/c/{conversation_id}#m-{result.message_id}")
+        return see_other(f"/chat/c/{conversation_id}#m-{result.message_id}")
     return web.json_response(
         {"message_id": result.message_id, "conversation_id": conversation_id}, status=201
     )
@@ -357,7 +303,7 @@ async def seen(request: web.Request) -> web.StreamResponse:
 async def sign_out(request: web.Request) -> web.StreamResponse:
     session, _fields, _is_form = await _writer(request)
     await request.app[SERVICE].sign_out(session.who)
-    response = _see_other("/chat")
+    response = see_other("/chat")
     clear_cookie(response)
     return response
 
@@ -371,124 +317,8 @@ async def new_conversation(request: web.Request) -> web.StreamResponse:
     request.app[LIMITS].posts.take(str(session.who.session_id), service.clock.now())
     conversation_id = await service.chat.start_conversation(session.who, text)
     if is_form:
-        return _see_other(f"/chat/c/{conversation_id}")
+        return see_other(f"/chat/c/{conversation_id}")
     return web.json_response({"conversation_id": conversation_id}, status=201)
-
-
-# --- the widget and its emailed code (C1) -------------------------------------------------------
-
-_START_COOKIE: Final = "__Host-deskbell-start"
-_START_CONTEXT: Final = b"deskbell/chat-start/v1:"
-
-
-def _start_csrf(request: web.Request, nonce: str) -> str:
-    key = request.app[SERVICE].token_key
-    return hmac.new(key, _START_CONTEXT + nonce.encode(), hashlib.sha256).hexdigest()
-
-
-def _start_page(
-    request: web.Request, *, step: str, status: int = 200, error: str = "", **fields: str
-) -> web.Response:
-    """The widget's page. Before a session there is no session token to bind a CSRF token
-    to: a random cookie is (double submit, signed), so another site cannot post the form."""
-    nonce = request.cookies.get(_START_COOKIE, "")
-    fresh = not (16 <= len(nonce) <= 64 and nonce.isascii() and nonce.isalnum())
-    if fresh:
-        nonce = secrets.token_hex(16)
-    response = _html(
-        render(
-            "start.html.j2",
-            step=step,
-            error=error,
-            csrf=_start_csrf(request, nonce),
-            name=fields.get("name", ""),
-            email=fields.get("email", ""),
-            **_settings(request),
-        ),
-        status=status,
-    )
-    if fresh:
-        response.set_cookie(
-            _START_COOKIE, nonce, path="/", secure=True, httponly=True, samesite="Strict"
-        )
-    return response
-
-
-async def _start_form(request: web.Request) -> dict[str, str]:
-    if not _enabled(request):
-        raise PermissionDeniedError("the chat is closed")
-    form = await request.post()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    nonce = request.cookies.get(_START_COOKIE, "")
-    given = fields.get(CSRF_FIELD, "")
-    if not nonce or not hmac.compare_digest(given.encode(), _start_csrf(request, nonce).encode()):
-        raise PermissionDeniedError("the page's security token is missing or wrong: reload it")
-    return fields
-
-
-@routes.get("/chat/widget.js")
-async def widget(request: web.Request) -> web.StreamResponse:
-    """The script a help desk puts on its own site (docs/chat.md)."""
-    found = assets()["widget.js"]
-    if request.headers.get("If-None-Match") == found.etag:
-        return web.Response(status=304, headers={"ETag": found.etag})
-    response = web.Response(body=found.body, content_type=found.content_type, charset="utf-8")
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    response.headers["ETag"] = found.etag
-    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"  # other sites load it
-    return response
-
-
-@routes.get("/chat/start")
-async def start(request: web.Request) -> web.StreamResponse:
-    if not _enabled(request):
-        return _closed(request)
-    if await current(request) is not None:
-        return _see_other("/chat")
-    return _start_page(request, step="details")
-
-
-@routes.post("/chat/start/code")
-async def start_code(request: web.Request) -> web.StreamResponse:
-    """Name and address in; a code out by email. Nothing of any conversation is shown."""
-    fields = await _start_form(request)
-    name, email = fields.get("name", "")[:200], fields.get("email", "")[:320]
-    service = request.app[SERVICE]
-    try:
-        request.app[LIMITS].codes.take(client_address(request), service.clock.now())
-        await service.chat.send_code(name=name, email=email)
-    except InputError as exc:
-        return _start_page(
-            request, step="details", status=400, error=str(exc), name=name, email=email
-        )
-    except TooManyAttemptsError as exc:
-        page = _start_page(
-            request, step="details", status=429, error=str(exc), name=name, email=email
-        )
-        wait = (exc.retry_at - service.clock.now()).total_seconds()
-        page.headers["Retry-After"] = str(max(1, round(wait)))
-        return page
-    except PermissionDeniedError as exc:
-        return _start_page(
-            request, step="details", status=403, error=str(exc), name=name, email=email
-        )
-    return _start_page(request, step="code", email=email.strip().lower())
-
-
-@routes.post("/chat/start/confirm")
-async def start_confirm(request: web.Request) -> web.StreamResponse:
-    fields = await _start_form(request)
-    email = fields.get("email", "")[:320]
-    try:
-        session = await request.app[SERVICE].chat.confirm_code(
-            email=email, code=fields.get("code", "")[:20], address=client_address(request)
-        )
-    except (AuthenticationError, InputError) as exc:
-        return _start_page(request, step="code", status=403, error=str(exc), email=email)
-    response = _see_other("/chat")
-    set_cookie(response, session.token)
-    response.del_cookie(_START_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
-    return response
 
 
 # --- the live stream ------------------------------------------------------------------------
@@ -511,7 +341,7 @@ def _same_origin(request: web.Request) -> bool:
 @routes.get("/chat/live")
 async def live(request: web.Request) -> web.StreamResponse:
     """The page's events over a WebSocket, as `/api/v1/events` sends them to a customer."""
-    if not _enabled(request):
+    if not chat_enabled(request):
         raise PermissionDeniedError("the chat is closed")
     session = await current(request)
     if session is None:
@@ -548,53 +378,3 @@ async def live(request: web.Request) -> web.StreamResponse:
             await beating
         with contextlib.suppress(DeskbellError):
             await chat.leave(presence)
-
-
-# --- answers for the chat's paths -----------------------------------------------------------
-
-_CSP: Final = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' https: data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-    )
-)
-_SECURITY_HEADERS: Final = {
-    "Content-Security-Policy": _CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
-
-
-@web.middleware
-async def chat_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """C3 on every `/chat` answer: the security headers, compression, and errors as the
-    chat's own JSON (writes) with Retry-After on a 429."""
-    if not request.path.startswith("/chat"):
-        return await handler(request)  # type: ignore[no-any-return]
-    try:
-        response: web.StreamResponse = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status >= 400:
-            response = error_response(exc.status, type(exc).__name__, exc.reason)
-        else:
-            response = exc
-    except DeskbellError as exc:
-        response = error_response(status_of(exc), type(exc).__name__, str(exc))
-        retry_at = getattr(exc, "retry_at", None)
-        if isinstance(retry_at, datetime):
-            wait = (retry_at - request.app[SERVICE].clock.now()).total_seconds()
-            response.headers["Retry-After"] = str(max(1, round(wait)))
-    if response.prepared:
-        return response  # a WebSocket: its handshake is sent already
-    response.headers.update(_SECURITY_HEADERS)
-    if isinstance(response, web.Response) and response.body is not None:
-        response.enable_compression()
-    return response

@@ -51,6 +51,8 @@ async def test_c1_a_used_link_is_refused_the_second_time(
     link = link_for(svc, base_url, conversation_id=conversation_id, person_id=world.carl)
     async with browser(base_url) as first:
         assert (await enter(first, link))[0] == 303
+        # The same browser opening it again is let through: it is in already.
+        assert await enter(first, link) == (303, f"/chat/c/{conversation_id}")
     async with browser(base_url) as second:
         status, _ = await enter(second, link)
         assert status == 403
@@ -161,3 +163,26 @@ async def test_c1_no_link_when_the_chat_is_off(
     async with browser(base_url) as http, http.get(f"{base_url}/chat") as response:
         assert response.status == 503
         assert "closed" in await response.text()
+
+
+async def test_c1_an_automations_email_to_a_customer_carries_a_working_chat_link(
+    svc: Service, world: World, base_url: str
+) -> None:
+    await svc.set_config("server.public_url", base_url)
+    await svc.automations.create(
+        name="closed, tell them",
+        trigger="item_closed",
+        actions=[{"kind": "email", "to": "followers", "template": "item_closed"}],
+    )
+    await svc.close_item(number=world.item, acting=ANN)
+    rows = await svc.db.read(
+        lambda tx: tx.conn.execute(
+            select(Email.to_addrs, Email.body_text).where(Email.kind == "template")
+        ).all()
+    )
+    by_recipient = {r.to_addrs[0]: r.body_text for r in rows}
+    assert "/chat/enter" not in by_recipient["bob@example.com"]
+    link = _chat_link(by_recipient[CARL])
+    external = (await svc.item(world.item)).external_conversation_id
+    async with browser(base_url) as http:
+        assert await enter(http, link) == (303, f"/chat/c/{external}")
