@@ -290,3 +290,20 @@ async def test_c3_the_keyboard_alone_reaches_the_composer_and_sends(
         "document.getElementById('messages').innerText.includes('Sent with the keyboard')",
         what="the message sent from the keyboard",
     )
+
+
+async def test_c3_on_a_phone_the_way_back_to_all_conversations_stands_clear_of_the_header(
+    browser: Browser, world: ChatWorld
+) -> None:
+    """C1/C3 on a phone: "All conversations" is a link with room around it, not touching the
+    header's border, and a target of at least 24 px (WCAG 2.2, 2.5.8)."""
+    await browser.show_as(PHONE, "light")
+    await _enter(browser, world)
+    await browser.settle()
+    header_bottom, link_top, link_height = await browser.script(
+        "const h = document.querySelector('header.top').getBoundingClientRect();"
+        "const a = document.querySelector('a.back').getBoundingClientRect();"
+        "return [h.bottom, a.top, a.height]"
+    )
+    assert link_top - header_bottom >= 8, (header_bottom, link_top)
+    assert link_height >= 24, link_height

@@ -77,7 +77,9 @@ def test_r2_an_external_message_reaches_its_customers_without_addresses() -> Non
     assert shown is not None
     message = shown["message"]
     assert isinstance(message, dict)
-    assert message["author"] == {"id": BOB.id, "name": "Bob"}
+    # The name and whether one of the team wrote it (the chat page shows both): no address,
+    # no admin flag.
+    assert message["author"] == {"id": BOB.id, "name": "Bob", "kind": BOB.kind.value}
     assert "bob@example.com" not in str(shown)
     assert visible(event, OTHER) is None
     assert "bob@example.com" in str(visible(event, AGENT))
