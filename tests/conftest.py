@@ -29,6 +29,26 @@ pytest_plugins = [
 ]
 
 
+def _as_utf8(text: str) -> str:
+    """`text` with any lone surrogate written as a \\udcxx escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[object]:
+    """A test that feeds in hostile text (a lone surrogate from a broken mail or file name) can
+    log it; its report carries that captured log. An xdist worker sends every report to the
+    controller as UTF-8, and one such report would end the whole run with an INTERNALERROR: so
+    reports carry those characters escaped (only the report's text, never what is asserted)."""
+    report: pytest.TestReport = yield
+    report.sections = [(title, _as_utf8(content)) for title, content in report.sections]
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if _as_utf8(text) != text:
+            report.longrepr = _as_utf8(text)
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _root_logging_as_it_was() -> Iterator[None]:
     """A command line run in this process (`app.cli.main`, `serve`'s log set-up) points the

@@ -5,6 +5,7 @@ plain run (the name does not start with test_)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -22,3 +23,10 @@ def test_write_down_where_this_worker_keeps_its_state(tmp_path: Path) -> None:
         "tmp_path": str(tmp_path),
     }
     (Path(os.environ["DESKBELL_PROBE_DIR"]) / f"{worker}.json").write_text(json.dumps(state))
+
+
+def test_a_log_line_with_a_lone_surrogate_reaches_the_controller() -> None:
+    """Hostile input (a broken mail's header) logged as it came: the worker's report carries
+    a character that UTF-8 cannot encode."""
+    logging.getLogger("deskbell.probe").warning("ignored a mail from eve\ud800@example.org")
+    print("and printed: \udcff")

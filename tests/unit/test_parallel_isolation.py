@@ -1,7 +1,9 @@
 """`make test` runs the offscreen suite on several pytest-xdist workers at once: every worker
 must keep its own keyring file, default data folder and temporary folders, or two tests on two
 workers would read and overwrite each other's passwords and data. (Each worker's PostgreSQL
-cluster lives in a fresh folder of its own: tests/support/postgres.py.)"""
+cluster lives in a fresh folder of its own: tests/support/postgres.py.) And a report whose
+captured log holds text UTF-8 cannot encode (a hostile mail's lone surrogate) must not end the
+run: the worker sends its reports to the controller as UTF-8."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _OUR_PYTEST = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_CURRENT_TEST")
 
 
-def test_each_xdist_worker_keeps_its_own_keyring_data_folder_and_temp_folder(
+def test_each_xdist_worker_keeps_its_own_keyring_data_folder_and_temp_folder_and_reports(
     tmp_path: Path,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k not in _OUR_PYTEST}
