@@ -120,8 +120,6 @@ if TYPE_CHECKING:
     from services.store.db import file_problem, prepare_database, sqlite_url
     from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
     from services.team import open_replica
-    from services.team.sync import TeamSync
-    from services.team.writes import ReplicaWrites
     from services.team.account import AccountStore, TeamAccount
     from services.team.signin import (
         NewSignIn,
@@ -130,6 +128,8 @@ if TYPE_CHECKING:
         set_password_with_code,
         sign_in_to_team,
     )
+    from services.team.sync import TeamSync
+    from services.team.writes import ReplicaWrites
     from services.template_store import TemplateInfo, TemplateStore
     from services.wiring import Wiring
 
@@ -738,6 +738,11 @@ class Service:
     async def create_item(
         self, *, title: str, followers: Iterable[str] = (), requester: str | None = None
     ) -> ItemInfo:
+        """In team mode the server numbers items: online only (T5)."""
+        if self.team is not None:
+            return await self.team.create_item(
+                title=title, followers=list(followers), requester=requester
+            )
         return await self.db.write(
             operations.create_item,
             await self._parts.context(),
