@@ -342,7 +342,7 @@ async def _main(
             from app.team_start import saved_team
 
             try:
-                team = saved_team(folder)
+                team = saved_team(folder, secrets=demo_team.secrets if demo_team else None)
             except DeskbellError as exc:
                 return _cannot_start("Deskbell cannot read its team account", exc, dialog=True)
         if team is not None:
