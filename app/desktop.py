@@ -487,6 +487,8 @@ async def _main(
             write_state(counts)
 
         bridge.counts_changed.connect(on_counts)
+        if sync is not None:  # the indicator's state too (the window updated it first)
+            stack.callback(sync.subscribe_state(lambda _state: write_state(bridge.counts)))
         tray.set_dnd(window.dnd.text)  # N6: from the stored settings, also after a restart
         window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
@@ -656,6 +658,7 @@ def _state_writer(
             "tray_available": Tray.available(),
             "tray_icon": _rect_list(tray.icon.geometry()),
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
+            "connection": window.connection_indicator.accessibleName(),  # in a team (T5)
             "painted_at": painted_at,
             # D6: where the window and its Send button are, and the screen's room for them.
             "frame": _rect_list(window.frameGeometry()),
