@@ -392,7 +392,15 @@ async def _main(
         try:
             if team is not None and sync is not None:
                 stack.push_async_callback(sync.stop)
-                me: PersonInfo | None = await team.me(service, sync)
+                try:
+                    me: PersonInfo | None = await team.me(service, sync)
+                except DeskbellError as exc:  # nothing fetched yet, and no server: say so
+                    return _cannot_start(
+                        "Deskbell cannot fetch your team's conversations; start it again "
+                        "once the server can be reached",
+                        exc,
+                        dialog=not args.quit_after_shown,
+                    )
             else:
                 me = await _sign_in(
                     service,

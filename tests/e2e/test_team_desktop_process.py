@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from services.secrets import SecretStore
-from services.team.account import AccountStore
+from services.team.account import AccountStore, TeamAccount
 from services.team.signin import sign_in_to_team
 from tests.e2e.conftest import ROOT, Deskbell, wait_until
 from tests.e2e.test_cli_remote import SERVING
@@ -135,3 +135,29 @@ def test_t5_t3_n3_a_desktop_signed_in_to_serve_counts_goes_offline_and_never_ema
             except subprocess.TimeoutExpired:
                 app.kill()
                 app.wait()
+
+
+def test_t5_a_first_start_with_the_server_away_says_so_in_one_line(tmp_path: Path) -> None:
+    """T5: a new replica is empty until the server's snapshot; with the server unreachable
+    the app says why in one line and exits (it ended in a traceback before)."""
+    desk = tmp_path / "desk"
+    account = TeamAccount(
+        server_url=f"http://127.0.0.1:{free_port()}",
+        email=ANN,
+        person_id=1,
+        name="Ann Agent",
+        pin_sha256=None,
+    )
+    AccountStore(desk, secrets=SecretStore()).save(account, "a token")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--data-dir", str(desk), "--quit-after-shown"],
+        cwd=ROOT,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("deskbell: error:")]
+    assert len(errors) == 1 and "cannot reach the server" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
