@@ -67,8 +67,7 @@ from ui.widgets.tray import Tray
 from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
-    from app.team_start import SyncHandle
-    from services.api import PersonInfo, Service, UnseenCounts
+    from services.api import PersonInfo, Service, TeamSync, UnseenCounts
 
     # Imported after the loading frame is painted (~0.1 s of widget modules).
     from ui.windows.main_window import MainWindow
@@ -343,7 +342,7 @@ async def _main(
             from app.team_start import saved_team
 
             try:
-                team = saved_team(folder)
+                team = saved_team(folder, secrets=demo_team.secrets if demo_team else None)
             except DeskbellError as exc:
                 return _cannot_start("Deskbell cannot read its team account", exc, dialog=True)
         if team is not None:
@@ -393,7 +392,15 @@ async def _main(
         try:
             if team is not None and sync is not None:
                 stack.push_async_callback(sync.stop)
-                me: PersonInfo | None = await team.me(service, sync)
+                try:
+                    me: PersonInfo | None = await team.me(service, sync)
+                except DeskbellError as exc:  # nothing fetched yet, and no server: say so
+                    return _cannot_start(
+                        "Deskbell cannot fetch your team's conversations; start it again "
+                        "once the server can be reached",
+                        exc,
+                        dialog=not args.quit_after_shown,
+                    )
             else:
                 me = await _sign_in(
                     service,
@@ -497,6 +504,8 @@ async def _main(
             write_state(counts)
 
         bridge.counts_changed.connect(on_counts)
+        if sync is not None:  # the indicator's state too (the window updated it first)
+            stack.callback(sync.subscribe_state(lambda _state: write_state(bridge.counts)))
         tray.set_dnd(window.dnd.text)  # N6: from the stored settings, also after a restart
         window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
@@ -577,7 +586,7 @@ class _StartAgain(Exception):
 
 
 async def _confirm_sign_out(
-    window: MainWindow, sync: SyncHandle, signing_out: asyncio.Event, stop: asyncio.Event
+    window: MainWindow, sync: TeamSync, signing_out: asyncio.Event, stop: asyncio.Event
 ) -> None:
     """T4: ask, saying what stays and what would be lost; then quit to sign out."""
     waiting = await sync.pending_writes()
@@ -666,6 +675,7 @@ def _state_writer(
             "tray_available": Tray.available(),
             "tray_icon": _rect_list(tray.icon.geometry()),
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
+            "connection": window.connection_indicator.accessibleName(),  # in a team (T5)
             "painted_at": painted_at,
             # D6: where the window and its Send button are, and the screen's room for them.
             "frame": _rect_list(window.frameGeometry()),

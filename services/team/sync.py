@@ -30,6 +30,7 @@ from services.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
+    ServerUnreachableError,
     StoreError,
 )
 from services.server_client import ServerClient, decode, events, path
@@ -38,7 +39,7 @@ from services.team.replica import apply_events, cursor, load_snapshot, set_own_s
 from services.team.snapshot import Snapshot
 from services.team.state import ConnectionState
 from services.team.writes import ReplicaWrites, undo
-from services.views import PersonInfo
+from services.views import ItemInfo, PersonInfo
 
 __all__ = ["TeamSync"]
 
@@ -97,7 +98,9 @@ class TeamSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._cursor: int | None = None
         self._resnapshot = False
-        service.team = ReplicaWrites(service, person_id=person_id, queued=self._push.set)
+        service.team = ReplicaWrites(
+            service, person_id=person_id, queued=self._push.set, create_item=self.create_item
+        )
 
     # --- the connection's state ----------------------------------------------------------
 
@@ -139,12 +142,15 @@ class TeamSync:
         ]
 
     async def stop(self) -> None:
+        """Stop following and pushing, and close the client's connections (a later call
+        opens them again)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._client.close()
 
     def reconnect_now(self) -> None:
         """The machine woke or the network changed: drop the connection (it may be dead
@@ -172,6 +178,24 @@ class TeamSync:
         while self._cursor is None or self._cursor < wanted:
             await self._changed.wait()
             self._changed.clear()
+
+    async def create_item(
+        self, *, title: str, followers: list[str], requester: str | None
+    ) -> ItemInfo:
+        """A new item, made on the server, which numbers items: so online only, one clear
+        error offline (messages, unlike items, can be written offline and wait). Returns it
+        once the replica holds it."""
+        if self._state is not ConnectionState.ONLINE:
+            raise ServerUnreachableError(
+                "new items are numbered by the team server, which cannot be reached now: "
+                "try again when it is back (messages can still be written and wait)"
+            )
+        body = {"title": title, "followers": followers, "requester": requester}
+        made: ItemInfo = decode(
+            ItemInfo, await self._client.call("POST", path("items"), json_body=body)
+        )
+        await self.wait_current()
+        return await self._service.item(made.number)
 
     def _moved(self) -> None:
         self._changed.set()
@@ -223,7 +247,11 @@ class TeamSync:
         if self._cursor is None or self._resnapshot:
             await self._bootstrap()
         async for event in events(
-            self._client.base_url, token, after=self._cursor, cafile=self._client.cafile
+            self._client.base_url,
+            token,
+            after=self._cursor,
+            cafile=self._client.cafile,
+            pin_sha256=self._client.pin_sha256,  # a self-signed server the person trusted
         ):
             kind = event.get("type")
             if kind == _RESYNC:

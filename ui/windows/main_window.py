@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxL
 from services.api import (
     CenterFacade,
     Clock,
+    ConnectionState,
     ConversationInfo,
     ConversationKind,
     ConversationRow,
@@ -47,10 +48,11 @@ from ui.widgets.conversation_pane import ConversationPane
 from ui.widgets.sidebar import EXTERNAL_TAB, INTERNAL_TAB, Sidebar
 from ui.windows.alerts import Alerts
 from ui.windows.seen_tracker import SeenTracker
-from ui.windows.team_status import ConnectionSource, NamedState
 from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
+    from services.api import TeamSync  # loads the network client: only in team mode
+
     # The dialogs are imported when first opened: start-up shows the window without them.
     from ui.widgets.quick_switch import QuickSwitch
     from ui.windows.messaging_center import MessagingCenter
@@ -90,7 +92,7 @@ class MainWindow(QMainWindow):
         place: WindowPlace | None = None,
         spell_out_emoji: bool = False,
         team_account: TeamAccount | None = None,
-        connection: ConnectionSource | None = None,
+        connection: TeamSync | None = None,
         center: CenterFacade | None = None,
     ) -> None:
         super().__init__()
@@ -143,7 +145,7 @@ class MainWindow(QMainWindow):
             else None
         )
         if connection is not None:
-            self.connection_indicator.set_state(connection.state.name)
+            self.connection_indicator.set_state(connection.state)
 
         # Notifications: the in-app banner always, the system's where it works (D3).
         self.banner = BannerNotifier(self.pane.conversation_box)
@@ -183,8 +185,8 @@ class MainWindow(QMainWindow):
             self._dnd_timer.start(int(min(max(left_ms, 0) + 500, 2**31 - 1)))
         self.dnd_changed.emit(self.dnd.text)
 
-    def _on_connection_state_changed(self, state: NamedState) -> None:
-        self.connection_indicator.set_state(state.name)
+    def _on_connection_state_changed(self, state: ConnectionState) -> None:
+        self.connection_indicator.set_state(state)
 
     def save_place(self) -> None:
         """Remember where the window is and how the splitter sits (at close and quit)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
@@ -46,6 +47,7 @@ from services.api import (
     LOCAL_OPERATOR,
     AutomationInfo,
     CenterFacade,
+    ConnectionState,
     DeskbellError,
     PersonInfo,
     TemplateInfo,
@@ -55,9 +57,11 @@ from ui.widgets.center_style import caption, show_result, style_sheet, theme_for
 from ui.windows.bounced_addresses import BouncedAddressesPage
 from ui.windows.chat_page import ChatPage
 from ui.windows.email_log import EmailLogPage
-from ui.windows.team_status import ConnectionSource, NamedState
 from ui.windows.template_editor import TemplateEditor
 from ui.windows.users_page import UsersPage
+
+if TYPE_CHECKING:
+    from services.api import TeamSync
 
 __all__ = [
     "SECTIONS",
@@ -424,7 +428,7 @@ class MessagingCenter(QDialog):
         me: PersonInfo,
         parent: QWidget | None = None,
         *,
-        connection: ConnectionSource | None = None,
+        connection: TeamSync | None = None,
     ) -> None:
         super().__init__(parent)
         if not me.is_admin:
@@ -501,7 +505,7 @@ class MessagingCenter(QDialog):
         self._dark: bool | None = None
         self._restyle()
         self._loaded: set[int] = set()
-        self._online = connection is None or connection.state.name == "ONLINE"
+        self._online = connection is None or connection.state is ConnectionState.ONLINE
         self._unsubscribe = (
             connection.subscribe_state(self._on_connection_state_changed)
             if connection is not None
@@ -512,7 +516,7 @@ class MessagingCenter(QDialog):
         self.sidebar.currentRowChanged.connect(self._on_sidebar_row_changed)
         self.sidebar.setCurrentRow(0)
 
-    def _on_connection_state_changed(self, state: NamedState) -> None:
+    def _on_connection_state_changed(self, state: ConnectionState) -> None:
         was_online = self._online
         self._show_connection(state)
         if self._online and not was_online:
@@ -520,15 +524,15 @@ class MessagingCenter(QDialog):
             self._loaded.clear()
             self._on_sidebar_row_changed(self.sidebar.currentRow())
 
-    def _show_connection(self, state: NamedState) -> None:
-        self._online = state.name == "ONLINE"
+    def _show_connection(self, state: ConnectionState) -> None:
+        self._online = state is ConnectionState.ONLINE
         self.stack.setEnabled(self._online)
         if self._online:
             self.server_banner.hide()
             return
         why = (
             "your session there has ended: sign in again"
-            if state.name == "SIGNED_OUT"
+            if state is ConnectionState.SIGNED_OUT
             else "it cannot be reached now"
         )
         show_result(
