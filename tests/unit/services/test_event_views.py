@@ -113,3 +113,27 @@ def test_administration_reaches_administrators_and_settings_users_too() -> None:
         assert visible(event, AGENT) is None and visible(event, CUSTOMER) is None
     settings = control(10, ChangeKind.SETTINGS, users_too=True)
     assert visible(settings, AGENT) is not None and visible(settings, CUSTOMER) is None
+
+
+def test_t5_r2_users_get_a_messages_recipients_and_client_id_customers_not_the_recipients() -> None:
+    """T5: a replica builds its deliveries from the recipients and replaces its provisional
+    copy by the client id; R2: a customer learns nothing of the other recipients."""
+    event = message_event(
+        5,
+        conversation(ConversationKind.EXTERNAL, {1, 2, 3, 4}),
+        message_id=99,
+        author=BOB,
+        text="hello",
+        created_at=AT,
+        source="person",
+        deleted=False,
+        client_id="b4e1c6f2-0000-4000-8000-000000000001",
+        recipients=(1, 3, 4),
+    )
+    for_agent, for_customer = visible(event, AGENT), visible(event, CUSTOMER)
+    assert for_agent is not None and for_customer is not None
+    agent_message, customer_message = for_agent["message"], for_customer["message"]
+    assert isinstance(agent_message, dict) and isinstance(customer_message, dict)
+    assert agent_message["recipients"] == [1, 3, 4]
+    assert agent_message["client_id"] == customer_message["client_id"]
+    assert "recipients" not in customer_message
