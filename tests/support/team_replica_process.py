@@ -5,7 +5,8 @@ the counts the bubble would show written to a JSON state file whenever the repli
     python -m tests.support.team_replica_process URL TOKEN PERSON_ID DATA_DIR STATE_FILE
 
 The state file (written whole, then renamed into place) holds `total`, `internal`,
-`external`, `by_conversation` and `changes` (how many change batches it has seen). Commands,
+`external`, `by_conversation`, `changes` (how many change batches it has seen) and `at` (the
+epoch time the counts last changed: bench/bench_team.py times the bubble by it). Commands,
 one JSON object a line on stdin, each answered by one JSON line on stdout:
 
 - `{"do": "post", "conversation": ID, "text": "..."}` → `{"posted": MESSAGE_ID}` (provisional);
@@ -23,6 +24,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ class _StateFile:
         self.service, self.person_id, self.target = service, person_id, target
         self.changed = asyncio.Event()
         self.batches = 0
+        self.last: dict[str, Any] = {}
+        self.changed_at = time.time()
 
     def on_batch(self, _batch: object) -> None:
         self.batches += 1
@@ -54,7 +58,10 @@ class _StateFile:
 
     async def write(self) -> dict[str, Any]:
         doc = counts_doc(await self.service.unseen_counts(person_id=self.person_id))
+        if doc != self.last:
+            self.last, self.changed_at = dict(doc), time.time()
         doc["changes"] = self.batches
+        doc["at"] = self.changed_at
         part = self.target.with_suffix(".part")
         part.write_text(json.dumps(doc))
         os.replace(part, self.target)
