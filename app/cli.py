@@ -74,6 +74,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", action="store_true", help="open the demo workspace")
     parser.add_argument(
+        "--demo-team",
+        action="store_true",
+        help="team mode on this computer: a demo team server with two bot agents, signed in",
+    )
+    parser.add_argument(
         "--as", dest="as_email", type=address, metavar="EMAIL", help="sign in as this local user"
     )
     # For tests and start-up measurements only: show the window with its data, then exit 0.

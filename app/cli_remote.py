@@ -29,7 +29,6 @@ from app import paths
 from app.cli_input import address, number, one_line, read_stdin_line
 from services.errors import (
     AuthenticationError,
-    DeskbellError,
     InputError,
     ServerUnreachableError,
     quoted,
@@ -212,20 +211,13 @@ async def _end_session(store: SecretStore, url: str, cafile: str | None) -> str 
     """End the session on the server and forget its token. The token is forgotten even when
     the server cannot be told; returns what to say then."""
     from services.server_client import ServerClient
+    from services.team.signin import end_team_session
 
     token = store.get(name=token_name(url))
     left = None
     if token is not None:
-        try:
-            async with ServerClient(url, token, cafile=cafile) as client:
-                await client.sign_out()
-        except AuthenticationError:
-            pass  # already ended there (revoked, a new password)
-        except DeskbellError as exc:
-            left = (
-                f"the server could not be told ({exc}), so the session stays in its list "
-                "until you or an administrator end it there"
-            )
+        async with ServerClient(url, token, cafile=cafile) as client:
+            left = await end_team_session(client)
     store.delete(name=token_name(url))
     return left
 

@@ -67,6 +67,7 @@ from ui.widgets.tray import Tray
 from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
+    from app.team_start import SyncHandle
     from services.api import PersonInfo, Service, UnseenCounts
 
     # Imported after the loading frame is painted (~0.1 s of widget modules).
@@ -108,6 +109,8 @@ def run_desktop(args: argparse.Namespace) -> int:
         folder = paths.data_dir(args.data_dir)
         if args.demo:
             folder = paths.data_dir(str(folder / "demo"))
+        elif getattr(args, "demo_team", False):
+            folder = paths.data_dir(str(folder / "demo-team"))
     except DeskbellError as exc:
         # Started from a menu nobody reads stderr: the dialog says it too.
         return _cannot_start("Deskbell cannot start", exc, dialog=not args.quit_after_shown)
@@ -282,13 +285,19 @@ async def _start(
     """The app, with the database file's integrity check after its first window (D8): a file
     found damaged then, or met damaged before the window showed, starts the app again with
     the check first, which moves it aside and says so."""
-    try:
-        return await _main(app, args, folder, single, shutdown, check_first=False)
-    except (_FileDamaged, StoreCorruptError) as exc:
-        log.warning("the database is damaged (%s): starting again, checking it first", exc)
-    shutdown.stop.clear()
-    shutdown.running = False
-    return await _main(app, args, folder, single, shutdown, check_first=True)
+    check_first = False
+    while True:
+        try:
+            return await _main(app, args, folder, single, shutdown, check_first=check_first)
+        except (_FileDamaged, StoreCorruptError) as exc:
+            if check_first:
+                raise
+            log.warning("the database is damaged (%s): starting again, checking it first", exc)
+            check_first = True
+        except _StartAgain as again:  # T4: signed in to a team, or signed out of one
+            log.info("starting again: %s", again)
+        shutdown.stop.clear()
+        shutdown.running = False
 
 
 async def _main(
@@ -320,7 +329,32 @@ async def _main(
 
         default_email: str | None = None
         workspace = None
-        if args.demo:
+        team = sync = demo_team = None
+        if getattr(args, "demo_team", False):
+            from app.demo_team import start_demo_team
+
+            log.info("start: demo team server for %s", folder)
+            try:
+                demo_team = await start_demo_team(folder)
+            except DeskbellError as exc:
+                return _cannot_start("Deskbell cannot start the demo team", exc, dialog=True)
+            stack.push_async_callback(demo_team.close)
+        if not args.demo and paths.database_url(args.database_url) is None:
+            from app.team_start import saved_team
+
+            try:
+                team = saved_team(folder)
+            except DeskbellError as exc:
+                return _cannot_start("Deskbell cannot read its team account", exc, dialog=True)
+        if team is not None:
+            log.info("start: team replica of %s in %s", team.account.server_url, folder)
+            try:
+                service, sync = await team.open(folder)
+            except DeskbellError as exc:
+                return _cannot_start(
+                    "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
+                )
+        elif args.demo:
             from app.demo import prepare_demo, run_bots
 
             log.info("start: demo workspace in %s", folder)
@@ -357,12 +391,16 @@ async def _main(
                 QMessageBox.information(None, "Deskbell", service.notice)
 
         try:
-            me = await _sign_in(
-                service,
-                folder=folder,
-                email=args.as_email or default_email,
-                just_show=args.quit_after_shown,
-            )
+            if team is not None and sync is not None:
+                stack.push_async_callback(sync.stop)
+                me: PersonInfo | None = await team.me(service, sync)
+            else:
+                me = await _sign_in(
+                    service,
+                    folder=folder,
+                    email=args.as_email or default_email,
+                    just_show=args.quit_after_shown,
+                )
         except _ShownOnly:
             return 0
         if me is None:
@@ -372,6 +410,8 @@ async def _main(
         # The change feed now; the mail parts once the window shows (they import the mail stack).
         log.info("start: change feed")
         await service.start(mail=False)
+        if team is not None and sync is not None:
+            await team.start_sync(sync)  # in the background: the window works offline (T5)
         bridge = ServiceBridge(service=service, me=me, tasks=tasks)
         await bridge.start()
         stack.callback(bridge.stop)
@@ -417,9 +457,19 @@ async def _main(
             update_prefs=update_prefs,
             place=place,
             spell_out_emoji=spell_out_emoji,
+            team_account=team.account if team is not None else None,
+            connection=sync,
         )
         stack.callback(window.close)
         wake_watch.resumed.connect(window.refresh_dnd)  # Qt's timers stood still in sleep
+        signing_out = asyncio.Event()
+        if team is not None and sync is not None:
+            wake_watch.resumed.connect(sync.reconnect_now)  # catch up at once after sleep
+            window.sign_out_requested.connect(
+                lambda: tasks.start(
+                    _confirm_sign_out(window, sync, signing_out, stop), name="sign-out"
+                )
+            )
         stack.push_async_callback(window.notifications.aclose)
         # Updates (opt-in): the menus' "Check for updates…", and a daily check when ticked.
         from app.cli import _version
@@ -480,10 +530,15 @@ async def _main(
             if damaged.is_set():
                 raise _FileDamaged
             return 0
-        log.info("start: background work (email fallback, outbox, mailbox)")
-        await service.start_mail()
+        if team is None:  # in a team only the server sends email (T3)
+            log.info("start: background work (email fallback, outbox, mailbox)")
+            await service.start_mail()
         if workspace is not None:
             tasks.start(run_bots(workspace, stop), name="demo-bots")
+        elif demo_team is not None:
+            from app.demo import run_bots as run_team_bots
+
+            tasks.start(run_team_bots(demo_team.workspace, stop), name="demo-team-bots")
         else:
             never = asyncio.Event()
             updates.keep_checking(
@@ -497,7 +552,43 @@ async def _main(
         await asyncio.wait_for(_drain(tasks), timeout=3)
         if damaged.is_set():
             raise _FileDamaged
+    # Everything above is closed now, the replica included.
+    if team is not None and signing_out.is_set():
+        from app.team_start import sign_out
+
+        left = await sign_out(team)
+        if left:
+            QMessageBox.information(None, "Deskbell", f"Signed out; {left}.")
+        raise _StartAgain("signed out of the team")
     return 0
+
+
+class _StartAgain(Exception):
+    """The app starts over in the same process: signed in to a team, or signed out of one."""
+
+
+async def _confirm_sign_out(
+    window: MainWindow, sync: SyncHandle, signing_out: asyncio.Event, stop: asyncio.Event
+) -> None:
+    """T4: ask, saying what stays and what would be lost; then quit to sign out."""
+    waiting = await sync.pending_writes()
+    text = (
+        "Sign out of your team? The team's conversations are removed from this computer; "
+        "they stay on the server."
+    )
+    if waiting:
+        text += (
+            f"\n\n{waiting} change(s) you made have not reached the server yet and will be "
+            "lost. Stay signed in until Deskbell is back online to keep them."
+        )
+    box = QMessageBox(QMessageBox.Icon.Question, "Deskbell", text, parent=window)
+    box.setObjectName("sign-out")
+    sign_out_button = box.addButton("Sign out", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    await _exec(box)  # not a nested event loop: the sync and the window keep running
+    if box.clickedButton() is sign_out_button:
+        signing_out.set()
+        stop.set()
 
 
 async def _check_file(service: Service, damaged: asyncio.Event, stop: asyncio.Event) -> None:
@@ -624,7 +715,7 @@ async def _sign_in(
     elif users:
         chosen = await _pick_user(users, just_show=just_show)
     else:
-        chosen = await _first_run(service, just_show=just_show)
+        chosen = await _first_run(service, folder=folder, just_show=just_show)
     if chosen is not None:
         remembered.write_text(chosen.email)
     return chosen
@@ -664,13 +755,36 @@ async def _pick_user(users: list[PersonInfo], *, just_show: bool) -> PersonInfo 
     return users[labels.index(dialog.textValue())]
 
 
-async def _first_run(service: Service, *, just_show: bool) -> PersonInfo | None:
+async def _sign_in_to_team(folder: Path) -> bool:
+    """The sign-in dialog; True once signed in and the account kept (token in the keyring)."""
+    import socket
+
+    from services.api import AccountStore, NewSignIn
+    from ui.windows.sign_in import SignInDialog
+
+    store = AccountStore(folder)
+
+    def keep(new: NewSignIn) -> None:
+        store.save(new.account, new.token)
+
+    dialog = SignInDialog(device=f"Deskbell on {socket.gethostname()}", keep=keep)
+    dialog.setObjectName("sign-in")
+    return await _exec(dialog) == QDialog.DialogCode.Accepted
+
+
+async def _first_run(service: Service, *, folder: Path, just_show: bool) -> PersonInfo | None:
     """The first start on an empty database: that person becomes the administrator."""
-    from ui.windows.first_run import FirstRunDialog
+    from ui.windows.first_run import FirstRunChoice, FirstRunDialog
 
     dialog = FirstRunDialog()
     dialog.setObjectName("first-run")
     while await _exec(dialog, just_show=just_show) == QDialog.DialogCode.Accepted:
+        if dialog.choice is FirstRunChoice.TEAM:
+            if await _sign_in_to_team(folder):
+                raise _StartAgain("signed in to a team")
+            dialog = FirstRunDialog()  # cancelled: back to the choice
+            dialog.setObjectName("first-run")
+            continue
         name, email = dialog.result_person()
         try:
             return await service.add_person(email=email, name=name, is_admin=True)

@@ -41,6 +41,8 @@ from services.errors import (
     NotFoundError,
     PermissionDeniedError,
     SecretStoreUnavailable,
+    ServerError,
+    ServerUnreachableError,
     StoreBusyError,
     StoreConflictError,
     StoreCorruptError,
@@ -48,6 +50,7 @@ from services.errors import (
     StoreUnavailableError,
     StoreUnreachableError,
     TooManyAttemptsError,
+    UntrustedCertificateError,
 )
 from services.first_window import FirstWindow
 from services.secrets import SecretStore
@@ -117,6 +120,14 @@ if TYPE_CHECKING:
     from services.store.db import file_problem, prepare_database, sqlite_url
     from services.system_emails import ResetRequest, SystemEmailInfo, SystemEmails
     from services.team import open_replica
+    from services.team.account import AccountStore, TeamAccount
+    from services.team.signin import (
+        NewSignIn,
+        end_team_session,
+        request_password_reset,
+        set_password_with_code,
+        sign_in_to_team,
+    )
     from services.team.sync import TeamSync
     from services.team.writes import ReplicaWrites
     from services.template_store import TemplateInfo, TemplateStore
@@ -191,8 +202,19 @@ _CORE_EXPORTS = frozenset(
 )
 
 
-# Team mode (T5), imported when first asked for: it imports this module.
-_TEAM_EXPORTS = frozenset({"TeamSync", "open_replica"})
+# The desktop's team account and sign-in (issue 11), imported when first asked for: they
+# bring aiohttp, which a solo desktop never needs.
+_TEAM_EXPORTS = {
+    "AccountStore": "services.team.account",
+    "TeamAccount": "services.team.account",
+    "NewSignIn": "services.team.signin",
+    "end_team_session": "services.team.signin",
+    "request_password_reset": "services.team.signin",
+    "set_password_with_code": "services.team.signin",
+    "sign_in_to_team": "services.team.signin",
+    "TeamSync": "services.team.sync",
+    "open_replica": "services.team",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -200,10 +222,11 @@ def __getattr__(name: str) -> object:
         _load_core()
         return globals()[name]
     if name in _TEAM_EXPORTS:
-        from services import team
-        from services.team import sync
+        import importlib
 
-        return getattr(team if hasattr(team, name) else sync, name)
+        value: object = getattr(importlib.import_module(_TEAM_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -213,6 +236,7 @@ __all__ = [
     "LOG_WINDOW",
     "PUBLIC_KEY",
     "PURGE_EVERY",
+    "AccountStore",
     "AuthenticationError",
     "AutomationInfo",
     "BounceInfo",
@@ -240,6 +264,7 @@ __all__ = [
     "MessageRow",
     "MessageStatus",
     "NewSession",
+    "NewSignIn",
     "NewUser",
     "NotFoundError",
     "NotificationSettings",
@@ -252,6 +277,8 @@ __all__ = [
     "ResetRequest",
     "SecretStoreUnavailable",
     "SeenEntry",
+    "ServerError",
+    "ServerUnreachableError",
     "Service",
     "SessionInfo",
     "SignedIn",
@@ -261,18 +288,24 @@ __all__ = [
     "StoreUnreachableError",
     "SystemClock",
     "SystemEmailInfo",
+    "TeamAccount",
     "TeamSync",
     "TemplateError",
     "TemplateInfo",
     "TooManyAttemptsError",
     "UnseenCounts",
+    "UntrustedCertificateError",
     "UpdateCheckError",
     "check_due",
     "check_for_update",
     "dnd_ends_at",
     "dnd_until_choice",
+    "end_team_session",
     "in_do_not_disturb",
     "open_replica",
+    "request_password_reset",
+    "set_password_with_code",
+    "sign_in_to_team",
     "utcnow",
     "validate_address",
     "validate_name",

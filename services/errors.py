@@ -30,6 +30,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoreUnreachableError",
     "TooManyAttemptsError",
+    "UntrustedCertificateError",
     "quoted",
 ]
 
@@ -118,6 +119,16 @@ class ServerUnreachableError(ServerError, ConnectionError):
     """The team server did not answer: refused, timed out, hung up, or a proxy in front of it
     says it is down. Nothing was done on the server's side that the client knows of; try
     again."""
+
+
+class UntrustedCertificateError(ServerError):
+    """The team server's TLS certificate is not trusted here, or is not the one this machine
+    was told to trust (pinned); `fingerprint` is the SHA-256 of the certificate it showed
+    (`AB:CD:...`, None when it could not be read), for a person to compare and trust."""
+
+    def __init__(self, message: str, *, fingerprint: str | None = None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
 
 
 class AuthenticationError(DeskbellError):

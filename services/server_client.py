@@ -9,8 +9,10 @@ Every answer that is not a success becomes the service's own error: the server s
 as when it runs locally. What is not the server speaking gets one sentence a person can act on:
 an unreachable or refusing server, a timeout, a proxy's HTML error page
 (`ServerUnreachableError`, transient) or a certificate this machine does not trust, with its
-SHA-256 fingerprint (`ServerError`). TLS certificates are always verified; a team server with
-its own certificate authority is trusted through `cafile`.
+SHA-256 fingerprint (`UntrustedCertificateError`). TLS certificates are always verified; a
+team server with its own certificate authority is trusted through `cafile`, and one with a
+self-signed certificate through `pin_sha256`, the fingerprint a person chose to trust ("Trust
+this certificate"): then that certificate, and no other, is accepted.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from services.errors import (
     ServerError,
     ServerUnreachableError,
     TooManyAttemptsError,
+    UntrustedCertificateError,
     quoted,
 )
 from services.server.codec import from_plain
@@ -51,6 +54,7 @@ __all__ = [
     "ServerClient",
     "decode",
     "events",
+    "fingerprint_text",
     "normalize_server_url",
     "path",
     "tls_context",
@@ -115,11 +119,13 @@ class ServerClient:
         token: str | None = None,
         *,
         cafile: str | None = None,
+        pin_sha256: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.base_url = normalize_server_url(base_url)
         self.token = token
         self._cafile = cafile
+        self._pin = _pin(pin_sha256)
         self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -130,6 +136,11 @@ class ServerClient:
     def cafile(self) -> str | None:
         """The certificate authority file this client trusts the server through, if any."""
         return self._cafile
+
+    @property
+    def pin_sha256(self) -> str | None:
+        """The SHA-256 fingerprint of the one certificate this client trusts, if pinned."""
+        return fingerprint_text(self._pin.fingerprint) if self._pin is not None else None
 
     async def __aenter__(self) -> ServerClient:
         return self
@@ -197,6 +208,14 @@ class ServerClient:
                 body = await response.read()
         except aiohttp.ClientConnectorCertificateError as exc:
             raise await self._untrusted(exc) from None
+        except aiohttp.ServerFingerprintMismatch as exc:
+            shown = fingerprint_text(exc.got)
+            raise UntrustedCertificateError(
+                f"the certificate of {self.base_url} is not the one trusted on this computer: "
+                f"its SHA-256 fingerprint is now {shown}. If your team server's certificate "
+                "was replaced, trust the new one; otherwise do not connect",
+                fingerprint=shown,
+            ) from None
         except aiohttp.ClientConnectorSSLError as exc:
             raise ServerError(f"no secure connection to {self.base_url}: {exc.os_error}") from None
         except aiohttp.ClientConnectorDNSError:
@@ -229,9 +248,11 @@ class ServerClient:
             )
         return self._session
 
-    def _context(self) -> ssl.SSLContext | bool:
+    def _context(self) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
         if self._cafile is None and not self.base_url.startswith("https:"):
             return True
+        if self._pin is not None:
+            return self._pin
         if self._ssl is None:
             self._ssl = tls_context(self._cafile)
         return self._ssl
@@ -279,15 +300,18 @@ class ServerClient:
             "check the server's address"
         )
 
-    async def _untrusted(self, exc: aiohttp.ClientConnectorCertificateError) -> DeskbellError:
+    async def _untrusted(
+        self, exc: aiohttp.ClientConnectorCertificateError
+    ) -> UntrustedCertificateError:
         reason = getattr(exc.certificate_error, "verify_message", None) or str(
             exc.certificate_error
         )
         fingerprint = await self._fingerprint(exc.host, exc.port or 443)
         shown = f"; its SHA-256 fingerprint is {fingerprint}" if fingerprint else ""
-        return ServerError(
+        return UntrustedCertificateError(
             f"the certificate of {self.base_url} is not trusted ({reason}){shown}. If that is "
-            "your team server's, give its certificate authority's file with --cafile"
+            "your team server's, give its certificate authority's file with --cafile",
+            fingerprint=fingerprint,
         )
 
     async def _fingerprint(self, host: str, port: int) -> str | None:
@@ -310,8 +334,26 @@ class ServerClient:
             writer.close()
         if not der:
             return None
-        digest = hashlib.sha256(der).hexdigest().upper()
-        return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+        return fingerprint_text(hashlib.sha256(der).digest())
+
+
+def fingerprint_text(digest: bytes) -> str:
+    """A SHA-256 digest as people compare it: `AB:CD:...`."""
+    text = digest.hex().upper()
+    return ":".join(text[i : i + 2] for i in range(0, len(text), 2))
+
+
+def _pin(fingerprint: str | None) -> aiohttp.Fingerprint | None:
+    """The pinned certificate's check; InputError for anything but a SHA-256 fingerprint."""
+    if fingerprint is None:
+        return None
+    try:
+        digest = bytes.fromhex(fingerprint.replace(":", "").strip())
+        return aiohttp.Fingerprint(digest)
+    except ValueError:
+        raise InputError(
+            f"{quoted(fingerprint)} is not a certificate's SHA-256 fingerprint"
+        ) from None
 
 
 _NOT_JSON: Final = object()
@@ -352,9 +394,11 @@ async def events(
     after: int | None = None,
     *,
     cafile: str | None = None,
+    pin_sha256: str | None = None,
     heartbeat_s: float = 30.0,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The server's events past position `after` (None: from now on), then live ones.
+    """The server's events past position `after` (None: from now on), then live ones;
+    `pin_sha256` trusts that one certificate (ServerClient.pin_sha256).
 
     Raises AuthenticationError when the token is refused or the session ends (close code
     4401), ConnectionError when the server cannot be reached or closes the stream otherwise
@@ -369,7 +413,7 @@ async def events(
                 params=params,
                 headers=headers,
                 heartbeat=heartbeat_s,
-                ssl=tls_context(cafile) if cafile else True,
+                ssl=_pin(pin_sha256) or (tls_context(cafile) if cafile else True),
                 autoclose=False,
             )
         except aiohttp.WSServerHandshakeError as exc:

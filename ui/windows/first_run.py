@@ -1,10 +1,18 @@
-"""The first-run dialog: who are you? (name and email of the first user of a workspace)."""
+"""The first-run dialog: how Deskbell is used here, then who you are.
+
+Its first page offers the two ways (T5): *Work on this computer only* (a workspace of one's
+own, whose first user is asked for on the next page: name and email) and *Sign in to my team*
+(the dialog ends with `choice` TEAM; the app then shows the sign-in dialog).
+"""
 
 from __future__ import annotations
+
+from enum import Enum
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QCommandLinkButton,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -12,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -19,7 +28,7 @@ from PySide6.QtWidgets import (
 from services.api import InputError, validate_address, validate_name
 from ui.icons import app_icon, app_icon_pixmap
 
-__all__ = ["FirstRunDialog", "check_name"]
+__all__ = ["FirstRunChoice", "FirstRunDialog", "check_name"]
 
 MAX_NAME_CHARS = 100
 
@@ -38,16 +47,25 @@ def check_name(name: str) -> str:
     return cleaned
 
 
-class FirstRunDialog(QDialog):
-    """Asks the first user's name and email; Start stays disabled until both are valid."""
+class FirstRunChoice(Enum):
+    LOCAL = "local"  # work on this computer only
+    TEAM = "team"  # sign in to a team server
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+class FirstRunDialog(QDialog):
+    """First the choice (`offer_team`), then the first user's name and email; Start stays
+    disabled until both are valid. Accepted with `choice` LOCAL and `result_person()`, or
+    with `choice` TEAM."""
+
+    def __init__(self, parent: QWidget | None = None, *, offer_team: bool = True) -> None:
         super().__init__(parent)
         self.setWindowTitle("Welcome to Deskbell")
         self.setWindowIcon(app_icon())
         self.setAccessibleName("Welcome to Deskbell")
         self.setMinimumWidth(440)
         self._result: tuple[str, str] | None = None
+        self.choice: FirstRunChoice | None = None
+        self._offer_team = offer_team
 
         logo = QLabel(self)
         logo.setPixmap(app_icon_pixmap(size=48, dpr=self.devicePixelRatioF()))
@@ -58,18 +76,20 @@ class FirstRunDialog(QDialog):
         font.setBold(True)
         title.setFont(font)
         title.setAccessibleName("Welcome to Deskbell")
-        intro = QLabel(
-            "Tell your teammates and customers who you are. Your email address is where "
-            "Deskbell sends what you have not seen within a minute.",
-            self,
-        )
-        intro.setWordWrap(True)
+        self.intro = QLabel(self)
+        self.intro.setWordWrap(True)
         header = QHBoxLayout()
         header.addWidget(logo, 0, Qt.AlignmentFlag.AlignTop)
         texts = QVBoxLayout()
         texts.addWidget(title)
-        texts.addWidget(intro)
+        texts.addWidget(self.intro)
         header.addLayout(texts, 1)
+
+        self.pages = QStackedWidget(self)
+        self.choice_page = self._build_choice_page()
+        self.person_page = QWidget(self)
+        self.pages.addWidget(self.choice_page)
+        self.pages.addWidget(self.person_page)
 
         self.name_edit = QLineEdit(self)
         self.name_edit.setPlaceholderText("Alex Morgan")
@@ -79,7 +99,8 @@ class FirstRunDialog(QDialog):
         self.email_edit.setPlaceholderText("alex@example.com")
         self.email_edit.setAccessibleName("Your email address")
         self.email_edit.setInputMethodHints(Qt.InputMethodHint.ImhEmailCharactersOnly)
-        form = QFormLayout()
+        form = QFormLayout(self.person_page)
+        form.setContentsMargins(0, 0, 0, 0)
         form.addRow("&Name:", self.name_edit)
         form.addRow("&Email:", self.email_edit)
 
@@ -92,6 +113,10 @@ class FirstRunDialog(QDialog):
         self.error_label.hide()
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
+        self.back_button = QPushButton("&Back", self)
+        self.back_button.setAccessibleName("Back to the choice")
+        self.buttons.addButton(self.back_button, QDialogButtonBox.ButtonRole.ResetRole)
+        self.back_button.clicked.connect(self._on_back_button_clicked)
         self.start_button = QPushButton("&Start", self)
         self.start_button.setAccessibleName("Start using Deskbell")
         self.start_button.setDefault(True)
@@ -102,7 +127,7 @@ class FirstRunDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.setSpacing(12)
         layout.addLayout(header)
-        layout.addLayout(form)
+        layout.addWidget(self.pages)
         layout.addWidget(self.error_label)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
@@ -111,6 +136,59 @@ class FirstRunDialog(QDialog):
         self.email_edit.textChanged.connect(self._on_input_changed)
         self.email_edit.editingFinished.connect(self._on_email_editing_finished)
         self._on_input_changed()
+        if offer_team:
+            self._show_page(self.choice_page)
+        else:
+            self._on_local_button_clicked()
+
+    def _build_choice_page(self) -> QWidget:
+        page = QWidget(self)
+        self.local_button = QCommandLinkButton(
+            "Work on this computer only",
+            "Your own workspace on this computer. Deskbell sends its emails itself.",
+            page,
+        )
+        self.local_button.setAccessibleName("Work on this computer only")
+        self.team_button = QCommandLinkButton(
+            "Sign in to my team",
+            "Your team's Deskbell server keeps the conversations. Sign in with your work "
+            "email and password.",
+            page,
+        )
+        self.team_button.setAccessibleName("Sign in to my team")
+        self.local_button.clicked.connect(self._on_local_button_clicked)
+        self.team_button.clicked.connect(self._on_team_button_clicked)
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.local_button)
+        column.addWidget(self.team_button)
+        return page
+
+    def _show_page(self, page: QWidget) -> None:
+        on_choice = page is self.choice_page
+        self.pages.setCurrentWidget(page)
+        self.intro.setText(
+            "How will you use Deskbell on this computer?"
+            if on_choice
+            else "Tell your teammates and customers who you are. Your email address is "
+            "where Deskbell sends what you have not seen within a minute."
+        )
+        self.start_button.setVisible(not on_choice)
+        self.back_button.setVisible(self._offer_team and not on_choice)
+        self._show_error(None)
+        (self.local_button if on_choice else self.name_edit).setFocus()
+
+    def _on_local_button_clicked(self) -> None:
+        self.choice = FirstRunChoice.LOCAL
+        self._show_page(self.person_page)
+
+    def _on_team_button_clicked(self) -> None:
+        self.choice = FirstRunChoice.TEAM
+        super().accept()
+
+    def _on_back_button_clicked(self) -> None:
+        self.choice = None
+        self._show_page(self.choice_page)
 
     def _problem(self) -> str | None:
         try:
@@ -140,6 +218,8 @@ class FirstRunDialog(QDialog):
         self.error_label.setAccessibleDescription(text or "")
 
     def accept(self) -> None:
+        if self.pages.currentWidget() is not self.person_page:
+            return  # Enter on the choice page chooses nothing
         try:
             name = check_name(self.name_edit.text())
             address = validate_address(self.email_edit.text())

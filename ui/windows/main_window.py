@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter
+from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxLayout
 
 from services.api import (
     Clock,
@@ -26,6 +26,7 @@ from services.api import (
     MessageRow,
     PersonInfo,
     Service,
+    TeamAccount,
     UnseenCounts,
 )
 from ui.bridge import ServiceBridge
@@ -36,11 +37,13 @@ from ui.platform.sound import Pinger
 from ui.policies.dnd import dnd_state
 from ui.tasks import Tasks
 from ui.theme import Theme
+from ui.widgets.connection_indicator import ConnectionIndicator
 from ui.widgets.conversation_list import ConversationListModel, PageFetcher
 from ui.widgets.conversation_pane import ConversationPane
 from ui.widgets.sidebar import EXTERNAL_TAB, INTERNAL_TAB, Sidebar
 from ui.windows.alerts import Alerts
 from ui.windows.seen_tracker import SeenTracker
+from ui.windows.team_status import ConnectionSource, NamedState
 from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ class MainWindow(QMainWindow):
     quit_requested = Signal()
     shown_with_data = Signal()
     dnd_changed = Signal(str)  # N6: "Do not disturb until 14:30" or "", for the tray
+    sign_out_requested = Signal()  # T4: Settings' "Sign out" (team mode)
 
     def __init__(
         self,
@@ -81,8 +85,12 @@ class MainWindow(QMainWindow):
         update_prefs: UpdatePrefs | None = None,
         place: WindowPlace | None = None,
         spell_out_emoji: bool = False,
+        team_account: TeamAccount | None = None,
+        connection: ConnectionSource | None = None,
     ) -> None:
         super().__init__()
+        self.team_account = team_account  # None: this computer only
+        self.connection = connection
         self.service = service
         self.bridge = bridge
         self.theme = theme
@@ -115,6 +123,18 @@ class MainWindow(QMainWindow):
         self.message_view = self.pane.message_view
         self.composer = self.pane.composer
         self._build_layout(theme)
+        # T5: offline, connecting or signed out, said quietly above the inboxes.
+        self.connection_indicator = ConnectionIndicator(theme=theme, parent=self.sidebar)
+        column = self.sidebar.layout()
+        assert isinstance(column, QVBoxLayout)
+        column.insertWidget(2, self.connection_indicator)  # below do not disturb
+        self._unsubscribe_connection = (
+            connection.subscribe_state(self._on_connection_state_changed)
+            if connection is not None
+            else None
+        )
+        if connection is not None:
+            self.connection_indicator.set_state(connection.state.name)
 
         # Notifications: the in-app banner always, the system's where it works (D3).
         self.banner = BannerNotifier(self.pane.conversation_box)
@@ -153,6 +173,9 @@ class MainWindow(QMainWindow):
             left_ms = (self.dnd.ends_at - self._now()).total_seconds() * 1000
             self._dnd_timer.start(int(min(max(left_ms, 0) + 500, 2**31 - 1)))
         self.dnd_changed.emit(self.dnd.text)
+
+    def _on_connection_state_changed(self, state: NamedState) -> None:
+        self.connection_indicator.set_state(state.name)
 
     def save_place(self) -> None:
         """Remember where the window is and how the splitter sits (at close and quit)."""
@@ -398,8 +421,11 @@ class MainWindow(QMainWindow):
             me=self.me,
             login_starter=self._login_starter,
             updates=self.update_prefs,
+            team_account=self.team_account,
+            connection=self.connection,
             parent=self,
         )
+        dialog.sign_out_requested.connect(self.sign_out_requested)
         # Forgotten and deleted on `finished`, while both objects are whole: a `destroyed`
         # slot could run inside this window's own destructor.
         dialog.finished.connect(self._on_settings_dialog_finished)

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QTime, Signal
 from PySide6.QtWidgets import (
@@ -49,6 +49,7 @@ from services.api import (
     PersonKind,
     SecretStoreUnavailable,
     Service,
+    TeamAccount,
     dnd_until_choice,
     validate_address,
 )
@@ -62,7 +63,11 @@ from ui.widgets.mail_server_section import (
     MailServerSection,
     note_label,
 )
+from ui.windows.team_status import ConnectionSource
 from ui.windows.update_check import UpdatePrefs
+
+if TYPE_CHECKING:
+    from ui.windows.account_section import AccountSection
 
 __all__ = [
     "DELAY_CHOICES",
@@ -139,6 +144,7 @@ class SettingsDialog(QDialog):
     """`SettingsDialog(service=..., me=...)`, then `await dialog.load()`, then `show()`."""
 
     saved = Signal()
+    sign_out_requested = Signal()  # T4: the Account tab's "Sign out" (team mode)
 
     def __init__(
         self,
@@ -147,6 +153,8 @@ class SettingsDialog(QDialog):
         me: PersonInfo,
         login_starter: LoginStarter | None = None,
         updates: UpdatePrefs | None = None,
+        team_account: TeamAccount | None = None,
+        connection: ConnectionSource | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -168,6 +176,19 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._build_email_tab(), "Email (SMTP)")
         self.tabs.addTab(self._build_imap_tab(), "Incoming mail (IMAP)")
         self.tabs.addTab(self._build_notifications_tab(), "My notifications")
+        self.account_section: AccountSection | None = None
+        if team_account is not None:
+            # T4, T5: in a team the server sends the emails and reads the mailbox.
+            from ui.windows.account_section import AccountSection
+
+            self.account_section = AccountSection(
+                account=team_account, connection=connection, parent=self
+            )
+            self.account_section.sign_out_requested.connect(self.sign_out_requested)
+            self.tabs.insertTab(0, self.account_section, "Account")
+            self.tabs.setCurrentIndex(0)
+            for mail_tab in (1, 2):  # the server's mail settings are the Messaging Center's
+                self.tabs.setTabVisible(mail_tab, False)
 
         self.autostart_check = QCheckBox("Start Deskbell when I &log in", self)
         self.autostart_check.setAccessibleName("Start Deskbell when I log in")
@@ -444,11 +465,12 @@ class SettingsDialog(QDialog):
         """Write everything that changed; show what went wrong and return False if anything did."""
         self._show_status(None)
         try:
-            if self.me.is_admin:
-                await self._save_email_settings()
-                await self._save_imap_settings()
-            self._save_password(self.smtp)
-            self._save_password(self.imap)
+            if self.account_section is None:  # in a team the mail is the server's (T3)
+                if self.me.is_admin:
+                    await self._save_email_settings()
+                    await self._save_imap_settings()
+                self._save_password(self.smtp)
+                self._save_password(self.imap)
             person = await self.service.set_notification_settings(
                 person_id=self._editing.id,
                 settings=self.notification_settings(),

@@ -13,7 +13,7 @@ import shiboken6
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from services.api import PersonInfo, Service
+from services.api import PersonInfo, Service, TeamAccount
 from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
 from tests.unit.ui.fakes import RecordingPlayer
@@ -23,6 +23,7 @@ from ui.platform.sound import Pinger
 from ui.tasks import Tasks
 from ui.theme import LIGHT
 from ui.windows.main_window import MainWindow
+from ui.windows.team_status import ConnectionSource
 
 __all__ = ["Desk", "open_desk", "until", "with_desk"]
 
@@ -71,6 +72,8 @@ async def open_desk(
     *,
     activate: bool = True,
     system_notifiers: list[Callable[[], Notifier]] | None = None,
+    team_account: TeamAccount | None = None,
+    connection: ConnectionSource | None = None,
 ) -> AsyncIterator[Desk]:
     clock = ManualClock()
     service = await open_service(tmp_path, clock=clock)
@@ -90,6 +93,8 @@ async def open_desk(
         clock=clock,
         pinger=Pinger(player=player, clock=clock),
         system_notifiers=system_notifiers,
+        team_account=team_account,
+        connection=connection,
     )
     window.show()
     if activate:

@@ -1,4 +1,5 @@
-"""The first-run dialog: name and email, validated through the service's address rules (E11)."""
+"""The first-run dialog: the choice between this computer only and a team (T5), then name and
+email, validated through the service's address rules (E11)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,46 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit
 from pytestqt.qtbot import QtBot
 
-from ui.windows.first_run import FirstRunDialog, check_name
+from ui.windows.first_run import FirstRunChoice, FirstRunDialog, check_name
 
 
 def make(qtbot: QtBot) -> FirstRunDialog:
+    """The dialog past its first page: "Work on this computer only" chosen."""
     dialog = FirstRunDialog()
     qtbot.addWidget(dialog)
     dialog.show()
+    qtbot.mouseClick(dialog.local_button, Qt.MouseButton.LeftButton)
     return dialog
+
+
+def test_t5_first_run_offers_this_computer_only_or_a_team(qtbot: QtBot) -> None:
+    dialog = FirstRunDialog()
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.pages.currentWidget() is dialog.choice_page
+    assert dialog.local_button.accessibleName() == "Work on this computer only"
+    assert dialog.team_button.accessibleName() == "Sign in to my team"
+    assert not dialog.start_button.isVisible()
+    dialog.accept()  # Enter on the choice page chooses nothing
+    assert dialog.isVisible()
+    qtbot.mouseClick(dialog.local_button, Qt.MouseButton.LeftButton)
+    assert dialog.pages.currentWidget() is dialog.person_page
+    assert dialog.choice is FirstRunChoice.LOCAL and dialog.start_button.isVisible()
+    qtbot.mouseClick(dialog.back_button, Qt.MouseButton.LeftButton)
+    assert dialog.pages.currentWidget() is dialog.choice_page and dialog.choice is None
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        qtbot.mouseClick(dialog.team_button, Qt.MouseButton.LeftButton)
+    assert dialog.choice is FirstRunChoice.TEAM
+    with pytest.raises(RuntimeError):
+        dialog.result_person()
+
+
+def test_first_run_without_the_team_choice_asks_the_person_at_once(qtbot: QtBot) -> None:
+    dialog = FirstRunDialog(offer_team=False)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.pages.currentWidget() is dialog.person_page
+    assert not dialog.back_button.isVisible()
 
 
 def test_first_run_accepts_a_valid_person_and_normalises_the_address(qtbot: QtBot) -> None:
