@@ -22,9 +22,15 @@ A private PostgreSQL cluster (tests/support/postgres.py); one database holds Ann
   involuntary context switches of all its threads, tests/support/proc_stats.py), against an
   idle solo desktop service (`Service.open` + `start()` on a local workspace), interleaved
   (replica, solo, solo, replica). Aim: ≤ 0.2 % and ≤ 2 wake-ups/s.
+- **window**: start → window shown with data (bench/bench_desktop_start.py's measure: the
+  state file's first write, CPU from /proc) of the desktop in team mode against local mode on
+  the same data: bench/bench_desktop.py's workspace (`--window-messages`), copied; one copy is
+  the local desktop's, a `deskbell serve` runs on the other and Ann's desktop signs in to it
+  (its replica loaded by a first start, so each measured start is a returning user's).
+  Interleaved pairs. Aim: within 10 %.
 
-    .venv/bin/python bench/bench_team.py [--quick] [--only bubble,catchup,idle] [--posts 200]
-        [--events 10000] [--rounds 1] [--seconds 30]
+    .venv/bin/python bench/bench_team.py [--quick] [--only bubble,catchup,idle,window]
+        [--posts 200] [--events 10000] [--rounds 1] [--seconds 30] [--window-messages 20000]
 
 The load average is printed beside every figure.
 """
@@ -35,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,11 +55,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
 from _common import ROOT, load_average, parser
+from bench_desktop import build_database
+from bench_desktop_start import Start, _start
 from bench_events import _start_serves
 from bench_team_catchup import _IDLE_REPLICA, _current, _idle
 
-from services.api import LOCAL_OPERATOR, Service, open_replica
+from services.api import (
+    LOCAL_OPERATOR,
+    AccountStore,
+    Service,
+    open_replica,
+    sign_in_to_team,
+)
 from services.server_client import ServerClient, path
+from services.store.db import sqlite_url
 from tests.support.databases import migrate
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 from tests.support.service_url import service_url
@@ -332,6 +348,56 @@ async def _idle_pair(team: Team, seconds: float, runs: int, tmp: Path) -> None:
         )
 
 
+def _window_starts(messages: int, runs: int, tmp: Path) -> None:
+    # A keyring of the run's own for the desktop's token: the person's own is left alone.
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+    os.environ["XDG_DATA_HOME"] = str(tmp / "keyring")
+    local, served, desk = tmp / "local", tmp / "served", tmp / "team-desktop"
+    local.mkdir(parents=True)
+    build_database(local, conversations=max(20, messages // 20), messages=messages, big=1_000)
+    shutil.copytree(local, served)
+    asyncio.run(_set_password(served))
+    serve, bases = _start_serves(sqlite_url(served), tmp, 1)
+    try:
+        new = asyncio.run(
+            sign_in_to_team(server_url=bases[0], email=ANN, password=PW, device="bench")
+        )
+        AccountStore(desk).save(new.account, new.token)
+        state = tmp / "window.json"
+        env = {k: v for k, v in _env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "bytecode")  # as installed: compiled once
+        team = [sys.executable, "-m", "app.cli", "--data-dir", str(desk)]
+        solo = [sys.executable, "-m", "app.cli", "--data-dir", str(local), "--as", ANN]
+        first = _start(team, state, env)  # loads the replica from the snapshot
+        print(f"   first team start (empty replica, snapshot): {first.wall_s:.2f} s")
+        _start(solo, state, env)  # warm the page cache and the bytecode
+        got: dict[str, list[Start]] = {"team": [], "local": []}
+        for r in range(runs):
+            for name in ("local", "team") if r % 2 == 0 else ("team", "local"):
+                got[name].append(_start(team if name == "team" else solo, state, env))
+            t, lo = got["team"][-1], got["local"][-1]
+            print(
+                f"   pair {r + 1}/{runs}: team {t.wall_s:.2f} s, {t.cpu_s:.2f} s CPU;"
+                f" local {lo.wall_s:.2f} s, {lo.cpu_s:.2f} s CPU; load {load_average()}"
+            )
+    finally:
+        for proc in serve:
+            proc.terminate()
+            proc.wait(timeout=60)
+    for field, unit in (("wall_s", "s wall"), ("cpu_s", "s CPU")):
+        t_v = statistics.median(getattr(s, field) for s in got["team"])
+        l_v = statistics.median(getattr(s, field) for s in got["local"])
+        print(f"   {unit}: team {t_v:.2f}, local {l_v:.2f}: ratio {t_v / l_v:.2f} (aim ≤ 1.10)")
+
+
+async def _set_password(folder: Path) -> None:
+    service = await Service.open(data_dir=folder)
+    try:
+        await service.set_password(acting=LOCAL_OPERATOR, email=ANN, password=PW)
+    finally:
+        await service.close()
+
+
 async def _run(cluster: PostgresCluster, args: argparse.Namespace, tmp: Path) -> None:
     only = set(args.only.split(","))
     quick = args.quick
@@ -356,6 +422,10 @@ async def _run(cluster: PostgresCluster, args: argparse.Namespace, tmp: Path) ->
             seconds = 3.0 if quick else args.seconds
             print(f"== idle over {seconds:g} s: connected replica vs solo desktop service")
             await _idle_pair(team, seconds, 2 if quick else 4, tmp)
+        if "window" in only:
+            messages = 4_000 if quick else args.window_messages
+            print(f"== start -> window shown with data, {messages:,} messages: team vs local")
+            await asyncio.to_thread(_window_starts, messages, 2 if quick else 5, tmp / "window")
     finally:
         for proc in serves:
             proc.terminate()
@@ -366,13 +436,14 @@ async def _run(cluster: PostgresCluster, args: argparse.Namespace, tmp: Path) ->
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--only", default="bubble,catchup,idle", help="sections, comma-separated")
+    p.add_argument("--only", default="bubble,catchup,idle,window", help="sections, comma-separated")
     p.add_argument("--items", type=int, default=20, help="items all three agents follow")
     p.add_argument("--posts", type=int, default=200, help="bubble: posts measured")
     p.add_argument("--gap", type=float, default=0.05, help="bubble: seconds between posts")
     p.add_argument("--events", type=int, default=10_000, help="catch-up: writes waiting")
     p.add_argument("--rounds", type=int, default=1, help="catch-up: rounds")
     p.add_argument("--seconds", type=float, default=30.0, help="idle: measurement length")
+    p.add_argument("--window-messages", type=int, default=20_000, help="window: messages")
     args = p.parse_args()
     try:
         cluster = start_cluster(migrate)
