@@ -44,10 +44,17 @@ check: $(BIN)/deskbell
 	$(BIN)/mypy services app
 	$(BIN)/lint-imports
 
-# Both halves always run; `make test` fails if either did.
+# Both halves always run; `make test` fails if either did. The offscreen half runs on
+# TEST_WORKERS pytest-xdist workers (0: in one process): one per CPU that nproc counts (the
+# affinity a container's cpuset sets; xdist's own `auto` counts physical cores, one on many 2-vCPU
+# machines), at most 4, as a container may see many more CPUs than its quota lets it use.
+# worksteal hands a worker that ran out of tests some of a busier one's, so a few long
+# end-to-end files do not leave a worker idle.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: system-packages $(BIN)/deskbell
 	@status=0; \
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/xvfb \
+	  -n $(TEST_WORKERS) --dist worksteal \
 	  || status=$$?; \
 	PYTHON=$(BIN)/python tests/xvfb/run.sh -p no:cacheprovider || status=$$?; \
 	exit $$status

@@ -67,8 +67,7 @@ from ui.widgets.tray import Tray
 from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
-    from app.team_start import SyncHandle
-    from services.api import PersonInfo, Service, UnseenCounts
+    from services.api import PersonInfo, Service, TeamSync, UnseenCounts
 
     # Imported after the loading frame is painted (~0.1 s of widget modules).
     from ui.windows.main_window import MainWindow
@@ -568,7 +567,7 @@ class _StartAgain(Exception):
 
 
 async def _confirm_sign_out(
-    window: MainWindow, sync: SyncHandle, signing_out: asyncio.Event, stop: asyncio.Event
+    window: MainWindow, sync: TeamSync, signing_out: asyncio.Event, stop: asyncio.Event
 ) -> None:
     """T4: ask, saying what stays and what would be lost; then quit to sign out."""
     waiting = await sync.pending_writes()

@@ -16,65 +16,20 @@ waiting to be sent would be lost, so the window asks first when there are any.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from services.errors import DeskbellError, NotFoundError
+from services.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from services.api import PersonInfo, Service, TeamAccount
+    from services.api import PersonInfo, Service, TeamAccount, TeamSync
     from services.secrets import SecretStore
-    from services.server_client import ServerClient
     from services.team.account import AccountStore
-    from ui.windows.team_status import NamedState
 
-__all__ = ["ReplicaOpener", "SyncHandle", "TeamStart", "replica_opener", "saved_team", "sign_out"]
+__all__ = ["TeamStart", "saved_team", "sign_out"]
 
 log = logging.getLogger("deskbell.team")
-
-
-class SyncHandle(Protocol):
-    """What start-up uses of `services.api.TeamSync`."""
-
-    @property
-    def state(self) -> NamedState: ...
-
-    def subscribe_state(self, callback: Callable[[NamedState], None]) -> Callable[[], None]: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def wait_current(self) -> None: ...
-
-    async def pending_writes(self) -> int: ...
-
-    def reconnect_now(self) -> None: ...
-
-
-class ReplicaOpener(Protocol):
-    """`services.team.open_replica`'s shape (issue 11's contract)."""
-
-    async def __call__(
-        self, *, data_dir: Path, client: ServerClient, person_id: int, first_window: bool = False
-    ) -> tuple[Service, SyncHandle]: ...
-
-
-def replica_opener() -> ReplicaOpener:
-    """`services.team.open_replica`. It is written beside this module (the sync's own branch):
-    until both are merged, a build without it says so in one line instead of failing later."""
-    import services.team
-
-    opener: ReplicaOpener | None = getattr(services.team, "open_replica", None)
-    if opener is None:
-        raise DeskbellError(
-            "this build of Deskbell has no team sync, so it cannot open the team's "
-            "workspace; remove the folder team/ in the data folder to work on this "
-            "computer only"
-        )
-    return opener
 
 
 @dataclass
@@ -86,17 +41,16 @@ class TeamStart:
     token: str
     sync_started: bool = False
 
-    async def start_sync(self, sync: SyncHandle) -> None:
+    async def start_sync(self, sync: TeamSync) -> None:
         """Start the sync once (it may have started early for an empty replica)."""
         if not self.sync_started:
             self.sync_started = True
             await sync.start()
 
-    async def open(
-        self, folder: Path, *, opener: ReplicaOpener | None = None
-    ) -> tuple[Service, SyncHandle]:
+    async def open(self, folder: Path) -> tuple[Service, TeamSync]:
         """The replica's service (first window fast path) and its sync, not yet started."""
-        open_replica = opener if opener is not None else replica_opener()
+        from services.team import open_replica  # the core loads only now, behind the frame
+
         return await open_replica(
             data_dir=folder,
             client=self.account.client(self.token),
@@ -104,7 +58,7 @@ class TeamStart:
             first_window=True,
         )
 
-    async def me(self, service: Service, sync: SyncHandle) -> PersonInfo:
+    async def me(self, service: Service, sync: TeamSync) -> PersonInfo:
         """This user in the replica. A new replica is empty until the sync's first snapshot:
         then the sync starts now, and the loading frame stays until it is current."""
         try:

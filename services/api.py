@@ -738,6 +738,11 @@ class Service:
     async def create_item(
         self, *, title: str, followers: Iterable[str] = (), requester: str | None = None
     ) -> ItemInfo:
+        """In team mode the server numbers items: online only (T5)."""
+        if self.team is not None:
+            return await self.team.create_item(
+                title=title, followers=list(followers), requester=requester
+            )
         return await self.db.write(
             operations.create_item,
             await self._parts.context(),

@@ -15,7 +15,11 @@ os.environ.setdefault("QT_API", "pyside6")
 # Tests need a keyring backend that works without a Secret Service (NOTES.md); the app never
 # falls back to plain text, only the tests choose this.
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
-os.environ.setdefault("XDG_DATA_HOME", tempfile.mkdtemp(prefix="deskbell-test-keyring-"))
+# The keyring file and the default data folder live under XDG_DATA_HOME: one of its own for each
+# test process. An xdist worker inherits the controller's environment, so it must not keep the
+# controller's folder (the workers would share one keyring file and one data folder).
+if "PYTEST_XDIST_WORKER" in os.environ or "XDG_DATA_HOME" not in os.environ:
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="deskbell-test-keyring-")
 
 pytest_plugins = [
     "tests.support.fixtures",

@@ -24,5 +24,5 @@ _LABELS = {
     ConnectionState.CONNECTING: "Connecting…",
     ConnectionState.ONLINE: "Connected",
     ConnectionState.OFFLINE: "Offline: changes are sent when the server is back",
-    ConnectionState.SIGNED_OUT: "Signed out: sign in again",
+    ConnectionState.SIGNED_OUT: "Signed out by the server: sign out, then sign in again",
 }

@@ -30,6 +30,8 @@ from services.errors import (
     InputError,
     NotFoundError,
     PermissionDeniedError,
+    ServerUnreachableError,
+    StoreError,
 )
 from services.server_client import ServerClient, decode, events, path
 from services.team import queue
@@ -37,7 +39,7 @@ from services.team.replica import apply_events, cursor, load_snapshot, set_own_s
 from services.team.snapshot import Snapshot
 from services.team.state import ConnectionState
 from services.team.writes import ReplicaWrites, undo
-from services.views import PersonInfo
+from services.views import ItemInfo, PersonInfo
 
 __all__ = ["TeamSync"]
 
@@ -96,7 +98,9 @@ class TeamSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._cursor: int | None = None
         self._resnapshot = False
-        service.team = ReplicaWrites(service, person_id=person_id, queued=self._push.set)
+        service.team = ReplicaWrites(
+            service, person_id=person_id, queued=self._push.set, create_item=self.create_item
+        )
 
     # --- the connection's state ----------------------------------------------------------
 
@@ -138,12 +142,15 @@ class TeamSync:
         ]
 
     async def stop(self) -> None:
+        """Stop following and pushing, and close the client's connections (a later call
+        opens them again)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._client.close()
 
     def reconnect_now(self) -> None:
         """The machine woke or the network changed: drop the connection (it may be dead
@@ -171,6 +178,24 @@ class TeamSync:
         while self._cursor is None or self._cursor < wanted:
             await self._changed.wait()
             self._changed.clear()
+
+    async def create_item(
+        self, *, title: str, followers: list[str], requester: str | None
+    ) -> ItemInfo:
+        """A new item, made on the server, which numbers items: so online only, one clear
+        error offline (messages, unlike items, can be written offline and wait). Returns it
+        once the replica holds it."""
+        if self._state is not ConnectionState.ONLINE:
+            raise ServerUnreachableError(
+                "new items are numbered by the team server, which cannot be reached now: "
+                "try again when it is back (messages can still be written and wait)"
+            )
+        body = {"title": title, "followers": followers, "requester": requester}
+        made: ItemInfo = decode(
+            ItemInfo, await self._client.call("POST", path("items"), json_body=body)
+        )
+        await self.wait_current()
+        return await self._service.item(made.number)
 
     def _moved(self) -> None:
         self._changed.set()
@@ -212,16 +237,21 @@ class TeamSync:
                 log.error("following the team server failed", exc_info=problem)
             elif problem is not None:
                 log.info("the team server is unreachable: %s", problem)
-            if not self._resnapshot:
-                self._set_state(ConnectionState.OFFLINE)
-                await _wait(self._reconnect, backoff.next())
+            if problem is None:
+                continue  # "resync": reload and connect again at once
+            self._set_state(ConnectionState.OFFLINE)
+            await _wait(self._reconnect, backoff.next())
 
     async def _stream(self, token: str, backoff: _Backoff) -> None:
         """One connection: the snapshot if needed, then events until it ends."""
         if self._cursor is None or self._resnapshot:
             await self._bootstrap()
         async for event in events(
-            self._client.base_url, token, after=self._cursor, cafile=self._client.cafile
+            self._client.base_url,
+            token,
+            after=self._cursor,
+            cafile=self._client.cafile,
+            pin_sha256=self._client.pin_sha256,  # a self-signed server the person trusted
         ):
             kind = event.get("type")
             if kind == _RESYNC:
@@ -308,34 +338,42 @@ class TeamSync:
         await self._service.opened()
         backoff = _Backoff()
         while True:
-            self._push.clear()
-            write = await self._service.db.read(queue.next_write)
-            if write is None:
-                self._moved()
-                await _wait(self._push, None)
-                continue
-            if self._state is ConnectionState.SIGNED_OUT:
-                await _wait(self._push, None)
-                continue
             try:
-                await self._send(write)
-            except AuthenticationError as exc:
-                log.warning("the team server refused this desktop's session: %s", exc)
-                self._set_state(ConnectionState.SIGNED_OUT)
-                continue
-            except REFUSED as exc:
-                log.warning("the team server refused a %s; it is undone here: %s", write.kind, exc)
-                await self._service.db.write(undo, write, now=self._clock.now())
-                if write.kind != queue.POST:
-                    self._resnapshot = True  # the server's copy puts the replica right
-                    self._reconnect.set()
-                continue
-            except (ConnectionError, DeskbellError, OSError) as exc:
-                log.info("a %s waits for the team server: %s", write.kind, exc)
+                await self._push_next(backoff)
+            except StoreError as exc:  # the replica's own file (busy, full): try again later
+                log.warning("the team writes' queue could not be read or updated: %s", exc)
                 await _wait(self._push, backoff.next())
-                continue
-            backoff.reset()
-            await self._service.db.write(queue.done, write.id)
+
+    async def _push_next(self, backoff: _Backoff) -> None:
+        """Send the oldest queued write, or wait until there is one to send."""
+        self._push.clear()
+        write = await self._service.db.read(queue.next_write)
+        if write is None:
+            self._moved()
+            await _wait(self._push, None)
+            return
+        if self._state is ConnectionState.SIGNED_OUT:
+            await _wait(self._push, None)
+            return
+        try:
+            await self._send(write)
+        except AuthenticationError as exc:
+            log.warning("the team server refused this desktop's session: %s", exc)
+            self._set_state(ConnectionState.SIGNED_OUT)
+            return
+        except REFUSED as exc:
+            log.warning("the team server refused a %s; it is undone here: %s", write.kind, exc)
+            await self._service.db.write(undo, write, now=self._clock.now())
+            if write.kind != queue.POST:
+                self._resnapshot = True  # the server's copy puts the replica right
+                self._reconnect.set()
+            return
+        except (ConnectionError, DeskbellError, OSError) as exc:
+            log.info("a %s waits for the team server: %s", write.kind, exc)
+            await _wait(self._push, backoff.next())
+            return
+        backoff.reset()
+        await self._service.db.write(queue.done, write.id)
 
     async def _send(self, write: queue.QueuedWrite) -> None:
         data, call = write.payload, self._client.call

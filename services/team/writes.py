@@ -10,7 +10,7 @@ server refuses is dropped and its local effect undone (`undo`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from services.store.database import Tx
 from services.store.models import Conversation, Message, TeamWrite
 from services.team.queue import FOLLOW, POST, SEEN, SETTINGS, QueuedWrite, done
 from services.team.replica import PROVISIONAL_BASE, touch
-from services.views import ChangeKind, Changes, PersonInfo, PostResult
+from services.views import ChangeKind, Changes, ItemInfo, PersonInfo, PostResult
 
 if TYPE_CHECKING:
     from services.api import Service
@@ -168,12 +168,21 @@ def _settings(
 
 class ReplicaWrites:
     """The writes of a replica's user, for `Service.team`. `queued()` is called after each
-    write that queued something (the pusher wakes)."""
+    write that queued something (the pusher wakes); `create_item` makes an item on the server
+    (the authority for item numbers), online only."""
 
-    def __init__(self, service: Service, *, person_id: int, queued: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        person_id: int,
+        queued: Callable[[], None],
+        create_item: Callable[..., Awaitable[ItemInfo]],
+    ) -> None:
         self._service = service
         self._person_id = person_id
         self._queued = queued
+        self.create_item = create_item
 
     def _own(self, person_id: int, acting_id: int | None = None) -> None:
         if person_id != self._person_id or acting_id not in (None, self._person_id):

@@ -8,6 +8,7 @@ holds its first page (and, when it checked the file only then, once that check i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,10 +73,10 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """People, an item with a post, SMTP and IMAP set up: mail work exists to be done."""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def _seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace, made once a module by the real command line (ten processes)."""
+    data = tmp_path_factory.mktemp("desktop-start") / "data"
     _cli(data, "person", "add", ANN, "--name", "Ann Agent")
     _cli(data, "person", "add", BOB, "--name", "Bob Agent")
     _cli(data, "item", "add", "Printer on fire", "--follower", ANN, "--follower", BOB)
@@ -90,6 +91,13 @@ def workspace(tmp_path: Path) -> Path:
     ):
         _cli(data, "config", "set", key, value)
     return data
+
+
+@pytest.fixture
+def workspace(_seeded: Path, tmp_path: Path) -> Path:
+    """People, an item with a post, SMTP and IMAP set up: mail work exists to be done (each
+    test its own copy of the module's folder: one damages it)."""
+    return Path(shutil.copytree(_seeded, tmp_path / "data"))
 
 
 def test_first_window_loads_no_mail_templates_keyring_or_postgresql(workspace: Path) -> None:

@@ -8,6 +8,7 @@ on once the cause is gone. A lock held by another program is never taken for dam
 from __future__ import annotations
 
 import contextlib
+import shutil
 import smtplib
 import sqlite3
 import subprocess
@@ -31,11 +32,20 @@ BOB = "bob@example.com"
 DB = "deskbell.db"
 
 
-def _seed(cli: Deskbell) -> None:
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two people, an item and a post, by the real command line, once a module (four processes
+    that each test would otherwise start again); `_seed` gives a test its own copy."""
+    cli = Deskbell(data_dir=tmp_path_factory.mktemp("storage-faults") / "data")
     cli.out("person", "add", ANN, "--name", "Ann Agent")
     cli.out("person", "add", BOB, "--name", "Bob Agent")
     cli.out("item", "add", "Printer on fire", "--follower", ANN, "--follower", BOB)
     cli.out("post", "1", "--as", ANN, "--internal", "kept")
+    return cli.data_dir
+
+
+def _seed(cli: Deskbell, seeded: Path) -> None:
+    shutil.copytree(seeded, cli.data_dir, dirs_exist_ok=True)
 
 
 def _one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> str:
@@ -59,9 +69,9 @@ def _aside(cli: Deskbell) -> list[Path]:
 
 @pytest.mark.slow
 def test_d8_cli_on_a_database_locked_by_another_program_says_so_and_moves_nothing(
-    deskbell: Deskbell,
+    deskbell: Deskbell, seeded: Path
 ) -> None:
-    _seed(deskbell)
+    _seed(deskbell, seeded)
     with held_lock(deskbell.data_dir / DB):
         line = _one_error_line(deskbell.run("person", "list", check=False), "locked")
         assert "damaged" not in line
@@ -71,9 +81,9 @@ def test_d8_cli_on_a_database_locked_by_another_program_says_so_and_moves_nothin
 
 
 def test_d8_cli_on_a_read_only_database_refuses_writes_in_one_line_then_recovers(
-    deskbell: Deskbell,
+    deskbell: Deskbell, seeded: Path
 ) -> None:
-    _seed(deskbell)
+    _seed(deskbell, seeded)
     db = deskbell.data_dir / DB
     unprivileged = as_unprivileged()
     db.chmod(0o444)
@@ -90,8 +100,10 @@ def test_d8_cli_on_a_read_only_database_refuses_writes_in_one_line_then_recovers
     assert _texts(deskbell) == ["kept", "after"]
 
 
-def test_d8_cli_in_a_read_only_folder_is_one_line_then_recovers(deskbell: Deskbell) -> None:
-    _seed(deskbell)
+def test_d8_cli_in_a_read_only_folder_is_one_line_then_recovers(
+    deskbell: Deskbell, seeded: Path
+) -> None:
+    _seed(deskbell, seeded)
     unprivileged = as_unprivileged()
     deskbell.data_dir.chmod(0o555)
     try:
@@ -106,10 +118,10 @@ def test_d8_cli_in_a_read_only_folder_is_one_line_then_recovers(deskbell: Deskbe
     assert _aside(deskbell) == []
 
 
-def test_d8_cli_on_a_full_disk_is_one_line_then_recovers(tmp_path: Path) -> None:
+def test_d8_cli_on_a_full_disk_is_one_line_then_recovers(tmp_path: Path, seeded: Path) -> None:
     with mounted_tmpfs(tmp_path / "disk", size_kib=8192) as disk:
         cli = Deskbell(data_dir=disk / "data")
-        _seed(cli)
+        _seed(cli, seeded)
         filler = fill_disk(disk)
         _one_error_line(
             cli.run("post", "1", "--as", ANN, "--internal", "y" * 50_000, check=False), "full"
@@ -119,8 +131,10 @@ def test_d8_cli_on_a_full_disk_is_one_line_then_recovers(tmp_path: Path) -> None
         assert _texts(cli) == ["kept", "after"]
 
 
-def test_d8_cli_on_a_damaged_page_keeps_the_file_and_says_where(deskbell: Deskbell) -> None:
-    _seed(deskbell)
+def test_d8_cli_on_a_damaged_page_keeps_the_file_and_says_where(
+    deskbell: Deskbell, seeded: Path
+) -> None:
+    _seed(deskbell, seeded)
     db = deskbell.data_dir / DB
     damage_page(db, page_of(db, "messages", kind="leaf"))
     done = deskbell.run("person", "list")
@@ -136,9 +150,9 @@ def test_d8_cli_on_a_damaged_page_keeps_the_file_and_says_where(deskbell: Deskbe
 
 
 def test_d8_cli_and_serve_survive_invalid_utf8_inside_a_template_row(
-    deskbell: Deskbell, smtp_server: SmtpServer
+    deskbell: Deskbell, smtp_server: SmtpServer, seeded: Path
 ) -> None:
-    _seed(deskbell)
+    _seed(deskbell, seeded)
     deskbell.out("config", "set", "smtp.host", "127.0.0.1")
     deskbell.out("config", "set", "smtp.port", str(smtp_server.port))
     deskbell.out("config", "set", "smtp.security", "none")
@@ -160,9 +174,9 @@ def test_d8_cli_and_serve_survive_invalid_utf8_inside_a_template_row(
 
 @pytest.mark.slow
 def test_d8_serve_waits_for_a_locked_database_then_runs(
-    deskbell: Deskbell, smtp_server: SmtpServer
+    deskbell: Deskbell, smtp_server: SmtpServer, seeded: Path
 ) -> None:
-    _seed(deskbell)
+    _seed(deskbell, seeded)
     with held_lock(deskbell.data_dir / DB):
         serve = deskbell.serve()
         assert wait_until(lambda: "locked" in deskbell.serve_log(), timeout_s=120), (
@@ -186,10 +200,10 @@ STRANGER_MAIL = (
 
 
 @pytest.mark.slow
-def test_d8_serve_rides_out_a_lock_taken_while_it_runs(deskbell: Deskbell) -> None:
+def test_d8_serve_rides_out_a_lock_taken_while_it_runs(deskbell: Deskbell, seeded: Path) -> None:
     """Another program holds a write transaction while mail arrives: the sender is told to
     come back (451), serve logs one line and keeps running, and the mail lands afterwards."""
-    _seed(deskbell)
+    _seed(deskbell, seeded)
     port = free_port()
     serve = deskbell.serve("--smtp-listen", f"127.0.0.1:{port}")
     assert wait_until(lambda: "running" in deskbell.serve_log(), timeout_s=60), deskbell.serve_log()
@@ -219,12 +233,12 @@ def test_d8_serve_rides_out_a_lock_taken_while_it_runs(deskbell: Deskbell) -> No
 
 
 def test_d8_serve_waits_out_a_full_disk_at_start_then_runs(
-    tmp_path: Path, smtp_server: SmtpServer
+    tmp_path: Path, smtp_server: SmtpServer, seeded: Path
 ) -> None:
     with mounted_tmpfs(tmp_path / "disk", size_kib=8192) as disk:
         cli = Deskbell(data_dir=disk / "data", log_dir=tmp_path)
         try:
-            _seed(cli)
+            _seed(cli, seeded)
             filler = fill_disk(disk)
             serve = cli.serve()
             assert wait_until(lambda: "full" in cli.serve_log(), timeout_s=60), cli.serve_log()

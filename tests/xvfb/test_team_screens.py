@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication, QWidget
 
-from services.api import TeamAccount
+from services.api import ConnectionState, TeamAccount
 from tests.support.team_server import BOB, PW, team_server
 from tests.unit.ui import desk
-from tests.unit.ui.fake_sync import FakeSync, State
+from tests.unit.ui.fake_sync import FakeSync
 from ui.theme import apply_theme
 from ui.windows.first_run import FirstRunDialog
 from ui.windows.sign_in import SignInDialog
@@ -75,7 +75,7 @@ async def test_t4_d6_team_screens(
 
     monkeypatch.setattr(desk, "LIGHT", theme)  # the desk's window in this mode's colours
     async with desk.open_desk(
-        tmp_path / "desk", team_account=ACCOUNT, connection=FakeSync(State.OFFLINE)
+        tmp_path / "desk", team_account=ACCOUNT, connection=FakeSync(ConnectionState.OFFLINE)
     ) as opened:
         opened.window.resize(1100, 700)
         await asyncio.sleep(0.3)

@@ -7,21 +7,21 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
+from services.api import ConnectionState
 from ui.theme import Theme
 
 __all__ = ["ConnectionIndicator"]
 
 # What each state says; a state not listed (online) shows nothing.
 _TEXTS = {
-    "OFFLINE": "Offline: changes wait until the server is back",
-    "CONNECTING": "Connecting to the server…",
-    "SIGNED_OUT": "Your session ended: sign out in Settings, then sign in again",
+    ConnectionState.OFFLINE: "Offline: changes wait until the server is back",
+    ConnectionState.CONNECTING: "Connecting to the server…",
+    ConnectionState.SIGNED_OUT: "Your session ended: sign out in Settings, then sign in again",
 }
 
 
 class ConnectionIndicator(QLabel):
-    """`set_state(name)`: the connection state's name (ONLINE, OFFLINE, CONNECTING,
-    SIGNED_OUT)."""
+    """`set_state(state)`: the team sync's connection state."""
 
     def __init__(self, *, theme: Theme, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,12 +35,12 @@ class ConnectionIndicator(QLabel):
             f" border-left: 3px solid {theme.muted.name()}; padding: 4px 10px;"
             " margin: 0 10px 6px 10px; }"
         )
-        self.state_name = "ONLINE"
+        self.state = ConnectionState.ONLINE
         self.hide()
 
-    def set_state(self, name: str) -> None:
-        self.state_name = name
-        text = _TEXTS.get(name)
+    def set_state(self, state: ConnectionState) -> None:
+        self.state = state
+        text = _TEXTS.get(state)
         self.setText(text or "")
         self.setAccessibleName(f"Connection: {text}" if text else "Connection: online")
         self.setToolTip(text or "")

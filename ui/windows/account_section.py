@@ -5,23 +5,19 @@ which the app carries out (it closes the replica first)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from services.api import TeamAccount
+from services.api import ConnectionState, TeamAccount
 from ui.widgets.mail_server_section import note_label
-from ui.windows.team_status import ConnectionSource, NamedState
 
-__all__ = ["STATE_TEXTS", "AccountSection"]
+if TYPE_CHECKING:
+    from services.api import TeamSync
 
-STATE_TEXTS = {
-    "ONLINE": "Connected",
-    "CONNECTING": "Connecting…",
-    "OFFLINE": "Offline: your changes wait and are sent when the server is back",
-    "SIGNED_OUT": "Signed out by the server (the session ended): sign out, then sign in again",
-}
+__all__ = ["AccountSection"]
 
 
 class AccountSection(QWidget):
@@ -31,7 +27,7 @@ class AccountSection(QWidget):
         self,
         *,
         account: TeamAccount,
-        connection: ConnectionSource | None,
+        connection: TeamSync | None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -71,8 +67,8 @@ class AccountSection(QWidget):
         form.addRow("", self.sign_out_button)
         self._show_state(connection.state if connection is not None else None)
 
-    def _show_state(self, state: NamedState | None) -> None:
-        text = STATE_TEXTS.get(state.name, state.name) if state is not None else "Not started"
+    def _show_state(self, state: ConnectionState | None) -> None:
+        text = state.label if state is not None else "Not started"
         self.state_label.setText(text)
         self.state_label.setAccessibleDescription(text)
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QMessageBox, QSplitter, QVBoxL
 
 from services.api import (
     Clock,
+    ConnectionState,
     ConversationInfo,
     ConversationKind,
     ConversationRow,
@@ -43,10 +44,11 @@ from ui.widgets.conversation_pane import ConversationPane
 from ui.widgets.sidebar import EXTERNAL_TAB, INTERNAL_TAB, Sidebar
 from ui.windows.alerts import Alerts
 from ui.windows.seen_tracker import SeenTracker
-from ui.windows.team_status import ConnectionSource, NamedState
 from ui.windows.window_place import WindowPlace
 
 if TYPE_CHECKING:
+    from services.api import TeamSync  # loads the network client: only in team mode
+
     # The dialogs are imported when first opened: start-up shows the window without them.
     from ui.widgets.quick_switch import QuickSwitch
     from ui.windows.messaging_center import MessagingCenter
@@ -86,7 +88,7 @@ class MainWindow(QMainWindow):
         place: WindowPlace | None = None,
         spell_out_emoji: bool = False,
         team_account: TeamAccount | None = None,
-        connection: ConnectionSource | None = None,
+        connection: TeamSync | None = None,
     ) -> None:
         super().__init__()
         self.team_account = team_account  # None: this computer only
@@ -134,7 +136,7 @@ class MainWindow(QMainWindow):
             else None
         )
         if connection is not None:
-            self.connection_indicator.set_state(connection.state.name)
+            self.connection_indicator.set_state(connection.state)
 
         # Notifications: the in-app banner always, the system's where it works (D3).
         self.banner = BannerNotifier(self.pane.conversation_box)
@@ -174,8 +176,8 @@ class MainWindow(QMainWindow):
             self._dnd_timer.start(int(min(max(left_ms, 0) + 500, 2**31 - 1)))
         self.dnd_changed.emit(self.dnd.text)
 
-    def _on_connection_state_changed(self, state: NamedState) -> None:
-        self.connection_indicator.set_state(state.name)
+    def _on_connection_state_changed(self, state: ConnectionState) -> None:
+        self.connection_indicator.set_state(state)
 
     def save_place(self) -> None:
         """Remember where the window is and how the splitter sits (at close and quit)."""
@@ -482,7 +484,11 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     async def _create_item(self, title: str, followers: list[str]) -> None:
-        item = await self.service.create_item(title=title, followers=followers)
+        try:
+            item = await self.service.create_item(title=title, followers=followers)
+        except Exception as exc:  # offline in a team, say: one clear line, nothing kept
+            QMessageBox.warning(self, APP_TITLE, f"The item was not created: {exc}")
+            return
         await self.open_conversation(item.internal_conversation_id)
 
     def _on_bridge_counts_changed(self, counts: UnseenCounts) -> None:

@@ -63,10 +63,10 @@ from ui.widgets.mail_server_section import (
     MailServerSection,
     note_label,
 )
-from ui.windows.team_status import ConnectionSource
 from ui.windows.update_check import UpdatePrefs
 
 if TYPE_CHECKING:
+    from services.api import TeamSync
     from ui.windows.account_section import AccountSection
 
 __all__ = [
@@ -154,7 +154,7 @@ class SettingsDialog(QDialog):
         login_starter: LoginStarter | None = None,
         updates: UpdatePrefs | None = None,
         team_account: TeamAccount | None = None,
-        connection: ConnectionSource | None = None,
+        connection: TeamSync | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)

@@ -1,79 +1,48 @@
-"""T4, T5: the desktop's team start-up (app/team_start.py): a saved account with its token
-starts team mode, an empty replica waits for the sync's first snapshot, signing out ends the
-server's session and removes the team folder with the replica."""
+"""T4, T5: the desktop's team start-up (app/team_start.py) against a real server: a saved
+account with its token starts team mode on the real replica and TeamSync, an empty replica
+waits for the sync's first snapshot, a self-signed server the person trusted (pinned) serves
+the event stream too, signing out ends the server's session and removes the team folder with
+the replica."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import hashlib
+import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from app.team_start import SyncHandle, TeamStart, replica_opener, saved_team, sign_out
-from services.api import Service
-from services.clock import ManualClock
-from services.errors import AuthenticationError, DeskbellError
+from app.team_start import TeamStart, saved_team, sign_out
+from services.api import ConnectionState
+from services.errors import AuthenticationError
 from services.secrets import SecretStore
-from services.server_client import ServerClient, path
-from services.server_client import ServerClient as _Client
+from services.server_client import ServerClient, fingerprint_text, path
 from services.team.account import AccountStore
 from services.team.signin import sign_in_to_team
 from tests.support.team_server import ANN, BOB, PW, TeamServer, team_server
-from tests.unit.ui.fake_sync import FakeSync, State
+
+DEADLINE_S = 60.0  # generous: the machine is shared and can be slow
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[TeamServer]:
     async with team_server(tmp_path) as running:
+        await running.service.start(mail=False)  # the change feed behind the event stream
         yield running
 
 
-async def _signed_in(server: TeamServer, folder: Path, secrets: SecretStore) -> TeamStart:
-    new = await sign_in_to_team(server_url=server.url, email=BOB, password=PW, device="d")
+async def _signed_in(
+    server: TeamServer, folder: Path, secrets: SecretStore, *, pin: str | None = None
+) -> TeamStart:
+    new = await sign_in_to_team(
+        server_url=server.url, email=BOB, password=PW, device="d", pin_sha256=pin
+    )
     AccountStore(folder, secrets=secrets).save(new.account, new.token)
     team = saved_team(folder, secrets=secrets)
     assert team is not None
     return team
-
-
-class SnapshotSync(FakeSync):
-    """A sync whose first `wait_current` brings the server's users into the replica, with
-    the server's ids (added in the server's order), as a snapshot would."""
-
-    def __init__(self, service: Service) -> None:
-        super().__init__(State.CONNECTING)
-        self.service = service
-        self.started = 0
-
-    async def start(self) -> None:
-        self.started += 1
-
-    async def stop(self) -> None:
-        self.set(State.OFFLINE)
-
-    async def wait_current(self) -> None:
-        for email, name in ((ANN, "Ann Agent"), (BOB, "Bob Agent")):
-            await self.service.add_person(email=email, name=name)
-        self.set(State.ONLINE)
-
-    async def pending_writes(self) -> int:
-        return 0
-
-    def reconnect_now(self) -> None:
-        self.set(State.CONNECTING)
-
-
-def _opener() -> Callable[..., object]:
-    """An opener of open_replica's shape: a real Service on `<data>/team`, a fake sync."""
-
-    async def open_replica(
-        *, data_dir: Path, client: ServerClient, person_id: int, first_window: bool = False
-    ) -> tuple[Service, SyncHandle]:
-        assert isinstance(client, _Client) and client.token is not None
-        service = await Service.open(data_dir=data_dir / "team", clock=ManualClock())
-        return service, SnapshotSync(service)
-
-    return open_replica
 
 
 async def test_t5_no_account_or_no_token_means_this_computer_only(
@@ -90,16 +59,51 @@ async def test_t5_an_empty_replica_waits_for_the_first_snapshot_and_starts_once(
 ) -> None:
     folder = tmp_path / "data"
     team = await _signed_in(server, folder, secrets)
-    service, sync = await team.open(folder, opener=_opener())  # type: ignore[arg-type]
+    service, sync = await team.open(folder)
     try:
-        assert isinstance(sync, SnapshotSync)
-        me = await team.me(service, sync)
-        assert me.email == BOB and sync.started == 1
-        await team.start_sync(sync)
-        assert sync.started == 1
+        me = await asyncio.wait_for(team.me(service, sync), DEADLINE_S)
+        assert me.email == BOB and team.sync_started
+        assert {p.email for p in await service.people()} >= {ANN, BOB}
+        await team.start_sync(sync)  # once: started already for the snapshot
         assert (folder / "team" / "deskbell.db").exists()
     finally:
+        await sync.stop()
         await service.close()
+
+
+async def test_t4_t5_a_pinned_self_signed_server_serves_the_event_stream_too(
+    tmp_path: Path, secrets: SecretStore
+) -> None:
+    """T4: "Trust this certificate" pins the server's certificate for the sync's event
+    stream as well as its calls: without the pin passed on, the stream failed on the
+    certificate and the desktop stayed offline (its snapshot call worked)."""
+    folder = tmp_path / "data"
+    async with team_server(tmp_path / "tls-server", tls=True) as server:
+        await server.service.start(mail=False)
+        assert server.certificates is not None
+        der = ssl.PEM_cert_to_DER_cert(server.certificates.certfile.read_text())
+        pin = fingerprint_text(hashlib.sha256(der).digest())
+        team = await _signed_in(server, folder, secrets, pin=pin)
+        assert team.account.pin_sha256 == pin
+        service, sync = await team.open(folder)
+        online = asyncio.Event()
+        sync.subscribe_state(lambda state: online.set() if state == "online" else None)
+        try:
+            await asyncio.wait_for(team.me(service, sync), DEADLINE_S)
+            await asyncio.wait_for(online.wait(), DEADLINE_S)
+            item = await server.service.create_item(title="Printer on fire", followers=[BOB])
+            await server.service.post(
+                author=ANN, text="over TLS", conversation_id=item.internal_conversation_id
+            )
+            await asyncio.wait_for(sync.wait_current(), DEADLINE_S)
+            assert sync.state is ConnectionState.ONLINE
+            rows = await service.messages(
+                conversation_id=item.internal_conversation_id, viewer_id=team.account.person_id
+            )
+            assert [row.text for row in rows][-1] == "over TLS"
+        finally:
+            await sync.stop()
+            await service.close()
 
 
 async def test_t4_sign_out_ends_the_session_and_removes_the_replica(
@@ -107,7 +111,7 @@ async def test_t4_sign_out_ends_the_session_and_removes_the_replica(
 ) -> None:
     folder = tmp_path / "data"
     team = await _signed_in(server, folder, secrets)
-    service, _sync = await team.open(folder, opener=_opener())  # type: ignore[arg-type]
+    service, _sync = await team.open(folder)
     await service.close()
     assert await sign_out(team) is None
     assert not (folder / "team").exists()
@@ -126,13 +130,3 @@ async def test_t4_sign_out_with_the_server_away_still_forgets_everything(
     left = await sign_out(team, timeout_s=5)
     assert left is not None and "could not be told" in left
     assert not (folder / "team").exists()
-
-
-def test_t5_a_build_without_the_sync_says_so_in_one_line() -> None:
-    import services.team
-
-    if hasattr(services.team, "open_replica"):
-        assert replica_opener() is services.team.open_replica
-    else:
-        with pytest.raises(DeskbellError, match="no team sync"):
-            replica_opener()

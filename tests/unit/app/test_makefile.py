@@ -57,6 +57,10 @@ def test_make_test_runs_the_xvfb_half_after_a_failing_first_half_and_still_fails
     assert done.returncode != 0, done
     assert len(runs) == 2, (runs, done.stderr)
     assert "--ignore=tests/xvfb" in runs[0]
+    # The offscreen half on parallel workers (pytest-xdist): one per CPU, at most 4.
+    workers = runs[0].split()[runs[0].split().index("-n") + 1]
+    cpus = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
+    assert workers == str(min(cpus, 4)), runs[0]
     assert "tests/xvfb" in runs[1] and "--ignore" not in runs[1]
 
 

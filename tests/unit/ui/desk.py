@@ -13,9 +13,10 @@ import shiboken6
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from services.api import PersonInfo, Service, TeamAccount
+from services.api import PersonInfo, Service, TeamAccount, TeamSync
 from services.clock import ManualClock
 from tests.support.world import World, open_service, seed
+from tests.unit.ui.fake_sync import FakeSync
 from tests.unit.ui.fakes import RecordingPlayer
 from ui.bridge import ServiceBridge
 from ui.platform.notify import Notifier
@@ -23,7 +24,6 @@ from ui.platform.sound import Pinger
 from ui.tasks import Tasks
 from ui.theme import LIGHT
 from ui.windows.main_window import MainWindow
-from ui.windows.team_status import ConnectionSource
 
 __all__ = ["Desk", "open_desk", "until", "with_desk"]
 
@@ -73,7 +73,7 @@ async def open_desk(
     activate: bool = True,
     system_notifiers: list[Callable[[], Notifier]] | None = None,
     team_account: TeamAccount | None = None,
-    connection: ConnectionSource | None = None,
+    connection: TeamSync | FakeSync | None = None,
 ) -> AsyncIterator[Desk]:
     clock = ManualClock()
     service = await open_service(tmp_path, clock=clock)

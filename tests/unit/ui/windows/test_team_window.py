@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from services.api import TeamAccount
+from services.api import ConnectionState, TeamAccount
 from tests.unit.ui.desk import open_desk, until
-from tests.unit.ui.fake_sync import FakeSync, State
+from tests.unit.ui.fake_sync import FakeSync
 from ui.theme import DARK, LIGHT
 from ui.widgets.connection_indicator import ConnectionIndicator
 
@@ -28,17 +28,17 @@ ACCOUNT = TeamAccount(
 async def test_t5_the_indicator_follows_the_connection_quietly(
     tmp_path: Path, qtbot: QtBot
 ) -> None:
-    sync = FakeSync(State.CONNECTING)
+    sync = FakeSync(ConnectionState.CONNECTING)
     async with open_desk(tmp_path, team_account=ACCOUNT, connection=sync) as desk:
         indicator = desk.window.connection_indicator
         assert indicator.isVisible() and indicator.text() == "Connecting to the server…"
         assert indicator.accessibleName() == "Connection: Connecting to the server…"
-        sync.set(State.ONLINE)
+        sync.set(ConnectionState.ONLINE)
         assert not indicator.isVisible()
         assert indicator.accessibleName() == "Connection: online"
-        sync.set(State.OFFLINE)
+        sync.set(ConnectionState.OFFLINE)
         assert indicator.isVisible() and indicator.text().startswith("Offline")
-        sync.set(State.SIGNED_OUT)
+        sync.set(ConnectionState.SIGNED_OUT)
         assert "session ended" in indicator.text()
 
 
@@ -55,7 +55,7 @@ def test_d6_the_indicator_reads_in_light_and_dark(qtbot: QtBot) -> None:
     for theme in (LIGHT, DARK):
         indicator = ConnectionIndicator(theme=theme)
         qtbot.addWidget(indicator)
-        indicator.set_state("OFFLINE")
+        indicator.set_state(ConnectionState.OFFLINE)
         assert theme.muted.name() in indicator.styleSheet()
         assert theme.alt_base.name() in indicator.styleSheet()
 
@@ -63,7 +63,7 @@ def test_d6_the_indicator_reads_in_light_and_dark(qtbot: QtBot) -> None:
 async def test_t4_settings_show_the_account_live_state_and_sign_out(
     tmp_path: Path, qtbot: QtBot
 ) -> None:
-    sync = FakeSync(State.ONLINE)
+    sync = FakeSync(ConnectionState.ONLINE)
     async with open_desk(tmp_path, team_account=ACCOUNT, connection=sync) as desk:
         settings = await desk.window.open_settings()
         section = settings.account_section
@@ -73,7 +73,7 @@ async def test_t4_settings_show_the_account_live_state_and_sign_out(
         assert section.server_label.text() == "https://desk.example.com"
         assert section.certificate_label.text() == ACCOUNT.pin_sha256
         assert section.state_label.text() == "Connected"
-        sync.set(State.OFFLINE)
+        sync.set(ConnectionState.OFFLINE)
         assert section.state_label.text().startswith("Offline")
         with qtbot.waitSignal(desk.window.sign_out_requested, timeout=10_000):
             qtbot.mouseClick(section.sign_out_button, Qt.MouseButton.LeftButton)
@@ -85,7 +85,7 @@ async def test_t4_settings_show_the_account_live_state_and_sign_out(
 
 class WaitingSync(FakeSync):
     def __init__(self, waiting: int) -> None:
-        super().__init__(State.OFFLINE)
+        super().__init__(ConnectionState.OFFLINE)
         self.waiting = waiting
 
     async def pending_writes(self) -> int:
