@@ -328,7 +328,7 @@ async def _main(
 
         default_email: str | None = None
         workspace = None
-        team = sync = demo_team = None
+        team = demo_team = None
         if getattr(args, "demo_team", False):
             from app.demo_team import start_demo_team
 
@@ -348,7 +348,7 @@ async def _main(
         if team is not None:
             log.info("start: team replica of %s in %s", team.account.server_url, folder)
             try:
-                service, sync = await team.open(folder)
+                service = await team.open(folder)  # the sync loads behind the window
             except DeskbellError as exc:
                 return _cannot_start(
                     "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
@@ -383,6 +383,8 @@ async def _main(
                     "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
                 )
         stack.push_async_callback(_close_service, service)
+        if team is not None:  # stopped before the replica closes
+            team.with_sync(lambda sync: stack.push_async_callback(sync.stop))
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
             if not args.quit_after_shown:
@@ -390,9 +392,8 @@ async def _main(
                 QMessageBox.information(None, "Deskbell", service.notice)
 
         try:
-            if team is not None and sync is not None:
-                stack.push_async_callback(sync.stop)
-                me: PersonInfo | None = await team.me(service, sync)
+            if team is not None:
+                me: PersonInfo | None = await team.me(service)
             else:
                 me = await _sign_in(
                     service,
@@ -409,8 +410,6 @@ async def _main(
         # The change feed now; the mail parts once the window shows (they import the mail stack).
         log.info("start: change feed")
         await service.start(mail=False)
-        if team is not None and sync is not None:
-            await team.start_sync(sync)  # in the background: the window works offline (T5)
         bridge = ServiceBridge(service=service, me=me, tasks=tasks)
         await bridge.start()
         stack.callback(bridge.stop)
@@ -457,18 +456,22 @@ async def _main(
             place=place,
             spell_out_emoji=spell_out_emoji,
             team_account=team.account if team is not None else None,
-            connection=sync,
         )
         stack.callback(window.close)
         wake_watch.resumed.connect(window.refresh_dnd)  # Qt's timers stood still in sleep
         signing_out = asyncio.Event()
-        if team is not None and sync is not None:
-            wake_watch.resumed.connect(sync.reconnect_now)  # catch up at once after sleep
-            window.sign_out_requested.connect(
-                lambda: tasks.start(
-                    _confirm_sign_out(window, sync, signing_out, stop), name="sign-out"
+        if team is not None:
+
+            def link(sync: TeamSync) -> None:
+                window.set_connection(sync)
+                wake_watch.resumed.connect(sync.reconnect_now)  # catch up at once after sleep
+                window.sign_out_requested.connect(
+                    lambda: tasks.start(
+                        _confirm_sign_out(window, sync, signing_out, stop), name="sign-out"
+                    )
                 )
-            )
+
+            team.with_sync(link)  # made behind the window, with the rest of the service
         stack.push_async_callback(window.notifications.aclose)
         # Updates (opt-in): the menus' "Check for updates…", and a daily check when ticked.
         from app.cli import _version
@@ -517,6 +520,8 @@ async def _main(
                 "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
             )
         log.info("start: service open")
+        if team is not None:
+            await team.start_sync(service)  # in the background: the window works offline (T5)
         damaged = asyncio.Event()
         checking = (
             None

@@ -2,9 +2,12 @@
 
 A data folder is in team mode when it holds a saved account (`<data>/team/account.json`) and
 the keyring holds its token. Then the window's service is the replica
-(`services.team.open_replica`: an ordinary Service on `<data>/team`), started with
-`mail=False` (the server alone sends email, T3) and never `start_mail()`; its `TeamSync`
-connects in the background, and `reconnect_now()` follows a resume from sleep.
+(`services.team.open_replica_service`: an ordinary Service on `<data>/team`), started with
+`mail=False` (the server alone sends email, T3) and never `start_mail()`. The first window
+opens on it as on a local workspace (plain sqlite3, issue 9); its `TeamSync` and the server's
+client (aiohttp, the service's core) load behind the window and connect in the background,
+and `reconnect_now()` follows a resume from sleep. Only an empty replica (the first start)
+waits for the sync's snapshot before its window.
 
 Signing out ends the session on the server, forgets the token and removes the team folder,
 replica included. People expect "sign out" to leave nothing of the team's conversations
@@ -16,11 +19,12 @@ waiting to be sent would be lost, so the window asks first when there are any.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.errors import NotFoundError
+from services.errors import DeskbellError, NotFoundError
 
 if TYPE_CHECKING:
     from services.api import PersonInfo, Service, TeamAccount, TeamSync
@@ -39,34 +43,64 @@ class TeamStart:
     store: AccountStore
     account: TeamAccount
     token: str
+    sync: TeamSync | None = None  # made once the replica's service is whole (`open`)
     sync_started: bool = False
+    _linked: list[Callable[[TeamSync], object]] = field(default_factory=list)
 
-    async def start_sync(self, sync: TeamSync) -> None:
+    async def open(self, folder: Path) -> Service:
+        """The replica's service, opened as a local workspace's: the first window reads it on
+        plain sqlite3. The server's client and the sync (`sync`, not started) load behind the
+        window, when the rest of the service opens and before any write made meanwhile runs,
+        so every write queues for the server."""
+        from services.team import open_replica_service
+
+        service = await open_replica_service(data_dir=folder, first_window=True)
+        service.when_open(lambda: self._link(service))
+        return service
+
+    def _link(self, service: Service) -> None:
+        from services.team.sync import TeamSync
+
+        self.sync = TeamSync(
+            service,
+            self.account.client(self.token),
+            person_id=self.account.person_id,
+            clock=service.clock,
+        )
+        for callback in self._linked:
+            callback(self.sync)
+        self._linked.clear()
+
+    def with_sync(self, callback: Callable[[TeamSync], object]) -> None:
+        """`callback(sync)` once the sync is made (at once if it is)."""
+        if self.sync is not None:
+            callback(self.sync)
+        else:
+            self._linked.append(callback)
+
+    async def linked(self, service: Service) -> TeamSync:
+        """The sync of `service` (from `open`), opening the rest of the service if need be."""
+        await service.opened()
+        if self.sync is None:
+            raise DeskbellError("the team's sync was not made: open the replica with open()")
+        return self.sync
+
+    async def start_sync(self, service: Service) -> None:
         """Start the sync once (it may have started early for an empty replica)."""
         if not self.sync_started:
+            sync = await self.linked(service)
             self.sync_started = True
             await sync.start()
 
-    async def open(self, folder: Path) -> tuple[Service, TeamSync]:
-        """The replica's service (first window fast path) and its sync, not yet started."""
-        from services.team import open_replica  # the core loads only now, behind the frame
-
-        return await open_replica(
-            data_dir=folder,
-            client=self.account.client(self.token),
-            person_id=self.account.person_id,
-            first_window=True,
-        )
-
-    async def me(self, service: Service, sync: TeamSync) -> PersonInfo:
+    async def me(self, service: Service) -> PersonInfo:
         """This user in the replica. A new replica is empty until the sync's first snapshot:
         then the sync starts now, and the loading frame stays until it is current."""
         try:
             return await service.person_by_id(self.account.person_id)
         except NotFoundError:
             log.info("team: empty replica, fetching the team's conversations first")
-        await self.start_sync(sync)
-        await sync.wait_current()
+        await self.start_sync(service)
+        await (await self.linked(service)).wait_current()
         return await service.person_by_id(self.account.person_id)
 
 
