@@ -393,7 +393,12 @@ async def _main(
 
         try:
             if team is not None:
-                me: PersonInfo | None = await team.me(service)
+                try:
+                    me: PersonInfo | None = await team.me(service)
+                except DeskbellError as exc:
+                    return _cannot_start(
+                        "Deskbell cannot open the team's workspace", exc, dialog=True
+                    )
             else:
                 me = await _sign_in(
                     service,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.errors import DeskbellError, NotFoundError
+from services.errors import AuthenticationError, DeskbellError, NotFoundError
 
 if TYPE_CHECKING:
     from services.api import PersonInfo, Service, TeamAccount, TeamSync
@@ -38,11 +38,12 @@ log = logging.getLogger("deskbell.team")
 
 @dataclass
 class TeamStart:
-    """A saved account with its token: the folder starts in team mode."""
+    """A saved account (its token read when first needed): the folder starts in team mode."""
 
     store: AccountStore
     account: TeamAccount
-    token: str
+    saved_token: str | None = None
+    token_read: bool = False  # `saved_token` is the keyring's answer
     sync: TeamSync | None = None  # made once the replica's service is whole (`open`)
     sync_started: bool = False
     _linked: list[Callable[[TeamSync], object]] = field(default_factory=list)
@@ -58,12 +59,30 @@ class TeamStart:
         service.when_open(lambda: self._link(service))
         return service
 
+    @property
+    def token(self) -> str | None:
+        """The session's token, read from the keyring when first needed: for a loaded replica
+        that is behind the first window (loading keyring was the team start's one cost over a
+        local start). None when it is gone: the sync then says the session ended, and signing
+        out and in again mends it, as for a session the server ended."""
+        if not self.token_read:
+            self.saved_token = self.store.token(self.account)
+            self.token_read = True
+            if self.saved_token is None:
+                log.warning("team: no token for %s in the keyring", self.account.email)
+        return self.saved_token
+
     def _link(self, service: Service) -> None:
         from services.team.sync import TeamSync
 
+        try:
+            token = self.token
+        except DeskbellError as exc:  # no keyring to read behind the window: signed out
+            log.warning("team: the keyring cannot be read: %s", exc)
+            token = None
         self.sync = TeamSync(
             service,
-            self.account.client(self.token),
+            self.account.client(token),
             person_id=self.account.person_id,
             clock=service.clock,
         )
@@ -99,26 +118,32 @@ class TeamStart:
             return await service.person_by_id(self.account.person_id)
         except NotFoundError:
             log.info("team: empty replica, fetching the team's conversations first")
+        if self.token is None:  # its first snapshot cut short, then the token lost
+            raise AuthenticationError(
+                f"this computer is no longer signed in to {self.account.server_url} and has "
+                "no copy of the team's conversations yet: remove the folder team/ in the "
+                "data folder and start Deskbell again to sign in"
+            )
         await self.start_sync(service)
         await (await self.linked(service)).wait_current()
         return await service.person_by_id(self.account.person_id)
 
 
 def saved_team(folder: Path, *, secrets: SecretStore | None = None) -> TeamStart | None:
-    """The folder's team account with its token, or None (this computer only). An account
-    whose token is gone (signed out elsewhere, a new keyring) counts as none: the first-run
-    choice offers to sign in again."""
+    """The folder's team account, or None (this computer only). Before its first replica an
+    account whose token is gone (a new keyring) counts as none: the first-run choice offers to
+    sign in again. With a replica the token is read behind the first window (`token`)."""
+    from services.store.window_sql import DB_FILENAME
     from services.team.account import AccountStore
 
     store = AccountStore(folder, secrets=secrets)
     account = store.load()
     if account is None:
         return None
-    token = store.token(account)
-    if token is None:
-        log.warning("team: no token for %s in the keyring: sign in again", account.email)
+    team = TeamStart(store=store, account=account)
+    if not (store.folder / DB_FILENAME).is_file() and team.token is None:
         return None
-    return TeamStart(store=store, account=account, token=token)
+    return team
 
 
 async def sign_out(team: TeamStart, *, timeout_s: float = 10.0) -> str | None:

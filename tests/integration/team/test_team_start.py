@@ -112,6 +112,41 @@ async def test_t5_a_returning_replica_opens_without_its_sync_and_a_write_still_q
         await service.close()
 
 
+async def test_t5_a_loaded_replica_whose_token_is_gone_opens_and_says_signed_out(
+    tmp_path: Path, secrets: SecretStore, server: TeamServer
+) -> None:
+    """T4, T5: a returning desktop reads its token from the keyring behind the first window,
+    not before it; when the token is gone the replica still opens and the sync says the
+    session ended (signing out, then in again, mends it), and signing out still works."""
+    folder = tmp_path / "data"
+    first = await _signed_in(server, folder, secrets)
+    service = await first.open(folder)
+    try:
+        await asyncio.wait_for(first.me(service), DEADLINE_S)  # the first start's snapshot
+    finally:
+        if first.sync is not None:
+            await first.sync.stop()
+        await service.close()
+    first.store.forget_token(first.account)
+    team = saved_team(folder, secrets=secrets)
+    assert team is not None and not team.token_read
+    service = await team.open(folder)
+    try:
+        assert (await team.me(service)).email == BOB
+        assert not team.token_read  # the first window's reads need no keyring
+        sync = await team.linked(service)
+        signed_out = asyncio.Event()
+        sync.subscribe_state(lambda state: signed_out.set() if state == "signed_out" else None)
+        await team.start_sync(service)
+        await asyncio.wait_for(signed_out.wait(), DEADLINE_S)
+        assert team.token is None
+    finally:
+        await sync.stop()
+        await service.close()
+    assert await sign_out(team) is None
+    assert not (folder / "team").exists()
+
+
 async def test_t4_t5_a_pinned_self_signed_server_serves_the_event_stream_too(
     tmp_path: Path, secrets: SecretStore
 ) -> None:
