@@ -8,6 +8,10 @@ email caught by the demo's local mailbox; gives you (Alex Morgan) and two teamma
 agents, the demo's password; signs the desktop in as you; and the bots then write now and
 then through the server (app.demo.run_bots), so their messages reach the desktop as any
 teammate's would.
+
+The demo keeps its token in memory rather than the OS keyring: it is a token for a server on
+loopback holding made-up data behind a published password, renewed at each start, and a
+newcomer's computer may have no keyring at all (the demo must still start).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
 
     from services.secrets import SecretStore
 
-__all__ = ["BOT_COUNT", "DEMO_PASSWORD", "DemoTeam", "start_demo_team"]
+__all__ = ["BOT_COUNT", "DEMO_PASSWORD", "DemoTeam", "demo_secrets", "start_demo_team"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class DemoTeam:
     workspace: DemoWorkspace  # the server's side: its service, mailbox and bot teammates
     url: str
     runner: web.AppRunner
+    secrets: SecretStore  # where the desktop's token is kept
 
     async def close(self) -> None:
         await self.runner.cleanup()
@@ -48,7 +53,8 @@ class DemoTeam:
 
 
 async def start_demo_team(folder: Path, *, secrets: SecretStore | None = None) -> DemoTeam:
-    """Serve the demo team on loopback and sign this folder's desktop in to it."""
+    """Serve the demo team on loopback and sign this folder's desktop in to it (its token in
+    `secrets`, by default in memory)."""
     from aiohttp import web
 
     from services.api import LOCAL_OPERATOR
@@ -57,6 +63,7 @@ async def start_demo_team(folder: Path, *, secrets: SecretStore | None = None) -
     from services.team.signin import sign_in_to_team
 
     workspace = await prepare_demo(data_dir=folder / "server")
+    secrets = secrets if secrets is not None else demo_secrets()
     runner: web.AppRunner | None = None
     try:
         workspace = replace(workspace, teammates=workspace.teammates[:BOT_COUNT])
@@ -83,7 +90,32 @@ async def start_demo_team(folder: Path, *, secrets: SecretStore | None = None) -
         await workspace.service.close()
         await workspace.close()
         raise
-    return DemoTeam(workspace=workspace, url=url, runner=runner)
+    return DemoTeam(workspace=workspace, url=url, runner=runner, secrets=secrets)
+
+
+def demo_secrets() -> SecretStore:
+    """The demo's token kept in memory for this run (see the module's doc)."""
+    from keyring.backend import KeyringBackend
+
+    from services.secrets import SecretStore
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 0  # never chosen by keyring itself
+
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.values: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.values.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.values[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.values.pop((service, username), None)
+
+    return SecretStore(backend=MemoryKeyring())
 
 
 async def _listen(runner: web.AppRunner, port_file: Path) -> int:

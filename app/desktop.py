@@ -53,7 +53,7 @@ from app.single_instance import SingleInstance
 from app.wake import WakeWatch
 from resources import APP_ID
 from services.clock import SystemClock
-from services.errors import DeskbellError, NotFoundError, StoreCorruptError
+from services.errors import AuthenticationError, DeskbellError, NotFoundError, StoreCorruptError
 from ui.icons import app_icon, app_icon_file
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
@@ -342,7 +342,7 @@ async def _main(
             from app.team_start import saved_team
 
             try:
-                team = saved_team(folder)
+                team = saved_team(folder, secrets=demo_team.secrets if demo_team else None)
             except DeskbellError as exc:
                 return _cannot_start("Deskbell cannot read its team account", exc, dialog=True)
         if team is not None:
@@ -395,9 +395,18 @@ async def _main(
             if team is not None:
                 try:
                     me: PersonInfo | None = await team.me(service)
-                except DeskbellError as exc:
+                except AuthenticationError as exc:  # nothing fetched yet, and no token
                     return _cannot_start(
-                        "Deskbell cannot open the team's workspace", exc, dialog=True
+                        "Deskbell cannot open the team's workspace",
+                        exc,
+                        dialog=not args.quit_after_shown,
+                    )
+                except DeskbellError as exc:  # nothing fetched yet, and no server: say so
+                    return _cannot_start(
+                        "Deskbell cannot fetch your team's conversations; start it again "
+                        "once the server can be reached",
+                        exc,
+                        dialog=not args.quit_after_shown,
                     )
             else:
                 me = await _sign_in(
@@ -495,6 +504,12 @@ async def _main(
             write_state(counts)
 
         bridge.counts_changed.connect(on_counts)
+        if team is not None:  # the indicator's state too (the window updated it first)
+            team.with_sync(
+                lambda sync: stack.callback(
+                    sync.subscribe_state(lambda _state: write_state(bridge.counts))
+                )
+            )
         tray.set_dnd(window.dnd.text)  # N6: from the stored settings, also after a restart
         window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
@@ -666,6 +681,7 @@ def _state_writer(
             "tray_available": Tray.available(),
             "tray_icon": _rect_list(tray.icon.geometry()),
             "tabs": [window.tabs.tabText(i) for i in range(window.tabs.count())],
+            "connection": window.connection_indicator.accessibleName(),  # in a team (T5)
             "painted_at": painted_at,
             # D6: where the window and its Send button are, and the screen's room for them.
             "frame": _rect_list(window.frameGeometry()),

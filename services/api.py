@@ -674,6 +674,7 @@ class Service:
         kind: PersonKind = PersonKind.USER,
         is_admin: bool | None = None,
     ) -> PersonInfo:
+        self._on_the_server("adding people")
         return await self.db.write(
             operations.add_person,
             await self._parts.context(),
@@ -743,6 +744,15 @@ class Service:
         return await self.set_notification_settings(
             person_id=person_id, settings=settings, acting_id=acting_id
         )
+
+    def _on_the_server(self, what: str) -> None:
+        """In team mode (T5) the server holds people, sessions and bounces: a change made to
+        this desktop's copy would never reach it (and clash with the server's ids)."""
+        if self.team is not None:
+            raise PermissionDeniedError(
+                f"in a team, {what} is done on the team server (an administrator's "
+                "deskbell --server URL ...), not in this desktop's copy"
+            )
 
     # --- items and conversations -----------------------------------------------------------
 
@@ -1026,6 +1036,7 @@ class Service:
 
     async def clear_bounces(self, *, address: str, acting: str) -> Changes:
         """E7, administrators only: forget an address's bounces, so emails go to it again."""
+        self._on_the_server("forgetting an address's bounces")
         actor = await self.db.write(
             email_log.clear_bounces, address=address, acting=acting, now=self.clock.now()
         )
@@ -1039,6 +1050,7 @@ class Service:
     ) -> NewUser:
         """An administrator adds a user; the welcome email (if on) invites them to set a
         password."""
+        self._on_the_server("adding users")
         ctx = await self._parts.context()
         return await self.db.write(
             accounts.add_user, ctx, acting=acting, email=email, name=name, admin=admin
@@ -1066,9 +1078,11 @@ class Service:
         return await self.accounts.sessions(acting=acting, email=email)
 
     async def end_session(self, *, acting: Caller, session_id: int) -> SessionInfo:
+        self._on_the_server("ending sessions")
         return await self.accounts.end_session(acting=acting, session_id=session_id)
 
     async def set_password(self, *, acting: Caller, email: str, password: str) -> PasswordSet:
+        self._on_the_server("setting people's passwords")
         return await self.accounts.set_password(acting=acting, email=email, password=password)
 
     async def change_password(

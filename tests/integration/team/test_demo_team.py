@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.demo import ME, TEAMMATES
 from app.demo_team import DEMO_PASSWORD, start_demo_team
 from app.team_start import saved_team
@@ -40,3 +42,18 @@ async def test_d9_t5_demo_team_signs_the_desktop_in_to_its_own_server(
         assert team.token != first_token
     finally:
         await again.close()
+
+
+async def test_d9_demo_team_starts_on_a_computer_without_a_keyring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D9: the demo keeps its loopback token in memory: with no OS keyring (seen on a bare
+    desktop: 'Only a plain-text keyring was found') it still signs the desktop in."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    folder = tmp_path / "demo-team"
+    demo = await start_demo_team(folder)
+    try:
+        team = saved_team(folder, secrets=demo.secrets)
+        assert team is not None and team.account.email == ME[1]
+    finally:
+        await demo.close()

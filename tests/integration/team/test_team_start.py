@@ -16,7 +16,7 @@ import pytest
 
 from app.team_start import TeamStart, saved_team, sign_out
 from services.api import ConnectionState
-from services.errors import AuthenticationError
+from services.errors import AuthenticationError, PermissionDeniedError
 from services.secrets import SecretStore
 from services.server_client import ServerClient, fingerprint_text, path
 from services.team.account import AccountStore
@@ -65,6 +65,9 @@ async def test_t5_an_empty_replica_waits_for_the_first_snapshot_and_starts_once(
         assert me.email == BOB and team.sync_started
         assert {p.email for p in await service.people()} >= {ANN, BOB}
         await team.start_sync(service)  # once: started already for the snapshot
+        # T5: people are the server's: adding one here would never reach it (one clear error).
+        with pytest.raises(PermissionDeniedError, match="team server"):
+            await service.add_person(email="carol@example.com", name="Carol")
         assert (folder / "team" / "deskbell.db").exists()
     finally:
         if team.sync is not None:
