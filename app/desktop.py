@@ -53,7 +53,7 @@ from app.single_instance import SingleInstance
 from app.wake import WakeWatch
 from resources import APP_ID
 from services.clock import SystemClock
-from services.errors import DeskbellError, NotFoundError, StoreCorruptError
+from services.errors import AuthenticationError, DeskbellError, NotFoundError, StoreCorruptError
 from ui.icons import app_icon, app_icon_file
 from ui.platform import PlatformUnavailable
 from ui.platform.badge import set_app_badge
@@ -328,7 +328,7 @@ async def _main(
 
         default_email: str | None = None
         workspace = None
-        team = sync = demo_team = None
+        team = demo_team = None
         if getattr(args, "demo_team", False):
             from app.demo_team import start_demo_team
 
@@ -348,7 +348,7 @@ async def _main(
         if team is not None:
             log.info("start: team replica of %s in %s", team.account.server_url, folder)
             try:
-                service, sync = await team.open(folder)
+                service = await team.open(folder)  # the sync loads behind the window
             except DeskbellError as exc:
                 return _cannot_start(
                     "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
@@ -383,6 +383,8 @@ async def _main(
                     "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
                 )
         stack.push_async_callback(_close_service, service)
+        if team is not None:  # stopped before the replica closes
+            team.with_sync(lambda sync: stack.push_async_callback(sync.stop))
         if service.notice:
             print(f"deskbell: {service.notice}", file=sys.stderr)
             if not args.quit_after_shown:
@@ -390,10 +392,15 @@ async def _main(
                 QMessageBox.information(None, "Deskbell", service.notice)
 
         try:
-            if team is not None and sync is not None:
-                stack.push_async_callback(sync.stop)
+            if team is not None:
                 try:
-                    me: PersonInfo | None = await team.me(service, sync)
+                    me: PersonInfo | None = await team.me(service)
+                except AuthenticationError as exc:  # nothing fetched yet, and no token
+                    return _cannot_start(
+                        "Deskbell cannot open the team's workspace",
+                        exc,
+                        dialog=not args.quit_after_shown,
+                    )
                 except DeskbellError as exc:  # nothing fetched yet, and no server: say so
                     return _cannot_start(
                         "Deskbell cannot fetch your team's conversations; start it again "
@@ -417,8 +424,6 @@ async def _main(
         # The change feed now; the mail parts once the window shows (they import the mail stack).
         log.info("start: change feed")
         await service.start(mail=False)
-        if team is not None and sync is not None:
-            await team.start_sync(sync)  # in the background: the window works offline (T5)
         bridge = ServiceBridge(service=service, me=me, tasks=tasks)
         await bridge.start()
         stack.callback(bridge.stop)
@@ -443,14 +448,6 @@ async def _main(
             log.warning("no sound: %s", exc)
             pinger = None
 
-        center = None
-        if team is not None:
-            # T5: the Messaging Center, new items and chat presence are the server's.
-            from services.api import RemoteService
-
-            center = RemoteService(team.account.client(team.token), clock=clock)
-            stack.push_async_callback(center.close)
-
         log.info("start: main window")
         from ui.windows.main_window import MainWindow
         from ui.windows.update_check import UpdateChecker, UpdatePrefs
@@ -473,19 +470,28 @@ async def _main(
             place=place,
             spell_out_emoji=spell_out_emoji,
             team_account=team.account if team is not None else None,
-            connection=sync,
-            center=center,
         )
         stack.callback(window.close)
         wake_watch.resumed.connect(window.refresh_dnd)  # Qt's timers stood still in sleep
         signing_out = asyncio.Event()
-        if team is not None and sync is not None:
-            wake_watch.resumed.connect(sync.reconnect_now)  # catch up at once after sleep
-            window.sign_out_requested.connect(
-                lambda: tasks.start(
-                    _confirm_sign_out(window, sync, signing_out, stop), name="sign-out"
+        if team is not None:
+
+            def link(sync: TeamSync) -> None:
+                # T5: the Messaging Center, new items and chat presence are the server's; its
+                # client is built here, behind the first window, like the sync's.
+                from services.api import RemoteService
+
+                center = RemoteService(team.account.client(team.token), clock=clock)
+                stack.push_async_callback(center.close)
+                window.set_connection(sync, center=center)
+                wake_watch.resumed.connect(sync.reconnect_now)  # catch up at once after sleep
+                window.sign_out_requested.connect(
+                    lambda: tasks.start(
+                        _confirm_sign_out(window, sync, signing_out, stop), name="sign-out"
+                    )
                 )
-            )
+
+            team.with_sync(link)  # made behind the window, with the rest of the service
         stack.push_async_callback(window.notifications.aclose)
         # Updates (opt-in): the menus' "Check for updates…", and a daily check when ticked.
         from app.cli import _version
@@ -504,8 +510,12 @@ async def _main(
             write_state(counts)
 
         bridge.counts_changed.connect(on_counts)
-        if sync is not None:  # the indicator's state too (the window updated it first)
-            stack.callback(sync.subscribe_state(lambda _state: write_state(bridge.counts)))
+        if team is not None:  # the indicator's state too (the window updated it first)
+            team.with_sync(
+                lambda sync: stack.callback(
+                    sync.subscribe_state(lambda _state: write_state(bridge.counts))
+                )
+            )
         tray.set_dnd(window.dnd.text)  # N6: from the stored settings, also after a restart
         window.dnd_changed.connect(tray.set_dnd)
         window.quit_requested.connect(stop.set)
@@ -536,6 +546,8 @@ async def _main(
                 "Deskbell cannot open its data", exc, dialog=not args.quit_after_shown
             )
         log.info("start: service open")
+        if team is not None:
+            await team.start_sync(service)  # in the background: the window works offline (T5)
         damaged = asyncio.Event()
         checking = (
             None

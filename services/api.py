@@ -460,6 +460,8 @@ class Service:
                 await self._open_parts()
                 for listener in rest.listeners:
                     rest.unsubscribers[listener] = self.feed.subscribe(listener)
+                for callback in rest.when_open:
+                    callback()
                 if rest.start_feed:
                     await self._parts.start(mail=False, after=first.position)
             except BaseException:
@@ -482,6 +484,15 @@ class Service:
         """Wait until the whole service is open: for parts of the UI that use more than its
         operations (the settings, the Messaging Center)."""
         await self._whole()
+
+    def when_open(self, callback: Callable[[], None]) -> None:
+        """`callback()` once the whole service is open, before any operation that waited for
+        it runs; at once on a service open whole. Team mode (T5) links its sync there, so no
+        write made behind the first window misses the queue for the server."""
+        if self._first is None:
+            callback()
+        else:
+            self._rest.when_open.append(callback)
 
     async def file_problem(self) -> str | None:
         """What the database file's integrity check finds wrong, or None; moves nothing (D8:
@@ -1131,6 +1142,7 @@ class _RestOfTheService:
         self.started = False
         self.start_feed = False
         self.listeners: list[Listener] = []
+        self.when_open: list[Callable[[], None]] = []
         self.unsubscribers: dict[Listener, Callable[[], None]] = {}
         self._done = asyncio.Event()
         self._error: BaseException | None = None

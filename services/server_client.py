@@ -30,7 +30,6 @@ import aiohttp
 from yarl import URL
 
 from services import errors
-from services.accounts import SignedIn
 from services.errors import (
     AuthenticationError,
     DeskbellError,
@@ -41,10 +40,13 @@ from services.errors import (
     UntrustedCertificateError,
     quoted,
 )
-from services.server.codec import from_plain
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
+
+    # Imported where used: the client alone (a desktop's team sync) loads neither the
+    # accounts' core (SQLAlchemy, the models) nor the server's codec until it decodes.
+    from services.accounts import SignedIn
 
 T = TypeVar("T")
 
@@ -99,6 +101,8 @@ def _is_loopback(host: str) -> bool:
 def decode(tp: type[T] | Any, answer: object) -> T:
     """The server's answer as `tp`; ServerError, naming what did not fit, when no Deskbell
     server of this version would answer so (another version, a proxy's page)."""
+    from services.server.codec import from_plain
+
     try:
         return cast(T, from_plain(tp, answer))
     except ValueError as exc:
@@ -165,6 +169,8 @@ class ServerClient:
         if not isinstance(answer, dict) or not isinstance(answer.get("token"), str):
             raise ServerError(f"{self.base_url} answered a sign-in without a session token")
         self.token = answer["token"]
+        from services.accounts import SignedIn
+
         return decode(SignedIn, answer.get("who"))
 
     async def sign_out(self) -> None:
@@ -173,6 +179,8 @@ class ServerClient:
         self.token = None
 
     async def me(self) -> SignedIn:
+        from services.accounts import SignedIn
+
         return decode(SignedIn, await self.call("GET", path("me")))
 
     # --- any call --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from services.server_client import ServerClient
     from services.team.sync import TeamSync
 
-__all__ = ["ConnectionState", "open_replica"]
+__all__ = ["ConnectionState", "open_replica", "open_replica_service"]
 
 REPLICA_DIR = "team"
 
@@ -38,18 +38,34 @@ async def open_replica(
     """Open the replica under `data_dir/"team"` (no network) and its sync, not started:
     `TeamSync.start()` connects in the background and loads an empty replica from the
     server's snapshot. From here on the service's own writes queue for the server."""
-    from services.api import Service
-    from services.clock import SystemClock
     from services.team.sync import TeamSync
 
-    clock = clock or SystemClock()
+    service = await open_replica_service(
+        data_dir=data_dir, clock=clock, secrets=secrets, first_window=first_window
+    )
+    return service, TeamSync(service, client, person_id=person_id, clock=service.clock)
+
+
+async def open_replica_service(
+    *,
+    data_dir: Path,
+    clock: Clock | None = None,
+    secrets: SecretStore | None = None,
+    first_window: bool = False,
+) -> Service:
+    """The replica's service alone, as `open_replica` opens it, for a caller that makes the
+    sync later: the desktop's first window reads the replica on plain sqlite3, as a local
+    workspace's does, and the server's client and the sync load behind it. Make the sync
+    before the service's writes can run (`Service.when_open`)."""
+    from services.api import Service
+    from services.clock import SystemClock
+
     folder = data_dir / REPLICA_DIR
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    service = await Service.open(
+    return await Service.open(
         data_dir=folder,
-        clock=clock,
+        clock=clock or SystemClock(),
         secrets=secrets,
         first_window=first_window,
         check_file=not first_window,
     )
-    return service, TeamSync(service, client, person_id=person_id, clock=clock)

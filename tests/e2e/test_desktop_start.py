@@ -7,6 +7,7 @@ holds its first page (and, when it checked the file only then, once that check i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from services.api import AccountStore, ConversationKind, open_replica, sign_in_to_team
 from tests.support.storage import damage_page, page_of
+from tests.support.team_server import ANN as TEAM_ANN
+from tests.support.team_server import BOB as TEAM_BOB
+from tests.support.team_server import PW, team_server
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -172,3 +177,53 @@ def test_first_window_shows_without_sqlalchemy(workspace: Path) -> None:
     assert "ui.windows.main_window" in loaded and "services.api" in loaded  # it did start
     assert sorted(m for m in loaded if m.split(".")[0] == "sqlalchemy") == []
     assert "services.store.models" not in loaded
+
+
+# What a team desktop's first window must not wait for: the service's core, the network, the
+# keyring (its token is read when the client is made).
+NOT_AT_TEAM_WINDOW = (
+    "sqlalchemy",
+    "aiohttp",
+    "keyring",
+    "services.store.models",
+    "services.server_client",
+)
+
+
+async def test_t5_team_first_window_shows_without_sqlalchemy_aiohttp_or_keyring(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 ("window shown with data in team mode vs local mode"), T5: a returning team
+    desktop opens its replica like a local workspace, on plain sqlite3; the server's client,
+    the sync, SQLAlchemy and the keyring load behind the window, which shows the replica's
+    data."""
+    folder = tmp_path / "desk"
+    async with team_server(tmp_path) as server:
+        await server.service.start(mail=False)  # the change feed behind the event stream
+        await server.service.create_item(title="Printer on fire", followers=[TEAM_ANN, TEAM_BOB])
+        await server.service.post(
+            author=TEAM_ANN, text="kept", item_number=1, kind=ConversationKind.INTERNAL
+        )
+        new = await sign_in_to_team(server_url=server.url, email=TEAM_BOB, password=PW, device="d")
+        AccountStore(folder).save(new.account, new.token)  # the child inherits the keyring
+        client = new.account.client(new.token)
+        service, sync = await open_replica(
+            data_dir=folder, client=client, person_id=new.account.person_id
+        )
+        try:  # the first start's snapshot: what follows is a returning user's start
+            await service.start(mail=False)
+            await sync.start()
+            await asyncio.wait_for(sync.wait_current(), DEADLINE_S)
+        finally:
+            await sync.stop()
+            await service.close()
+        args = ("-c", _AT_FIRST_WINDOW, "--data-dir", str(folder), "--quit-after-shown")
+        done = await asyncio.to_thread(_run, *args)  # the server answers meanwhile
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    loaded = set(lines[lines.index("exit 0") + 1 :])
+    assert "ui.windows.main_window" in loaded and "services.team.account" in loaded  # a team's
+    early = sorted(
+        m for m in loaded for name in NOT_AT_TEAM_WINDOW if m == name or m.startswith(name + ".")
+    )
+    assert early == []

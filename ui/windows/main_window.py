@@ -139,13 +139,9 @@ class MainWindow(QMainWindow):
         column = self.sidebar.layout()
         assert isinstance(column, QVBoxLayout)
         column.insertWidget(2, self.connection_indicator)  # below do not disturb
-        self._unsubscribe_connection = (
-            connection.subscribe_state(self._on_connection_state_changed)
-            if connection is not None
-            else None
-        )
+        self._unsubscribe_connection: Callable[[], None] | None = None
         if connection is not None:
-            self.connection_indicator.set_state(connection.state)
+            self.set_connection(connection)
 
         # Notifications: the in-app banner always, the system's where it works (D3).
         self.banner = BannerNotifier(self.pane.conversation_box)
@@ -184,6 +180,16 @@ class MainWindow(QMainWindow):
             left_ms = (self.dnd.ends_at - self._now()).total_seconds() * 1000
             self._dnd_timer.start(int(min(max(left_ms, 0) + 500, 2**31 - 1)))
         self.dnd_changed.emit(self.dnd.text)
+
+    def set_connection(self, connection: TeamSync, *, center: CenterFacade | None = None) -> None:
+        """T5: the team sync whose state the indicator and the Account tab say, and the server
+        that holds what the replica does not (`center`); a desktop makes both behind its first
+        window."""
+        self.connection = connection
+        if center is not None:
+            self.center = center
+        self._unsubscribe_connection = connection.subscribe_state(self._on_connection_state_changed)
+        self.connection_indicator.set_state(connection.state)
 
     def _on_connection_state_changed(self, state: ConnectionState) -> None:
         self.connection_indicator.set_state(state)

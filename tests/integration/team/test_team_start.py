@@ -59,19 +59,95 @@ async def test_t5_an_empty_replica_waits_for_the_first_snapshot_and_starts_once(
 ) -> None:
     folder = tmp_path / "data"
     team = await _signed_in(server, folder, secrets)
-    service, sync = await team.open(folder)
+    service = await team.open(folder)
     try:
-        me = await asyncio.wait_for(team.me(service, sync), DEADLINE_S)
+        me = await asyncio.wait_for(team.me(service), DEADLINE_S)
         assert me.email == BOB and team.sync_started
         assert {p.email for p in await service.people()} >= {ANN, BOB}
-        await team.start_sync(sync)  # once: started already for the snapshot
+        await team.start_sync(service)  # once: started already for the snapshot
         # T5: people are the server's: adding one here would never reach it (one clear error).
         with pytest.raises(PermissionDeniedError, match="team server"):
             await service.add_person(email="carol@example.com", name="Carol")
         assert (folder / "team" / "deskbell.db").exists()
     finally:
+        if team.sync is not None:
+            await team.sync.stop()
+        await service.close()
+
+
+async def test_t5_a_returning_replica_opens_without_its_sync_and_a_write_still_queues(
+    tmp_path: Path, secrets: SecretStore, server: TeamServer
+) -> None:
+    """T5, issue 11's window measure: a loaded replica opens for the first window on plain
+    sqlite3, its sync not made yet (the server's client and the core load behind the window);
+    a write made before the rest of the service opens waits for it and is queued for the
+    server by the sync made on the way, never kept only here."""
+    folder = tmp_path / "data"
+    item = await server.service.create_item(title="Printer on fire", followers=[BOB])
+    first = await _signed_in(server, folder, secrets)
+    service = await first.open(folder)
+    try:
+        await asyncio.wait_for(first.me(service), DEADLINE_S)  # the first start's snapshot
+    finally:
+        if first.sync is not None:
+            await first.sync.stop()
+        await service.close()
+    team = saved_team(folder, secrets=secrets)
+    assert team is not None
+    service = await team.open(folder)
+    try:
+        me = await team.me(service)
+        assert team.sync is None  # the first window's reads need no sync
+        await service.post(
+            author=me.email, text="behind the window", conversation_id=item.internal_conversation_id
+        )
+        sync = await team.linked(service)
+        assert await sync.pending_writes() == 1
+        await team.start_sync(service)
+        await asyncio.wait_for(sync.wait_current(), DEADLINE_S)
+        rows = await server.service.messages(
+            conversation_id=item.internal_conversation_id, viewer_id=me.id
+        )
+        assert [row.text for row in rows] == ["behind the window"]
+    finally:
+        if team.sync is not None:
+            await team.sync.stop()
+        await service.close()
+
+
+async def test_t5_a_loaded_replica_whose_token_is_gone_opens_and_says_signed_out(
+    tmp_path: Path, secrets: SecretStore, server: TeamServer
+) -> None:
+    """T4, T5: a returning desktop reads its token from the keyring behind the first window,
+    not before it; when the token is gone the replica still opens and the sync says the
+    session ended (signing out, then in again, mends it), and signing out still works."""
+    folder = tmp_path / "data"
+    first = await _signed_in(server, folder, secrets)
+    service = await first.open(folder)
+    try:
+        await asyncio.wait_for(first.me(service), DEADLINE_S)  # the first start's snapshot
+    finally:
+        if first.sync is not None:
+            await first.sync.stop()
+        await service.close()
+    first.store.forget_token(first.account)
+    team = saved_team(folder, secrets=secrets)
+    assert team is not None and not team.token_read
+    service = await team.open(folder)
+    try:
+        assert (await team.me(service)).email == BOB
+        assert not team.token_read  # the first window's reads need no keyring
+        sync = await team.linked(service)
+        signed_out = asyncio.Event()
+        sync.subscribe_state(lambda state: signed_out.set() if state == "signed_out" else None)
+        await team.start_sync(service)
+        await asyncio.wait_for(signed_out.wait(), DEADLINE_S)
+        assert team.token is None
+    finally:
         await sync.stop()
         await service.close()
+    assert await sign_out(team) is None
+    assert not (folder / "team").exists()
 
 
 async def test_t4_t5_a_pinned_self_signed_server_serves_the_event_stream_too(
@@ -88,11 +164,12 @@ async def test_t4_t5_a_pinned_self_signed_server_serves_the_event_stream_too(
         pin = fingerprint_text(hashlib.sha256(der).digest())
         team = await _signed_in(server, folder, secrets, pin=pin)
         assert team.account.pin_sha256 == pin
-        service, sync = await team.open(folder)
+        service = await team.open(folder)
+        sync = await team.linked(service)
         online = asyncio.Event()
         sync.subscribe_state(lambda state: online.set() if state == "online" else None)
         try:
-            await asyncio.wait_for(team.me(service, sync), DEADLINE_S)
+            await asyncio.wait_for(team.me(service), DEADLINE_S)
             await asyncio.wait_for(online.wait(), DEADLINE_S)
             item = await server.service.create_item(title="Printer on fire", followers=[BOB])
             await server.service.post(
@@ -114,7 +191,7 @@ async def test_t4_sign_out_ends_the_session_and_removes_the_replica(
 ) -> None:
     folder = tmp_path / "data"
     team = await _signed_in(server, folder, secrets)
-    service, _sync = await team.open(folder)
+    service = await team.open(folder)
     await service.close()
     assert await sign_out(team) is None
     assert not (folder / "team").exists()
