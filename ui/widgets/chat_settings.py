@@ -12,12 +12,11 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QColorDialog,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -34,7 +33,7 @@ from ui.widgets.center_style import caption, show_result
 
 __all__ = ["UPLOADED_LOGO", "ChatSettings", "ChatSettingsForm"]
 
-UPLOADED_LOGO = "An uploaded image (type an https:// address, or upload another, to replace it)"
+UPLOADED_LOGO = "An uploaded image (an https:// address or an image file replaces it)"
 # The image types the chat serves as a logo, by file suffix; the service checks the bytes.
 _LOGO_TYPES = {
     ".png": "image/png",
@@ -43,7 +42,7 @@ _LOGO_TYPES = {
     ".gif": "image/gif",
     ".webp": "image/webp",
 }
-_NO_LOGO_HINT = "https://example.com/logo.png (optional)"
+_NO_LOGO_HINT = "https://example.com/logo.png, or drop or type an image file (optional)"
 
 NO_PUBLIC_URL = (
     "The widget needs the server's public address: set it above, or start the server with "
@@ -88,8 +87,6 @@ class ChatSettingsForm(QWidget):
         self.logo_edit = QLineEdit()
         self.logo_edit.setAccessibleName("Logo address")
         self.logo_edit.setPlaceholderText(_NO_LOGO_HINT)
-        self.upload_button = QPushButton("Upload…")
-        self.upload_button.setAccessibleName("Upload a logo image")
         self.no_logo_button = QPushButton("No logo")
         self.no_logo_button.setAccessibleName("Remove the logo")
         self._uploaded_logo = ""  # a data: URL the field stands for while it is empty
@@ -122,7 +119,6 @@ class ChatSettingsForm(QWidget):
         form.addRow("Colour", colour_row)
         logo_row = QHBoxLayout()
         logo_row.addWidget(self.logo_edit, 1)
-        logo_row.addWidget(self.upload_button)
         logo_row.addWidget(self.no_logo_button)
         form.addRow("Logo", logo_row)
         form.addRow("Public address", self.public_url_edit)
@@ -146,7 +142,9 @@ class ChatSettingsForm(QWidget):
         self.colour_edit.textChanged.connect(self._on_colour_edit_text_changed)
         self.colour_button.clicked.connect(self._on_colour_button_clicked)
         self.copy_button.clicked.connect(self._on_copy_button_clicked)
-        self.upload_button.clicked.connect(self._on_upload_button_clicked)
+        # An image file dropped on the field (its file:// address) or typed as a path is
+        # uploaded; no file dialog: the Linux bundle ships no ICU data, which it sorts with.
+        self.logo_edit.editingFinished.connect(self._on_logo_edit_editing_finished)
         self.no_logo_button.clicked.connect(self._on_no_logo_button_clicked)
         self.save_button.clicked.connect(self._on_save_button_clicked)
         self._show_snippet("")
@@ -191,12 +189,10 @@ class ChatSettingsForm(QWidget):
         self.logo_edit.setText("" if uploaded else logo_url)
         self.logo_edit.setPlaceholderText(UPLOADED_LOGO if uploaded else _NO_LOGO_HINT)
 
-    def _on_upload_button_clicked(self) -> None:
-        chosen, _ = QFileDialog.getOpenFileName(
-            self, "Logo", "", "Images (*.png *.jpg *.jpeg *.gif *.webp)"
-        )
-        if chosen:
-            self.use_logo_file(Path(chosen))
+    def _on_logo_edit_editing_finished(self) -> None:
+        path = logo_file(self.logo_edit.text())
+        if path is not None:
+            self.use_logo_file(path)
 
     def _on_no_logo_button_clicked(self) -> None:
         self._show_logo("")
@@ -231,3 +227,15 @@ class ChatSettingsForm(QWidget):
 
     def _on_save_button_clicked(self) -> None:
         self.save_requested.emit(self.typed())
+
+
+def logo_file(text: str) -> Path | None:
+    """The local file `text` names (a path, or the file:// address a dropped file gives), or
+    None for an https address, nothing, or a file that is not there."""
+    text = text.strip()
+    if text.startswith("file://"):
+        text = QUrl(text).toLocalFile()
+    elif not Path(text).is_absolute():
+        return None
+    path = Path(text)
+    return path if path.is_file() else None

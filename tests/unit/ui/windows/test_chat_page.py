@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from services.api import Service
 from services.clock import ManualClock
 from tests.support.world import World
-from ui.widgets.chat_settings import NO_PUBLIC_URL, UPLOADED_LOGO
+from ui.widgets.chat_settings import NO_PUBLIC_URL, UPLOADED_LOGO, logo_file
 from ui.windows.messaging_center import SECTIONS, MessagingCenter
 
 
@@ -95,7 +95,9 @@ async def test_c1_a_logo_file_is_uploaded_kept_and_removed(
     form = center.chat_page.form
     logo = tmp_path / "logo.png"
     logo.write_bytes(_PNG)
-    form.use_logo_file(logo)
+    # Dropped on the field (a file:// address) or typed as a path: no file dialog.
+    form.logo_edit.setText(QUrl.fromLocalFile(str(logo)).toString())
+    form.logo_edit.editingFinished.emit()
     qtbot.mouseClick(form.save_button, Qt.MouseButton.LeftButton)
     await center.wait_idle()
     stored = (await service.settings())["chat.logo_url"]
@@ -116,3 +118,18 @@ async def test_c1_a_logo_file_is_uploaded_kept_and_removed(
     (tmp_path / "notes.txt").write_text("not an image")
     form.use_logo_file(tmp_path / "notes.txt")
     assert "PNG, JPEG, GIF or WebP" in form.status_label.text()
+
+
+def test_c1_the_logo_field_takes_a_file_path_a_file_address_or_a_web_address(
+    tmp_path: Path,
+) -> None:
+    """A path or file:// address of an existing file is uploaded; an https address, nothing,
+    a relative name or a missing file is not."""
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(_PNG)
+    assert logo_file(str(logo)) == logo
+    assert logo_file(QUrl.fromLocalFile(str(logo)).toString()) == logo
+    assert logo_file("https://example.com/logo.png") is None
+    assert logo_file("") is None
+    assert logo_file("logo.png") is None
+    assert logo_file(str(tmp_path / "gone.png")) is None
