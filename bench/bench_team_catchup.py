@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, free_port, load_average, parser
+from _common import ROOT, load_average, parser
+from bench_events import _start_serves
 
 from services.api import LOCAL_OPERATOR, Service, open_replica
 from services.server_client import ServerClient
@@ -73,38 +73,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def _start_serve(url: str, folder: Path) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = folder / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "--database-url",
-                url,
-                "serve",
-                "--listen",
-                f"127.0.0.1:{free_port()}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    deadline = time.monotonic() + 120
-    while True:
-        text = log.read_text()
-        match = re.search(r"serving the API on (http://\S+)", text)
-        if match and "service running" in text:
-            return proc, match.group(1)
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"serve did not start: {text[-2000:]}")
-        time.sleep(0.05)
 
 
 async def _current(base: str, token: str, person_id: int, folder: Path) -> tuple[float, float]:
@@ -168,7 +136,7 @@ async def main() -> None:
         await service.set_password(acting=LOCAL_OPERATOR, email=ANN, password=PW)
         internal = (await service.item(world.item)).internal_conversation_id
         await service.close()
-        serve, base = _start_serve(url, folder)
+        (serve,), (base,) = _start_serves(url, folder, 1)
         try:
             async with ServerClient(base) as client:
                 await client.sign_in(email=ANN, password=PW, device="bench")
